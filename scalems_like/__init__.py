@@ -1,0 +1,50 @@
+"""scalems_like: a pilot-job workflow engine for HPC clusters.
+
+    import scalems_like as sl
+    with sl.Session() as session:
+        session.submit_pilot(sl.PilotDescription(resource="local", cores=2, runtime=600))
+        tasks = session.submit_tasks([sl.TaskDescription(executable="/bin/echo", arguments=["hi"])])
+        session.wait_tasks(tasks)
+"""
+
+from scalems_like.client.pilot import Pilot
+from scalems_like.client.session import Session
+from scalems_like.client.task import RemoteError, Task
+from scalems_like.descriptions import PilotDescription, TaskDescription
+from scalems_like.errors import (
+    CommandError,
+    ConfigError,
+    PilotFailed,
+    ProtocolError,
+    ScalemsError,
+    SubmitError,
+    TaskCanceled,
+    TaskFailed,
+    TaskTimeout,
+    WaitTimeout,
+)
+from scalems_like.states import PilotState, TaskState
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CommandError",
+    "ConfigError",
+    "Pilot",
+    "PilotDescription",
+    "PilotFailed",
+    "PilotState",
+    "ProtocolError",
+    "RemoteError",
+    "ScalemsError",
+    "Session",
+    "SubmitError",
+    "Task",
+    "TaskCanceled",
+    "TaskDescription",
+    "TaskFailed",
+    "TaskState",
+    "TaskTimeout",
+    "WaitTimeout",
+    "__version__",
+]

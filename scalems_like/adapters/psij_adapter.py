@@ -1,0 +1,103 @@
+"""Submission through psij-python executors (``local``, ``slurm``, ``pbs``, ``pbs_classic``).
+
+Maps a :class:`PilotJob` onto psij's JobSpec / ResourceSpecV1 / JobAttributes and psij's job states onto
+:class:`JobState`. Status polling uses the resource's ``status_polling_interval`` (psij's default of 30 s is
+far too slow to tell a user anything in time).
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from scalems_like.adapters.base import BatchAdapter, JobEvent, JobState, PilotJob
+from scalems_like.errors import SubmitError
+
+_STATE_MAP = {
+    "QUEUED": JobState.QUEUED,
+    "ACTIVE": JobState.RUNNING,
+    "COMPLETED": JobState.COMPLETED,
+    "FAILED": JobState.FAILED,
+    "CANCELED": JobState.CANCELED,
+}
+
+
+class PsijAdapter(BatchAdapter):
+    def __init__(self, executor_name: str, work_directory: Path, polling_interval: float) -> None:
+        self.executor_name = executor_name
+        self.work_directory = work_directory
+        self.polling_interval = polling_interval
+        self._executor: Any = None
+        self._jobs: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def _get_executor(self) -> Any:
+        import psij  # imported late: psij installs a SIGCHLD handler and starts threads
+
+        if self._executor is None:
+            self.work_directory.mkdir(parents=True, exist_ok=True)
+            if self.executor_name == "local":
+                config = psij.JobExecutorConfig(work_directory=self.work_directory)
+            else:
+                from psij.executors.batch.batch_scheduler_executor import BatchSchedulerExecutorConfig
+
+                interval = max(1, math.ceil(self.polling_interval))
+                config = BatchSchedulerExecutorConfig(
+                    work_directory=self.work_directory, queue_polling_interval=interval,
+                    initial_queue_polling_delay=interval, keep_files=True,
+                )
+            self._executor = psij.JobExecutor.get_instance(self.executor_name, config=config)
+        return self._executor
+
+    def render(self, job: PilotJob) -> Any:
+        """The psij Job for ``job`` (no I/O)."""
+        import psij
+
+        spec = psij.JobSpec(
+            executable=job.executable, arguments=list(job.arguments), directory=job.directory,
+            environment=dict(job.environment), stdout_path=job.stdout, stderr_path=job.stderr,
+            name=job.name, inherit_environment=True,
+        )
+        spec.resources = psij.ResourceSpecV1(
+            node_count=job.nodes, processes_per_node=1,
+            cpu_cores_per_process=job.cores_per_node,
+            gpu_cores_per_process=job.gpus_per_node or None,
+        )
+        spec.attributes = psij.JobAttributes(
+            duration=datetime.timedelta(seconds=math.ceil(job.runtime)), queue_name=job.queue,
+            account=job.account, project_name=job.project,
+            custom_attributes=dict(job.custom_attributes) or None,
+        )
+        return psij.Job(spec)
+
+    def submit(self, job: PilotJob, on_event: Callable[[JobEvent], None]) -> str:
+        import psij
+
+        psij_job = self.render(job)
+
+        def forward(_job: Any, status: Any) -> None:
+            state = _STATE_MAP.get(status.state.name)
+            if state is not None:
+                on_event(JobEvent(state, status.time or time.time(), status.exit_code, status.message))
+
+        psij_job.set_job_status_callback(forward)
+        try:
+            self._get_executor().submit(psij_job)
+        except (psij.SubmitException, psij.InvalidJobException) as error:
+            transient = bool(getattr(error, "transient", False))
+            raise SubmitError(f"{self.executor_name} refused the pilot job: {error}", transient=transient) from None
+        native_id = str(psij_job.native_id)
+        with self._lock:
+            self._jobs[native_id] = psij_job
+        return native_id
+
+    def cancel(self, native_id: str) -> None:
+        with self._lock:
+            psij_job = self._jobs.get(native_id)
+        if psij_job is not None and not psij_job.status.final:
+            psij_job.cancel()

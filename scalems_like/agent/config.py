@@ -1,0 +1,58 @@
+"""The agent's configuration: written by the client into the pilot sandbox as ``agent.json``, read by the agent.
+
+This file is the contract between the two sides, as the protocol module is for messages.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from pathlib import Path
+
+AGENT_CONFIG_FILE = "agent.json"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class AgentConfig:
+    pilot_uid: str
+    session_uid: str
+    client_address: str
+    pilot_sandbox: str
+    runtime: float
+    """Seconds the pilot may run; the agent stops its tasks shortly before the batch system would kill it."""
+    nodes: int = 1
+    cores: int | None = None
+    """Cores per node to use (None: what the node has)."""
+    gpus: int = 0
+    """GPUs per node."""
+    launch_method: str = "fork"
+    mpi_launcher: str = "none"
+    agent_address: str = "127.0.0.1"
+    workers_per_node: int | None = None
+    heartbeat_interval: float = 1.0
+    heartbeat_timeout: float = 10.0
+
+    def write(self, directory: Path) -> Path:
+        """Write atomically (temp file + rename), readable by the owner only."""
+        target = directory / AGENT_CONFIG_FILE
+        write_private_file(target, json.dumps(dataclasses.asdict(self), indent=2))
+        return target
+
+    @classmethod
+    def read(cls, directory: Path) -> AgentConfig:
+        return cls(**json.loads((directory / AGENT_CONFIG_FILE).read_text()))
+
+
+def write_private_file(target: Path, text: str, mode: int = 0o600) -> None:
+    """Write ``text`` to ``target`` atomically, with permissions ``mode``."""
+    descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    try:
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(text)
+        os.chmod(temporary, mode)
+        os.replace(temporary, target)
+    except BaseException:
+        os.unlink(temporary)
+        raise

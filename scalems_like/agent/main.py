@@ -1,0 +1,60 @@
+"""The agent: started by the bootstrap as ``python -m scalems_like.agent PILOT_SANDBOX``.
+
+It reads ``agent.json``, discovers its nodes, binds the worker socket, starts the workers through the
+resource's launch method, connects to the client and runs the master loop until shutdown or runtime end.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from scalems_like.agent import launch
+from scalems_like.agent.config import AgentConfig
+from scalems_like.agent.nodes import discover
+from scalems_like.overlay.master import Master
+
+log = logging.getLogger("scalems_like.agent")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m scalems_like.agent PILOT_SANDBOX", file=sys.stderr)
+        return 2
+    sandbox = Path(argv[0])
+    logging.basicConfig(
+        filename=sandbox / "agent.log", level=logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+    config = AgentConfig.read(sandbox)
+    nodes = discover(config.cores, config.gpus, config.nodes)
+    per_node = config.workers_per_node or nodes[0].cores
+    width = max(1, nodes[0].cores // per_node)
+    log.info("pilot %s: %d node(s) %s, %d worker(s) per node of %d core(s)", config.pilot_uid, len(nodes),
+             [node.name for node in nodes], per_node, width)
+    master = Master(config, nodes, per_node, width)
+    address = master.bind_workers()
+    environment = {
+        **os.environ,
+        "SCALEMS_HEARTBEAT_INTERVAL": str(config.heartbeat_interval),
+        "SCALEMS_HEARTBEAT_TIMEOUT": str(config.heartbeat_timeout),
+        "SCALEMS_MPI_PREFIX": " ".join(launch.mpi_prefix(config.mpi_launcher)),
+        "SCALEMS_PILOT_SANDBOX": str(sandbox),
+    }
+    prefix = f"{config.pilot_uid}.worker"
+    processes = launch.start_workers(config.launch_method, nodes, per_node, width, address, prefix,
+                                     sandbox / "workers", environment)
+    master.watch(processes)
+    signal.signal(signal.SIGTERM, lambda *_: master.request_stop("FAILED", "agent received SIGTERM"))
+    master.connect_client()
+    state, reason = master.run()
+    log.info("pilot %s ends %s: %s", config.pilot_uid, state, reason)
+    return 0 if state == "DONE" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

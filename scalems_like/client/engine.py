@@ -1,0 +1,377 @@
+"""The session's I/O thread: owns the ZeroMQ socket to the agents and applies every state change.
+
+User threads never touch the socket; they ``post`` callables that run on this thread. The loop is one
+``poll`` (agents' socket and a wake-up eventfd), then a fixed list of steps::
+
+    handle_commands           run what user threads and psij's callbacks posted
+    handle_agent_messages     hellos, task updates, heartbeats, stopping notices
+    handle_bootstrap_feedback new bootstrap events of pilots not yet ACTIVE
+    handle_timers             heartbeats to agents, silent agents, agents that never connect
+    handle_dispatch           send tasks waiting on the client to ACTIVE pilots
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import contextlib
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import zmq
+
+from scalems_like import protocol
+from scalems_like.adapters import BatchAdapter, JobEvent, JobState
+from scalems_like.client.feedback import FeedbackReader, describe_step_failure, tail_of
+from scalems_like.client.pilot import Pilot
+from scalems_like.client.task import Task
+from scalems_like.errors import ProtocolError
+from scalems_like.states import PilotState, TaskState, pilot_transition_allowed
+
+if TYPE_CHECKING:
+    from scalems_like.client.session import Session
+
+log = logging.getLogger("scalems_like.client")
+
+CHUNK = 2000
+"""Tasks per SubmitTasks message."""
+FEEDBACK_INTERVAL = 0.1
+"""Seconds between reads of the bootstrap events of pilots that are starting."""
+
+
+class PilotRecord:
+    """What the engine tracks of a pilot beyond its public handle."""
+
+    def __init__(self, pilot: Pilot, adapter: BatchAdapter) -> None:
+        self.pilot = pilot
+        self.adapter = adapter
+        self.feedback = FeedbackReader(pilot.sandbox)
+        self.job_started: float | None = None
+        self.last_seen = 0.0
+        self.outstanding: set[str] = set()
+        self.stopping: tuple[str, str] | None = None
+        self.cancel_requested = False
+
+
+class Engine:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.lock = session._lock
+        self.changed = session._changed
+        self.pilots: dict[str, PilotRecord] = {}
+        self.pending: collections.deque[Task] = collections.deque()
+        self.wire: dict[str, dict[str, Any]] = {}
+        self.commands: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self.context: zmq.Context[zmq.Socket[bytes]] | None = None
+        self.router: zmq.Socket[bytes] | None = None
+        self.endpoints: dict[str, str] = {}
+        self.wake_fd = -1
+        self.thread: threading.Thread | None = None
+        self.stopping = False
+        self.last_heartbeat = 0.0
+        self.callbacks: list[Callable[[], None]] = []
+
+    # -- life cycle ----------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.context = zmq.Context()
+        self.router = self.context.socket(zmq.ROUTER)
+        self.router.setsockopt(zmq.LINGER, 0)
+        self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self.wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self.thread = threading.Thread(target=self.run, name=f"scalems-like-{self.session.uid}", daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        if self.thread is None:
+            return
+        self.post(lambda: setattr(self, "stopping", True))
+        self.thread.join()
+        self.thread = None
+        assert self.router is not None and self.context is not None
+        self.router.close()
+        self.context.term()
+        os.close(self.wake_fd)
+
+    def post(self, command: Callable[[], None]) -> None:
+        """Run ``command`` on the I/O thread (callable from any thread)."""
+        self.commands.put(command)
+        os.eventfd_write(self.wake_fd, 1)
+
+    def call(self, function: Callable[[], Any]) -> Any:
+        """Run ``function`` on the I/O thread and return its result (or raise its exception)."""
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+        def command() -> None:
+            try:
+                future.set_result(function())
+            except BaseException as error:
+                future.set_exception(error)
+
+        self.post(command)
+        return future.result()
+
+    def endpoint_for(self, host: str) -> str:
+        """Bind the agents' socket on ``host`` (once) and return the address agents connect to."""
+        def bind() -> str:
+            assert self.router is not None
+            if host not in self.endpoints:
+                port = self.router.bind_to_random_port(f"tcp://{host}")
+                self.endpoints[host] = f"tcp://{host}:{port}"
+            return self.endpoints[host]
+        return self.call(bind)
+
+    # -- the loop ------------------------------------------------------------------------------------
+    def run(self) -> None:
+        assert self.router is not None
+        poller = zmq.Poller()
+        poller.register(self.router, zmq.POLLIN)
+        poller.register(self.wake_fd, zmq.POLLIN)
+        while not self.stopping:
+            events = dict(poller.poll(self.poll_timeout() * 1000))
+            if self.wake_fd in events:
+                with contextlib.suppress(BlockingIOError):
+                    os.eventfd_read(self.wake_fd)
+            self.handle_commands()
+            if self.router in events:
+                self.handle_agent_messages()
+            self.handle_bootstrap_feedback()
+            self.handle_timers()
+            self.handle_dispatch()
+            self.run_callbacks()
+
+    def poll_timeout(self) -> float:
+        starting = any(not r.pilot.state.is_final and r.pilot.state is not PilotState.ACTIVE
+                       for r in self.pilots.values())
+        interval = self.session._heartbeat_interval
+        due = self.last_heartbeat + interval - time.time()
+        return max(0.0, min(due, FEEDBACK_INTERVAL if starting else interval))
+
+    def handle_commands(self) -> None:
+        while True:
+            try:
+                command = self.commands.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                command()
+            except Exception:
+                log.exception("a session command failed")
+
+    def handle_agent_messages(self) -> None:
+        assert self.router is not None
+        while True:
+            try:
+                identity, data = self.router.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            except ValueError:
+                continue  # not a two-frame message
+            record = self.pilots.get(identity.decode(errors="replace"))
+            if record is None:
+                log.warning("dropped a message from unknown peer %r", identity[:40])
+                continue
+            try:
+                message = protocol.decode(data)
+            except ProtocolError as error:
+                log.error("dropped a message from pilot %s: %s", record.pilot.uid, error)
+                continue
+            record.last_seen = time.time()
+            if isinstance(message, protocol.TaskUpdates):
+                self.apply_updates(record, message.updates)
+            elif isinstance(message, protocol.Hello):
+                self.on_hello(record, message)
+            elif isinstance(message, protocol.AgentStopping):
+                self.on_agent_stopping(record, message)
+
+    def handle_bootstrap_feedback(self) -> None:
+        for record in self.pilots.values():
+            if record.pilot.state in (PilotState.SUBMITTED, PilotState.BOOTSTRAPPING):
+                self.read_feedback(record)
+
+    def handle_timers(self) -> None:
+        now = time.time()
+        if now - self.last_heartbeat >= self.session._heartbeat_interval:
+            self.last_heartbeat = now
+            beat = protocol.encode(protocol.Heartbeat(now))
+            for record in self.pilots.values():
+                if record.pilot.state is PilotState.ACTIVE:
+                    self.send(record, beat)
+        for record in list(self.pilots.values()):
+            pilot, resource = record.pilot, record.pilot.resource
+            if pilot.state is PilotState.ACTIVE and now - record.last_seen > resource.heartbeat_timeout:
+                self.fail_pilot(record, f"agent silent for {now - record.last_seen:.0f} s (no heartbeat); "
+                                f"agent log ends with:\n{tail_of(pilot.sandbox / 'agent.log', 20)}")
+                record.adapter.cancel(pilot.native_id or "")
+            elif (pilot.state is PilotState.BOOTSTRAPPING and record.job_started is not None
+                  and now - record.job_started > resource.agent_connect_timeout):
+                step = pilot.bootstrap_step or "none reported"
+                self.fail_pilot(record, f"the batch job runs but its agent did not connect within "
+                                f"{resource.agent_connect_timeout:g} s (last bootstrap step: {step})")
+                record.adapter.cancel(pilot.native_id or "")
+
+    def handle_dispatch(self) -> None:
+        active = [r for r in self.pilots.values() if r.pilot.state is PilotState.ACTIVE and not r.cancel_requested]
+        if not self.pending or not active:
+            return
+        now = time.time()
+        while self.pending:
+            record = min(active, key=lambda r: len(r.outstanding))
+            batch = []
+            with self.lock:
+                while self.pending and len(batch) < CHUNK:
+                    task = self.pending.popleft()
+                    if task.state is not TaskState.NEW:
+                        continue  # canceled while waiting here
+                    task._set_state(TaskState.SUBMITTED, "client", now)
+                    task.pilot = record.pilot.uid
+                    task.sandbox = record.pilot.sandbox / "tasks" / task.uid
+                    record.outstanding.add(task.uid)
+                    batch.append(self.wire.pop(task.uid))
+            if batch:
+                self.send(record, protocol.encode(protocol.SubmitTasks(batch)))
+
+    # -- applying what happened ----------------------------------------------------------------------
+    def apply_updates(self, record: PilotRecord, updates: list[dict[str, Any]]) -> None:
+        tasks = self.session._tasks
+        with self.lock:
+            for update in updates:
+                task = tasks.get(update.get("uid")) if isinstance(update, dict) else None
+                if task is None:
+                    continue
+                state = task._apply(update)
+                if state is None:
+                    continue
+                if state.is_final:
+                    record.outstanding.discard(task.uid)
+                if task._callbacks:
+                    self.callbacks.extend(lambda c=c, t=task, s=state: c(t, s) for c in task._callbacks)
+            self.changed.notify_all()
+
+    def on_hello(self, record: PilotRecord, hello: protocol.Hello) -> None:
+        pilot = record.pilot
+        pilot.nodes = [(str(n[0]), int(n[1]), int(n[2])) for n in hello.nodes]
+        self.read_feedback(record)
+        self.set_pilot_state(record, PilotState.ACTIVE, hello.host, hello.time)
+        log.info("pilot %s ACTIVE on %s: %s", pilot.uid, hello.host, pilot.nodes)
+
+    def on_agent_stopping(self, record: PilotRecord, message: protocol.AgentStopping) -> None:
+        record.stopping = (message.final_state, message.reason)
+        if record.cancel_requested:
+            self.end_pilot(record, PilotState.CANCELED, "canceled by the user")
+        elif message.final_state == "FAILED":
+            self.fail_pilot(record, message.reason)
+        else:
+            self.end_pilot(record, PilotState.DONE, message.reason)
+
+    def on_job_event(self, record: PilotRecord, event: JobEvent) -> None:
+        pilot = record.pilot
+        log.info("pilot %s: batch job %s %s", pilot.uid, event.state.value, event.message or "")
+        if event.state is JobState.RUNNING:
+            record.job_started = record.job_started or time.time()
+            self.set_pilot_state(record, PilotState.BOOTSTRAPPING, "batch", event.time)
+        if not event.state.is_final or pilot.state.is_final:
+            return
+        self.read_feedback(record)
+        if pilot.state.is_final:  # the feedback said why
+            return
+        if record.cancel_requested or event.state is JobState.CANCELED:
+            self.end_pilot(record, PilotState.CANCELED, event.message or "batch job canceled")
+            return
+        self.fail_pilot(record, self.explain_job_end(record, event))
+
+    def explain_job_end(self, record: PilotRecord, event: JobEvent) -> str:
+        pilot = record.pilot
+        when = "while the agent ran" if pilot.state is PilotState.ACTIVE else "before the agent connected"
+        code = "" if event.exit_code is None else f", exit code {event.exit_code}"
+        text = f"batch job {event.state.value.lower()}{code} {when}"
+        if event.message:
+            text += f": {event.message.strip()}"
+        for name in ("bootstrap/agent.log", "agent.log", "job.err"):
+            tail = tail_of(pilot.sandbox / name, 20)
+            if tail:
+                text += f"\n{name} ends with:\n{tail}"
+        return text
+
+    def read_feedback(self, record: PilotRecord) -> None:
+        events = record.feedback.read_new()
+        if not events:
+            return
+        pilot = record.pilot
+        pilot.bootstrap_events.extend(events)
+        if pilot.state is PilotState.SUBMITTED:
+            self.set_pilot_state(record, PilotState.BOOTSTRAPPING, "batch", events[0].time)
+            record.job_started = record.job_started or time.time()
+        for event in events:
+            if event.state == "failed":
+                self.fail_pilot(record, describe_step_failure(record.feedback, event))
+                return
+        self.notify_pilot(pilot)
+
+    def set_pilot_state(self, record: PilotRecord, state: PilotState, host: str, when: float) -> bool:
+        pilot = record.pilot
+        with self.lock:
+            if not pilot_transition_allowed(pilot.state, state):
+                return False
+            pilot.state = state
+            pilot.history.append((state, when, host))
+            self.changed.notify_all()
+        self.notify_pilot(pilot)
+        return True
+
+    def notify_pilot(self, pilot: Pilot) -> None:
+        state = pilot.state
+        self.callbacks.extend(lambda c=c: c(pilot, state) for c in pilot._callbacks)
+
+    def fail_pilot(self, record: PilotRecord, failure: str) -> None:
+        if record.pilot.state.is_final:
+            return
+        record.pilot.failure = failure
+        log.error("pilot %s FAILED: %s", record.pilot.uid, failure)
+        self.end_pilot(record, PilotState.FAILED, failure)
+
+    def end_pilot(self, record: PilotRecord, state: PilotState, reason: str) -> None:
+        """Put the pilot in a final state; its unfinished tasks fail (or are canceled) with the reason."""
+        pilot = record.pilot
+        if not self.set_pilot_state(record, state, "client", time.time()):
+            return
+        task_state = TaskState.CANCELED if state is PilotState.CANCELED else TaskState.FAILED
+        first_line = reason.splitlines()[0] if reason else state.value
+        self.end_tasks(list(record.outstanding), task_state, f"pilot {pilot.uid} ended {state.value}: {first_line}")
+        record.outstanding.clear()
+        live = [r for r in self.pilots.values() if not r.pilot.state.is_final]
+        if not live and self.pending:
+            uids = [task.uid for task in self.pending]
+            self.pending.clear()
+            self.end_tasks(uids, TaskState.FAILED, f"no live pilot to run it: pilot {pilot.uid} ended "
+                           f"{state.value}: {first_line}")
+
+    def end_tasks(self, uids: list[str], state: TaskState, reason: str) -> None:
+        now = time.time()
+        tasks = self.session._tasks
+        with self.lock:
+            for uid in uids:
+                task = tasks[uid]
+                if task._set_state(state, "client", now, reason):
+                    self.wire.pop(uid, None)
+                    self.callbacks.extend(lambda c=c, t=task: c(t, state) for c in task._callbacks)
+            self.changed.notify_all()
+
+    def run_callbacks(self) -> None:
+        callbacks, self.callbacks = self.callbacks, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("a state callback raised")
+
+    def send(self, record: PilotRecord, data: bytes) -> None:
+        assert self.router is not None
+        try:
+            self.router.send_multipart([record.pilot.uid.encode(), data])
+        except zmq.ZMQError as error:  # the agent is not (or no longer) connected
+            log.warning("could not send to pilot %s: %s", record.pilot.uid, error)

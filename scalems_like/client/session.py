@@ -1,0 +1,268 @@
+"""The user's entry point: a :class:`Session` owns pilots and tasks, and closes them when it ends."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+
+from scalems_like import paths
+from scalems_like.adapters import adapter_for
+from scalems_like.client.engine import Engine, PilotRecord
+from scalems_like.client.pilot import Pilot
+from scalems_like.client.pilot_job import make_private_directory, render_pilot
+from scalems_like.client.task import Task
+from scalems_like.descriptions import PilotDescription, TaskDescription
+from scalems_like.errors import ConfigError, ScalemsError, WaitTimeout
+from scalems_like.resources import ResourceConfig, load_resource
+from scalems_like.states import PilotState, TaskState
+
+log = logging.getLogger("scalems_like.client")
+
+CLOSE_PATIENCE = 30.0
+"""Seconds ``close()`` waits for agents to shut down before canceling their batch jobs."""
+
+
+def _new_session_uid() -> str:
+    stamp = datetime.datetime.now().strftime("%Y%m%d.%H%M%S")
+    return f"session.{stamp}.{os.getpid()}.{os.urandom(2).hex()}"
+
+
+class Session:
+    """A workflow session: submit pilots and tasks, wait for them; ``close()`` (or ``with``) ends everything.
+
+    ``Session()`` does no I/O; the session opens on ``with`` or on the first pilot.
+    """
+
+    def __init__(self, uid: str | None = None) -> None:
+        self.uid = uid or _new_session_uid()
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self._tasks: dict[str, Task] = {}
+        self._pilots: dict[str, Pilot] = {}
+        self._resources: dict[str, ResourceConfig] = {}
+        self._pickled_functions: dict[Any, bytes] = {}
+        self._engine = Engine(self)
+        self._heartbeat_interval = 1.0
+        self._opened = False
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<Session {self.uid} pilots={len(self._pilots)} tasks={len(self._tasks)}>"
+
+    def __enter__(self) -> Session:
+        self.open()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def open(self) -> None:
+        if self._closed:
+            raise ScalemsError(f"session {self.uid} is closed")
+        if not self._opened:
+            self._engine.start()
+            self._opened = True
+
+    # -- what the session owns -----------------------------------------------------------------------
+    @property
+    def tasks(self) -> list[Task]:
+        """Every task of the session, in submission order."""
+        with self._lock:
+            return list(self._tasks.values())
+
+    @property
+    def pilots(self) -> list[Pilot]:
+        with self._lock:
+            return list(self._pilots.values())
+
+    def sandbox(self, resource: str = "local") -> Path:
+        """The session's sandbox on ``resource``."""
+        config = self._resource(resource)
+        return paths.expand(config.sandbox) / self.uid
+
+    def _resource(self, name: str) -> ResourceConfig:
+        if name not in self._resources:
+            self._resources[name] = load_resource(name)
+        return self._resources[name]
+
+    # -- pilots --------------------------------------------------------------------------------------
+    def submit_pilot(self, description: PilotDescription) -> Pilot:
+        """Render and submit a pilot job; returns at once with the pilot SUBMITTED (not yet ACTIVE).
+
+        Raises ConfigError for a bad description or resource config, SubmitError with the batch system's
+        message if the job is refused.
+        """
+        if not isinstance(description, PilotDescription):
+            raise ConfigError(f"submit_pilot(description={description!r}): expected a PilotDescription")
+        self.open()
+        resource = self._resource(description.resource)
+        self._heartbeat_interval = min(self._heartbeat_interval, resource.heartbeat_interval)
+        host = socket.gethostname() if resource.client_address == "hostname" else resource.client_address
+        address = self._engine.endpoint_for(host)
+        with self._lock:
+            uid = f"pilot.{len(self._pilots):04d}"
+        session_sandbox = make_private_directory(paths.expand(resource.sandbox) / self.uid)
+        job, sandbox = render_pilot(session_uid=self.uid, pilot_uid=uid, description=description,
+                                    resource=resource, client_address=address, session_sandbox=session_sandbox)
+        adapter = adapter_for(resource, session_sandbox / "batch")
+        pilot = Pilot(uid, description, resource, sandbox, self)
+        record = PilotRecord(pilot, adapter)
+        with self._lock:
+            self._pilots[uid] = pilot
+        self._engine.call(lambda: self._engine.pilots.__setitem__(uid, record))
+        pilot.native_id = adapter.submit(job, lambda event: self._engine.post(
+            lambda: self._engine.on_job_event(record, event)))
+        self._engine.call(lambda: self._engine.set_pilot_state(record, PilotState.SUBMITTED, "client", time.time()))
+        log.info("pilot %s submitted to %s as job %s", uid, resource.name, pilot.native_id)
+        return pilot
+
+    def _wait_pilot(self, pilot: Pilot, state: PilotState | None, timeout: float | None) -> None:
+        def reached() -> bool:
+            return pilot.state.is_final or (state is not None and pilot.state >= state)  # type: ignore[operator]
+        self._wait_for(reached, timeout, lambda: f"pilot {pilot.uid} is {pilot.state.value}")
+
+    def _cancel_pilot(self, pilot: Pilot) -> None:
+        record = self._engine.pilots[pilot.uid]
+
+        def cancel() -> None:
+            record.cancel_requested = True
+            if pilot.state is PilotState.ACTIVE:
+                from scalems_like import protocol
+                self._engine.send(record, protocol.encode(protocol.Shutdown("pilot canceled")))
+            elif not pilot.state.is_final:
+                record.adapter.cancel(pilot.native_id or "")
+        self._engine.call(cancel)
+
+    # -- tasks ---------------------------------------------------------------------------------------
+    def submit_tasks(self, descriptions: Iterable[TaskDescription]) -> list[Task]:
+        """Submit tasks (they run on this session's ACTIVE pilots); returns their handles at once."""
+        self.open()
+        descriptions = list(descriptions)
+        for index, description in enumerate(descriptions):
+            if not isinstance(description, TaskDescription):
+                raise ConfigError(f"submit_tasks: item {index} = {description!r}: expected a TaskDescription")
+        with self._lock:
+            start = len(self._tasks)
+        tasks, wire = [], {}
+        for offset, description in enumerate(descriptions):
+            task = Task(f"task.{start + offset:06d}", description, self)
+            tasks.append(task)
+            wire[task.uid] = self._to_wire(task.uid, description)
+        with self._lock:
+            for task in tasks:
+                self._tasks[task.uid] = task
+
+        def enqueue() -> None:
+            self._engine.wire.update(wire)
+            self._engine.pending.extend(tasks)
+            if not any(not p.state.is_final for p in self._pilots.values()) and self._pilots:
+                self._engine.end_tasks([t.uid for t in tasks], TaskState.FAILED, "no live pilot to run it")
+                self._engine.pending.clear()
+        self._engine.post(enqueue)
+        return tasks
+
+    def _to_wire(self, uid: str, description: TaskDescription) -> dict[str, Any]:
+        wire: dict[str, Any] = {
+            "uid": uid, "name": description.name, "kind": description.kind,
+            "environment": dict(description.environment),
+            "working_directory": description.working_directory, "cores": description.cores, "gpus": description.gpus,
+            "ranks": description.ranks, "stdin": description.stdin, "stdout": description.stdout,
+            "stderr": description.stderr, "timeout": description.timeout, "retries": description.retries,
+            "tags": dict(description.tags),
+        }
+        if description.function is not None:
+            wire["function"] = self._pickle_function(description.function)
+            wire["call_arguments"] = cloudpickle.dumps((tuple(description.args), dict(description.kwargs)))
+        else:
+            wire["executable"] = description.executable
+            wire["arguments"] = list(description.arguments)
+        return wire
+
+    def _pickle_function(self, function: Callable[..., Any]) -> bytes:
+        try:
+            cached = self._pickled_functions.get(function)
+        except TypeError:  # unhashable callable
+            return cloudpickle.dumps(function)
+        if cached is None:
+            cached = self._pickled_functions[function] = cloudpickle.dumps(function)
+        return cached
+
+    def wait_tasks(self, tasks: Sequence[Task] | None = None, timeout: float | None = None) -> list[Task]:
+        """Block until every task (default: all of the session's) is final. Raises WaitTimeout on timeout."""
+        remaining = list(self.tasks if tasks is None else tasks)
+
+        def reached() -> bool:
+            nonlocal remaining
+            remaining = [task for task in remaining if not task.state.is_final]
+            return not remaining
+        self._wait_for(reached, timeout, lambda: f"{len(remaining)} task(s) not final, e.g. {remaining[:3]}")
+        return list(self.tasks if tasks is None else tasks)
+
+    def cancel_tasks(self, tasks: Sequence[Task]) -> None:
+        """Cancel tasks: those still on the client end CANCELED at once, the others when their agent says so."""
+        by_pilot: dict[str, list[str]] = {}
+        local = []
+        with self._lock:
+            for task in tasks:
+                if task.state is TaskState.NEW:
+                    local.append(task.uid)
+                elif not task.state.is_final and task.pilot:
+                    by_pilot.setdefault(task.pilot, []).append(task.uid)
+
+        def cancel() -> None:
+            from scalems_like import protocol
+            self._engine.end_tasks(local, TaskState.CANCELED, "canceled before it was sent to a pilot")
+            for pilot_uid, uids in by_pilot.items():
+                self._engine.send(self._engine.pilots[pilot_uid], protocol.encode(protocol.CancelTasks(uids)))
+        self._engine.call(cancel)
+
+    def _wait_for(self, reached: Callable[[], bool], timeout: float | None, describe: Callable[[], str]) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._changed:
+            while not reached():
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise WaitTimeout(f"timed out after {timeout} s: {describe()}")
+                self._changed.wait(left if left is not None else 1.0)
+
+    # -- the end -------------------------------------------------------------------------------------
+    def close(self, patience: float = CLOSE_PATIENCE) -> None:
+        """Cancel unfinished tasks, shut the pilots down and wait (up to ``patience`` s) for them to end."""
+        if self._closed or not self._opened:
+            self._closed = True
+            return
+        from scalems_like import protocol
+
+        def shutdown() -> None:
+            self._engine.end_tasks([t.uid for t in self._engine.pending], TaskState.CANCELED, "session closed")
+            self._engine.pending.clear()
+            for record in self._engine.pilots.values():
+                if record.pilot.state is PilotState.ACTIVE:
+                    self._engine.send(record, protocol.encode(protocol.Shutdown("session closed")))
+                elif not record.pilot.state.is_final:
+                    record.cancel_requested = True
+                    record.adapter.cancel(record.pilot.native_id or "")
+        self._engine.call(shutdown)
+        try:
+            self._wait_for(lambda: all(p.state.is_final for p in self._pilots.values()), patience, lambda: "")
+        except WaitTimeout:
+            log.warning("pilots did not end within %s s of close(); canceling their jobs", patience)
+            for record in self._engine.pilots.values():
+                if not record.pilot.state.is_final:
+                    record.cancel_requested = True
+                    record.adapter.cancel(record.pilot.native_id or "")
+                    self._engine.call(lambda r=record: self._engine.end_pilot(
+                        r, PilotState.CANCELED, "did not shut down when the session closed"))
+        self._engine.call(lambda: self._engine.end_tasks(
+            [t.uid for t in self._tasks.values()], TaskState.CANCELED, "session closed"))
+        self._engine.stop()
+        self._closed = True

@@ -1,0 +1,157 @@
+"""The client's handle of one task: its state, history and results, updated by the session's I/O thread."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import cloudpickle
+
+from scalems_like.descriptions import TaskDescription
+from scalems_like.errors import TaskFailed
+from scalems_like.states import TaskState
+
+if TYPE_CHECKING:
+    from scalems_like.client.session import Session
+
+
+class RemoteError(Exception):
+    """Stands for an exception raised by a task whose exception object could not travel back."""
+
+
+class Task:
+    """A submitted task. Read-only for users; the session updates it as messages arrive."""
+
+    def __init__(self, uid: str, description: TaskDescription, session: Session) -> None:
+        self.uid = uid
+        self.description = description
+        self._session = session
+        self.state = TaskState.NEW
+        self.reason: str | None = None
+        """Why the task is FAILED or CANCELED (or why it was retried)."""
+        self.exit_code: int | None = None
+        self.pilot: str | None = None
+        self.sandbox: Path | None = None
+        self.history: list[tuple[TaskState, float, str]] = [(TaskState.NEW, 0.0, "client")]
+        """(state, time, host) of every state change, stamped where it happened."""
+        self.traceback: str | None = None
+        """The remote traceback of a function task that raised, as text."""
+        self.attempt = 0
+        self._return_value: bytes | None = None
+        self._exception: bytes | None = None
+        self._output: str | None = None
+        self._callbacks: list[Callable[[Task, TaskState], None]] = []
+
+    def __repr__(self) -> str:
+        return f"<Task {self.uid} {self.state.value}>"
+
+    @property
+    def name(self) -> str:
+        return self.description.name or self.uid
+
+    @property
+    def done(self) -> bool:
+        """True when the task is in a final state."""
+        return self.state.is_final
+
+    @property
+    def stdout(self) -> str | None:
+        """The task's standard output: the file in its sandbox, or a function's printed output."""
+        return self._read_output(self.description.stdout)
+
+    @property
+    def stderr(self) -> str | None:
+        return self._read_output(self.description.stderr, stderr=True)
+
+    def _read_output(self, name: str, *, stderr: bool = False) -> str | None:
+        if self.description.function is not None:
+            return None if stderr else self._output
+        if self.sandbox is None:
+            return None
+        path = Path(name) if Path(name).is_absolute() else self.sandbox / name
+        try:
+            return path.read_text(errors="replace")
+        except OSError:
+            return None
+
+    @property
+    def return_value(self) -> Any:
+        """What the function returned (None until DONE, and for executables)."""
+        return None if self._return_value is None else cloudpickle.loads(self._return_value)
+
+    @property
+    def exception(self) -> BaseException | None:
+        """The exception a function task raised, with ``.remote_traceback`` set to the traceback text."""
+        if self.state is not TaskState.FAILED or self.description.function is None or self.traceback is None:
+            return None
+        error: BaseException
+        try:
+            error = cloudpickle.loads(self._exception) if self._exception else RemoteError(self.reason)
+        except Exception:
+            error = RemoteError(self.reason)
+        error.remote_traceback = self.traceback  # type: ignore[attr-defined]
+        return error
+
+    def wait(self, timeout: float | None = None) -> TaskState:
+        """Block until the task is final; returns its state. Raises WaitTimeout if ``timeout`` passes first."""
+        self._session.wait_tasks([self], timeout=timeout)
+        return self.state
+
+    def result(self, timeout: float | None = None) -> Any:
+        """Wait, then return the function's value (or the exit code of an executable); raise if not DONE."""
+        self.wait(timeout)
+        if self.state is TaskState.DONE:
+            return self.return_value if self.description.function is not None else self.exit_code
+        exception = self.exception
+        if exception is not None:
+            raise exception
+        raise TaskFailed(self.uid, self.state.value, self.reason or "")
+
+    def cancel(self) -> None:
+        self._session.cancel_tasks([self])
+
+    def add_callback(self, callback: Callable[[Task, TaskState], None]) -> None:
+        """Call ``callback(task, state)`` on every state change (from the session's I/O thread: keep it short)."""
+        self._callbacks.append(callback)
+
+    # -- used by the session's I/O thread ------------------------------------------------------------
+    def _apply(self, update: dict[str, Any]) -> TaskState | None:
+        """Apply one update from the agent; returns the new state, or None if it was stale."""
+        from scalems_like.states import task_transition_allowed
+
+        try:
+            state = TaskState(update["state"])
+        except (KeyError, ValueError):
+            return None
+        if not task_transition_allowed(self.state, state):
+            return None
+        self.state = state
+        self.history.append((state, float(update.get("time", 0.0)), str(update.get("host", "?"))))
+        self.attempt = update.get("attempt", self.attempt)
+        if "reason" in update:
+            self.reason = update["reason"]
+        if "exit_code" in update:
+            self.exit_code = update["exit_code"]
+        if "return_value" in update:
+            self._return_value = update["return_value"]
+        if "exception" in update:
+            self._exception = update["exception"]
+        if "traceback" in update:
+            self.traceback = update["traceback"]
+        if "output" in update:
+            self._output = update["output"]
+        return state
+
+    def _set_state(self, state: TaskState, host: str, when: float, reason: str | None = None) -> bool:
+        from scalems_like.states import task_transition_allowed
+
+        if not task_transition_allowed(self.state, state):
+            return False
+        self.state = state
+        self.history.append((state, when, host))
+        if reason is not None:
+            self.reason = reason
+        return True
+
+

@@ -1,0 +1,153 @@
+"""What a user asks for: :class:`PilotDescription` and :class:`TaskDescription`.
+
+Both are validated when constructed; a bad value raises :class:`~scalems_like.errors.ConfigError` naming the
+field and the value, before anything is submitted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from scalems_like.errors import ConfigError
+
+
+def _fail(owner: str, field: str, value: object, expected: str) -> ConfigError:
+    return ConfigError(f"{owner}.{field} = {value!r}: expected {expected}")
+
+
+def _check_int(owner: str, field: str, value: object, minimum: int, *, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise _fail(owner, field, value, f"an integer >= {minimum}" + (" or None" if optional else ""))
+
+
+def _check_seconds(owner: str, field: str, value: object, *, optional: bool) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+        raise _fail(owner, field, value, "a number of seconds > 0" + (" or None" if optional else ""))
+
+
+def _check_str(owner: str, field: str, value: object, *, optional: bool = True) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, str) or not value:
+        raise _fail(owner, field, value, "a non-empty string" + (" or None" if optional else ""))
+
+
+def _check_str_mapping(owner: str, field: str, value: object) -> None:
+    if not isinstance(value, Mapping) or not all(
+        isinstance(key, str) and isinstance(item, str) for key, item in value.items()
+    ):
+        raise _fail(owner, field, value, "a mapping of strings to strings")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PilotDescription:
+    """A request for a pilot: an allocation on ``resource`` in which an agent runs tasks.
+
+    ``cores`` is the total for a one-node pilot (``None``: what the resource config or node offers); for
+    multi-node pilots use ``nodes`` (cores per node then come from the resource config). ``runtime`` is the
+    walltime in seconds. ``environment`` is a profile name or an environment spec mapping. ``pre_bootstrap``
+    lines run in the job's shell before the environment step (``module load ...``, ``export ...``).
+    """
+
+    resource: str = "local"
+    cores: int | None = None
+    gpus: int = 0
+    nodes: int = 1
+    runtime: float = 600
+    queue: str | None = None
+    account: str | None = None
+    project: str | None = None
+    environment: str | Mapping[str, Any] | None = None
+    pre_bootstrap: Sequence[str] = ()
+
+    def __post_init__(self) -> None:
+        owner = "PilotDescription"
+        _check_str(owner, "resource", self.resource, optional=False)
+        _check_int(owner, "cores", self.cores, 1, optional=True)
+        _check_int(owner, "gpus", self.gpus, 0)
+        _check_int(owner, "nodes", self.nodes, 1)
+        _check_seconds(owner, "runtime", self.runtime, optional=False)
+        for field in ("queue", "account", "project"):
+            _check_str(owner, field, getattr(self, field))
+        if self.environment is not None and not isinstance(self.environment, (str, Mapping)):
+            raise _fail(owner, "environment", self.environment, "a profile name, a mapping or None")
+        if isinstance(self.pre_bootstrap, str) or not all(isinstance(line, str) for line in self.pre_bootstrap):
+            raise _fail(owner, "pre_bootstrap", self.pre_bootstrap, "a list of shell lines")
+        object.__setattr__(self, "pre_bootstrap", tuple(self.pre_bootstrap))
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TaskDescription:
+    """One unit of work: an ``executable`` with ``arguments``, or a Python ``function`` with ``args``/``kwargs``.
+
+    Executables run as subprocesses in the task sandbox (or ``working_directory``), with ``stdout``/``stderr``
+    written to files there (names relative to the sandbox) and ``stdin`` read from a file. Functions run inside
+    a worker process. ``cores``/``gpus`` are per rank; ``ranks`` > 1 launches the executable with the resource's
+    MPI launcher. ``timeout`` (seconds) kills the task; ``retries`` re-runs a failed task that many times.
+    """
+
+    executable: str | None = None
+    arguments: Sequence[str] = ()
+    function: Callable[..., Any] | None = None
+    args: Sequence[Any] = ()
+    kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    name: str | None = None
+    environment: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    working_directory: str | None = None
+    cores: int = 1
+    gpus: int = 0
+    ranks: int = 1
+    stdin: str | None = None
+    stdout: str = "stdout"
+    stderr: str = "stderr"
+    timeout: float | None = None
+    retries: int = 0
+    tags: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        owner = "TaskDescription"
+        if (self.executable is None) == (self.function is None):
+            raise ConfigError(
+                f"{owner}: give exactly one of executable= or function= "
+                f"(executable={self.executable!r}, function={self.function!r})"
+            )
+        if self.executable is not None:
+            _check_str(owner, "executable", self.executable, optional=False)
+        if self.function is not None and not callable(self.function):
+            raise _fail(owner, "function", self.function, "a callable")
+        if isinstance(self.arguments, str) or not all(isinstance(item, str) for item in self.arguments):
+            raise _fail(owner, "arguments", self.arguments, "a list of strings")
+        if self.function is None and (self.args or self.kwargs):
+            raise _fail(owner, "args", self.args, "no args/kwargs for an executable task (use arguments=)")
+        if self.function is not None and self.arguments:
+            raise _fail(owner, "arguments", self.arguments, "no arguments for a function task (use args=)")
+        if isinstance(self.args, str) or not isinstance(self.args, Sequence):
+            raise _fail(owner, "args", self.args, "a sequence of positional arguments")
+        if not isinstance(self.kwargs, Mapping):
+            raise _fail(owner, "kwargs", self.kwargs, "a mapping of keyword arguments")
+        _check_str_mapping(owner, "environment", self.environment)
+        _check_str_mapping(owner, "tags", self.tags)
+        for field in ("name", "working_directory", "stdin"):
+            _check_str(owner, field, getattr(self, field))
+        for field in ("stdout", "stderr"):
+            _check_str(owner, field, getattr(self, field), optional=False)
+        _check_int(owner, "cores", self.cores, 1)
+        _check_int(owner, "gpus", self.gpus, 0)
+        _check_int(owner, "ranks", self.ranks, 1)
+        _check_int(owner, "retries", self.retries, 0)
+        _check_seconds(owner, "timeout", self.timeout, optional=True)
+        if self.function is not None and self.ranks > 1:
+            raise _fail(owner, "ranks", self.ranks, "1 for a function task (MPI ranks need an executable)")
+        object.__setattr__(self, "arguments", tuple(self.arguments))
+        object.__setattr__(self, "args", tuple(self.args))
+
+    @property
+    def kind(self) -> str:
+        """``"executable"`` or ``"function"``."""
+        return "function" if self.function is not None else "executable"

@@ -1,0 +1,82 @@
+"""The exceptions scalems_like raises.
+
+    ScalemsError                  base of everything raised here
+    ├── ConfigError               a resource config or description is invalid (names file/field and value)
+    ├── ProtocolError             a wire message is malformed or from another protocol version
+    ├── CommandError              an external command failed (carries argv, exit code, stdout, stderr)
+    ├── SubmitError               a pilot job could not be submitted (``transient`` says if a retry may work)
+    ├── PilotFailed               a pilot ended FAILED; ``failure`` says why (step, exit code, output tail)
+    ├── TaskFailed                a task ended FAILED or CANCELED; raised by ``Task.result()``
+    ├── TaskTimeout               a function task ran longer than its ``timeout`` (raised inside the worker)
+    ├── TaskCanceled              a function task was canceled while running (raised inside the worker)
+    └── WaitTimeout               a ``wait`` ran out of time (also a :class:`TimeoutError`)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class ScalemsError(Exception):
+    """Base class of all scalems_like errors."""
+
+
+class ConfigError(ScalemsError, ValueError):
+    """Invalid configuration or description. The message names where, which field, and the bad value."""
+
+
+class ProtocolError(ScalemsError):
+    """A message could not be decoded, or comes from a peer speaking another protocol version."""
+
+
+class CommandError(ScalemsError):
+    """An external command failed."""
+
+    def __init__(self, argv: Sequence[str], exit_code: int | None, stdout: str, stderr: str) -> None:
+        self.argv = list(argv)
+        self.exit_code = exit_code
+        self.stdout = stdout
+        self.stderr = stderr
+        status = "could not be started" if exit_code is None else f"exited with code {exit_code}"
+        super().__init__(
+            f"command {self.argv!r} {status}\n--- stdout ---\n{stdout.rstrip()}\n--- stderr ---\n{stderr.rstrip()}"
+        )
+
+
+class SubmitError(ScalemsError):
+    """A pilot job could not be submitted to its batch system."""
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+class PilotFailed(ScalemsError):
+    """A pilot failed. ``pilot_uid`` and ``failure`` (human-readable text) say which and why."""
+
+    def __init__(self, pilot_uid: str, failure: str) -> None:
+        super().__init__(f"pilot {pilot_uid} failed: {failure}")
+        self.pilot_uid = pilot_uid
+        self.failure = failure
+
+
+class TaskFailed(ScalemsError):
+    """A task did not succeed. ``reason`` says why."""
+
+    def __init__(self, task_uid: str, state: str, reason: str) -> None:
+        super().__init__(f"task {task_uid} {state}: {reason}")
+        self.task_uid = task_uid
+        self.state = state
+        self.reason = reason
+
+
+class TaskTimeout(ScalemsError, TimeoutError):
+    """Raised inside a worker when a function task exceeds its timeout."""
+
+
+class TaskCanceled(ScalemsError):
+    """Raised inside a worker when a running function task is canceled."""
+
+
+class WaitTimeout(ScalemsError, TimeoutError):
+    """A wait did not complete within its timeout."""

@@ -1,0 +1,148 @@
+"""How a worker runs one task: a Python function in-process, or an executable as a subprocess.
+
+Both produce a *task update* (see :mod:`scalems_like.protocol.messages`) for the task's final state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import signal
+import subprocess
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+
+from scalems_like.errors import TaskCanceled, TaskTimeout
+
+MAX_CAPTURED_OUTPUT = 1024 * 1024
+"""Characters of a function's printed output sent back to the client (the rest is dropped)."""
+
+_function_cache: dict[bytes, Any] = {}
+
+
+def load_function(payload: bytes) -> Any:
+    """Unpickle a function, once per distinct payload."""
+    function = _function_cache.get(payload)
+    if function is None:
+        if len(_function_cache) > 256:
+            _function_cache.clear()
+        function = _function_cache[payload] = cloudpickle.loads(payload)
+    return function
+
+
+def run_function(task: dict[str, Any], update: dict[str, Any]) -> None:
+    """Call the task's function; fill ``update`` with DONE + return value, or FAILED + exception."""
+    output = io.StringIO()
+    try:
+        function = load_function(task["function"])
+        args, kwargs = cloudpickle.loads(task["call_arguments"])
+        with contextlib.redirect_stdout(output):
+            result = function(*args, **kwargs)
+        update["state"] = "DONE"
+        update["return_value"] = cloudpickle.dumps(result)
+    except TaskTimeout:
+        update["state"] = "FAILED"
+        update["reason"] = f"timed out after {task['timeout']} s"
+    except TaskCanceled:
+        update["state"] = "CANCELED"
+        update["reason"] = "canceled while running"
+    except BaseException as error:  # a task may raise anything, SystemExit included
+        update["state"] = "FAILED"
+        update["reason"] = f"raised {type(error).__name__}: {error}"
+        update["traceback"] = traceback.format_exc()
+        with contextlib.suppress(Exception):  # unpicklable exceptions travel as text only
+            update["exception"] = cloudpickle.dumps(error)
+    text = output.getvalue()
+    if text:
+        update["output"] = text[:MAX_CAPTURED_OUTPUT]
+
+
+class RunningExecutable:
+    """An executable task started in its own process group, with output files in the task sandbox."""
+
+    def __init__(self, task: dict[str, Any], process: subprocess.Popen[bytes], started: float) -> None:
+        self.task = task
+        self.process = process
+        self.started = started
+        self.deadline = started + task["timeout"] if task.get("timeout") else None
+        self.pidfd = os.pidfd_open(process.pid)
+        self.ended_by: str | None = None  # "timeout" | "cancel"
+        self.kill_at: float | None = None
+
+    def terminate(self, why: str, grace: float = 2.0) -> None:
+        """SIGTERM the process group now, SIGKILL it after ``grace`` seconds (see :meth:`escalate`)."""
+        if self.ended_by is None:
+            self.ended_by = why
+        self._signal(signal.SIGTERM)
+        self.kill_at = time.time() + grace
+
+    def escalate(self) -> None:
+        self._signal(signal.SIGKILL)
+        self.kill_at = None
+
+    def _signal(self, number: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, number)
+
+    def finish(self, update: dict[str, Any]) -> None:
+        """Reap the process and fill ``update`` with its final state."""
+        exit_code = self.process.wait()
+        os.close(self.pidfd)
+        # a process killed by a signal reports -N; report it as the shell does, 128 + N
+        update["exit_code"] = exit_code if exit_code >= 0 else 128 - exit_code
+        if self.ended_by == "timeout":
+            update["state"] = "FAILED"
+            update["reason"] = f"timed out after {self.task['timeout']} s (process group killed)"
+        elif self.ended_by == "cancel":
+            update["state"] = "CANCELED"
+            update["reason"] = "canceled while running (process group killed)"
+        elif exit_code == 0:
+            update["state"] = "DONE"
+        else:
+            update["state"] = "FAILED"
+            update["reason"] = (f"exited with code {exit_code}" if exit_code > 0
+                                else f"killed by signal {signal.Signals(-exit_code).name}")
+
+
+def _resolve(sandbox: Path, name: str) -> Path:
+    path = Path(name)
+    return path if path.is_absolute() else sandbox / path
+
+
+def start_executable(task: dict[str, Any], mpi_prefix: list[str], base_environment: dict[str, str]
+                     ) -> RunningExecutable | str:
+    """Start an executable task; returns the running process, or the reason it could not start."""
+    sandbox = Path(task["sandbox"])
+    sandbox.mkdir(parents=True, exist_ok=True)
+    environment = base_environment
+    if task.get("environment") or task.get("gpu_ids"):
+        environment = {**base_environment, **(task.get("environment") or {})}
+        if task.get("gpu_ids"):
+            environment["CUDA_VISIBLE_DEVICES"] = ",".join(str(gpu) for gpu in task["gpu_ids"])
+    argv = [task["executable"], *task["arguments"]]
+    if task["ranks"] > 1:
+        if not mpi_prefix:
+            return (f"ranks={task['ranks']} needs an MPI launcher, and this resource has "
+                    "mpi_launcher: none")
+        argv = [*mpi_prefix, "-n", str(task["ranks"]), *argv]
+    stderr_path = _resolve(sandbox, task["stderr"])
+    try:
+        with open(_resolve(sandbox, task["stdout"]), "wb") as stdout, open(stderr_path, "wb") as stderr, \
+                (open(_resolve(sandbox, task["stdin"]), "rb") if task.get("stdin") else
+                 open(os.devnull, "rb")) as stdin:
+            started = time.time()
+            process = subprocess.Popen(
+                argv, stdin=stdin, stdout=stdout, stderr=stderr, env=environment, close_fds=True,
+                cwd=task.get("working_directory") or sandbox, start_new_session=True,
+            )
+    except OSError as error:
+        reason = f"cannot start {argv[0]!r}: {error.strerror or error}"
+        with contextlib.suppress(OSError):
+            stderr_path.write_text(reason + "\n")
+        return reason
+    return RunningExecutable(task, process, started)

@@ -1,0 +1,241 @@
+"""The master's scheduler: which worker runs which task, by the task's core and GPU needs. Pure, no I/O.
+
+Each node has workers; each worker owns ``width`` cores of its node. A task needs
+``ceil(cores * ranks / width)`` workers on one node and ``gpus * ranks`` of the node's GPUs.
+
+* **Simple tasks** (one worker, no GPU) are pipelined: each worker gets a short queue of them so that it never
+  waits for the master between two short tasks. The queue depth adapts to the observed task duration so that
+  about ``target_queue_seconds`` of work waits at a worker (1 for long tasks, up to ``max_depth`` for tiny ones).
+* **Placed tasks** (several workers, or GPUs) wait until enough workers on one node are idle. The first placed
+  task that cannot start *reserves* workers on the best node: they get no new simple tasks, drain, and then run
+  it (one of them executes; the others are held until it ends). Simple tasks backfill the other workers.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import math
+from collections.abc import Iterable
+from typing import Any
+
+
+@dataclasses.dataclass
+class WorkerSlots:
+    uid: str
+    node: str
+    queue: collections.deque[str] = dataclasses.field(default_factory=collections.deque)
+    held_by: str | None = None
+    """Uid of the placed task that reserved or holds this worker."""
+
+
+@dataclasses.dataclass
+class NodeSlots:
+    name: str
+    cores: int
+    free_gpus: list[int]
+    total_gpus: int
+    workers: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class Placement:
+    task: dict[str, Any]
+    worker: str
+    held_workers: list[str]
+    gpu_ids: list[int]
+    node: str
+
+
+class Scheduler:
+    def __init__(self, *, target_queue_seconds: float = 0.02, max_depth: int = 1024,
+                 initial_depth: int = 2) -> None:
+        self.nodes: dict[str, NodeSlots] = {}
+        self.workers: dict[str, WorkerSlots] = {}
+        self.width = 1
+        self._simple: collections.deque[dict[str, Any]] = collections.deque()
+        self._placed: collections.deque[dict[str, Any]] = collections.deque()
+        self._canceled: set[str] = set()
+        self._pending_uids: set[str] = set()
+        self._placements: dict[str, Placement] = {}
+        self._worker_of: dict[str, str] = {}
+        self._mean_duration: float | None = None
+        self._target = target_queue_seconds
+        self._max_depth = max_depth
+        self._initial_depth = initial_depth
+
+    # -- resources ------------------------------------------------------------------------------------
+    def add_node(self, name: str, cores: int, gpus: int) -> None:
+        self.nodes[name] = NodeSlots(name, cores, list(range(gpus)), gpus)
+
+    def add_worker(self, uid: str, node: str, width: int) -> None:
+        self.width = width
+        self.workers[uid] = WorkerSlots(uid, node)
+        self.nodes[node].workers.append(uid)
+
+    def remove_worker(self, uid: str) -> list[str]:
+        """Forget a dead worker; returns the uids of the tasks it had (they are lost)."""
+        worker = self.workers.pop(uid)
+        self.nodes[worker.node].workers.remove(uid)
+        lost = list(worker.queue)
+        for task_uid in lost:
+            self.finished(task_uid)
+        if worker.held_by and worker.held_by not in self._placements:
+            for other in self.workers.values():  # a reservation that can no longer be met is retried later
+                if other.held_by == worker.held_by:
+                    other.held_by = None
+        return lost
+
+    # -- needs ---------------------------------------------------------------------------------------
+    def workers_needed(self, task: dict[str, Any]) -> int:
+        return math.ceil(task["cores"] * task["ranks"] / self.width)
+
+    def unsatisfiable_reason(self, task: dict[str, Any]) -> str | None:
+        """Why no node of this pilot can ever run ``task`` (None if one can)."""
+        needed, gpus = self.workers_needed(task), task["gpus"] * task["ranks"]
+        if any(len(node.workers) >= needed and node.total_gpus >= gpus for node in self.nodes.values()):
+            return None
+        largest = max(self.nodes.values(), key=lambda node: (len(node.workers), node.total_gpus), default=None)
+        offer = f"{len(largest.workers) * self.width} cores and {largest.total_gpus} GPUs" if largest else "nothing"
+        return (f"needs {task['cores'] * task['ranks']} cores and {gpus} GPUs on one node; "
+                f"the largest node of this pilot offers {offer}")
+
+    # -- queueing ------------------------------------------------------------------------------------
+    def submit(self, tasks: Iterable[dict[str, Any]]) -> None:
+        for task in tasks:
+            self._pending_uids.add(task["uid"])
+            if task["gpus"] == 0 and self.workers_needed(task) == 1:
+                self._simple.append(task)
+            else:
+                self._placed.append(task)
+
+    @property
+    def pending_count(self) -> int:
+        return len(self._pending_uids)
+
+    def cancel(self, uid: str) -> str | None:
+        """Cancel a task: returns ``"pending"`` if it was dropped here, the worker uid if one has it, else None."""
+        if uid in self._pending_uids:
+            self._pending_uids.discard(uid)
+            self._canceled.add(uid)
+            return "pending"
+        return self._worker_of.get(uid)
+
+    def drain_pending(self) -> list[dict[str, Any]]:
+        """Remove and return every task not yet given to a worker."""
+        tasks = [task for task in (*self._placed, *self._simple) if task["uid"] in self._pending_uids]
+        self._placed.clear()
+        self._simple.clear()
+        self._pending_uids.clear()
+        self._canceled.clear()
+        return tasks
+
+    def observe_duration(self, seconds: float) -> None:
+        """Feed the duration of a finished task (adapts the pipelining depth)."""
+        mean = self._mean_duration
+        self._mean_duration = seconds if mean is None else 0.9 * mean + 0.1 * seconds
+
+    @property
+    def depth(self) -> int:
+        if self._mean_duration is None:
+            return self._initial_depth
+        return max(1, min(self._max_depth, int(self._target / max(self._mean_duration, 1e-6)) + 1))
+
+    # -- decisions ----------------------------------------------------------------------------------
+    def schedule(self) -> dict[str, list[dict[str, Any]]]:
+        """Assign what can start now; returns worker uid → tasks to send it (each with ``gpu_ids`` set)."""
+        assignments: dict[str, list[dict[str, Any]]] = {}
+        self._schedule_placed(assignments)
+        self._schedule_simple(assignments)
+        return assignments
+
+    def _pop_live(self, queue: collections.deque[dict[str, Any]]) -> dict[str, Any] | None:
+        while queue:
+            task = queue[0]
+            if task["uid"] in self._canceled:
+                queue.popleft()
+                self._canceled.discard(task["uid"])
+                continue
+            return task
+        return None
+
+    def _schedule_placed(self, assignments: dict[str, list[dict[str, Any]]]) -> None:
+        while (task := self._pop_live(self._placed)) is not None:
+            placement = self._try_place(task)
+            if placement is None:
+                self._reserve(task)
+                return
+            self._placed.popleft()
+            self._pending_uids.discard(task["uid"])
+            task["gpu_ids"] = placement.gpu_ids
+            assignments.setdefault(placement.worker, []).append(task)
+
+    def _try_place(self, task: dict[str, Any]) -> Placement | None:
+        needed, gpus = self.workers_needed(task), task["gpus"] * task["ranks"]
+        uid = task["uid"]
+        for node in self.nodes.values():
+            if len(node.free_gpus) < gpus:
+                continue
+            idle = [w for w in node.workers
+                    if not self.workers[w].queue and self.workers[w].held_by in (None, uid)]
+            if len(idle) < needed:
+                continue
+            chosen = idle[:needed]
+            for worker_uid in chosen:
+                self.workers[worker_uid].held_by = uid
+            self.workers[chosen[0]].queue.append(uid)
+            gpu_ids, node.free_gpus = node.free_gpus[:gpus], node.free_gpus[gpus:]
+            placement = Placement(task, chosen[0], chosen, gpu_ids, node.name)
+            self._placements[uid] = placement
+            self._worker_of[uid] = chosen[0]
+            for worker in self.workers.values():  # release reservations beyond what was used
+                if worker.held_by == uid and worker.uid not in chosen:
+                    worker.held_by = None
+            return placement
+        return None
+
+    def _reserve(self, task: dict[str, Any]) -> None:
+        uid, needed, gpus = task["uid"], self.workers_needed(task), task["gpus"] * task["ranks"]
+        if any(worker.held_by == uid for worker in self.workers.values()):
+            return
+        candidates = [node for node in self.nodes.values() if len(node.workers) >= needed and node.total_gpus >= gpus]
+        if not candidates:
+            return
+        best = max(candidates, key=lambda node: sum(
+            1 for w in node.workers if self.workers[w].held_by is None and not self.workers[w].queue))
+        free = [w for w in best.workers if self.workers[w].held_by is None]
+        for worker_uid in free[:needed]:
+            self.workers[worker_uid].held_by = uid
+
+    def _schedule_simple(self, assignments: dict[str, list[dict[str, Any]]]) -> None:
+        depth = self.depth
+        open_workers = [w for w in self.workers.values() if w.held_by is None and len(w.queue) < depth]
+        while open_workers and self._pop_live(self._simple) is not None:
+            for worker in open_workers:
+                task = self._pop_live(self._simple)
+                if task is None:
+                    break
+                self._simple.popleft()
+                self._pending_uids.discard(task["uid"])
+                task["gpu_ids"] = []
+                worker.queue.append(task["uid"])
+                self._worker_of[task["uid"]] = worker.uid
+                assignments.setdefault(worker.uid, []).append(task)
+            open_workers = [w for w in open_workers if len(w.queue) < depth]
+
+    def finished(self, uid: str) -> None:
+        """A task given to a worker has ended (any final state, or returned for a retry)."""
+        worker_uid = self._worker_of.pop(uid, None)
+        if worker_uid is None:
+            return
+        worker = self.workers.get(worker_uid)
+        if worker is not None:
+            with contextlib.suppress(ValueError):
+                worker.queue.remove(uid)
+        placement = self._placements.pop(uid, None)
+        if placement is not None:
+            for held in placement.held_workers:
+                if held in self.workers and self.workers[held].held_by == uid:
+                    self.workers[held].held_by = None
+            self.nodes[placement.node].free_gpus.extend(placement.gpu_ids)

@@ -1,0 +1,271 @@
+"""A worker process: receives tasks from its master, runs them one at a time, streams updates back.
+
+Started by the agent's launch method as ``python -m scalems_like.overlay.worker MASTER_ADDRESS WORKER_UID``.
+When started by an MPI-style launcher (srun, mpiexec), the launcher's rank variable is appended to the uid.
+
+Loop: one ``poll`` (master socket, plus the running executable's pidfd), then the ``handle_*`` steps.
+While a *function* runs, an interval timer ticks (SIGALRM) to answer the master: heartbeats, cancels and
+the task's timeout are handled from the tick, which raises inside the function when it must stop.
+"""
+
+from __future__ import annotations
+
+import collections
+import ctypes
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from typing import Any
+
+import zmq
+
+from scalems_like import protocol
+from scalems_like.errors import ProtocolError, TaskCanceled, TaskTimeout
+from scalems_like.overlay.execution import RunningExecutable, run_function, start_executable
+
+log = logging.getLogger("scalems_like.worker")
+
+RANK_VARIABLES = ("SLURM_PROCID", "PMIX_RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK")
+FLUSH_INTERVAL = 0.01
+"""Updates wait at most this long (while the worker is busy) before they are sent to the master."""
+TICK_INTERVAL = 0.5
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent (the agent, for fork launches) dies."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+class Worker:
+    def __init__(self, master_address: str, uid: str, node: str, heartbeat_interval: float,
+                 heartbeat_timeout: float, mpi_prefix: list[str]) -> None:
+        self.master_address = master_address
+        self.uid = uid
+        self.node = node
+        self.heartbeat_interval = heartbeat_interval
+        self.heartbeat_timeout = heartbeat_timeout
+        self.mpi_prefix = mpi_prefix
+        self.inbox: collections.deque[dict[str, Any]] = collections.deque()
+        self.outbox: list[dict[str, Any]] = []
+        self.running: RunningExecutable | None = None
+        self.current_function: dict[str, Any] | None = None
+        self.function_deadline: float | None = None
+        self.stopping = False
+        self.last_flush = 0.0
+        self.last_sent = 0.0
+        self.last_heard = time.time()
+        self.environment = dict(os.environ)
+        self.context: zmq.Context[zmq.Socket[bytes]] | None = None
+        self.socket: zmq.Socket[bytes] | None = None
+        self.poller = zmq.Poller()
+
+    # -- plumbing ------------------------------------------------------------------------------------
+    def connect(self) -> None:
+        self.context = zmq.Context()
+        self.socket = self.context.socket(zmq.DEALER)
+        self.socket.setsockopt(zmq.LINGER, 2000)
+        self.socket.setsockopt_string(zmq.IDENTITY, self.uid)
+        self.socket.connect(self.master_address)
+        self.send(protocol.WorkerHello(self.uid, self.node, socket.gethostname(), os.getpid()))
+
+    def send(self, message: protocol.Message) -> None:
+        assert self.socket is not None
+        self.socket.send(protocol.encode(message))
+        self.last_sent = time.time()
+
+    def flush(self) -> None:
+        if self.outbox:
+            self.send(protocol.TaskUpdates(self.outbox))
+            self.outbox = []
+        self.last_flush = time.time()
+
+    def update(self, task: dict[str, Any], state: str, **fields: Any) -> dict[str, Any]:
+        entry = {"uid": task["uid"], "state": state, "time": time.time(), "host": self.node,
+                 "worker": self.uid, "attempt": task.get("attempt", 0), **fields}
+        self.outbox.append(entry)
+        return entry
+
+    # -- the loop ------------------------------------------------------------------------------------
+    def run(self) -> int:
+        self.connect()
+        assert self.socket is not None
+        poller = self.poller
+        poller.register(self.socket, zmq.POLLIN)
+        signal.signal(signal.SIGALRM, self.handle_tick)
+        signal.signal(signal.SIGTERM, lambda *_: self._request_stop("SIGTERM"))
+        while not self.stopping or self.running is not None:
+            if self.running is None and self.inbox and not self.stopping:
+                self.handle_next_task()
+                if self.running is None and time.time() - self.last_flush < FLUSH_INTERVAL:
+                    self.handle_messages(block=False)
+                    continue
+            timeout = self.poll_timeout()
+            if self.outbox and (timeout > 0 or time.time() - self.last_flush >= FLUSH_INTERVAL):
+                self.flush()
+            events = dict(poller.poll(timeout * 1000))
+            if self.socket in events:
+                self.handle_messages(block=False)
+            self.handle_running_executable(events)
+            self.handle_heartbeat()
+            if time.time() - self.last_heard > self.heartbeat_timeout:
+                log.error("master silent for %.0f s; exiting", time.time() - self.last_heard)
+                self._request_stop("master lost")
+        self.flush()
+        return 0
+
+    def poll_timeout(self) -> float:
+        """Seconds the next poll may block."""
+        if self.inbox and self.running is None and not self.stopping:
+            return 0.0
+        now = time.time()
+        limit = self.last_sent + self.heartbeat_interval - now
+        if self.running is not None:
+            for moment in (self.running.deadline, self.running.kill_at):
+                if moment is not None:
+                    limit = min(limit, moment - now)
+        return max(0.0, limit)
+
+    def handle_messages(self, *, block: bool) -> None:
+        assert self.socket is not None
+        flags = 0 if block else zmq.NOBLOCK
+        while True:
+            try:
+                data = self.socket.recv(flags)
+            except zmq.Again:
+                return
+            flags = zmq.NOBLOCK
+            self.last_heard = time.time()
+            try:
+                message = protocol.decode(data)
+            except ProtocolError as error:
+                log.error("dropped a message from the master: %s", error)
+                continue
+            if isinstance(message, protocol.RunTasks):
+                self.inbox.extend(message.tasks)
+            elif isinstance(message, protocol.CancelTasks):
+                self.handle_cancel(set(message.uids))
+            elif isinstance(message, protocol.Shutdown):
+                self._request_stop(message.reason)
+
+    def handle_cancel(self, uids: set[str]) -> None:
+        kept: collections.deque[dict[str, Any]] = collections.deque()
+        for task in self.inbox:
+            if task["uid"] in uids:
+                self.update(task, "CANCELED", reason="canceled before it started")
+            else:
+                kept.append(task)
+        self.inbox = kept
+        if self.running is not None and self.running.task["uid"] in uids:
+            self.running.terminate("cancel")
+        if self.current_function is not None and self.current_function["uid"] in uids:
+            raise TaskCanceled(self.current_function["uid"])
+
+    def _request_stop(self, reason: str) -> None:
+        log.info("stopping: %s", reason)
+        self.stopping = True
+        for task in self.inbox:
+            self.update(task, "CANCELED", reason=f"worker stopped before the task started: {reason}")
+        self.inbox.clear()
+        if self.running is not None:
+            self.running.terminate("cancel", grace=1.0)
+
+    def handle_next_task(self) -> None:
+        task = self.inbox.popleft()
+        if task["kind"] == "function":
+            self.run_function_task(task)
+            return
+        started = start_executable(task, self.mpi_prefix, self.environment)
+        if isinstance(started, str):
+            self.update(task, "FAILED", reason=started, exit_code=127)
+        else:
+            self.running = started
+            self.poller.register(started.pidfd, zmq.POLLIN)
+            self.update(task, "RUNNING")
+
+    def run_function_task(self, task: dict[str, Any]) -> None:
+        started = time.time()
+        self.update(task, "RUNNING")
+        result: dict[str, Any] = {}
+        self.current_function = task
+        self.function_deadline = started + task["timeout"] if task.get("timeout") else None
+        first_tick = min(TICK_INTERVAL, task["timeout"]) if task.get("timeout") else TICK_INTERVAL
+        signal.setitimer(signal.ITIMER_REAL, first_tick, TICK_INTERVAL)
+        try:
+            run_function(task, result)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            self.current_function = None
+        self.update(task, result.pop("state"), started=started, **result)
+
+    def handle_tick(self, _signal: int, _frame: Any) -> None:
+        """SIGALRM while a function runs: talk to the master, enforce the timeout."""
+        if self.current_function is None:
+            return
+        if self.function_deadline is not None and time.time() >= self.function_deadline:
+            raise TaskTimeout(self.current_function["uid"])
+        self.flush()
+        self.handle_messages(block=False)  # raises TaskCanceled if this task was canceled
+        if self.stopping:
+            raise TaskCanceled(self.current_function["uid"])
+        self.handle_heartbeat()
+
+    def handle_running_executable(self, events: dict[Any, int]) -> None:
+        running = self.running
+        if running is None:
+            return
+        now = time.time()
+        if running.pidfd in events:
+            update = self.update(running.task, "FAILED", started=running.started)
+            self.poller.unregister(running.pidfd)
+            running.finish(update)
+            self.running = None
+        elif running.kill_at is not None and now >= running.kill_at:
+            running.escalate()
+        elif running.deadline is not None and now >= running.deadline and running.ended_by is None:
+            running.terminate("timeout")
+
+    def handle_heartbeat(self) -> None:
+        if time.time() - self.last_sent >= self.heartbeat_interval:
+            self.send(protocol.Heartbeat(time.time()))
+
+    def close(self) -> None:
+        if self.socket is not None:
+            self.socket.close()
+        if self.context is not None:
+            self.context.term()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 2:
+        print("usage: python -m scalems_like.overlay.worker MASTER_ADDRESS WORKER_UID", file=sys.stderr)
+        return 2
+    address, uid = argv
+    rank = next((os.environ[name] for name in RANK_VARIABLES if name in os.environ), None)
+    if rank is not None:
+        uid = f"{uid}.{rank}"
+    if os.environ.get("SCALEMS_WORKER_DIE_WITH_PARENT") == "1":
+        _die_with_parent()
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {uid} %(levelname)s %(message)s")
+    node = os.environ.get("SLURMD_NODENAME") or os.environ.get("SCALEMS_NODE") or socket.gethostname()
+    worker = Worker(
+        address, uid, node,
+        heartbeat_interval=float(os.environ.get("SCALEMS_HEARTBEAT_INTERVAL", "1")),
+        heartbeat_timeout=float(os.environ.get("SCALEMS_HEARTBEAT_TIMEOUT", "10")),
+        mpi_prefix=os.environ.get("SCALEMS_MPI_PREFIX", "").split(),
+    )
+    try:
+        return worker.run()
+    finally:
+        worker.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
