@@ -46,8 +46,13 @@ step_sandbox() {
 step_hooks() {
     [ -r "$SANDBOX/pre_bootstrap.sh" ] || { echo "no pre-bootstrap lines"; return 0; }
     # sourced so that `module load` and `export` reach the agent; each line returns on failure
+    # (dash applies set -e inside sourced files even under `||`: turn it off around them)
+    set +e
     # shellcheck source=/dev/null
     . "$SANDBOX/pre_bootstrap.sh"
+    hook_status=$?
+    set -e
+    return "$hook_status"
 }
 
 build_venv() {  # build_venv TARGET — into TARGET, which does not exist yet

@@ -79,6 +79,11 @@ def task_transition_allowed(old: TaskState, new: TaskState) -> bool:
     return _TASK_ORDER[new] > _TASK_ORDER[old]
 
 
+def pilot_reached(current: PilotState, target: PilotState) -> bool:
+    """True when a pilot in ``current`` is at or past ``target`` in the life cycle (final states end it)."""
+    return current in PILOT_FINAL or _PILOT_ORDER[current] >= _PILOT_ORDER[target]
+
+
 def pilot_transition_allowed(old: PilotState, new: PilotState) -> bool:
     """True when a pilot may move from ``old`` to ``new`` (final states never change)."""
     if old in PILOT_FINAL:

@@ -255,6 +255,7 @@ class Engine:
     def on_hello(self, record: PilotRecord, hello: protocol.Hello) -> None:
         pilot = record.pilot
         pilot.nodes = [(str(n[0]), int(n[1]), int(n[2])) for n in hello.nodes]
+        pilot.agent_host, pilot.agent_pid = hello.host, hello.pid
         self.read_feedback(record)
         self.set_pilot_state(record, PilotState.ACTIVE, hello.host, hello.time)
         log.info("pilot %s ACTIVE on %s: %s", pilot.uid, hello.host, pilot.nodes)
@@ -271,6 +272,8 @@ class Engine:
     def on_job_event(self, record: PilotRecord, event: JobEvent) -> None:
         pilot = record.pilot
         log.info("pilot %s: batch job %s %s", pilot.uid, event.state.value, event.message or "")
+        if pilot.state is PilotState.NEW:  # psij may report the job before submit() returns
+            self.set_pilot_state(record, PilotState.SUBMITTED, "batch", event.time)
         if event.state is JobState.RUNNING:
             record.job_started = record.job_started or time.time()
             self.set_pilot_state(record, PilotState.BOOTSTRAPPING, "batch", event.time)

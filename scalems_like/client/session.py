@@ -6,6 +6,8 @@ import datetime
 import logging
 import os
 import socket
+import sys
+import sysconfig
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -23,7 +25,7 @@ from scalems_like.client.task import Task
 from scalems_like.descriptions import PilotDescription, TaskDescription
 from scalems_like.errors import ConfigError, ScalemsError, WaitTimeout
 from scalems_like.resources import ResourceConfig, load_resource
-from scalems_like.states import PilotState, TaskState
+from scalems_like.states import PilotState, TaskState, pilot_reached
 
 log = logging.getLogger("scalems_like.client")
 
@@ -34,6 +36,25 @@ CLOSE_PATIENCE = 30.0
 def _new_session_uid() -> str:
     stamp = datetime.datetime.now().strftime("%Y%m%d.%H%M%S")
     return f"session.{stamp}.{os.getpid()}.{os.urandom(2).hex()}"
+
+
+def _installed_roots() -> tuple[str, ...]:
+    roots = {sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")}
+    return tuple(sorted(str(Path(root).resolve()) for root in roots))
+
+
+def pickle_by_value_if_local(function: Callable[..., Any]) -> None:
+    """Send the code of functions from the user's own modules (scripts, test files), not a reference to them.
+
+    cloudpickle pickles functions of importable modules by reference; a worker can import installed
+    packages, but not a module that lives only in the user's working directory.
+    """
+    module = sys.modules.get(getattr(function, "__module__", "") or "")
+    path = getattr(module, "__file__", None)
+    if module is None or path is None or module.__name__ == "__main__":
+        return
+    if not str(Path(path).resolve()).startswith(_installed_roots()):
+        cloudpickle.register_pickle_by_value(module)
 
 
 class Session:
@@ -127,7 +148,7 @@ class Session:
 
     def _wait_pilot(self, pilot: Pilot, state: PilotState | None, timeout: float | None) -> None:
         def reached() -> bool:
-            return pilot.state.is_final or (state is not None and pilot.state >= state)  # type: ignore[operator]
+            return pilot.state.is_final or (state is not None and pilot_reached(pilot.state, state))
         self._wait_for(reached, timeout, lambda: f"pilot {pilot.uid} is {pilot.state.value}")
 
     def _cancel_pilot(self, pilot: Pilot) -> None:
@@ -193,6 +214,7 @@ class Session:
         except TypeError:  # unhashable callable
             return cloudpickle.dumps(function)
         if cached is None:
+            pickle_by_value_if_local(function)
             cached = self._pickled_functions[function] = cloudpickle.dumps(function)
         return cached
 

@@ -223,7 +223,7 @@ class Master:
         for task in tasks:
             task["sandbox"] = str(self.task_root / task["uid"])
             task["attempt"] = 0
-            reason = self.scheduler.unsatisfiable_reason(task) if self.scheduler.workers else None
+            reason = self.scheduler.unsatisfiable_reason(task)
             if reason is not None:
                 self.outbox.append(self._update(task, "FAILED", reason=reason))
                 continue

@@ -50,7 +50,7 @@ class Placement:
 
 class Scheduler:
     def __init__(self, *, target_queue_seconds: float = 0.02, max_depth: int = 1024,
-                 initial_depth: int = 2) -> None:
+                 initial_depth: int = 1) -> None:
         self.nodes: dict[str, NodeSlots] = {}
         self.workers: dict[str, WorkerSlots] = {}
         self.width = 1
@@ -93,11 +93,11 @@ class Scheduler:
 
     def unsatisfiable_reason(self, task: dict[str, Any]) -> str | None:
         """Why no node of this pilot can ever run ``task`` (None if one can)."""
-        needed, gpus = self.workers_needed(task), task["gpus"] * task["ranks"]
-        if any(len(node.workers) >= needed and node.total_gpus >= gpus for node in self.nodes.values()):
+        cores, gpus = task["cores"] * task["ranks"], task["gpus"] * task["ranks"]
+        if any(node.cores >= cores and node.total_gpus >= gpus for node in self.nodes.values()):
             return None
-        largest = max(self.nodes.values(), key=lambda node: (len(node.workers), node.total_gpus), default=None)
-        offer = f"{len(largest.workers) * self.width} cores and {largest.total_gpus} GPUs" if largest else "nothing"
+        largest = max(self.nodes.values(), key=lambda node: (node.cores, node.total_gpus), default=None)
+        offer = f"{largest.cores} cores and {largest.total_gpus} GPUs" if largest else "nothing"
         return (f"needs {task['cores'] * task['ranks']} cores and {gpus} GPUs on one node; "
                 f"the largest node of this pilot offers {offer}")
 

@@ -1,0 +1,44 @@
+import msgpack
+import pytest
+
+from scalems_like import protocol
+from scalems_like.errors import ProtocolError
+
+
+def test_every_message_round_trips() -> None:
+    messages = [
+        protocol.Hello("pilot.0000", "host", 42, [["n1", 4, 0]], 1.5),
+        protocol.SubmitTasks([{"uid": "task.000000", "kind": "executable"}]),
+        protocol.RunTasks([{"uid": "task.000000"}]),
+        protocol.CancelTasks(["task.000001"]),
+        protocol.TaskUpdates([{"uid": "task.000000", "state": "DONE", "return_value": b"\x80\x04"}]),
+        protocol.Heartbeat(2.0),
+        protocol.Shutdown("session closed"),
+        protocol.AgentStopping("DONE", "runtime ended"),
+        protocol.WorkerHello("w.0", "n1", "host", 7),
+    ]
+    for message in messages:
+        assert protocol.decode(protocol.encode(message)) == message
+
+
+def test_other_protocol_version_is_refused_with_a_clear_error() -> None:
+    data = msgpack.packb([protocol.PROTOCOL_VERSION + 1, "heartbeat", 1.0])
+    with pytest.raises(ProtocolError, match="protocol version 2.*speaks 1"):
+        protocol.decode(data)
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        (msgpack.packb([1, "no-such-tag"]), "unknown message tag"),
+        (msgpack.packb([1, "heartbeat"]), "has 0 fields, expected 1"),
+        (msgpack.packb([1, "heartbeat", "soon"]), "field 'time' has type str"),
+        (msgpack.packb({"tag": "heartbeat"}), "not a \\[version, tag"),
+        (msgpack.packb([1, "hello", "p", "h", True, [], 1.0]), "field 'pid' has type bool"),
+        (b"\xc1\xc1\xc1", "undecodable"),
+        (protocol.encode(protocol.Heartbeat(1.0))[:-3], "undecodable"),
+    ],
+)
+def test_malformed_messages_raise_protocol_error(data: bytes, match: str) -> None:
+    with pytest.raises(ProtocolError, match=match):
+        protocol.decode(data)

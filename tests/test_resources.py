@@ -1,0 +1,62 @@
+from pathlib import Path
+
+import pytest
+
+from scalems_like import paths
+from scalems_like.errors import ConfigError
+from scalems_like.resources import load_all, load_resource
+
+
+def write_user_config(name: str, text: str) -> Path:
+    directory = paths.user_config_dir() / "resources"
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_local_is_the_zero_config_default() -> None:
+    config = load_resource("local")
+    assert config.scheduler == "local" and config.launch_method == "fork" and config.python == "client"
+
+
+def test_user_file_overrides_shipped_keys_by_name() -> None:
+    write_user_config("local", "sandbox: /tmp/elsewhere\nheartbeat_timeout: 5\n")
+    config = load_resource("local")
+    assert config.sandbox == "/tmp/elsewhere" and config.heartbeat_timeout == 5.0
+    assert config.scheduler == "local"  # from the shipped file
+
+
+def test_user_file_adds_a_resource() -> None:
+    write_user_config("mine", "scheduler: slurm\nlaunch_method: srun\n.shared: &s {a: 1}\n")
+    assert load_resource("mine").scheduler == "slurm"
+
+
+def test_unknown_key_names_file_and_key() -> None:
+    path = write_user_config("bad", "shceduler: slurm\n")
+    with pytest.raises(ConfigError, match=rf"{path}: unknown key 'shceduler'"):
+        load_resource("bad")
+
+
+def test_wrong_type_names_file_key_and_value() -> None:
+    path = write_user_config("bad", "heartbeat_timeout: soon\n")
+    with pytest.raises(ConfigError, match=rf"{path}: key 'heartbeat_timeout' = 'soon': expected float"):
+        load_resource("bad")
+
+
+def test_bad_choice_names_the_allowed_values() -> None:
+    write_user_config("bad", "scheduler: lsf\n")
+    with pytest.raises(ConfigError, match="scheduler = 'lsf': expected one of local, slurm, pbs"):
+        load_resource("bad")
+
+
+def test_unknown_resource_lists_the_known_ones() -> None:
+    with pytest.raises(ConfigError, match="unknown resource 'nope'; known resources: .*local"):
+        load_resource("nope")
+
+
+def test_load_all_reports_errors_without_stopping() -> None:
+    write_user_config("bad", "- a list\n")
+    everything = load_all()
+    assert isinstance(everything["bad"], ConfigError)
+    assert not isinstance(everything["local"], ConfigError)
