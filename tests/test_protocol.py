@@ -23,7 +23,7 @@ def test_every_message_round_trips() -> None:
 
 def test_other_protocol_version_is_refused_with_a_clear_error() -> None:
     data = msgpack.packb([protocol.PROTOCOL_VERSION + 1, "heartbeat", 1.0])
-    with pytest.raises(ProtocolError, match="protocol version 2.*speaks 1"):
+    with pytest.raises(ProtocolError, match=r"protocol version 2.*speaks 1"):
         protocol.decode(data)
 
 

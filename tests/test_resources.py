@@ -51,7 +51,7 @@ def test_bad_choice_names_the_allowed_values() -> None:
 
 
 def test_unknown_resource_lists_the_known_ones() -> None:
-    with pytest.raises(ConfigError, match="unknown resource 'nope'; known resources: .*local"):
+    with pytest.raises(ConfigError, match=r"unknown resource 'nope'; known resources: .*local"):
         load_resource("nope")
 
 
