@@ -71,6 +71,7 @@ class Engine:
         self.router: zmq.Socket[bytes] | None = None
         self.endpoints: dict[str, str] = {}
         self.wake_fd = -1
+        self.post_lock = threading.Lock()
         self.thread: threading.Thread | None = None
         self.stopping = False
         self.last_heartbeat = 0.0
@@ -95,12 +96,18 @@ class Engine:
         assert self.router is not None and self.context is not None
         self.router.close()
         self.context.term()
-        os.close(self.wake_fd)
+        with self.post_lock:
+            os.close(self.wake_fd)
+            self.wake_fd = -1
 
     def post(self, command: Callable[[], None]) -> None:
-        """Run ``command`` on the I/O thread (callable from any thread)."""
-        self.commands.put(command)
-        os.eventfd_write(self.wake_fd, 1)
+        """Run ``command`` on the I/O thread (callable from any thread); dropped once the engine stopped."""
+        with self.post_lock:
+            if self.wake_fd < 0:
+                log.debug("engine stopped; dropped a late command (e.g. a batch job event after close)")
+                return
+            self.commands.put(command)
+            os.eventfd_write(self.wake_fd, 1)
 
     def call(self, function: Callable[[], Any]) -> Any:
         """Run ``function`` on the I/O thread and return its result (or raise its exception)."""

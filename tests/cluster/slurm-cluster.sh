@@ -15,6 +15,7 @@
 #            SLURM_CI_TIMEOUT (60, seconds to wait for idle nodes / daemon exit).
 # Exit codes: 0 ok, 1 failure, 2 usage, 3 cannot install/run here (not root, no apt, install failed).
 set -eu
+umask 022
 
 BASE=${SLURM_CI_BASE:-/var/tmp/scalems-like-slurm}
 NODES=${SLURM_CI_NODES:-4}
@@ -279,7 +280,7 @@ show_logs() {
     for f in "$LOG/slurmctld.log" "$LOG"/slurmd-n*.log "$LOG/munged.log"; do
         [ -f "$f" ] || continue
         printf '==> %s <==\n' "$f" >&2
-        tail -n 15 "$f" >&2
+        grep -v -e 'pmix' -e 'MPI: Cannot create context' "$f" | tail -n 6 >&2
     done
 }
 
@@ -290,6 +291,10 @@ wait_idle() {
         idle=$(sinfo -h -N -o '%N %t' 2>/dev/null | awk '$2 == "idle" { c++ } END { print c + 0 }') || idle=0
         [ "$idle" -ge "$NODES" ] && return 0
         n=$((n + 1))
+        if [ $((n % 20)) -eq 0 ] && ! all_running; then
+            show_logs
+            die "a daemon exited during start (port in use? see the logs above, in $LOG)"
+        fi
         if [ "$n" -gt $((TIMEOUT * 10)) ]; then
             sinfo -N >&2 2>&1 || true
             show_logs
@@ -299,22 +304,27 @@ wait_idle() {
     done
 }
 
-# stop_pid NAME PIDFILE: TERM, then KILL after $TIMEOUT s. Only pids from our own pid files.
-stop_pid() {
-    if pid=$(pid_of "$1" "$2"); then
-        kill -TERM "$pid" 2>/dev/null || true
-        n=0
-        while kill -0 "$pid" 2>/dev/null; do
-            n=$((n + 1))
-            if [ "$n" -gt $((TIMEOUT * 10)) ]; then
-                log "$1 ($pid) ignored TERM, sending KILL"
-                kill -KILL "$pid" 2>/dev/null || true
-                break
-            fi
-            sleep 0.1
-        done
-    fi
-    rm -f "$2"
+# Our daemons as "NAME PIDFILE" lines: only pids named in our own pid files are ever signalled.
+our_pidfiles() {
+    for f in "$RUN"/slurmd-*.pid; do
+        [ -e "$f" ] && echo "slurmd $f"
+    done
+    echo "slurmctld $RUN/slurmctld.pid"
+    echo "munged $RUN/munged.pid"
+}
+
+# wait_gone PID NAME: bounded wait for exit, KILL after $TIMEOUT s.
+wait_gone() {
+    n=0
+    while kill -0 "$1" 2>/dev/null; do
+        n=$((n + 1))
+        if [ "$n" -gt $((TIMEOUT * 10)) ]; then
+            log "$2 ($1) ignored TERM, sending KILL"
+            kill -KILL "$1" 2>/dev/null || true
+            return 0
+        fi
+        sleep 0.1
+    done
 }
 
 # Cancel what still runs in our cluster, so no slurmstepd outlives its slurmd.
@@ -332,17 +342,21 @@ cancel_jobs() {
     done
 }
 
+# TERM all our daemons at once (munged alone needs about 2 s to exit), then wait for each.
 stop_daemons() {
-    for f in "$RUN"/slurmd-*.pid; do
-        [ -e "$f" ] || continue
-        if pid=$(pid_of slurmd "$f"); then kill -TERM "$pid" 2>/dev/null || true; fi
+    pids=
+    while read -r name file; do
+        if pid=$(pid_of "$name" "$file"); then
+            kill -TERM "$pid" 2>/dev/null || true
+            pids="$pids $pid:$name"
+        fi
+    done <<EOF
+$(our_pidfiles)
+EOF
+    for p in $pids; do
+        wait_gone "${p%%:*}" "${p#*:}"
     done
-    for f in "$RUN"/slurmd-*.pid; do
-        [ -e "$f" ] || continue
-        stop_pid slurmd "$f"
-    done
-    stop_pid slurmctld "$RUN/slurmctld.pid"
-    stop_pid munged "$RUN/munged.pid"
+    rm -f "$RUN"/slurmd-*.pid "$RUN/slurmctld.pid" "$RUN/munged.pid"
 }
 
 # ---------------------------------------------------------------- subcommands
@@ -378,6 +392,7 @@ cmd_start() {
 
 cmd_stop() {
     check_settings
+    require_root
     purge=no
     [ "${1:-}" = "--purge" ] && purge=yes
     t0=$(now)

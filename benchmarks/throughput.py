@@ -1,0 +1,127 @@
+"""Throughput of a 2-core local pilot, beside this machine's own limits measured in the same run.
+
+    python benchmarks/throughput.py [--executables 2000] [--functions 20000] [--json]
+
+Prints: pilot start time (submit → ACTIVE, first and reused), executable and function tasks/s, and the
+limits: a bare subprocess.Popen loop of /bin/true, and a bare pyzmq DEALER/ROUTER pipelined round trip with
+messages of the same size as a task on the wire. Targets: executables ≥ 70 % of the Popen limit, functions
+≥ 10 000/s, pilot start ≤ 2 s with a reused environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import threading
+import time
+
+import zmq
+
+import scalems_like as sl
+from scalems_like import protocol
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def popen_limit(count: int) -> float:
+    start = time.perf_counter()
+    for _ in range(count):
+        subprocess.Popen(["/bin/true"]).wait()
+    return count / (time.perf_counter() - start)
+
+
+def zmq_limit(count: int, size: int) -> float:
+    """Pipelined DEALER → ROUTER → DEALER round trips of ``size``-byte messages, on loopback TCP."""
+    context = zmq.Context()
+    router = context.socket(zmq.ROUTER)
+    port = router.bind_to_random_port("tcp://127.0.0.1")
+    dealer = context.socket(zmq.DEALER)
+    dealer.connect(f"tcp://127.0.0.1:{port}")
+    payload = b"x" * size
+
+    def echo() -> None:
+        for _ in range(count):
+            router.send_multipart(router.recv_multipart())
+
+    thread = threading.Thread(target=echo)
+    thread.start()
+    start = time.perf_counter()
+    for _ in range(count):
+        dealer.send(payload)
+    for _ in range(count):
+        dealer.recv()
+    elapsed = time.perf_counter() - start
+    thread.join()
+    dealer.close()
+    router.close()
+    context.term()
+    return count / elapsed
+
+
+def run_tasks(session: sl.Session, descriptions: list[sl.TaskDescription]) -> float:
+    start = time.perf_counter()
+    tasks = session.submit_tasks(descriptions)
+    session.wait_tasks(tasks)
+    elapsed = time.perf_counter() - start
+    bad = [task for task in tasks if task.state is not sl.TaskState.DONE]
+    if bad:
+        raise SystemExit(f"{len(bad)} tasks did not succeed, e.g. {bad[0]}: {bad[0].reason}")
+    return len(tasks) / elapsed
+
+
+def pilot_start(session: sl.Session) -> tuple[sl.Pilot, float]:
+    start = time.perf_counter()
+    pilot = session.submit_pilot(sl.PilotDescription(resource="local", cores=2, runtime=3600))
+    pilot.wait("ACTIVE")
+    return pilot, time.perf_counter() - start
+
+
+def main() -> None:
+    options = argparse.ArgumentParser(description=__doc__)
+    options.add_argument("--executables", type=int, default=2000)
+    options.add_argument("--functions", type=int, default=20000)
+    options.add_argument("--json", action="store_true")
+    arguments = options.parse_args()
+    wire_size = len(protocol.encode(protocol.SubmitTasks([session_task_example()])))
+    results: dict[str, float] = {}
+    with sl.Session() as session:
+        first, results["pilot_start_first_s"] = pilot_start(session)
+        first.cancel()
+        first.wait()
+        pilot, results["pilot_start_s"] = pilot_start(session)
+        results["executables_per_s"] = run_tasks(
+            session, [sl.TaskDescription(executable="/bin/true") for _ in range(arguments.executables)])
+        results["functions_per_s"] = run_tasks(
+            session, [sl.TaskDescription(function=square, args=(i,)) for i in range(arguments.functions)])
+    results["popen_limit_per_s"] = popen_limit(arguments.executables)
+    results["zmq_round_trips_per_s"] = zmq_limit(arguments.functions, wire_size)
+    results["executables_vs_popen"] = results["executables_per_s"] / results["popen_limit_per_s"]
+    results["functions_vs_zmq"] = results["functions_per_s"] / results["zmq_round_trips_per_s"]
+    if arguments.json:
+        print(json.dumps(results, indent=2))
+        return
+    print(f"pilot start (submit → ACTIVE)   first {results['pilot_start_first_s']:.2f} s, "
+          f"reused environment {results['pilot_start_s']:.2f} s   (target ≤ 2 s)")
+    print(f"executable tasks                {results['executables_per_s']:8.0f} /s   "
+          f"{100 * results['executables_vs_popen']:.0f} % of the Popen limit (target ≥ 70 %)")
+    print(f"function tasks                  {results['functions_per_s']:8.0f} /s   (target ≥ 10 000/s; "
+          f"{100 * results['functions_vs_zmq']:.0f} % of the zmq round-trip limit)")
+    print(f"limit: bare Popen of /bin/true  {results['popen_limit_per_s']:8.0f} /s")
+    print(f"limit: pyzmq round trips        {results['zmq_round_trips_per_s']:8.0f} /s   ({wire_size}-byte messages)")
+
+
+def session_task_example() -> dict[str, object]:
+    """A function task as it travels on the wire (for the zmq message size)."""
+    import cloudpickle
+
+    return {"uid": "task.000000", "name": None, "kind": "function", "environment": {}, "working_directory": None,
+            "cores": 1, "gpus": 0, "ranks": 1, "stdin": None, "stdout": "stdout", "stderr": "stderr",
+            "timeout": None, "retries": 0, "tags": {}, "function": cloudpickle.dumps(square),
+            "call_arguments": cloudpickle.dumps(((1,), {}))}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+import sys
+
+from scalems_like.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""The ``scalems-like`` command line."""

@@ -1,0 +1,32 @@
+#!/bin/sh
+# Install what the test suite needs and run all of it: the README's test command, and what .ci/run runs.
+#   - a virtual environment in .venv with scalems_like (editable) and the test tools;
+#   - as root: the single-host SLURM cluster of tests/cluster/slurm-cluster.sh (installed and started when
+#     missing; SLURM tests skip, saying why, where it cannot run);
+#   - ruff, then pytest (extra arguments are passed to pytest).
+set -eu
+cd "$(dirname "$0")/.."
+
+if [ ! -x .venv/bin/python ]; then
+    if ! python3 -m venv .venv 2>/dev/null; then
+        rm -rf .venv
+        [ "$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+        python3 -m venv .venv
+    fi
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+
+if [ -f tests/cluster/slurm-cluster.sh ]; then
+    status=0
+    setsid -w sh tests/cluster/slurm-cluster.sh start </dev/null >.slurm-start.log 2>&1 || status=$?
+    if [ "$status" -eq 0 ]; then
+        echo "SLURM test cluster: running"
+    else
+        echo "SLURM test cluster: not available (exit $status): $(tail -n 1 .slurm-start.log)"
+        SCALEMS_NO_SLURM_REASON="$(tail -n 1 .slurm-start.log)"
+        export SCALEMS_NO_SLURM_REASON
+    fi
+fi
+
+.venv/bin/ruff check scalems_like tests benchmarks examples
+exec .venv/bin/python -m pytest "$@"
