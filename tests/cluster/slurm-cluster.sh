@@ -265,6 +265,21 @@ start_slurmctld() {
     run_daemon slurmctld slurmctld -f "$CONF" || die "slurmctld failed to start (see $LOG/slurmctld.log)"
 }
 
+# Wait until slurmctld answers. "scontrol ping" fails at once while the port is closed, whereas
+# sinfo/squeue retry for up to ~9 s (in 1 s steps), so polling with sinfo would add a second.
+wait_slurmctld() {
+    n=0
+    until scontrol ping >/dev/null 2>&1; do
+        n=$((n + 1))
+        if [ $((n % 20)) -eq 0 ] && ! slurmctld_running; then
+            show_logs
+            die "slurmctld exited during start (port $CTLD_PORT in use? see $LOG/slurmctld.log)"
+        fi
+        [ "$n" -le $((TIMEOUT * 20)) ] || die "slurmctld not answering after ${TIMEOUT} s (see $LOG/slurmctld.log)"
+        sleep 0.05
+    done
+}
+
 start_slurmds() {
     i=1
     while [ "$i" -le "$NODES" ]; do
@@ -291,16 +306,16 @@ wait_idle() {
         idle=$(sinfo -h -N -o '%N %t' 2>/dev/null | awk '$2 == "idle" { c++ } END { print c + 0 }') || idle=0
         [ "$idle" -ge "$NODES" ] && return 0
         n=$((n + 1))
-        if [ $((n % 20)) -eq 0 ] && ! all_running; then
+        if [ $((n % 40)) -eq 0 ] && ! all_running; then
             show_logs
             die "a daemon exited during start (port in use? see the logs above, in $LOG)"
         fi
-        if [ "$n" -gt $((TIMEOUT * 10)) ]; then
+        if [ "$n" -gt $((TIMEOUT * 20)) ]; then
             sinfo -N >&2 2>&1 || true
             show_logs
             die "nodes not idle after ${TIMEOUT} s"
         fi
-        sleep 0.1
+        sleep 0.05
     done
 }
 
@@ -384,6 +399,7 @@ cmd_start() {
     link_etc_conf
     start_munged
     start_slurmctld
+    wait_slurmctld
     start_slurmds
     wait_idle
     printf 'export SLURM_CONF=%s\n' "'$CONF'" >"$BASE/env"
