@@ -91,7 +91,7 @@ def main() -> None:
         first, results["pilot_start_first_s"] = pilot_start(session)
         first.cancel()
         first.wait()
-        pilot, results["pilot_start_s"] = pilot_start(session)
+        _, results["pilot_start_s"] = pilot_start(session)
         results["executables_per_s"] = run_tasks(
             session, [sl.TaskDescription(executable="/bin/true") for _ in range(arguments.executables)])
         results["functions_per_s"] = run_tasks(

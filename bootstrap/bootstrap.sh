@@ -74,23 +74,36 @@ step_environment() {
         return 0
     fi
     command -v "$SCALEMS_ENV_PYTHON" >/dev/null 2>&1 || { echo "interpreter $SCALEMS_ENV_PYTHON not found"; return 127; }
+    mkdir -p "$(dirname "$SCALEMS_ENV_DIR")" || return
     lock="$SCALEMS_ENV_DIR.lock"
     waited=0
     while ! mkdir "$lock" 2>/dev/null; do  # another pilot builds the same env: wait for it
-        [ -e "$SCALEMS_ENV_DIR/.complete" ] && break
+        [ -d "$lock" ] || { echo "cannot create the lock directory $lock"; return 73; }
+        [ -e "$SCALEMS_ENV_DIR/.complete" ] && [ "$SCALEMS_ENV_MODE" != recreate ] && break
+        holder=$(cat "$lock/owner" 2>/dev/null || true)
+        if [ "${holder%% *}" = "$(hostname)" ] && ! kill -0 "${holder#* }" 2>/dev/null; then
+            echo "breaking the stale lock of $holder"; rm -rf "$lock"; continue
+        fi
+        [ "$waited" -eq 0 ] && echo "waiting for $holder, which builds $SCALEMS_ENV_DIR"
         [ "$waited" -ge 1800 ] && { echo "gave up waiting for the lock $lock"; return 75; }
         sleep 1; waited=$((waited + 1))
     done
+    echo "$(hostname) $$" >"$lock/owner" 2>/dev/null || true
     if [ -e "$SCALEMS_ENV_DIR/.complete" ] && [ "$SCALEMS_ENV_MODE" != recreate ]; then
         echo "reusing $SCALEMS_ENV_DIR"
     else
         rm -rf "$SCALEMS_ENV_DIR" "$SCALEMS_ENV_DIR.building"
-        build_venv "$SCALEMS_ENV_DIR.building" || { rm -rf "$SCALEMS_ENV_DIR.building" "$lock"; return 1; }
+        build_status=0
+        build_venv "$SCALEMS_ENV_DIR.building" || build_status=$?
+        if [ "$build_status" -ne 0 ]; then
+            rm -rf "$SCALEMS_ENV_DIR.building" "$lock"
+            return "$build_status"
+        fi
         touch "$SCALEMS_ENV_DIR.building/.complete" || return
         mv "$SCALEMS_ENV_DIR.building" "$SCALEMS_ENV_DIR" || return
         echo "built $SCALEMS_ENV_DIR"
     fi
-    rmdir "$lock" 2>/dev/null || true
+    rm -rf "$lock"
 }
 
 step_agent() {

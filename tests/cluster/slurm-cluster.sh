@@ -12,7 +12,9 @@
 #
 # Variables: SLURM_CI_BASE (/var/tmp/scalems-like-slurm), SLURM_CI_NODES (4), SLURM_CI_CPUS (4),
 #            SLURM_CI_CTLD_PORT (6817), SLURM_CI_NODE_PORT (17001, first slurmd port),
-#            SLURM_CI_TIMEOUT (60, seconds to wait for idle nodes / daemon exit).
+#            SLURM_CI_TIMEOUT (60, seconds to wait for idle nodes / daemon exit),
+#            SLURM_CI_WAIT_SCHED (0; 1: after the nodes are idle, also wait for slurmctld's first
+#            scheduler pass, ~3 s after it starts: jobs submitted earlier wait for that pass).
 # Exit codes: 0 ok, 1 failure, 2 usage, 3 cannot install/run here (not root, no apt, install failed).
 set -eu
 umask 022
@@ -23,6 +25,7 @@ CPUS=${SLURM_CI_CPUS:-4}
 CTLD_PORT=${SLURM_CI_CTLD_PORT:-6817}
 NODE_PORT=${SLURM_CI_NODE_PORT:-17001}
 TIMEOUT=${SLURM_CI_TIMEOUT:-60}
+WAIT_SCHED=${SLURM_CI_WAIT_SCHED:-0}
 PACKAGES="slurm-wlm slurmctld slurmd slurm-client munge slurm-wlm-torque"
 DAEMON_PATH=/usr/sbin:/usr/bin:/sbin:/bin
 
@@ -319,6 +322,21 @@ wait_idle() {
     done
 }
 
+# slurmctld runs its first main-scheduler pass about 3 s after it starts; a job submitted
+# before that waits for it. With SLURM_CI_WAIT_SCHED=1, wait for that pass (sdiag "Total
+# cycles" >= 1) so that no job sees the delay (e.g. for latency benchmarks).
+wait_scheduler() {
+    [ "$WAIT_SCHED" = 0 ] && return 0
+    n=0
+    while :; do
+        cycles=$(sdiag 2>/dev/null | awk '/^Main schedule/ { m = 1 } m && /Total cycles:/ { print $3; exit }') || cycles=
+        [ "${cycles:-0}" -ge 1 ] && return 0
+        n=$((n + 1))
+        [ "$n" -le $((TIMEOUT * 10)) ] || die "slurmctld scheduler did not run within ${TIMEOUT} s (see $LOG/slurmctld.log)"
+        sleep 0.1
+    done
+}
+
 # Our daemons as "NAME PIDFILE" lines: only pids named in our own pid files are ever signalled.
 our_pidfiles() {
     for f in "$RUN"/slurmd-*.pid; do
@@ -402,6 +420,7 @@ cmd_start() {
     wait_slurmctld
     start_slurmds
     wait_idle
+    wait_scheduler
     printf 'export SLURM_CONF=%s\n' "'$CONF'" >"$BASE/env"
     log "up: $NODES nodes x $CPUS CPUs idle after $(elapsed "$t0") s (SLURM_CONF=$CONF)"
 }
