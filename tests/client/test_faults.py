@@ -1,0 +1,97 @@
+"""Faults with real signals: a client killed with SIGKILL; a worker killed under a running task."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import scalems_like as sl
+from scalems_like import TaskState
+
+CLIENT = textwrap.dedent("""
+    import sys, time
+    import scalems_like as sl
+    session = sl.Session()
+    pilot = session.submit_pilot(sl.PilotDescription(cores=2, runtime=300))
+    pilot.wait("ACTIVE", timeout=60)
+    session.submit_tasks([sl.TaskDescription(executable="/bin/sleep", arguments=["300"])])
+    time.sleep(1)
+    print(pilot.agent_pid, flush=True)
+    time.sleep(600)
+""")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _children(pid: int) -> list[int]:
+    result = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
+    return [int(line) for line in result.stdout.split()]
+
+
+def test_agent_and_workers_stop_when_the_client_is_killed() -> None:
+    client = subprocess.Popen([sys.executable, "-c", CLIENT], stdout=subprocess.PIPE, text=True)
+    assert client.stdout is not None
+    agent = int(client.stdout.readline())
+    workers = _children(agent)
+    assert len(workers) == 2 and _alive(agent)
+    client.kill()
+    client.wait()
+    deadline = time.monotonic() + 40  # heartbeat_timeout is 10 s
+    while (_alive(agent) or any(map(_alive, workers))) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive(agent), "the agent outlived its client"
+    assert not any(map(_alive, workers)), "a worker outlived its agent"
+
+
+def _parent_of_command(*argv: str) -> int:
+    result = subprocess.run(["ps", "-eo", "ppid=,args="], capture_output=True, text=True, check=True)
+    for line in result.stdout.splitlines():
+        ppid, _, command = line.strip().partition(" ")
+        if command.strip() == " ".join(argv):
+            return int(ppid)
+    raise AssertionError(f"no process {argv}")
+
+
+def test_killed_worker_fails_its_task_and_the_pilot_goes_on(session: sl.Session, local_pilot: sl.Pilot) -> None:
+    doomed, other = session.submit_tasks([
+        sl.TaskDescription(executable="/bin/sleep", arguments=["301"]),
+        sl.TaskDescription(executable="/bin/sleep", arguments=["302"]),
+    ])
+    deadline = time.monotonic() + 30
+    while not (doomed.state is TaskState.RUNNING and other.state is TaskState.RUNNING):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    os.kill(_parent_of_command("/bin/sleep", "301"), signal.SIGKILL)  # the worker running `doomed`
+    assert doomed.wait(timeout=30) is TaskState.FAILED
+    assert doomed.reason.endswith("lost: its process ended with code -9")
+    assert other.state is TaskState.RUNNING
+    other.cancel()
+    assert other.wait(timeout=30) is TaskState.CANCELED
+    (after,) = session.submit_tasks([sl.TaskDescription(function=abs, args=(-5,))])
+    assert after.result(timeout=60) == 5  # the pilot goes on with its other worker
+    assert local_pilot.state is sl.PilotState.ACTIVE
+
+
+def test_killed_worker_task_with_retries_runs_again(session: sl.Session, local_pilot: sl.Pilot) -> None:
+    (task,) = session.submit_tasks([sl.TaskDescription(executable="/bin/sleep", arguments=["303"], retries=1)])
+    deadline = time.monotonic() + 30
+    while task.state is not TaskState.RUNNING:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    os.kill(_parent_of_command("/bin/sleep", "303"), signal.SIGKILL)
+    while task.attempt != 1 or task.state is not TaskState.RUNNING:
+        assert time.monotonic() < deadline + 30
+        time.sleep(0.05)
+    assert "retry 1 of 1 after: worker" in (task.reason or "")
+    task.cancel()
+    assert task.wait(timeout=30) is TaskState.CANCELED
