@@ -2,8 +2,10 @@
 
 Shipped configs live in ``resource_configs/``; a file of the same name in the user's
 ``<config dir>/resources/`` is laid over the shipped one key by key (user keys win), and a user file with a
-new name adds a resource. Every key and its default is declared once, in :class:`ResourceConfig`; an unknown
-key, or a value of the wrong type, raises :class:`ConfigError` naming the file, the key and the value.
+new name adds a resource. A file with a top-level ``resources:`` mapping defines several resources (its
+entries' names); keys starting with ``.`` hold YAML anchors, so shared settings are written once.
+Every key and its default is declared once, in :class:`ResourceConfig`; an unknown key, or a value of the
+wrong type, raises :class:`ConfigError` naming the file, the key and the value.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from scalems_like.errors import ConfigError
 
 SCHEDULERS = ("local", "slurm", "pbs", "pbs_classic")
 LAUNCH_METHODS = ("fork", "srun", "mpiexec")
-MPI_LAUNCHERS = ("none", "srun", "mpiexec", "mpirun")
+MPI_LAUNCHERS = ("none", "srun", "mpiexec", "mpirun", "ibrun")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -36,7 +38,7 @@ class ResourceConfig:
     launch_method: str = "fork"
     """How the agent starts workers on the allocation's nodes: fork, srun, mpiexec."""
     mpi_launcher: str = "none"
-    """How tasks with ranks > 1 are launched: srun, mpiexec, mpirun, or none (such tasks fail)."""
+    """How tasks with ranks > 1 are launched: srun, mpiexec, mpirun, ibrun, or none (such tasks fail)."""
     sandbox: str = "{data_dir}/sandbox"
     """Resource sandbox root; sessions, pilots, tasks and the env cache live below it. ``~``, ``$VARIABLES`` and
     ``{data_dir}`` (the user data dir, see :mod:`scalems_like.paths`) are expanded."""
@@ -55,9 +57,11 @@ class ResourceConfig:
     custom_attributes: Mapping[str, str] = dataclasses.field(default_factory=dict)
     """Site directives passed to the psij executor (e.g. ``slurm.constraint: cpu``)."""
     client_address: str = "127.0.0.1"
-    """Address of the client's interface that the agent connects to; "hostname" = this host's name."""
+    """Address agents connect to: an IP of the client's host, or "hostname" (bind every interface and give
+    agents this host's name)."""
     agent_address: str = "127.0.0.1"
-    """Address the agent binds for its workers; "hostname" = the first node's name."""
+    """Address workers connect to: an IP, or "hostname" (the agent binds every interface of its node and gives
+    workers the node's name: needed when workers run on other nodes)."""
     status_polling_interval: float = 1.0
     """Seconds between batch-system status polls."""
     agent_connect_timeout: float = 300.0
@@ -106,7 +110,8 @@ def _check_type(source: str, key: str, value: Any) -> Any:
     raise ConfigError(f"{source}: key {key!r} = {value!r}: expected {expected}")
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def _read_yaml(path: Path) -> dict[str, dict[str, Any]]:
+    """The resources a file defines: {name: settings}."""
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
@@ -114,49 +119,79 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of keys to values, got {type(data).__name__}")
     # keys starting with "." hold YAML anchors for sharing settings; they are not config keys
-    return {key: value for key, value in data.items() if not str(key).startswith(".")}
+    data = {key: value for key, value in data.items() if not str(key).startswith(".")}
+    if "resources" not in data:
+        return {path.stem: data}
+    entries = data.pop("resources")
+    if data or not isinstance(entries, dict) or not all(isinstance(v, dict) for v in entries.values()):
+        raise ConfigError(f"{path}: a file with 'resources:' holds only a mapping of resource names to settings "
+                          f"(and .anchors); found {sorted(data) or type(entries).__name__}")
+    return {str(name): settings for name, settings in entries.items()}
 
 
 def _build(name: str, layers: list[tuple[Path, dict[str, Any]]]) -> ResourceConfig:
     values: dict[str, Any] = {"name": name}
     for path, data in layers:
         for key, value in data.items():
-            if key not in _FIELDS:
-                known = ", ".join(sorted(_FIELDS))
-                raise ConfigError(f"{path}: unknown key {key!r} (known keys: {known})")
-            if key == "name" and value != name:
-                raise ConfigError(f"{path}: key 'name' = {value!r}: expected {name!r} (the file's name)")
-            values[key] = _check_type(str(path), key, value)
+            if key not in _FIELDS or key == "name":
+                known = ", ".join(sorted(set(_FIELDS) - {"name"}))
+                raise ConfigError(f"{path}: resource {name!r}: unknown key {key!r} (known keys: {known})")
+            values[key] = _check_type(f"{path}: resource {name!r}", key, value)
     try:
         return ResourceConfig(**values)
     except ConfigError as error:
         raise ConfigError(f"{layers[-1][0]}: {error}") from None
 
 
+def _layers(wanted: str | None = None) -> dict[str, list[tuple[Path, dict[str, Any]]]]:
+    """Resource name → its (file, settings) layers, shipped first, then the user's.
+
+    A file that cannot be read is skipped (``scalems-like resources`` reports it), unless it is named after
+    the ``wanted`` resource.
+    """
+    layers: dict[str, list[tuple[Path, dict[str, Any]]]] = {}
+    for directory in (paths.shipped_dir("resource_configs"), paths.user_config_dir() / "resources"):
+        for path in sorted(directory.glob("*.yaml")) if directory.is_dir() else []:
+            try:
+                entries = _read_yaml(path)
+            except ConfigError:
+                if path.stem == wanted:
+                    raise
+                continue
+            for name, settings in entries.items():
+                layers.setdefault(name, []).append((path, settings))
+    return layers
+
+
 def config_files() -> dict[str, list[Path]]:
     """Resource name → the files that define it (shipped first, then the user's)."""
-    files: dict[str, list[Path]] = {}
-    for directory in (paths.shipped_dir("resource_configs"), paths.user_config_dir() / "resources"):
-        if directory.is_dir():
-            for path in sorted(directory.glob("*.yaml")):
-                files.setdefault(path.stem, []).append(path)
-    return files
+    return {name: [path for path, _ in layers] for name, layers in _layers().items()}
 
 
 def load_resource(name: str) -> ResourceConfig:
     """Load the resource called ``name``; raises ConfigError if unknown or invalid."""
-    files = config_files()
-    if name not in files:
-        raise ConfigError(f"unknown resource {name!r}; known resources: {', '.join(sorted(files)) or 'none'}")
-    return _build(name, [(path, _read_yaml(path)) for path in files[name]])
+    layers = _layers(name)
+    if name not in layers:
+        raise ConfigError(f"unknown resource {name!r}; known resources: {', '.join(sorted(layers)) or 'none'}")
+    return _build(name, layers[name])
 
 
 def load_all() -> dict[str, ResourceConfig | ConfigError]:
-    """Every resource by name: its config, or the error that stops it from loading."""
+    """Every resource by name: its config, or the error that stops it from loading.
+
+    A file that cannot be read at all is reported under the name of the file.
+    """
     result: dict[str, ResourceConfig | ConfigError] = {}
-    for name in sorted(config_files()):
+    names: set[str] = set()
+    for directory in (paths.shipped_dir("resource_configs"), paths.user_config_dir() / "resources"):
+        for path in sorted(directory.glob("*.yaml")) if directory.is_dir() else []:
+            try:
+                names.update(_read_yaml(path))
+            except ConfigError as error:
+                result[path.stem] = error
+    for name in sorted(names):
         try:
             result[name] = load_resource(name)
         except ConfigError as error:
             result[name] = error
-    return result
+    return dict(sorted(result.items()))

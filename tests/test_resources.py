@@ -34,13 +34,13 @@ def test_user_file_adds_a_resource() -> None:
 
 def test_unknown_key_names_file_and_key() -> None:
     path = write_user_config("bad", "shceduler: slurm\n")
-    with pytest.raises(ConfigError, match=rf"{path}: unknown key 'shceduler'"):
+    with pytest.raises(ConfigError, match=rf"{path}: resource 'bad': unknown key 'shceduler'"):
         load_resource("bad")
 
 
 def test_wrong_type_names_file_key_and_value() -> None:
     path = write_user_config("bad", "heartbeat_timeout: soon\n")
-    with pytest.raises(ConfigError, match=rf"{path}: key 'heartbeat_timeout' = 'soon': expected float"):
+    with pytest.raises(ConfigError, match=rf"{path}: resource 'bad': key 'heartbeat_timeout' = 'soon': expected float"):
         load_resource("bad")
 
 

@@ -31,6 +31,7 @@ from scalems_like.client.feedback import FeedbackReader, describe_step_failure, 
 from scalems_like.client.pilot import Pilot
 from scalems_like.client.task import Task
 from scalems_like.errors import ProtocolError
+from scalems_like.network import bind_and_advertise
 from scalems_like.states import PilotState, TaskState, pilot_transition_allowed
 
 if TYPE_CHECKING:
@@ -122,14 +123,16 @@ class Engine:
         self.post(command)
         return future.result()
 
-    def endpoint_for(self, host: str) -> str:
-        """Bind the agents' socket on ``host`` (once) and return the address agents connect to."""
+    def endpoint_for(self, address: str) -> str:
+        """Bind the agents' socket for ``address`` (once) and return the address agents connect to.
+
+        ``address`` is an IP of this host, or "hostname": bind every interface, advertise this host's name.
+        """
         def bind() -> str:
             assert self.router is not None
-            if host not in self.endpoints:
-                port = self.router.bind_to_random_port(f"tcp://{host}")
-                self.endpoints[host] = f"tcp://{host}:{port}"
-            return self.endpoints[host]
+            if address not in self.endpoints:
+                self.endpoints[address] = bind_and_advertise(self.router, address)
+            return self.endpoints[address]
         return self.call(bind)
 
     # -- the loop ------------------------------------------------------------------------------------

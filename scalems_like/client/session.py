@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 import logging
 import os
-import socket
 import sys
 import sysconfig
 import threading
@@ -127,8 +126,7 @@ class Session:
         self.open()
         resource = self._resource(description.resource)
         self._heartbeat_interval = min(self._heartbeat_interval, resource.heartbeat_interval)
-        host = socket.gethostname() if resource.client_address == "hostname" else resource.client_address
-        address = self._engine.endpoint_for(host)
+        address = self._engine.endpoint_for(resource.client_address)
         with self._lock:
             uid = f"pilot.{len(self._pilots):04d}"
         session_sandbox = make_private_directory(paths.expand(resource.sandbox) / self.uid)

@@ -27,6 +27,7 @@ from scalems_like import protocol
 from scalems_like.agent.config import AgentConfig
 from scalems_like.agent.nodes import Node
 from scalems_like.errors import ProtocolError
+from scalems_like.network import bind_and_advertise
 from scalems_like.overlay.scheduler import Scheduler
 
 log = logging.getLogger("scalems_like.master")
@@ -63,9 +64,8 @@ class Master:
         """Bind the worker socket; returns the address workers connect to."""
         self.workers.setsockopt(zmq.LINGER, 0)
         self.workers.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        port = self.workers.bind_to_random_port(f"tcp://{self.config.agent_address}")
         self.poller.register(self.workers, zmq.POLLIN)
-        return f"tcp://{self.config.agent_address}:{port}"
+        return bind_and_advertise(self.workers, self.config.agent_address)
 
     def connect_client(self) -> None:
         self.client.setsockopt(zmq.LINGER, 5000)

@@ -18,7 +18,7 @@ def test_resources_reports_a_bad_file_and_exits_1(capsys) -> None:  # type: igno
     (directory / "broken.yaml").write_text("queue: [1, 2]\n")
     assert main(["resources", "--json"]) == 1
     error = json.loads(capsys.readouterr().out)["broken"]["error"]
-    assert "broken.yaml: key 'queue' = [1, 2]: expected str or null" in error
+    assert "broken.yaml: resource 'broken': key 'queue' = [1, 2]: expected str or null" in error
 
 
 def test_module_entry_point_runs() -> None:
