@@ -53,6 +53,7 @@ class PilotJob:
     environment: Mapping[str, str]
     nodes: int
     cores_per_node: int | None
+    """None: whole nodes (exclusive use), the agent uses every core it finds."""
     gpus_per_node: int
     runtime: float
     queue: str | None = None

@@ -67,6 +67,7 @@ class PsijAdapter(BatchAdapter):
             node_count=job.nodes, processes_per_node=1,
             cpu_cores_per_process=job.cores_per_node,
             gpu_cores_per_process=job.gpus_per_node or None,
+            exclusive_node_use=job.cores_per_node is None and self.executor_name != "local",
         )
         spec.attributes = psij.JobAttributes(
             duration=datetime.timedelta(seconds=math.ceil(job.runtime)), queue_name=job.queue,

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         **os.environ,
         "SCALEMS_HEARTBEAT_INTERVAL": str(config.heartbeat_interval),
         "SCALEMS_HEARTBEAT_TIMEOUT": str(config.heartbeat_timeout),
-        "SCALEMS_MPI_PREFIX": " ".join(launch.mpi_prefix(config.mpi_launcher)),
+        "SCALEMS_MPI_LAUNCHER": config.mpi_launcher,
         "SCALEMS_PILOT_SANDBOX": str(sandbox),
     }
     prefix = f"{config.pilot_uid}.worker"

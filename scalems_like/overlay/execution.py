@@ -17,6 +17,7 @@ from typing import Any
 
 import cloudpickle
 
+from scalems_like.agent.launch import mpi_command
 from scalems_like.errors import TaskCanceled, TaskTimeout
 
 MAX_CAPTURED_OUTPUT = 1024 * 1024
@@ -114,7 +115,7 @@ def _resolve(sandbox: Path, name: str) -> Path:
     return path if path.is_absolute() else sandbox / path
 
 
-def start_executable(task: dict[str, Any], mpi_prefix: list[str], base_environment: dict[str, str]
+def start_executable(task: dict[str, Any], mpi_launcher: str, base_environment: dict[str, str]
                      ) -> RunningExecutable | str:
     """Start an executable task; returns the running process, or the reason it could not start."""
     sandbox = Path(task["sandbox"])
@@ -126,10 +127,10 @@ def start_executable(task: dict[str, Any], mpi_prefix: list[str], base_environme
             environment["CUDA_VISIBLE_DEVICES"] = ",".join(str(gpu) for gpu in task["gpu_ids"])
     argv = [task["executable"], *task["arguments"]]
     if task["ranks"] > 1:
-        if not mpi_prefix:
-            return (f"ranks={task['ranks']} needs an MPI launcher, and this resource has "
-                    "mpi_launcher: none")
-        argv = [*mpi_prefix, "-n", str(task["ranks"]), *argv]
+        prefix = mpi_command(mpi_launcher, task)
+        if not prefix:
+            return f"ranks={task['ranks']} needs an MPI launcher, and this resource has mpi_launcher: none"
+        argv = [*prefix, *argv]
     stderr_path = _resolve(sandbox, task["stderr"])
     try:
         with open(_resolve(sandbox, task["stdout"]), "wb") as stdout, open(stderr_path, "wb") as stderr, \

@@ -6,9 +6,10 @@ Each node has workers; each worker owns ``width`` cores of its node. A task need
 * **Simple tasks** (one worker, no GPU) are pipelined: each worker gets a short queue of them so that it never
   waits for the master between two short tasks. The queue depth adapts to the observed task duration so that
   about ``target_queue_seconds`` of work waits at a worker (1 for long tasks, up to ``max_depth`` for tiny ones).
-* **Placed tasks** (several workers, or GPUs) wait until enough workers on one node are idle. The first placed
-  task that cannot start *reserves* workers on the best node: they get no new simple tasks, drain, and then run
-  it (one of them executes; the others are held until it ends). Simple tasks backfill the other workers.
+* **Placed tasks** (several workers, or GPUs) wait until enough workers are idle: on one node if the task fits
+  one, else — for ``ranks`` > 1 — rank by rank across nodes (``task["placement"]`` lists ``[node, ranks]``). The
+  first placed task that cannot start *reserves* workers: they get no new simple tasks, drain, and then run it
+  (one of them executes the launcher; the others are held until it ends). Simple tasks backfill the rest.
 """
 
 from __future__ import annotations
@@ -44,8 +45,8 @@ class Placement:
     task: dict[str, Any]
     worker: str
     held_workers: list[str]
-    gpu_ids: list[int]
-    node: str
+    gpu_ids: dict[str, list[int]]
+    """node → the GPU ids taken there."""
 
 
 class Scheduler:
@@ -96,10 +97,19 @@ class Scheduler:
         cores, gpus = task["cores"] * task["ranks"], task["gpus"] * task["ranks"]
         if any(node.cores >= cores and node.total_gpus >= gpus for node in self.nodes.values()):
             return None
+        if task["ranks"] > 1 and sum(self._ranks_fitting(node, task, node.cores // self.width, node.total_gpus)
+                                     for node in self.nodes.values()) >= task["ranks"]:
+            return None
         largest = max(self.nodes.values(), key=lambda node: (node.cores, node.total_gpus), default=None)
         offer = f"{largest.cores} cores and {largest.total_gpus} GPUs" if largest else "nothing"
-        return (f"needs {task['cores'] * task['ranks']} cores and {gpus} GPUs on one node; "
-                f"the largest node of this pilot offers {offer}")
+        where = "on one node" if task["ranks"] == 1 else f"for {task['ranks']} ranks across {len(self.nodes)} node(s)"
+        return f"needs {cores} cores and {gpus} GPUs {where}; the largest node of this pilot offers {offer}"
+
+    def _ranks_fitting(self, node: NodeSlots, task: dict[str, Any], workers: int, gpus: int) -> int:
+        """How many ranks of ``task`` fit in ``workers`` workers and ``gpus`` GPUs of ``node``."""
+        per_rank = math.ceil(task["cores"] / self.width)
+        fit = workers // per_rank
+        return min(fit, gpus // task["gpus"]) if task["gpus"] else fit
 
     # -- queueing ------------------------------------------------------------------------------------
     def submit(self, tasks: Iterable[dict[str, Any]]) -> None:
@@ -168,45 +178,74 @@ class Scheduler:
                 return
             self._placed.popleft()
             self._pending_uids.discard(task["uid"])
-            task["gpu_ids"] = placement.gpu_ids
             assignments.setdefault(placement.worker, []).append(task)
 
+    def _idle_workers(self, node: NodeSlots, uid: str) -> list[str]:
+        return [w for w in node.workers if not self.workers[w].queue and self.workers[w].held_by in (None, uid)]
+
     def _try_place(self, task: dict[str, Any]) -> Placement | None:
-        needed, gpus = self.workers_needed(task), task["gpus"] * task["ranks"]
-        uid = task["uid"]
+        """Place ``task`` now if enough workers are idle: on one node, else rank by rank across nodes."""
+        uid, ranks = task["uid"], task["ranks"]
+        per_rank = math.ceil(task["cores"] / self.width)
+        plan: list[tuple[NodeSlots, int]] = []
         for node in self.nodes.values():
-            if len(node.free_gpus) < gpus:
-                continue
-            idle = [w for w in node.workers
-                    if not self.workers[w].queue and self.workers[w].held_by in (None, uid)]
-            if len(idle) < needed:
-                continue
-            chosen = idle[:needed]
-            for worker_uid in chosen:
-                self.workers[worker_uid].held_by = uid
-            self.workers[chosen[0]].queue.append(uid)
-            gpu_ids, node.free_gpus = node.free_gpus[:gpus], node.free_gpus[gpus:]
-            placement = Placement(task, chosen[0], chosen, gpu_ids, node.name)
-            self._placements[uid] = placement
-            self._worker_of[uid] = chosen[0]
-            for worker in self.workers.values():  # release reservations beyond what was used
-                if worker.held_by == uid and worker.uid not in chosen:
-                    worker.held_by = None
-            return placement
-        return None
+            if self._ranks_fitting(node, task, len(self._idle_workers(node, uid)), len(node.free_gpus)) >= ranks:
+                plan = [(node, ranks)]
+                break
+        else:
+            if ranks == 1:
+                return None
+            left = ranks
+            for node in self.nodes.values():
+                fit = min(left, self._ranks_fitting(node, task, len(self._idle_workers(node, uid)),
+                                                    len(node.free_gpus)))
+                if fit:
+                    plan.append((node, fit))
+                    left -= fit
+            if left:
+                return None
+        chosen: list[str] = []
+        gpu_ids: dict[str, list[int]] = {}
+        for node, node_ranks in plan:
+            chosen += self._idle_workers(node, uid)[: per_rank * node_ranks]
+            taken = task["gpus"] * node_ranks
+            gpu_ids[node.name], node.free_gpus = node.free_gpus[:taken], node.free_gpus[taken:]
+        for worker_uid in chosen:
+            self.workers[worker_uid].held_by = uid
+        for worker in self.workers.values():  # release reservations beyond what was used
+            if worker.held_by == uid and worker.uid not in chosen:
+                worker.held_by = None
+        self.workers[chosen[0]].queue.append(uid)
+        placement = Placement(task, chosen[0], chosen, gpu_ids)
+        self._placements[uid] = placement
+        self._worker_of[uid] = chosen[0]
+        task["placement"] = [[node.name, node_ranks] for node, node_ranks in plan]
+        task["gpu_ids"] = gpu_ids[plan[0][0].name] if len(plan) == 1 else []
+        return placement
 
     def _reserve(self, task: dict[str, Any]) -> None:
-        uid, needed, gpus = task["uid"], self.workers_needed(task), task["gpus"] * task["ranks"]
+        """Hold workers for ``task`` so that they drain: the idlest node if it fits there, else across nodes."""
+        uid = task["uid"]
         if any(worker.held_by == uid for worker in self.workers.values()):
             return
-        candidates = [node for node in self.nodes.values() if len(node.workers) >= needed and node.total_gpus >= gpus]
-        if not candidates:
-            return
-        best = max(candidates, key=lambda node: sum(
-            1 for w in node.workers if self.workers[w].held_by is None and not self.workers[w].queue))
-        free = [w for w in best.workers if self.workers[w].held_by is None]
-        for worker_uid in free[:needed]:
-            self.workers[worker_uid].held_by = uid
+        per_rank = math.ceil(task["cores"] / self.width)
+        needed = per_rank * task["ranks"]
+
+        def free(node: NodeSlots) -> list[str]:
+            return [w for w in node.workers if self.workers[w].held_by is None]
+
+        def idleness(node: NodeSlots) -> int:
+            return sum(1 for w in free(node) if not self.workers[w].queue)
+
+        nodes = sorted(self.nodes.values(), key=idleness, reverse=True)
+        whole = [n for n in nodes if self._ranks_fitting(n, task, len(n.workers), n.total_gpus) >= task["ranks"]]
+        for node in whole[:1] or nodes:
+            take = self._ranks_fitting(node, task, len(free(node)), node.total_gpus) * per_rank
+            for worker_uid in free(node)[: min(take, needed)]:
+                self.workers[worker_uid].held_by = uid
+                needed -= 1
+            if needed <= 0:
+                return
 
     def _schedule_simple(self, assignments: dict[str, list[dict[str, Any]]]) -> None:
         depth = self.depth
@@ -238,4 +277,5 @@ class Scheduler:
             for held in placement.held_workers:
                 if held in self.workers and self.workers[held].held_by == uid:
                     self.workers[held].held_by = None
-            self.nodes[placement.node].free_gpus.extend(placement.gpu_ids)
+            for node, ids in placement.gpu_ids.items():
+                self.nodes[node].free_gpus.extend(ids)

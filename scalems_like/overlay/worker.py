@@ -23,6 +23,7 @@ from typing import Any
 import zmq
 
 from scalems_like import protocol
+from scalems_like.agent.launch import task_environment
 from scalems_like.errors import ProtocolError, TaskCanceled, TaskTimeout
 from scalems_like.overlay.execution import RunningExecutable, run_function, start_executable
 
@@ -45,13 +46,13 @@ def _die_with_parent() -> None:
 
 class Worker:
     def __init__(self, master_address: str, uid: str, node: str, heartbeat_interval: float,
-                 heartbeat_timeout: float, mpi_prefix: list[str]) -> None:
+                 heartbeat_timeout: float, mpi_launcher: str) -> None:
         self.master_address = master_address
         self.uid = uid
         self.node = node
         self.heartbeat_interval = heartbeat_interval
         self.heartbeat_timeout = heartbeat_timeout
-        self.mpi_prefix = mpi_prefix
+        self.mpi_launcher = mpi_launcher
         self.inbox: collections.deque[dict[str, Any]] = collections.deque()
         self.outbox: list[dict[str, Any]] = []
         self.running: RunningExecutable | None = None
@@ -61,7 +62,7 @@ class Worker:
         self.last_flush = 0.0
         self.last_sent = 0.0
         self.last_heard = time.time()
-        self.environment = dict(os.environ)
+        self.environment = task_environment(dict(os.environ))
         self.context: zmq.Context[zmq.Socket[bytes]] | None = None
         self.socket: zmq.Socket[bytes] | None = None
         self.poller = zmq.Poller()
@@ -181,7 +182,7 @@ class Worker:
         if task["kind"] == "function":
             self.run_function_task(task)
             return
-        started = start_executable(task, self.mpi_prefix, self.environment)
+        started = start_executable(task, self.mpi_launcher, self.environment)
         if isinstance(started, str):
             self.update(task, "FAILED", reason=started, exit_code=127)
         else:
@@ -259,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         address, uid, node,
         heartbeat_interval=float(os.environ.get("SCALEMS_HEARTBEAT_INTERVAL", "1")),
         heartbeat_timeout=float(os.environ.get("SCALEMS_HEARTBEAT_TIMEOUT", "10")),
-        mpi_prefix=os.environ.get("SCALEMS_MPI_PREFIX", "").split(),
+        mpi_launcher=os.environ.get("SCALEMS_MPI_LAUNCHER", "none"),
     )
     try:
         return worker.run()

@@ -99,3 +99,38 @@ def test_removed_worker_returns_its_tasks() -> None:
     scheduler.schedule()
     assert scheduler.remove_worker("n1.w0") == ["t0", "t2"]
     assert list(scheduler.workers) == ["n1.w1"]
+
+
+def test_ranks_fill_one_node_when_they_fit() -> None:
+    scheduler = scheduler_with({"n1": (4, 0), "n2": (4, 0)})
+    scheduler.submit([task("mpi", cores=2, ranks=2)])
+    (placed,) = [t for tasks in scheduler.schedule().values() for t in tasks]
+    assert placed["placement"] == [["n1", 2]]
+    assert sum(1 for w in scheduler.workers.values() if w.held_by == "mpi") == 4
+
+
+def test_ranks_span_nodes_when_one_node_is_too_small() -> None:
+    scheduler = scheduler_with({"n1": (4, 0), "n2": (4, 0)})
+    assert scheduler.unsatisfiable_reason(task("wide", cores=4, ranks=2)) is None
+    scheduler.submit([task("wide", cores=4, ranks=2), task("after")])
+    assignments = scheduler.schedule()
+    assert uids(assignments) == {"n1.w0": ["wide"]}
+    assert assignments["n1.w0"][0]["placement"] == [["n1", 1], ["n2", 1]]
+    scheduler.finished("wide")
+    assert uids(scheduler.schedule()) == {"n1.w0": ["after"]}
+
+
+def test_too_many_ranks_are_explained() -> None:
+    scheduler = scheduler_with({"n1": (4, 0), "n2": (4, 0)})
+    assert scheduler.unsatisfiable_reason(task("huge", cores=3, ranks=3)) == (
+        "needs 9 cores and 0 GPUs for 3 ranks across 2 node(s); the largest node of this pilot offers 4 cores and 0 GPUs")
+
+
+def test_multi_node_task_reserves_across_nodes() -> None:
+    scheduler = scheduler_with({"n1": (2, 0), "n2": (2, 0)})
+    scheduler.submit([task("a")])
+    scheduler.schedule()
+    scheduler.submit([task("wide", cores=2, ranks=2), task("b")])
+    assert scheduler.schedule() == {}  # wide holds all four workers; b may not start
+    scheduler.finished("a")
+    assert uids(scheduler.schedule()) == {"n1.w0": ["wide"]}

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from scalems_like.agent.nodes import Node
 
@@ -53,6 +54,38 @@ def start_workers(method: str, nodes: list[Node], per_node: int, width: int, add
                                   stdin=subprocess.DEVNULL, start_new_session=True, cwd=os.getcwd()), uid_prefix)]
 
 
-def mpi_prefix(mpi_launcher: str) -> list[str]:
-    """Command prefix (before ``-n RANKS``) that launches a ranks > 1 task."""
-    return {"none": [], "srun": ["srun", "--overlap"], "mpiexec": ["mpiexec"], "mpirun": ["mpirun"]}[mpi_launcher]
+STEP_VARIABLES = (
+    "SLURM_STEP", "SLURM_NTASKS", "SLURM_NPROCS", "SLURM_TASKS_PER_NODE", "SLURM_CPUS_PER_TASK",
+    "SLURM_DISTRIBUTION", "SLURM_SRUN_COMM", "SLURM_NNODES", "SLURM_NODELIST", "SLURM_PROCID", "SLURM_LOCALID",
+    "SLURM_NODEID", "SLURM_TASK_PID", "SLURM_GTIDS", "SLURM_LAUNCH_NODE_IPADDR", "SLURM_CPU_BIND", "SLURM_MEM_PER",
+    "PMI_", "PMIX_", "OMPI_COMM_WORLD",
+)
+"""Variables of the launcher step that started a worker; tasks must not inherit them (a nested srun would
+obey the worker step's task counts)."""
+
+
+def task_environment(environment: dict[str, str]) -> dict[str, str]:
+    """The environment tasks start from: the worker's, without its launcher step's variables."""
+    return {key: value for key, value in environment.items() if not key.startswith(STEP_VARIABLES)}
+
+
+def mpi_command(launcher: str, task: dict[str, Any]) -> list[str]:
+    """The command line prefix that starts ``task["ranks"]`` ranks where the scheduler placed them."""
+    ranks, placement = task["ranks"], task.get("placement") or []
+    nodes = [str(node) for node, _ in placement]
+    if launcher == "srun":
+        command = ["srun", "--overlap", f"--ntasks={ranks}", f"--cpus-per-task={task['cores']}",
+                   "--kill-on-bad-exit=1"]
+        if nodes:
+            command += [f"--nodes={len(nodes)}", f"--nodelist={','.join(nodes)}"]
+        if task["gpus"]:
+            command.append(f"--gpus-per-task={task['gpus']}")
+        return command
+    if launcher in ("mpiexec", "mpirun"):
+        command = [launcher, "-n", str(ranks)]
+        if nodes:
+            command += ["--host", ",".join(f"{node}:{count}" for node, count in placement)]
+        return command
+    if launcher == "ibrun":
+        return ["ibrun", "-n", str(ranks)]
+    return []
