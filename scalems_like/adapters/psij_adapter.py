@@ -8,6 +8,7 @@ far too slow to tell a user anything in time).
 from __future__ import annotations
 
 import datetime
+import io
 import math
 import threading
 import time
@@ -75,6 +76,15 @@ class PsijAdapter(BatchAdapter):
             custom_attributes=dict(job.custom_attributes) or None,
         )
         return psij.Job(spec)
+
+    def render_script(self, job: PilotJob) -> str:
+        """The batch script psij would submit for ``job`` (for batch executors; shown to users and tested)."""
+        executor = self._get_executor()
+        psij_job = self.render(job)
+        text = io.StringIO()
+        context = executor._create_script_context(psij_job)  # psij has no public call for this
+        executor.generate_submit_script(psij_job, context, text)
+        return text.getvalue().replace(psij_job.id, "{psij_job_id}")
 
     def submit(self, job: PilotJob, on_event: Callable[[JobEvent], None]) -> str:
         import psij

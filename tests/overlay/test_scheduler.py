@@ -123,7 +123,8 @@ def test_ranks_span_nodes_when_one_node_is_too_small() -> None:
 def test_too_many_ranks_are_explained() -> None:
     scheduler = scheduler_with({"n1": (4, 0), "n2": (4, 0)})
     assert scheduler.unsatisfiable_reason(task("huge", cores=3, ranks=3)) == (
-        "needs 9 cores and 0 GPUs for 3 ranks across 2 node(s); the largest node of this pilot offers 4 cores and 0 GPUs")
+        "needs 9 cores and 0 GPUs for 3 ranks across 2 node(s); "
+        "the largest node of this pilot offers 4 cores and 0 GPUs")
 
 
 def test_multi_node_task_reserves_across_nodes() -> None:

@@ -1,0 +1,94 @@
+"""Pilots on the real single-host SLURM cluster (4 nodes of 4 CPUs) through psij's slurm executor."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import scalems_like as sl
+from scalems_like import PilotState, TaskState, paths
+from tests.adapters.conftest import squeue_state
+
+pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm")]
+
+
+def node_name() -> str:
+    import os
+
+    return os.environ["SLURMD_NODENAME"]
+
+
+def write_override(text: str) -> None:
+    directory = paths.user_config_dir() / "resources"
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "slurm.yaml").write_text(text)
+
+
+def test_two_node_pilot_runs_tasks_on_both_nodes_and_an_mpi_task_across_them(session: sl.Session) -> None:
+    pilot = session.submit_pilot(sl.PilotDescription(resource="slurm", nodes=2, runtime=300))
+    pilot.wait("ACTIVE", timeout=120)
+    assert [name for name, _, _ in pilot.nodes] == ["n1", "n2"] and pilot.native_id
+    assert squeue_state(pilot.native_id) == "RUNNING"
+    report = sl.TaskDescription(executable="/bin/sh", arguments=["-c", "sleep 1; echo $SLURMD_NODENAME"])
+    tasks = session.submit_tasks([report] * 16 + [sl.TaskDescription(function=node_name) for _ in range(8)])
+    session.wait_tasks(tasks, timeout=120)
+    assert {t.stdout for t in tasks[:16]} == {"n1\n", "n2\n"}
+    assert {t.history[-1][2] for t in tasks} == {"n1", "n2"}
+    assert all(t.return_value == t.history[-1][2] for t in tasks[16:])
+    (mpi,) = session.submit_tasks([sl.TaskDescription(
+        executable="/bin/sh", arguments=["-c", "echo $SLURM_PROCID $SLURMD_NODENAME"], ranks=2, cores=4)])
+    assert mpi.wait(timeout=60) is TaskState.DONE
+    assert sorted(mpi.stdout.splitlines()) == ["0 n1", "1 n2"]
+    session.close()
+    assert pilot.state is PilotState.DONE
+
+
+def test_rejected_job_reports_sbatch_message(session: sl.Session) -> None:
+    with pytest.raises(sl.SubmitError, match="invalid partition specified: nosuchpartition"):
+        session.submit_pilot(sl.PilotDescription(resource="slurm", queue="nosuchpartition"))
+
+
+def test_cancel_queued_and_running_pilots(session: sl.Session) -> None:
+    running = session.submit_pilot(sl.PilotDescription(resource="slurm", nodes=4, runtime=300))
+    running.wait("ACTIVE", timeout=120)
+    queued = session.submit_pilot(sl.PilotDescription(resource="slurm", nodes=4, runtime=300))
+    deadline = time.monotonic() + 30
+    while squeue_state(queued.native_id or "") != "PENDING":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert queued.state is PilotState.SUBMITTED
+    queued.cancel()
+    assert queued.wait(timeout=60) is PilotState.CANCELED
+    (task,) = session.submit_tasks([sl.TaskDescription(executable="/bin/sleep", arguments=["300"])])
+    while task.state is not TaskState.RUNNING:
+        assert time.monotonic() < deadline + 30
+        time.sleep(0.05)
+    running.cancel()
+    assert running.wait(timeout=60) is PilotState.CANCELED
+    assert task.wait(timeout=10) is TaskState.CANCELED
+    deadline = time.monotonic() + 30
+    while squeue_state(running.native_id or "") not in ("COMPLETED", "CANCELLED", ""):
+        assert time.monotonic() < deadline, "the batch job did not end after the cancel"
+        time.sleep(0.2)
+
+
+def test_agent_that_never_connects_fails_the_pilot_and_its_job(session: sl.Session) -> None:
+    write_override("agent_connect_timeout: 3\n")
+    pilot = session.submit_pilot(sl.PilotDescription(resource="slurm", pre_bootstrap=["sleep 120"]))
+    assert pilot.wait(timeout=60) is PilotState.FAILED
+    assert pilot.failure == ("the batch job runs but its agent did not connect within 3 s "
+                             "(last bootstrap step: hooks)")
+    deadline = time.monotonic() + 30
+    while squeue_state(pilot.native_id or "") not in ("CANCELLED", ""):
+        assert time.monotonic() < deadline, "the batch job was not canceled"
+        time.sleep(0.2)
+
+
+def test_pilot_reaching_its_walltime(session: sl.Session) -> None:
+    """SLURM walltimes are whole minutes: the agent ends the pilot shortly before SLURM would kill it."""
+    pilot = session.submit_pilot(sl.PilotDescription(resource="slurm", nodes=1, runtime=60))
+    (task,) = session.submit_tasks([sl.TaskDescription(executable="/bin/sleep", arguments=["300"])])
+    assert pilot.wait(timeout=120) is PilotState.DONE
+    assert task.wait(timeout=10) is TaskState.FAILED
+    assert task.reason == "pilot runtime of 60 s ended while the task ran"
