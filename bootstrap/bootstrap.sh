@@ -22,11 +22,24 @@ event() {  # event STEP STATE EXIT_CODE — one short line, appended in a single
     printf '%s\t%s\t%s\t%s\n' "$(now)" "$1" "$2" "$3" >>"$FEEDBACK/events"
 }
 
+CURRENT_STEP=""
+
+on_exit() {  # the shell exits in the middle of a step (a hook ran `exit`, a command failed under set -e)
+    status=$?
+    if [ -n "$CURRENT_STEP" ]; then
+        [ "$status" -ne 0 ] || status=1
+        event "$CURRENT_STEP" failed "$status"
+    fi
+    exit "$status"
+}
+
 run_step() {  # run_step NAME FUNCTION — runs FUNCTION in this shell, output in NAME.log; exits on failure
     # (set -e does not apply inside a function called from `||`: every step returns its own errors)
     event "$1" started 0
+    CURRENT_STEP=$1
     status=0
     "$2" >"$FEEDBACK/$1.log" 2>&1 || status=$?
+    CURRENT_STEP=""
     if [ "$status" -ne 0 ]; then
         event "$1" failed "$status"
         exit "$status"
@@ -112,12 +125,14 @@ step_agent() {
 
 main() {
     mkdir -p "$FEEDBACK"
+    trap on_exit EXIT
     run_step sandbox step_sandbox
     run_step hooks step_hooks
     run_step environment step_environment
     if [ -n "$SCALEMS_ENV_DIR" ]; then SCALEMS_PYTHON="$SCALEMS_ENV_DIR/bin/python"; fi
     run_step agent step_agent
     event agent_start started 0
+    trap - EXIT
     PYTHONNOUSERSITE=1
     export PYTHONNOUSERSITE
     exec "$SCALEMS_PYTHON" -m scalems_like.agent "$SANDBOX" >"$FEEDBACK/agent.log" 2>&1

@@ -64,16 +64,19 @@ class PsijAdapter(BatchAdapter):
             environment=dict(job.environment), stdout_path=job.stdout, stderr_path=job.stderr,
             name=job.name, inherit_environment=True,
         )
+        # one "process" per core: psij's PBS templates request ncpus = processes per node, and SLURM then
+        # allocates the job as many tasks as the agent starts workers
         spec.resources = psij.ResourceSpecV1(
-            node_count=job.nodes, processes_per_node=1,
-            cpu_cores_per_process=job.cores_per_node,
-            gpu_cores_per_process=job.gpus_per_node or None,
+            node_count=job.nodes, processes_per_node=job.cores_per_node or 1,
             exclusive_node_use=job.cores_per_node is None and self.executor_name != "local",
         )
+        custom = dict(job.custom_attributes)
+        if job.gpus_per_node and self.executor_name == "slurm":
+            custom.setdefault("slurm.gpus-per-node", str(job.gpus_per_node))
+        # PBS: psij's select line has no GPUs; sites add them with a custom attribute if they need to
         spec.attributes = psij.JobAttributes(
             duration=datetime.timedelta(seconds=math.ceil(job.runtime)), queue_name=job.queue,
-            account=job.account, project_name=job.project,
-            custom_attributes=dict(job.custom_attributes) or None,
+            account=job.account, project_name=job.project, custom_attributes=custom or None,
         )
         return psij.Job(spec)
 

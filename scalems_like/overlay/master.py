@@ -13,8 +13,10 @@ One ``poll`` over the client socket, the worker socket and the worker processes,
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -140,6 +142,8 @@ class Master:
             if task is None:
                 continue
             if update["state"] not in FINAL:
+                if "pid" in update:
+                    task["pid"], task["host"] = update["pid"], update.get("host")
                 self.outbox.append(update)
                 continue
             self.scheduler.finished(uid)
@@ -167,8 +171,10 @@ class Master:
             for worker in [w for w in self.scheduler.workers if w == prefix or w.startswith(prefix + ".")]:
                 self.lose_worker(worker, f"its process ended with code {code}")
         if not self.processes and self.stop_reason is None:
-            self.stop_reason = ("FAILED", "every worker process ended; see the logs in "
-                                f"{Path(self.config.pilot_sandbox) / 'workers'}")
+            logs = sorted((Path(self.config.pilot_sandbox) / "workers").glob("*.log"))
+            tail = logs[0].read_text(errors="replace").strip().splitlines()[-10:] if logs else []
+            self.stop_reason = ("FAILED", f"every worker process ended; {logs[0] if logs else 'the worker log'} "
+                                "ends with:\n" + "\n".join(tail))
 
     def lose_worker(self, worker: str, why: str) -> None:
         if worker not in self.scheduler.workers:
@@ -176,12 +182,21 @@ class Master:
         self.worker_seen.pop(worker, None)
         for uid in self.scheduler.remove_worker(worker):
             task = self.tasks[uid]
+            self.kill_orphan(task)
             reason = f"worker {worker} lost: {why}"
             if task["attempt"] < task["retries"] and self.stop_reason is None:
                 self.retry(task, reason)
             else:
                 del self.tasks[uid]
                 self.outbox.append(self._update(task, "FAILED", reason=reason))
+
+    def kill_orphan(self, task: dict[str, Any]) -> None:
+        """Kill the process group of an executable whose worker died (it runs in a session of its own)."""
+        pid = task.pop("pid", None)
+        if pid is not None and task.pop("host", None) in (self.nodes[0].name, self.host):
+            with contextlib.suppress(OSError):
+                os.killpg(pid, signal.SIGKILL)
+            log.warning("killed the process group %d of task %s, whose worker was lost", pid, task["uid"])
 
     def handle_schedule(self) -> None:
         for worker, tasks in self.scheduler.schedule().items():

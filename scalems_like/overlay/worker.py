@@ -11,6 +11,7 @@ the task's timeout are handled from the tick, which raises inside the function w
 from __future__ import annotations
 
 import collections
+import contextlib
 import ctypes
 import logging
 import os
@@ -36,12 +37,10 @@ TICK_INTERVAL = 0.5
 
 
 def _die_with_parent() -> None:
-    """Ask Linux to SIGKILL this process when its parent (the agent, for fork launches) dies."""
-    try:
+    """Ask Linux to SIGTERM this process when its parent (the agent, for fork launches) dies."""
+    with contextlib.suppress(OSError):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 class Worker:
@@ -100,7 +99,7 @@ class Worker:
         poller = self.poller
         poller.register(self.socket, zmq.POLLIN)
         signal.signal(signal.SIGALRM, self.handle_tick)
-        signal.signal(signal.SIGTERM, lambda *_: self._request_stop("SIGTERM"))
+        signal.signal(signal.SIGTERM, self.handle_sigterm)
         while not self.stopping or self.running is not None:
             if self.running is None and self.inbox and not self.stopping:
                 self.handle_next_task()
@@ -188,7 +187,7 @@ class Worker:
         else:
             self.running = started
             self.poller.register(started.pidfd, zmq.POLLIN)
-            self.update(task, "RUNNING")
+            self.update(task, "RUNNING", pid=started.process.pid)
 
     def run_function_task(self, task: dict[str, Any]) -> None:
         started = time.time()
@@ -231,6 +230,12 @@ class Worker:
             running.escalate()
         elif running.deadline is not None and now >= running.deadline and running.ended_by is None:
             running.terminate("timeout")
+
+    def handle_sigterm(self, _signal: int, _frame: Any) -> None:
+        """SIGTERM (from the agent, or because the agent died): kill the running task's group and exit now."""
+        if self.running is not None:
+            self.running.escalate()
+        os._exit(128 + signal.SIGTERM)
 
     def handle_heartbeat(self) -> None:
         if time.time() - self.last_sent >= self.heartbeat_interval:

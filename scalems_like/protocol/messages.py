@@ -39,7 +39,7 @@ TASK_KEYS = frozenset({
 
 UPDATE_KEYS = frozenset({
     "uid", "state", "time", "host", "worker", "exit_code", "reason", "return_value", "exception",
-    "traceback", "output", "started", "attempt",
+    "traceback", "output", "started", "attempt", "pid",
 })
 """Keys a task update may carry."""
 

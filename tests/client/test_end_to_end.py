@@ -223,14 +223,28 @@ def test_missing_python_fails_the_environment_step(session: sl.Session) -> None:
 
 
 def test_killed_agent_fails_pilot_and_its_tasks(session: sl.Session, local_pilot: sl.Pilot) -> None:
-    (task,) = session.submit_tasks([sl.TaskDescription(executable="/bin/sleep", arguments=["300"])])
+    token = str(1000 + os.getpid() % 1000)  # a sleep no other test runs
+    (task,) = session.submit_tasks([sl.TaskDescription(executable="/bin/sleep", arguments=[token])])
     _wait_until(lambda: task.state is TaskState.RUNNING)
     assert local_pilot.agent_pid is not None
+    task_pid = _pid_of_command(f"/bin/sleep {token}")
     os.kill(local_pilot.agent_pid, signal.SIGKILL)
     assert local_pilot.wait(timeout=30) is PilotState.FAILED
     assert "before" not in local_pilot.failure and "while the agent ran" in local_pilot.failure
     assert task.wait(timeout=10) is TaskState.FAILED
     assert task.reason.startswith(f"pilot {local_pilot.uid} ended FAILED")
+    _wait_until(lambda: not _alive(task_pid))  # workers die with their agent, and take their tasks along
+
+
+def _pid_of_command(command: str) -> int:
+    import subprocess
+
+    result = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True, check=True)
+    for line in result.stdout.splitlines():
+        pid, _, args = line.strip().partition(" ")
+        if args.strip() == command:
+            return int(pid)
+    raise AssertionError(f"no process {command!r}")
 
 
 def test_cancel_pilot(session: sl.Session, local_pilot: sl.Pilot) -> None:

@@ -53,27 +53,39 @@ def test_agent_and_workers_stop_when_the_client_is_killed() -> None:
     assert not any(map(_alive, workers)), "a worker outlived its agent"
 
 
-def _parent_of_command(*argv: str) -> int:
-    result = subprocess.run(["ps", "-eo", "ppid=,args="], capture_output=True, text=True, check=True)
+def _processes(*argv: str) -> list[tuple[int, int]]:
+    """(pid, parent pid) of the processes running exactly ``argv``."""
+    result = subprocess.run(["ps", "-eo", "pid=,ppid=,args="], capture_output=True, text=True, check=True)
+    found = []
     for line in result.stdout.splitlines():
-        ppid, _, command = line.strip().partition(" ")
+        pid, ppid, command = line.split(None, 2)
         if command.strip() == " ".join(argv):
-            return int(ppid)
-    raise AssertionError(f"no process {argv}")
+            found.append((int(pid), int(ppid)))
+    return found
+
+
+def _parent_of_command(*argv: str) -> int:
+    (only,) = _processes(*argv)
+    return only[1]
 
 
 def test_killed_worker_fails_its_task_and_the_pilot_goes_on(session: sl.Session, local_pilot: sl.Pilot) -> None:
+    token = 2000 + os.getpid() % 1000  # sleeps no other test runs
     doomed, other = session.submit_tasks([
-        sl.TaskDescription(executable="/bin/sleep", arguments=["301"]),
-        sl.TaskDescription(executable="/bin/sleep", arguments=["302"]),
+        sl.TaskDescription(executable="/bin/sleep", arguments=[str(token)]),
+        sl.TaskDescription(executable="/bin/sleep", arguments=[str(token + 1)]),
     ])
     deadline = time.monotonic() + 30
     while not (doomed.state is TaskState.RUNNING and other.state is TaskState.RUNNING):
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    os.kill(_parent_of_command("/bin/sleep", "301"), signal.SIGKILL)  # the worker running `doomed`
+    os.kill(_parent_of_command("/bin/sleep", str(token)), signal.SIGKILL)  # the worker running `doomed`
     assert doomed.wait(timeout=30) is TaskState.FAILED
     assert doomed.reason.endswith("lost: its process ended with code -9")
+    deadline = time.monotonic() + 10
+    while _processes("/bin/sleep", str(token)):  # the agent killed the orphaned task
+        assert time.monotonic() < deadline, "the task of the killed worker still runs"
+        time.sleep(0.05)
     assert other.state is TaskState.RUNNING
     other.cancel()
     assert other.wait(timeout=30) is TaskState.CANCELED
@@ -83,12 +95,13 @@ def test_killed_worker_fails_its_task_and_the_pilot_goes_on(session: sl.Session,
 
 
 def test_killed_worker_task_with_retries_runs_again(session: sl.Session, local_pilot: sl.Pilot) -> None:
-    (task,) = session.submit_tasks([sl.TaskDescription(executable="/bin/sleep", arguments=["303"], retries=1)])
+    token = str(3000 + os.getpid() % 1000)
+    (task,) = session.submit_tasks([sl.TaskDescription(executable="/bin/sleep", arguments=[token], retries=1)])
     deadline = time.monotonic() + 30
     while task.state is not TaskState.RUNNING:
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    os.kill(_parent_of_command("/bin/sleep", "303"), signal.SIGKILL)
+    os.kill(_parent_of_command("/bin/sleep", token), signal.SIGKILL)
     while task.attempt != 1 or task.state is not TaskState.RUNNING:
         assert time.monotonic() < deadline + 30
         time.sleep(0.05)
