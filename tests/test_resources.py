@@ -60,3 +60,29 @@ def test_load_all_reports_errors_without_stopping() -> None:
     everything = load_all()
     assert isinstance(everything["bad"], ConfigError)
     assert not isinstance(everything["local"], ConfigError)
+
+
+def test_shipped_sites_load_and_share_their_anchored_settings() -> None:
+    everything = load_all()
+    errors = {name: value for name, value in everything.items() if isinstance(value, ConfigError)}
+    assert errors == {}
+    assert {"local", "slurm", "pbs", "perlmutter-cpu", "perlmutter-gpu", "anvil", "expanse", "polaris"} <= set(
+        everything)
+    perlmutter = load_resource("perlmutter-gpu")
+    assert (perlmutter.scheduler, perlmutter.launch_method, perlmutter.gpus_per_node) == ("slurm", "srun", 4)
+    assert perlmutter.status_polling_interval == 10.0  # from the shared anchor
+    assert perlmutter.custom_attributes == {"slurm.constraint": "gpu", "slurm.qos": "regular"}
+    assert load_resource("polaris").scheduler == "pbs"
+
+
+def test_user_file_overrides_a_site_from_a_multi_resource_file() -> None:
+    write_user_config("anvil", "account: abc123\n")
+    anvil = load_resource("anvil")
+    assert anvil.account == "abc123" and anvil.queue == "wholenode"
+
+
+def test_multi_resource_file_with_other_top_level_keys_is_refused() -> None:
+    path = write_user_config("mixed", "resources: {a: {scheduler: slurm}}\nqueue: x\n")
+    assert isinstance(load_all()["mixed"], ConfigError)
+    with pytest.raises(ConfigError, match=rf"{path}: a file with 'resources:' holds only"):
+        load_resource("mixed")

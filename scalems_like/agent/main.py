@@ -49,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     processes = launch.start_workers(config.launch_method, nodes, per_node, width, address, prefix,
                                      sandbox / "workers", environment)
     master.watch(processes)
-    signal.signal(signal.SIGTERM, lambda *_: master.request_stop("FAILED", "agent received SIGTERM"))
+    signal.signal(signal.SIGTERM, lambda *_: master.request_stop(
+        "FAILED", "the agent received SIGTERM: its batch job was canceled (scancel, qdel) or killed by the batch "
+        "system (walltime, node failure)"))
     master.connect_client()
     state, reason = master.run()
     log.info("pilot %s ends %s: %s", config.pilot_uid, state, reason)

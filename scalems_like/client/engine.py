@@ -31,7 +31,7 @@ from scalems_like.client.feedback import FeedbackReader, describe_step_failure, 
 from scalems_like.client.pilot import Pilot
 from scalems_like.client.task import Task
 from scalems_like.errors import ProtocolError
-from scalems_like.network import bind_and_advertise
+from scalems_like.network import bind_and_advertise, unbounded
 from scalems_like.states import PilotState, TaskState, pilot_transition_allowed
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ class Engine:
     # -- life cycle ----------------------------------------------------------------------------------
     def start(self) -> None:
         self.context = zmq.Context()
-        self.router = self.context.socket(zmq.ROUTER)
+        self.router = unbounded(self.context.socket(zmq.ROUTER))
         self.router.setsockopt(zmq.LINGER, 0)
         self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)

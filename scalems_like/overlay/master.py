@@ -29,7 +29,7 @@ from scalems_like import protocol
 from scalems_like.agent.config import AgentConfig
 from scalems_like.agent.nodes import Node
 from scalems_like.errors import ProtocolError
-from scalems_like.network import bind_and_advertise
+from scalems_like.network import bind_and_advertise, unbounded
 from scalems_like.overlay.scheduler import Scheduler
 
 log = logging.getLogger("scalems_like.master")
@@ -57,8 +57,8 @@ class Master:
         self.host = socket.gethostname()
         self.task_root = Path(config.pilot_sandbox) / "tasks"
         self.context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-        self.client = self.context.socket(zmq.DEALER)
-        self.workers = self.context.socket(zmq.ROUTER)
+        self.client = unbounded(self.context.socket(zmq.DEALER))
+        self.workers = unbounded(self.context.socket(zmq.ROUTER))
         self.poller = zmq.Poller()
 
     # -- set up --------------------------------------------------------------------------------------
@@ -170,11 +170,23 @@ class Master:
             log.error("worker process %d (%s) ended with code %d", process.pid, prefix, code)
             for worker in [w for w in self.scheduler.workers if w == prefix or w.startswith(prefix + ".")]:
                 self.lose_worker(worker, f"its process ended with code {code}")
-        if not self.processes and self.stop_reason is None:
+        if not self.processes and self.stop_reason is None and not self.termination_signaled(1.0):
             logs = sorted((Path(self.config.pilot_sandbox) / "workers").glob("*.log"))
             tail = logs[0].read_text(errors="replace").strip().splitlines()[-10:] if logs else []
             self.stop_reason = ("FAILED", f"every worker process ended; {logs[0] if logs else 'the worker log'} "
                                 "ends with:\n" + "\n".join(tail))
+
+    def termination_signaled(self, patience: float) -> bool:
+        """Wait up to ``patience`` s for a SIGTERM: when the batch system ends a job, the workers' step often
+        dies a moment before the agent hears of it, and the job's end is the better explanation."""
+        signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])
+        try:
+            if signal.sigtimedwait([signal.SIGTERM], patience) is None:
+                return False
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM])
+        signal.raise_signal(signal.SIGTERM)  # let the agent's handler say why
+        return True
 
     def lose_worker(self, worker: str, why: str) -> None:
         if worker not in self.scheduler.workers:

@@ -26,6 +26,7 @@ import zmq
 from scalems_like import protocol
 from scalems_like.agent.launch import task_environment
 from scalems_like.errors import ProtocolError, TaskCanceled, TaskTimeout
+from scalems_like.network import unbounded
 from scalems_like.overlay.execution import RunningExecutable, run_function, start_executable
 
 log = logging.getLogger("scalems_like.worker")
@@ -69,7 +70,7 @@ class Worker:
     # -- plumbing ------------------------------------------------------------------------------------
     def connect(self) -> None:
         self.context = zmq.Context()
-        self.socket = self.context.socket(zmq.DEALER)
+        self.socket = unbounded(self.context.socket(zmq.DEALER))
         self.socket.setsockopt(zmq.LINGER, 2000)
         self.socket.setsockopt_string(zmq.IDENTITY, self.uid)
         self.socket.connect(self.master_address)

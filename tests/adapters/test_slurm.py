@@ -73,6 +73,18 @@ def test_cancel_queued_and_running_pilots(session: sl.Session) -> None:
         time.sleep(0.2)
 
 
+def test_job_canceled_outside_the_session(session: sl.Session) -> None:
+    import subprocess
+
+    pilot = session.submit_pilot(sl.PilotDescription(resource="slurm", runtime=300))
+    pilot.wait("ACTIVE", timeout=120)
+    (task,) = session.submit_tasks([sl.TaskDescription(executable="/bin/sleep", arguments=["300"])])
+    subprocess.run(["scancel", pilot.native_id or ""], check=True)
+    assert pilot.wait(timeout=60) is PilotState.FAILED
+    assert pilot.failure.startswith("the agent received SIGTERM: its batch job was canceled (scancel, qdel)")
+    assert task.wait(timeout=10) is TaskState.FAILED
+
+
 def test_agent_that_never_connects_fails_the_pilot_and_its_job(session: sl.Session) -> None:
     write_override("agent_connect_timeout: 3\n")
     pilot = session.submit_pilot(sl.PilotDescription(resource="slurm", pre_bootstrap=["sleep 120"]))
