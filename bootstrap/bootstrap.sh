@@ -6,8 +6,9 @@
 # $SANDBOX/bootstrap/STEP.log, whose tail the client shows when the step fails:
 #   sandbox       check the pilot sandbox and its settings (bootstrap.env, written by the client)
 #   hooks         run the resource's and the pilot's pre-bootstrap lines (pre_bootstrap.sh) in this shell
-#   environment   pick the Python: the client's interpreter, or a venv keyed by the spec's hash (built once,
-#                 under a lock, into a temporary directory renamed into place only when complete)
+#   environment   pick the Python (SCALEMS_ENV_KIND): an interpreter as it is; a venv or a conda env built
+#                 from a file, keyed by the spec's hash (built once, under a lock, into a temporary directory
+#                 renamed into place only when complete; reuse/update/recreate); or an existing conda env
 #   agent         check that the Python can import scalems_like, then exec the agent
 set -eu
 
@@ -68,59 +69,117 @@ step_hooks() {
     return "$hook_status"
 }
 
-build_venv() {  # build_venv TARGET — into TARGET, which does not exist yet
+install_into() {  # install_into PREFIX — this client's scalems_like and the spec's requirements
     if command -v uv >/dev/null 2>&1; then
-        echo "building $1 with uv ($SCALEMS_ENV_PYTHON)"
-        uv venv --python "$SCALEMS_ENV_PYTHON" "$1" || return
         uv pip install --python "$1/bin/python" -r "$SANDBOX/requirements.txt" "$SCALEMS_INSTALL_SOURCE"
     else
-        echo "building $1 with $SCALEMS_ENV_PYTHON -m venv and pip"
-        "$SCALEMS_ENV_PYTHON" -m venv "$1" || return
-        "$1/bin/python" -m pip install --disable-pip-version-check -r "$SANDBOX/requirements.txt" "$SCALEMS_INSTALL_SOURCE"
+        "$1/bin/python" -m pip install --disable-pip-version-check -r "$SANDBOX/requirements.txt" \
+            "$SCALEMS_INSTALL_SOURCE"
     fi
 }
 
-step_environment() {
-    if [ -z "$SCALEMS_ENV_DIR" ]; then
-        echo "using the interpreter $SCALEMS_PYTHON"
-        command -v "$SCALEMS_PYTHON" || { echo "interpreter $SCALEMS_PYTHON not found"; return 127; }
-        return 0
+build_venv() {  # build_venv TARGET — a new venv in TARGET, which does not exist yet
+    command -v "$SCALEMS_PYTHON" >/dev/null 2>&1 || { echo "interpreter $SCALEMS_PYTHON not found"; return 127; }
+    if command -v uv >/dev/null 2>&1; then
+        echo "building $1 with uv ($SCALEMS_PYTHON)"
+        uv venv --python "$SCALEMS_PYTHON" "$1" || return
+    else
+        echo "building $1 with $SCALEMS_PYTHON -m venv and pip"
+        "$SCALEMS_PYTHON" -m venv "$1" || return
     fi
-    command -v "$SCALEMS_ENV_PYTHON" >/dev/null 2>&1 || { echo "interpreter $SCALEMS_ENV_PYTHON not found"; return 127; }
+    install_into "$1"
+}
+
+build_conda() {  # build_conda TARGET — a new conda env in TARGET from the environment file
+    conda_command=$(command -v mamba || command -v conda) || { echo "neither conda nor mamba is on PATH"; return 127; }
+    echo "building $1 with $conda_command from $SCALEMS_CONDA"
+    "$conda_command" env create --yes --prefix "$1" --file "$SCALEMS_CONDA" || return
+    install_into "$1"
+}
+
+lock_env() {  # take the env's lock; wait while another live pilot holds it
     mkdir -p "$(dirname "$SCALEMS_ENV_DIR")" || return
     lock="$SCALEMS_ENV_DIR.lock"
     waited=0
-    while ! mkdir "$lock" 2>/dev/null; do  # another pilot builds the same env: wait for it
+    while ! mkdir "$lock" 2>/dev/null; do
         [ -d "$lock" ] || { echo "cannot create the lock directory $lock"; return 73; }
-        [ -e "$SCALEMS_ENV_DIR/.complete" ] && [ "$SCALEMS_ENV_MODE" != recreate ] && break
         holder=$(cat "$lock/owner" 2>/dev/null || true)
-        if [ "${holder%% *}" = "$(hostname)" ] && ! kill -0 "${holder#* }" 2>/dev/null; then
+        if [ -n "$holder" ] && [ "${holder%% *}" = "$(hostname)" ] && ! kill -0 "${holder#* }" 2>/dev/null; then
             echo "breaking the stale lock of $holder"; rm -rf "$lock"; continue
         fi
-        [ "$waited" -eq 0 ] && echo "waiting for $holder, which builds $SCALEMS_ENV_DIR"
-        [ "$waited" -ge 1800 ] && { echo "gave up waiting for the lock $lock"; return 75; }
+        [ "$waited" -eq 0 ] && echo "waiting for ${holder:-another pilot}, which builds $SCALEMS_ENV_DIR"
+        [ "$waited" -ge 3600 ] && { echo "gave up waiting for the lock $lock"; return 75; }
         sleep 1; waited=$((waited + 1))
     done
-    echo "$(hostname) $$" >"$lock/owner" 2>/dev/null || true
-    if [ -e "$SCALEMS_ENV_DIR/.complete" ] && [ "$SCALEMS_ENV_MODE" != recreate ]; then
+    echo "$(hostname) $$" >"$lock/owner"
+}
+
+build_or_reuse() {  # build_or_reuse BUILDER — the env of SCALEMS_ENV_DIR, per SCALEMS_ENV_MODE, under the lock
+    lock_env || return
+    if [ -e "$SCALEMS_ENV_DIR/.complete" ] && [ "$SCALEMS_ENV_MODE" = reuse ]; then
         echo "reusing $SCALEMS_ENV_DIR"
+    elif [ -e "$SCALEMS_ENV_DIR/.complete" ] && [ "$SCALEMS_ENV_MODE" = update ]; then
+        echo "updating $SCALEMS_ENV_DIR"
+        install_into "$SCALEMS_ENV_DIR" || { status=$?; rm -rf "$lock"; return "$status"; }
     else
         rm -rf "$SCALEMS_ENV_DIR" "$SCALEMS_ENV_DIR.building"
-        build_status=0
-        build_venv "$SCALEMS_ENV_DIR.building" || build_status=$?
-        if [ "$build_status" -ne 0 ]; then
+        status=0
+        "$1" "$SCALEMS_ENV_DIR.building" || status=$?
+        if [ "$status" -ne 0 ]; then  # leave nothing a later pilot could take for a good env
             rm -rf "$SCALEMS_ENV_DIR.building" "$lock"
-            return "$build_status"
+            return "$status"
         fi
-        touch "$SCALEMS_ENV_DIR.building/.complete" || return
-        mv "$SCALEMS_ENV_DIR.building" "$SCALEMS_ENV_DIR" || return
+        touch "$SCALEMS_ENV_DIR.building/.complete" && mv "$SCALEMS_ENV_DIR.building" "$SCALEMS_ENV_DIR" || return
         echo "built $SCALEMS_ENV_DIR"
     fi
     rm -rf "$lock"
+    SCALEMS_PYTHON="$SCALEMS_ENV_DIR/bin/python"
 }
 
-step_agent() {
-    "$SCALEMS_PYTHON" -c 'import scalems_like, sys; print("scalems_like", scalems_like.__version__, "on Python", sys.version.split()[0])'
+use_conda() {  # an existing conda env, by prefix or by name
+    prefix=$SCALEMS_CONDA
+    case "$prefix" in
+        */*) ;;
+        *) prefix=$(conda run -n "$SCALEMS_CONDA" python -c 'import sys; print(sys.prefix)') \
+               || { echo "conda env $SCALEMS_CONDA not found"; return 127; } ;;
+    esac
+    [ -x "$prefix/bin/python" ] || { echo "no conda env at $prefix (no bin/python)"; return 127; }
+    if [ "$SCALEMS_ENV_MODE" = update ]; then
+        echo "updating the conda env $prefix"
+        install_into "$prefix" || return
+    else
+        echo "using the conda env $prefix as it is"
+    fi
+    SCALEMS_PYTHON="$prefix/bin/python"
+}
+
+step_environment() {
+    case "$SCALEMS_ENV_KIND" in
+        interpreter)
+            echo "using the interpreter $SCALEMS_PYTHON as it is"
+            command -v "$SCALEMS_PYTHON" || { echo "interpreter $SCALEMS_PYTHON not found"; return 127; } ;;
+        venv) build_or_reuse build_venv ;;
+        conda-file) build_or_reuse build_conda ;;
+        conda) use_conda ;;
+        *) echo "unknown environment kind $SCALEMS_ENV_KIND"; return 2 ;;
+    esac
+}
+
+step_agent() {  # the environment must hold a scalems_like that speaks the client's protocol
+    # shellcheck disable=SC2016
+    "$SCALEMS_PYTHON" -c '
+import sys
+try:
+    import scalems_like
+    from scalems_like.protocol import PROTOCOL_VERSION
+except ImportError as error:
+    sys.exit(f"{sys.executable} cannot import scalems_like ({error}); with mode use the environment is never "
+             "modified: install scalems_like into it, or use mode reuse/update")
+print("scalems_like", scalems_like.__version__, "protocol", PROTOCOL_VERSION, "on Python", sys.version.split()[0])
+if str(PROTOCOL_VERSION) != sys.argv[1]:
+    sys.exit(f"scalems_like {scalems_like.__version__} in {sys.executable} speaks protocol {PROTOCOL_VERSION}, "
+             f"the client speaks {sys.argv[1]}: install the client version into the environment (mode update)")
+' "$SCALEMS_PROTOCOL"
 }
 
 main() {
@@ -129,7 +188,6 @@ main() {
     run_step sandbox step_sandbox
     run_step hooks step_hooks
     run_step environment step_environment
-    if [ -n "$SCALEMS_ENV_DIR" ]; then SCALEMS_PYTHON="$SCALEMS_ENV_DIR/bin/python"; fi
     run_step agent step_agent
     event agent_start started 0
     trap - EXIT

@@ -1,9 +1,11 @@
 """The ``scalems-like`` command (also ``python -m scalems_like``).
 
-    scalems-like resources [--json]     list the resource configs and whether they load
-    scalems-like version                print the version and the wire protocol version
+    scalems-like resources [--json]              list the resource configs and whether they load
+    scalems-like env list|show NAME|add FILE [--name NAME]|rm NAME|build NAME [--resource R]
+                                                 named environment profiles
+    scalems-like version                         print the version and the wire protocol version
 
-Exit codes: 0 success; 1 a resource config is invalid; 2 usage error.
+Exit codes: 0 success; 1 failure (an invalid config, a failed build); 2 usage error.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from rich.table import Table
 
 import scalems_like
 from scalems_like import protocol
-from scalems_like.errors import ConfigError
+from scalems_like.errors import ConfigError, ScalemsError
 from scalems_like.resources import config_files, load_all
 
 
@@ -45,6 +47,12 @@ def command_resources(arguments: argparse.Namespace) -> int:
     return 1 if any(isinstance(value, ConfigError) for value in everything.values()) else 0
 
 
+def command_env(arguments: argparse.Namespace) -> int:
+    from scalems_like.cli.environments import run
+
+    return run(arguments)
+
+
 def command_version(_arguments: argparse.Namespace) -> int:
     print(f"scalems_like {scalems_like.__version__} (protocol {protocol.PROTOCOL_VERSION})")
     return 0
@@ -58,6 +66,22 @@ def parser() -> argparse.ArgumentParser:
                                     epilog="example: scalems-like resources")
     resources.add_argument("--json", action="store_true", help="machine-readable output")
     resources.set_defaults(handler=command_resources)
+    env = commands.add_parser("env", help="named environment profiles",
+                              epilog="examples: scalems-like env add gromacs.yaml; "
+                                     "scalems-like env build gromacs --resource slurm")
+    env_commands = env.add_subparsers(dest="action", required=True)
+    env_commands.add_parser("list", help="list the profiles")
+    show = env_commands.add_parser("show", help="print a profile")
+    show.add_argument("name")
+    add = env_commands.add_parser("add", help="add (or replace) a profile from a YAML file, after validating it")
+    add.add_argument("file")
+    add.add_argument("--name", help="profile name (default: the file's name)")
+    remove = env_commands.add_parser("rm", help="remove a profile")
+    remove.add_argument("name")
+    build = env_commands.add_parser("build", help="build a profile's environment now, on a short pilot")
+    build.add_argument("name")
+    build.add_argument("--resource", default="local")
+    env.set_defaults(handler=command_env)
     version = commands.add_parser("version", help="print the version")
     version.set_defaults(handler=command_version)
     return top
@@ -65,7 +89,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     arguments = parser().parse_args(argv)
-    return int(arguments.handler(arguments))
+    try:
+        return int(arguments.handler(arguments))
+    except ScalemsError as error:  # user errors: a message, never a traceback
+        Console(stderr=True).print(f"[red]error:[/red] {error}")
+        return 1
 
 
 if __name__ == "__main__":
