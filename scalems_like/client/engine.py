@@ -304,6 +304,9 @@ class Engine:
         text = f"batch job {event.state.value.lower()}{code} {when}"
         if event.message:
             text += f": {event.message.strip()}"
+        if pilot.bootstrap_events and pilot.state is not PilotState.ACTIVE:
+            last = pilot.bootstrap_events[-1]
+            text += f"; last bootstrap step: {last.step} ({last.state})"
         for name in ("bootstrap/agent.log", "agent.log", "job.err"):
             tail = tail_of(pilot.sandbox / name, 20)
             if tail:

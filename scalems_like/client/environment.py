@@ -126,9 +126,9 @@ def env_directory(spec: EnvironmentSpec, resource_sandbox: Path, wheel_digest: s
     if spec.kind in ("interpreter", "conda"):
         return Path()
     conda_text = Path(spec.conda).expanduser().read_text() if spec.kind == "conda-file" else ""  # type: ignore[arg-type]
-    identity = [spec.kind, spec.interpreter(), sorted(spec.requirements), conda_text]
+    identity: list[object] = [spec.kind, spec.interpreter(), conda_text]
     if spec.mode != "update":  # update keeps one env per interpreter and installs what a spec adds
-        identity.append(wheel_digest)
+        identity += [sorted(spec.requirements), wheel_digest]
     digest = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:16]
     return resource_sandbox / "envs" / f"{spec.kind}-{digest}"
 
