@@ -7,6 +7,9 @@ limits: a bare subprocess.Popen loop of /bin/true, and a bare pyzmq DEALER/ROUTE
 messages of the same size as a task on the wire. Targets: executables ≥ 70 % of the Popen limit, functions
 ≥ 10 000/s, pilot start ≤ 2 s with a reused environment.
 
+Also: how long after a bootstrap step failed the client knows it (target ≤ 2 s), and with ``--venv`` the
+pilot start when its venv is built (``six``, with uv or pip) and when a later pilot reuses it.
+
 With ``--slurm`` (the test cluster of tests/cluster/slurm-cluster.sh running): a 2-node pilot on the ``slurm``
 resource, submit → ACTIVE, and executable tasks/s across both nodes.
 """
@@ -85,11 +88,41 @@ def pilot_start(session: sl.Session, resource: str = "local", **shape: int) -> t
     return pilot, time.perf_counter() - start
 
 
+def failure_latency(session: sl.Session) -> float:
+    """Seconds from a failed bootstrap step (its own timestamp) to the client seeing the pilot FAILED."""
+    pilot = session.submit_pilot(sl.PilotDescription(resource="local", cores=1, pre_bootstrap=["exit 3"]))
+    seen: list[float] = []
+    pilot.add_callback(lambda _pilot, state: seen.append(time.time()) if state is sl.PilotState.FAILED else None)
+    pilot.wait()
+    while not seen:  # the callback runs on the session's thread right after the state change
+        time.sleep(0.001)
+    failed = next(event for event in pilot.bootstrap_events if event.state == "failed")
+    return seen[0] - failed.time
+
+
+def venv_starts(session: sl.Session) -> tuple[float, float]:
+    spec = {"requirements": ["six"], "mode": "recreate"}
+    built = pilot_start_with(session, spec)
+    reused = pilot_start_with(session, {**spec, "mode": "reuse"})
+    return built, reused
+
+
+def pilot_start_with(session: sl.Session, environment: dict[str, object]) -> float:
+    start = time.perf_counter()
+    pilot = session.submit_pilot(sl.PilotDescription(resource="local", cores=1, environment=environment))
+    pilot.wait("ACTIVE")
+    elapsed = time.perf_counter() - start
+    pilot.cancel()
+    pilot.wait()
+    return elapsed
+
+
 def main() -> None:
     options = argparse.ArgumentParser(description=__doc__)
     options.add_argument("--executables", type=int, default=2000)
     options.add_argument("--functions", type=int, default=20000)
     options.add_argument("--slurm", action="store_true", help="also measure a 2-node SLURM pilot")
+    options.add_argument("--venv", action="store_true", help="also measure building and reusing a venv")
     options.add_argument("--json", action="store_true")
     arguments = options.parse_args()
     wire_size = len(protocol.encode(protocol.SubmitTasks([session_task_example()])))
@@ -103,6 +136,9 @@ def main() -> None:
             session, [sl.TaskDescription(executable="/bin/true") for _ in range(arguments.executables)])
         results["functions_per_s"] = run_tasks(
             session, [sl.TaskDescription(function=square, args=(i,)) for i in range(arguments.functions)])
+        results["failure_known_after_s"] = failure_latency(session)
+        if arguments.venv:
+            results["venv_built_start_s"], results["venv_reused_start_s"] = venv_starts(session)
     if arguments.slurm:
         with sl.Session() as session:
             _, results["slurm_2_node_start_s"] = pilot_start(session, "slurm", nodes=2)
@@ -121,6 +157,10 @@ def main() -> None:
           f"{100 * results['executables_vs_popen']:.0f} % of the Popen limit (target ≥ 70 %)")
     print(f"function tasks                  {results['functions_per_s']:8.0f} /s   (target ≥ 10 000/s; "
           f"{100 * results['functions_vs_zmq']:.0f} % of the zmq round-trip limit)")
+    print(f"bootstrap failure known after   {results['failure_known_after_s']:.3f} s   (target ≤ 2 s)")
+    if arguments.venv:
+        print(f"pilot start, venv built         {results['venv_built_start_s']:.2f} s; "
+              f"venv reused {results['venv_reused_start_s']:.2f} s")
     if arguments.slurm:
         print(f"SLURM 2-node pilot start        {results['slurm_2_node_start_s']:.2f} s (sbatch → agent connected)")
         print(f"SLURM 2-node executable tasks   {results['slurm_2_node_executables_per_s']:8.0f} /s   "

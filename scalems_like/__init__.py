@@ -7,6 +7,8 @@
         session.wait_tasks(tasks)
 """
 
+import logging
+
 from scalems_like.client.pilot import Pilot
 from scalems_like.client.session import Session
 from scalems_like.client.task import RemoteError, Task
@@ -26,6 +28,8 @@ from scalems_like.errors import (
 from scalems_like.states import PilotState, TaskState
 
 __version__ = "0.1.0"
+
+logging.getLogger("scalems_like").addHandler(logging.NullHandler())  # the application decides what is shown
 
 __all__ = [
     "CommandError",

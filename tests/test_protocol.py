@@ -42,3 +42,10 @@ def test_other_protocol_version_is_refused_with_a_clear_error() -> None:
 def test_malformed_messages_raise_protocol_error(data: bytes, match: str) -> None:
     with pytest.raises(ProtocolError, match=match):
         protocol.decode(data)
+
+
+def test_feedback_lines_parse_and_a_partial_line_waits() -> None:
+    from scalems_like.protocol.feedback import parse_events
+
+    text = "1.5\tsandbox\tstarted\t0\n2.0\tsandbox\tfailed\t3\nbad line\n3.0\thooks\tsta"
+    assert parse_events(text) == [(1.5, "sandbox", "started", 0), (2.0, "sandbox", "failed", 3)]

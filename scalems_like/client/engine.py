@@ -28,7 +28,7 @@ import zmq
 from scalems_like import protocol
 from scalems_like.adapters import BatchAdapter, JobEvent, JobState
 from scalems_like.client.feedback import FeedbackReader, describe_step_failure, tail_of
-from scalems_like.client.pilot import Pilot
+from scalems_like.client.pilot import BootstrapEvent, Pilot
 from scalems_like.client.task import Task
 from scalems_like.errors import ProtocolError
 from scalems_like.network import bind_and_advertise, unbounded
@@ -197,6 +197,8 @@ class Engine:
                 self.on_hello(record, message)
             elif isinstance(message, protocol.AgentStopping):
                 self.on_agent_stopping(record, message)
+            elif isinstance(message, protocol.BootstrapEvents):
+                self.on_bootstrap_events(record, message)
 
     def handle_bootstrap_feedback(self) -> None:
         for record in self.pilots.values():
@@ -269,6 +271,16 @@ class Engine:
         self.read_feedback(record)
         self.set_pilot_state(record, PilotState.ACTIVE, hello.host, hello.time)
         log.info("pilot %s ACTIVE on %s: %s", pilot.uid, hello.host, pilot.nodes)
+
+    def on_bootstrap_events(self, record: PilotRecord, message: protocol.BootstrapEvents) -> None:
+        """Events the agent forwards: add those the sandbox file did not show this client."""
+        known = set(record.pilot.bootstrap_events)
+        for fields in message.events:
+            with contextlib.suppress(TypeError, ValueError, IndexError):
+                event = BootstrapEvent((float(fields[0]), str(fields[1]), str(fields[2]), int(fields[3])))
+                if event not in known:
+                    record.pilot.bootstrap_events.append(event)
+        record.pilot.bootstrap_events.sort(key=lambda event: event.time)
 
     def on_agent_stopping(self, record: PilotRecord, message: protocol.AgentStopping) -> None:
         record.stopping = (message.final_state, message.reason)

@@ -1,7 +1,6 @@
-"""The client end of the bootstrap feedback channel: an append-only events file in the pilot sandbox.
-
-Each line is ``TIME<TAB>STEP<TAB>STATE<TAB>EXIT_CODE`` (see ``bootstrap/bootstrap.sh``); a step's output is in
-``bootstrap/STEP.log``. Only complete lines are consumed, so a line being written is read next time.
+"""The client end of the bootstrap feedback channel: the append-only events file in the pilot sandbox
+(format in :mod:`scalems_like.protocol.feedback`); a step's output is in ``bootstrap/STEP.log``. Only complete
+lines are consumed, so a line being written is read next time.
 """
 
 from __future__ import annotations
@@ -10,6 +9,7 @@ import collections
 from pathlib import Path
 
 from scalems_like.client.pilot import BootstrapEvent
+from scalems_like.protocol.feedback import parse_events
 
 TAIL_LINES = 50
 
@@ -28,15 +28,7 @@ class FeedbackReader:
             return []
         complete = data[: data.rfind(b"\n") + 1]
         self.offset += len(complete)
-        events = []
-        for line in complete.decode(errors="replace").splitlines():
-            fields = line.split("\t")
-            if len(fields) == 4:
-                try:
-                    events.append(BootstrapEvent((float(fields[0]), fields[1], fields[2], int(fields[3]))))
-                except ValueError:
-                    continue
-        return events
+        return [BootstrapEvent(event) for event in parse_events(complete.decode(errors="replace"))]
 
     def tail(self, step: str, lines: int = TAIL_LINES) -> str:
         return tail_of(self.directory / f"{step}.log", lines)

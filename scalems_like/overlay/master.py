@@ -31,10 +31,19 @@ from scalems_like.agent.nodes import Node
 from scalems_like.errors import ProtocolError
 from scalems_like.network import bind_and_advertise, unbounded
 from scalems_like.overlay.scheduler import Scheduler
+from scalems_like.protocol.feedback import parse_events
 
 log = logging.getLogger("scalems_like.master")
 
 FINAL = {"DONE", "FAILED", "CANCELED"}
+
+
+def read_bootstrap_events(sandbox: Path) -> list[list[object]]:
+    """The bootstrap's events, as lists for the wire."""
+    try:
+        return [list(event) for event in parse_events((sandbox / "bootstrap" / "events").read_text(errors="replace"))]
+    except OSError:
+        return []
 
 
 class Master:
@@ -76,6 +85,7 @@ class Master:
         self.poller.register(self.client, zmq.POLLIN)
         nodes = [[node.name, node.cores, node.gpus] for node in self.nodes]
         self.send_client(protocol.Hello(self.config.pilot_uid, self.host, os.getpid(), nodes, time.time()))
+        self.send_client(protocol.BootstrapEvents(read_bootstrap_events(Path(self.config.pilot_sandbox))))
 
     def watch(self, processes: list[tuple[subprocess.Popen[bytes], str]]) -> None:
         """Watch launched processes; each is given with the uid (prefix) of the workers it runs."""

@@ -6,7 +6,7 @@ unpickled only by a worker, which only talks to its own master.
 
 Who sends what::
 
-    agent  → client   Hello, TaskUpdates, Heartbeat, AgentStopping
+    agent  → client   Hello, BootstrapEvents, TaskUpdates, Heartbeat, AgentStopping
     client → agent    SubmitTasks, CancelTasks, Heartbeat, Shutdown
     worker → master   WorkerHello, TaskUpdates, Heartbeat
     master → worker   RunTasks, CancelTasks, Heartbeat, Shutdown
@@ -80,6 +80,15 @@ class Hello(Message):
     pid: int
     nodes: list  # [[node_name, cores, gpus], ...]
     time: float
+
+
+@declare
+@dataclasses.dataclass(slots=True)
+class BootstrapEvents(Message):
+    """The bootstrap's events, as the agent found them in the pilot sandbox (for clients that cannot read it)."""
+
+    tag: ClassVar[str] = "bootstrap_events"
+    events: list  # [[time, step, state, exit_code], ...]
 
 
 @declare
