@@ -15,6 +15,8 @@ if [ ! -x .venv/bin/python ]; then
     fi
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+PATH="$PWD/.venv/bin:$PATH"  # the test venv's tools (uv for the bootstrap's fast path) come first
+export PATH
 
 if [ -f tests/cluster/slurm-cluster.sh ]; then
     status=0

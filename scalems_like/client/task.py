@@ -10,7 +10,7 @@ import cloudpickle
 
 from scalems_like.descriptions import TaskDescription
 from scalems_like.errors import TaskFailed
-from scalems_like.states import TaskState
+from scalems_like.states import TaskState, task_transition_allowed
 
 if TYPE_CHECKING:
     from scalems_like.client.session import Session
@@ -118,8 +118,6 @@ class Task:
     # -- used by the session's I/O thread ------------------------------------------------------------
     def _apply(self, update: dict[str, Any]) -> TaskState | None:
         """Apply one update from the agent; returns the new state, or None if it was stale."""
-        from scalems_like.states import task_transition_allowed
-
         try:
             state = TaskState(update["state"])
         except (KeyError, ValueError):
@@ -144,8 +142,6 @@ class Task:
         return state
 
     def _set_state(self, state: TaskState, host: str, when: float, reason: str | None = None) -> bool:
-        from scalems_like.states import task_transition_allowed
-
         if not task_transition_allowed(self.state, state):
             return False
         self.state = state

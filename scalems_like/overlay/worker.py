@@ -199,10 +199,16 @@ class Worker:
         first_tick = min(TICK_INTERVAL, task["timeout"]) if task.get("timeout") else TICK_INTERVAL
         signal.setitimer(signal.ITIMER_REAL, first_tick, TICK_INTERVAL)
         try:
-            run_function(task, result)
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            self.current_function = None
+            try:
+                run_function(task, result)
+            finally:
+                self.current_function = None  # first: a tick that still comes finds nothing to stop
+                signal.setitimer(signal.ITIMER_REAL, 0)
+        except (TaskTimeout, TaskCanceled) as late:  # a tick at the very edge of run_function
+            if "state" not in result:
+                canceled = isinstance(late, TaskCanceled)
+                result.update(state="CANCELED" if canceled else "FAILED",
+                              reason="canceled while running" if canceled else f"timed out after {task['timeout']} s")
         self.update(task, result.pop("state"), started=started, **result)
 
     def handle_tick(self, _signal: int, _frame: Any) -> None:

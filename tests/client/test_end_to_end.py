@@ -11,6 +11,7 @@ import pytest
 
 import scalems_like as sl
 from scalems_like import PilotState, TaskState
+from tests.processes import alive, processes, wait_until
 
 
 def square(x: int) -> int:
@@ -108,24 +109,17 @@ def test_task_timeout_kills_the_process_group(session: sl.Session, local_pilot: 
     assert function.state is TaskState.FAILED and function.reason == "timed out after 1 s"
     child = int(marker.read_text())
     deadline = time.monotonic() + 10
-    while _alive(child) and time.monotonic() < deadline:
+    while alive(child) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _alive(child), "the task's background child survived the timeout"
+    assert not alive(child), "the task's background child survived the timeout"
 
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def test_cancel_running_and_queued_tasks(session: sl.Session, local_pilot: sl.Pilot) -> None:
     running = session.submit_tasks([sl.TaskDescription(executable="/bin/sleep", arguments=["300"]),
                                     sl.TaskDescription(function=sleep_forever)])
     queued = session.submit_tasks([sl.TaskDescription(executable="/bin/sleep", arguments=["300"])])
-    _wait_until(lambda: all(t.state is TaskState.RUNNING for t in running))
+    wait_until(lambda: all(t.state is TaskState.RUNNING for t in running))
     session.cancel_tasks([*running, *queued])
     session.wait_tasks([*running, *queued], timeout=60)
     assert [t.state for t in [*running, *queued]] == [TaskState.CANCELED] * 3
@@ -134,12 +128,6 @@ def test_cancel_running_and_queued_tasks(session: sl.Session, local_pilot: sl.Pi
     (after,) = session.submit_tasks([sl.TaskDescription(function=square, args=(7,))])
     assert after.result(timeout=60) == 49  # the workers are free again
 
-
-def _wait_until(condition, timeout: float = 30) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.02)
 
 
 def test_ten_thousand_function_tasks(session: sl.Session, local_pilot: sl.Pilot) -> None:
@@ -176,7 +164,7 @@ def test_state_callbacks_see_every_change(session: sl.Session, local_pilot: sl.P
     (task,) = session.submit_tasks([sl.TaskDescription(executable="/bin/sleep", arguments=["0.2"])])
     task.add_callback(lambda _task, state: seen.append(state))
     task.wait(timeout=60)
-    _wait_until(lambda: TaskState.DONE in seen)
+    wait_until(lambda: TaskState.DONE in seen)
     assert seen[-1] is TaskState.DONE and TaskState.RUNNING in seen
 
 
@@ -225,31 +213,21 @@ def test_missing_python_fails_the_environment_step(session: sl.Session) -> None:
 def test_killed_agent_fails_pilot_and_its_tasks(session: sl.Session, local_pilot: sl.Pilot) -> None:
     token = str(1000 + os.getpid() % 1000)  # a sleep no other test runs
     (task,) = session.submit_tasks([sl.TaskDescription(executable="/bin/sleep", arguments=[token])])
-    _wait_until(lambda: task.state is TaskState.RUNNING)
+    wait_until(lambda: task.state is TaskState.RUNNING)
     assert local_pilot.agent_pid is not None
-    task_pid = _pid_of_command(f"/bin/sleep {token}")
+    ((task_pid, _),) = processes(f"/bin/sleep {token}")
     os.kill(local_pilot.agent_pid, signal.SIGKILL)
     assert local_pilot.wait(timeout=30) is PilotState.FAILED
     assert "before" not in local_pilot.failure and "while the agent ran" in local_pilot.failure
     assert task.wait(timeout=10) is TaskState.FAILED
     assert task.reason.startswith(f"pilot {local_pilot.uid} ended FAILED")
-    _wait_until(lambda: not _alive(task_pid))  # workers die with their agent, and take their tasks along
+    wait_until(lambda: not alive(task_pid))  # workers die with their agent, and take their tasks along
 
-
-def _pid_of_command(command: str) -> int:
-    import subprocess
-
-    result = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True, check=True)
-    for line in result.stdout.splitlines():
-        pid, _, args = line.strip().partition(" ")
-        if args.strip() == command:
-            return int(pid)
-    raise AssertionError(f"no process {command!r}")
 
 
 def test_cancel_pilot(session: sl.Session, local_pilot: sl.Pilot) -> None:
     (task,) = session.submit_tasks([sl.TaskDescription(executable="/bin/sleep", arguments=["300"])])
-    _wait_until(lambda: task.state is TaskState.RUNNING)
+    wait_until(lambda: task.state is TaskState.RUNNING)
     local_pilot.cancel()
     assert local_pilot.wait(timeout=30) is PilotState.CANCELED
     assert task.wait(timeout=10) is TaskState.CANCELED
@@ -260,7 +238,7 @@ def test_close_cancels_unfinished_tasks() -> None:
         pilot = session.submit_pilot(sl.PilotDescription(cores=1, runtime=300))
         tasks = session.submit_tasks([sl.TaskDescription(executable="/bin/sleep", arguments=["300"])] * 3)
         pilot.wait("ACTIVE", timeout=60)
-        _wait_until(lambda: tasks[0].state is TaskState.RUNNING)
+        wait_until(lambda: tasks[0].state is TaskState.RUNNING)
     assert pilot.state is PilotState.DONE
     assert [t.state for t in tasks] == [TaskState.CANCELED] * 3
     assert tasks[0].reason == "shut down by the client: session closed while the task ran"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -63,12 +64,25 @@ def test_venv_is_built_once_then_reused_and_recreated(session: sl.Session) -> No
     assert envs(session) == [built]  # no lock or half-built env left
 
 
-def test_missing_requirement_reports_the_installer_error(session: sl.Session) -> None:
+def path_without(tool: str) -> str:
+    """PATH without the directories that hold ``tool``."""
+    return os.pathsep.join(directory for directory in os.environ["PATH"].split(os.pathsep)
+                           if not (Path(directory) / tool).exists())
+
+
+@pytest.mark.parametrize("installer", ["uv", "pip"])
+def test_missing_requirement_reports_the_installer_error(
+        session: sl.Session, monkeypatch: pytest.MonkeyPatch, installer: str) -> None:
+    if installer == "pip":
+        monkeypatch.setenv("PATH", path_without("uv"))  # the pilot job inherits it: venv + pip
+    elif shutil.which("uv") is None:
+        pytest.skip("uv is not on PATH (tests/run.sh puts the test venv's uv there)")
     pilot = session.submit_pilot(sl.PilotDescription(
         cores=1, environment={"requirements": ["scalems-like-no-such-package-x"]}))
     assert pilot.wait(timeout=300) is PilotState.FAILED
     assert pilot.failure.startswith("bootstrap step 'environment' failed with exit code")
     assert "scalems-like-no-such-package-x" in pilot.failure
+    assert f"with {'uv' if installer == 'uv' else sys.executable + ' -m venv and pip'}" in pilot.failure
     assert envs(session) == []  # the failed build left nothing a later pilot could take for good
 
 

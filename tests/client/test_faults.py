@@ -11,6 +11,7 @@ import time
 
 import scalems_like as sl
 from scalems_like import TaskState
+from tests.processes import alive, children, processes
 
 CLIENT = textwrap.dedent("""
     import sys, time
@@ -25,48 +26,27 @@ CLIENT = textwrap.dedent("""
 """)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-def _children(pid: int) -> list[int]:
-    result = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
-    return [int(line) for line in result.stdout.split()]
 
 
 def test_agent_and_workers_stop_when_the_client_is_killed() -> None:
     client = subprocess.Popen([sys.executable, "-c", CLIENT], stdout=subprocess.PIPE, text=True)
     assert client.stdout is not None
     agent = int(client.stdout.readline())
-    workers = _children(agent)
-    assert len(workers) == 2 and _alive(agent)
+    workers = children(agent)
+    assert len(workers) == 2 and alive(agent)
     client.kill()
     client.wait()
     deadline = time.monotonic() + 40  # heartbeat_timeout is 10 s
-    while (_alive(agent) or any(map(_alive, workers))) and time.monotonic() < deadline:
+    while (alive(agent) or any(map(alive, workers))) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not _alive(agent), "the agent outlived its client"
-    assert not any(map(_alive, workers)), "a worker outlived its agent"
+    assert not alive(agent), "the agent outlived its client"
+    assert not any(map(alive, workers)), "a worker outlived its agent"
 
-
-def _processes(*argv: str) -> list[tuple[int, int]]:
-    """(pid, parent pid) of the processes running exactly ``argv``."""
-    result = subprocess.run(["ps", "-eo", "pid=,ppid=,args="], capture_output=True, text=True, check=True)
-    found = []
-    for line in result.stdout.splitlines():
-        pid, ppid, command = line.split(None, 2)
-        if command.strip() == " ".join(argv):
-            found.append((int(pid), int(ppid)))
-    return found
 
 
 def _parent_of_command(*argv: str) -> int:
-    (only,) = _processes(*argv)
-    return only[1]
+    ((_, parent),) = processes(" ".join(argv))
+    return parent
 
 
 def test_killed_worker_fails_its_task_and_the_pilot_goes_on(session: sl.Session, local_pilot: sl.Pilot) -> None:
@@ -83,7 +63,7 @@ def test_killed_worker_fails_its_task_and_the_pilot_goes_on(session: sl.Session,
     assert doomed.wait(timeout=30) is TaskState.FAILED
     assert doomed.reason.endswith("lost: its process ended with code -9")
     deadline = time.monotonic() + 10
-    while _processes("/bin/sleep", str(token)):  # the agent killed the orphaned task
+    while processes(f"/bin/sleep {token}"):  # the agent killed the orphaned task
         assert time.monotonic() < deadline, "the task of the killed worker still runs"
         time.sleep(0.05)
     assert other.state is TaskState.RUNNING
