@@ -45,6 +45,15 @@ def _check_str_mapping(owner: str, field: str, value: object) -> None:
         raise _fail(owner, field, value, "a mapping of strings to strings")
 
 
+def _parse_staging(description: object, owner: str) -> None:
+    from scalems_like.staging.directives import parse_all
+
+    for field, output in (("input_staging", False), ("output_staging", True)):
+        value = getattr(description, field)
+        parsed = parse_all(value, output=output, where=f"{owner}.{field}")
+        object.__setattr__(description, field, parsed)
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class PilotDescription:
     """A request for a pilot: an allocation on ``resource`` in which an agent runs tasks.
@@ -65,9 +74,14 @@ class PilotDescription:
     project: str | None = None
     environment: str | Mapping[str, Any] | None = None
     pre_bootstrap: Sequence[str] = ()
+    input_staging: Sequence[Any] = ()
+    """Directives run by the client when the pilot is submitted (shared data into ``pilot://`` once)."""
+    output_staging: Sequence[Any] = ()
+    """Directives run by the client when the pilot has ended (``when``: success = DONE, failure = FAILED)."""
 
     def __post_init__(self) -> None:
         owner = "PilotDescription"
+        _parse_staging(self, owner)
         _check_str(owner, "resource", self.resource, optional=False)
         _check_int(owner, "cores", self.cores, 1, optional=True)
         _check_int(owner, "gpus", self.gpus, 0)
@@ -109,9 +123,14 @@ class TaskDescription:
     timeout: float | None = None
     retries: int = 0
     tags: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    input_staging: Sequence[Any] = ()
+    """Directives run before the task starts (see :mod:`scalems_like.staging.directives`)."""
+    output_staging: Sequence[Any] = ()
+    """Directives run after the task ends, before it is DONE (``when``: success, failure, always)."""
 
     def __post_init__(self) -> None:
         owner = "TaskDescription"
+        _parse_staging(self, owner)
         if (self.executable is None) == (self.function is None):
             raise ConfigError(
                 f"{owner}: give exactly one of executable= or function= "

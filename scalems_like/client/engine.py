@@ -21,6 +21,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import zmq
@@ -32,6 +33,7 @@ from scalems_like.client.pilot import BootstrapEvent, Pilot
 from scalems_like.client.task import Task
 from scalems_like.errors import ProtocolError
 from scalems_like.network import bind_and_advertise, unbounded
+from scalems_like.staging.runner import outputs_for, run_directives, sandbox_roots
 from scalems_like.states import PilotState, TaskState, pilot_transition_allowed
 
 if TYPE_CHECKING:
@@ -77,6 +79,7 @@ class Engine:
         self.stopping = False
         self.last_heartbeat = 0.0
         self.callbacks: list[Callable[[], None]] = []
+        self.client_root = Path.cwd()
 
     # -- life cycle ----------------------------------------------------------------------------------
     def start(self) -> None:
@@ -371,12 +374,23 @@ class Engine:
         first_line = reason.splitlines()[0] if reason else state.value
         self.end_tasks(list(record.outstanding), task_state, f"pilot {pilot.uid} ended {state.value}: {first_line}")
         record.outstanding.clear()
+        self.stage_pilot_outputs(record)
         live = [r for r in self.pilots.values() if not r.pilot.state.is_final]
         if not live and self.pending:
             uids = [task.uid for task in self.pending]
             self.pending.clear()
             self.end_tasks(uids, TaskState.FAILED, f"no live pilot to run it: pilot {pilot.uid} ended "
                            f"{state.value}: {first_line}")
+
+    def stage_pilot_outputs(self, record: PilotRecord) -> None:
+        """The pilot's output directives, run by the client once the pilot has ended."""
+        pilot = record.pilot
+        outcome = {PilotState.DONE: "DONE", PilotState.FAILED: "FAILED"}.get(pilot.state, "CANCELED")
+        directives = outputs_for(pilot.description.output_staging, outcome)
+        failure = run_directives(directives, {**sandbox_roots(pilot.sandbox), "client": self.client_root}, "output")
+        if failure is not None:
+            log.error("pilot %s: %s", pilot.uid, failure)
+            pilot.staging_failure = failure
 
     def end_tasks(self, uids: list[str], state: TaskState, reason: str) -> None:
         now = time.time()

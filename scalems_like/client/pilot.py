@@ -54,6 +54,8 @@ class Pilot:
         self.bootstrap_events: list[BootstrapEvent] = []
         self.nodes: list[tuple[str, int, int]] = []
         """(name, cores, gpus) of each node, as the agent found them."""
+        self.staging_failure: str | None = None
+        """Why the pilot's output staging failed, if it did."""
         self.agent_host: str | None = None
         self.agent_pid: int | None = None
         self._callbacks: list[Callable[[Pilot, PilotState], None]] = []

@@ -24,6 +24,9 @@ from scalems_like.client.task import Task
 from scalems_like.descriptions import PilotDescription, TaskDescription
 from scalems_like.errors import ConfigError, ScalemsError, WaitTimeout
 from scalems_like.resources import ResourceConfig, load_resource
+from scalems_like.staging.actions import StagingError
+from scalems_like.staging.directives import check_client_side, for_shared_filesystem
+from scalems_like.staging.runner import run_directives, sandbox_roots
 from scalems_like.states import PilotState, TaskState, pilot_reached
 
 log = logging.getLogger("scalems_like.client")
@@ -123,6 +126,9 @@ class Session:
         """
         if not isinstance(description, PilotDescription):
             raise ConfigError(f"submit_pilot(description={description!r}): expected a PilotDescription")
+        for field in ("input_staging", "output_staging"):
+            for directive in getattr(description, field):
+                check_client_side(directive, Path.cwd(), f"PilotDescription.{field}")
         self.open()
         resource = self._resource(description.resource)
         self._heartbeat_interval = min(self._heartbeat_interval, resource.heartbeat_interval)
@@ -132,6 +138,9 @@ class Session:
         session_sandbox = make_private_directory(paths.expand(resource.sandbox) / self.uid)
         job, sandbox = render_pilot(session_uid=self.uid, pilot_uid=uid, description=description,
                                     resource=resource, client_address=address, session_sandbox=session_sandbox)
+        staged = run_directives(description.input_staging, {**sandbox_roots(sandbox), "client": Path.cwd()}, "input")
+        if staged is not None:
+            raise StagingError(f"pilot {uid} was not submitted: {staged}")
         adapter = adapter_for(resource, session_sandbox / "batch")
         pilot = Pilot(uid, description, resource, sandbox, self)
         record = PilotRecord(pilot, adapter)
@@ -166,16 +175,20 @@ class Session:
         """Submit tasks (they run on this session's ACTIVE pilots); returns their handles at once."""
         self.open()
         descriptions = list(descriptions)
+        client_root = Path.cwd()
         for index, description in enumerate(descriptions):
             if not isinstance(description, TaskDescription):
                 raise ConfigError(f"submit_tasks: item {index} = {description!r}: expected a TaskDescription")
+            for field in ("input_staging", "output_staging"):
+                for directive in getattr(description, field):
+                    check_client_side(directive, client_root, f"submit_tasks: item {index}: {field}")
         with self._lock:
             start = len(self._tasks)
         tasks, wire = [], {}
         for offset, description in enumerate(descriptions):
             task = Task(f"task.{start + offset:06d}", description, self)
             tasks.append(task)
-            wire[task.uid] = self._to_wire(task.uid, description)
+            wire[task.uid] = self._to_wire(task.uid, description, client_root)
         with self._lock:
             for task in tasks:
                 self._tasks[task.uid] = task
@@ -189,7 +202,7 @@ class Session:
         self._engine.post(enqueue)
         return tasks
 
-    def _to_wire(self, uid: str, description: TaskDescription) -> dict[str, Any]:
+    def _to_wire(self, uid: str, description: TaskDescription, client_root: Path) -> dict[str, Any]:
         wire: dict[str, Any] = {
             "uid": uid, "name": description.name, "kind": description.kind,
             "environment": dict(description.environment),
@@ -198,6 +211,10 @@ class Session:
             "stderr": description.stderr, "timeout": description.timeout, "retries": description.retries,
             "tags": dict(description.tags),
         }
+        for field in ("input_staging", "output_staging"):
+            directives = getattr(description, field)
+            if directives:
+                wire[field] = [for_shared_filesystem(d, client_root).to_wire() for d in directives]
         if description.function is not None:
             wire["function"] = self._pickle_function(description.function)
             wire["call_arguments"] = cloudpickle.dumps((tuple(description.args), dict(description.kwargs)))

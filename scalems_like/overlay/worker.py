@@ -19,6 +19,7 @@ import signal
 import socket
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import zmq
@@ -28,6 +29,8 @@ from scalems_like.agent.launch import task_environment
 from scalems_like.errors import ProtocolError, TaskCanceled, TaskTimeout
 from scalems_like.network import unbounded
 from scalems_like.overlay.execution import RunningExecutable, run_function, start_executable
+from scalems_like.staging.directives import Directive
+from scalems_like.staging.runner import outputs_for, run_directives, worker_roots
 
 log = logging.getLogger("scalems_like.worker")
 
@@ -57,6 +60,7 @@ class Worker:
         self.outbox: list[dict[str, Any]] = []
         self.running: RunningExecutable | None = None
         self.current_function: dict[str, Any] | None = None
+        self.staging = False
         self.function_deadline: float | None = None
         self.stopping = False
         self.last_flush = 0.0
@@ -179,6 +183,10 @@ class Worker:
 
     def handle_next_task(self) -> None:
         task = self.inbox.popleft()
+        reason = self.stage(task, "input")
+        if reason is not None:
+            self.update(task, "FAILED", reason=reason)
+            return
         if task["kind"] == "function":
             self.run_function_task(task)
             return
@@ -209,10 +217,41 @@ class Worker:
                 canceled = isinstance(late, TaskCanceled)
                 result.update(state="CANCELED" if canceled else "FAILED",
                               reason="canceled while running" if canceled else f"timed out after {task['timeout']} s")
-        self.update(task, result.pop("state"), started=started, **result)
+        state = result.pop("state")
+        self.finish_with_outputs(task, self.update(task, state, started=started, **result))
+
+    def stage(self, task: dict[str, Any], phase: str, state: str | None = None) -> str | None:
+        """Run the task's input or output directives (with heartbeats going on); returns why they failed."""
+        directives = [Directive.from_wire(item) for item in task.get(f"{phase}_staging") or []]
+        if state is not None:
+            directives = outputs_for(directives, state)
+        if not directives:
+            return None
+        Path(task["sandbox"]).mkdir(parents=True, exist_ok=True)
+        self.staging = True
+        signal.setitimer(signal.ITIMER_REAL, TICK_INTERVAL, TICK_INTERVAL)
+        try:
+            return run_directives(directives, worker_roots(task), phase)
+        finally:
+            self.staging = False
+            signal.setitimer(signal.ITIMER_REAL, 0)
+
+    def finish_with_outputs(self, task: dict[str, Any], update: dict[str, Any]) -> None:
+        """Stage a finished task's outputs before its final state goes out; a failed output fails the task."""
+        reason = self.stage(task, "output", update["state"])
+        if reason is None:
+            return
+        if update["state"] == "DONE":
+            update["state"], update["reason"] = "FAILED", reason
+        else:
+            update["reason"] = f"{update.get('reason', update['state'])}; {reason}"
+        update["time"] = time.time()
 
     def handle_tick(self, _signal: int, _frame: Any) -> None:
-        """SIGALRM while a function runs: talk to the master, enforce the timeout."""
+        """SIGALRM while a function runs or staging goes on: talk to the master, enforce the timeout."""
+        if self.staging:
+            self.handle_heartbeat()
+            return
         if self.current_function is None:
             return
         if self.function_deadline is not None and time.time() >= self.function_deadline:
@@ -233,6 +272,7 @@ class Worker:
             self.poller.unregister(running.pidfd)
             running.finish(update)
             self.running = None
+            self.finish_with_outputs(running.task, update)
         elif running.kill_at is not None and now >= running.kill_at:
             running.escalate()
         elif running.deadline is not None and now >= running.deadline and running.ended_by is None:

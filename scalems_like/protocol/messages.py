@@ -33,7 +33,7 @@ MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 TASK_KEYS = frozenset({
     "uid", "name", "kind", "executable", "arguments", "function", "call_arguments", "environment",
     "working_directory", "sandbox", "cores", "gpus", "ranks", "stdin", "stdout", "stderr", "timeout",
-    "retries", "tags", "gpu_ids", "attempt",
+    "retries", "tags", "gpu_ids", "attempt", "placement", "input_staging", "output_staging",
 })
 """Keys of a task mapping on the wire; ``kind`` is ``"executable"`` or ``"function"``."""
 
