@@ -119,7 +119,7 @@ def start_executable(task: dict[str, Any], mpi_launcher: str, base_environment: 
                      ) -> RunningExecutable | str:
     """Start an executable task; returns the running process, or the reason it could not start."""
     sandbox = Path(task["sandbox"])
-    sandbox.mkdir(parents=True, exist_ok=True)
+    sandbox.mkdir(mode=0o700, parents=True, exist_ok=True)
     environment = base_environment
     if task.get("environment") or task.get("gpu_ids"):
         environment = {**base_environment, **(task.get("environment") or {})}

@@ -227,7 +227,7 @@ class Worker:
             directives = outputs_for(directives, state)
         if not directives:
             return None
-        Path(task["sandbox"]).mkdir(parents=True, exist_ok=True)
+        Path(task["sandbox"]).mkdir(mode=0o700, parents=True, exist_ok=True)
         self.staging = True
         signal.setitimer(signal.ITIMER_REAL, TICK_INTERVAL, TICK_INTERVAL)
         try:

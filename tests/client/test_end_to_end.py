@@ -43,6 +43,8 @@ def test_readme_example(session: sl.Session) -> None:
     assert pilot.state is PilotState.ACTIVE and pilot.nodes[0][1] == 2
     assert tasks[5].sandbox == pilot.sandbox / "tasks" / tasks[5].uid
     assert (tasks[5].sandbox / "stdout").read_text() == "hello 5\n"
+    for private in (tasks[5].sandbox, pilot.sandbox, pilot.sandbox.parent):  # task, pilot and session sandboxes
+        assert private.stat().st_mode & 0o077 == 0, f"{private} is readable by others"
     states = [state for state, _, _ in tasks[0].history]
     assert states == [TaskState.NEW, TaskState.SUBMITTED, TaskState.QUEUED, TaskState.RUNNING, TaskState.DONE]
     times = [when for _, when, _ in tasks[0].history[1:]]
