@@ -3,6 +3,8 @@
     scalems-like resources [--json]              list the resource configs and whether they load
     scalems-like env list|show NAME|add FILE [--name NAME]|rm NAME|build NAME [--resource R]
                                                  named environment profiles
+    scalems-like status SESSION [--resource R] [--follow] [--json]
+                                                 a session's pilots: bootstrap step, state, sandboxes
     scalems-like version                         print the version and the wire protocol version
 
 Exit codes: 0 success; 1 failure (an invalid config, a failed build); 2 usage error.
@@ -53,6 +55,12 @@ def command_env(arguments: argparse.Namespace) -> int:
     return run(arguments)
 
 
+def command_status(arguments: argparse.Namespace) -> int:
+    from scalems_like.cli.status import run
+
+    return run(arguments)
+
+
 def command_version(_arguments: argparse.Namespace) -> int:
     print(f"scalems_like {scalems_like.__version__} (protocol {protocol.PROTOCOL_VERSION})")
     return 0
@@ -82,6 +90,13 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument("name")
     build.add_argument("--resource", default="local")
     env.set_defaults(handler=command_env)
+    status = commands.add_parser("status", help="a session's pilots: bootstrap step, state, sandboxes",
+                                 epilog="example: scalems-like status session.20261123.101500.4242.ab12 --follow")
+    status.add_argument("session")
+    status.add_argument("--resource", help="where to look (default: every resource)")
+    status.add_argument("--follow", action="store_true", help="live view until every pilot has started or failed")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(handler=command_status)
     version = commands.add_parser("version", help="print the version")
     version.set_defaults(handler=command_version)
     return top

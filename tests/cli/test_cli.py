@@ -25,3 +25,29 @@ def test_module_entry_point_runs() -> None:
     result = subprocess.run([sys.executable, "-m", "scalems_like", "version"], capture_output=True, text=True,
                             check=True)
     assert result.stdout.startswith("scalems_like 0.1.0 (protocol 1)")
+
+
+def test_status_shows_each_pilots_bootstrap_step_and_sandbox(capsys) -> None:  # type: ignore[no-untyped-def]
+    import scalems_like as sl
+
+    with sl.Session() as session:
+        good = session.submit_pilot(sl.PilotDescription(cores=1))
+        bad = session.submit_pilot(sl.PilotDescription(cores=1, pre_bootstrap=["exit 5"]))
+        good.wait("ACTIVE", timeout=60)
+        bad.wait(timeout=60)
+        assert main(["status", session.uid, "--json"]) == 0
+        listing = json.loads(capsys.readouterr().out)
+        pilots = {pilot["pilot"]: pilot for pilot in listing["pilots"]}
+        assert pilots["pilot.0000"]["state"] == "ACTIVE" and pilots["pilot.0000"]["step"] == "agent_start"
+        assert pilots["pilot.0001"]["state"] == "FAILED"
+        assert pilots["pilot.0001"]["failure"] == "bootstrap step 'hooks' failed with exit code 5"
+        assert listing["sandbox"] == str(session.sandbox("local"))
+        assert pilots["pilot.0000"]["sandbox"] == str(good.sandbox)
+    assert main(["status", session.uid, "--json"]) == 0
+    ended = {p["pilot"]: p for p in json.loads(capsys.readouterr().out)["pilots"]}
+    assert ended["pilot.0000"]["state"] == "DONE" and "session closed" in ended["pilot.0000"]["reason"]
+
+
+def test_status_of_an_unknown_session_is_a_clear_error(capsys) -> None:  # type: ignore[no-untyped-def]
+    assert main(["status", "session.nope"]) == 1
+    assert "no session 'session.nope'" in capsys.readouterr().err

@@ -1,0 +1,91 @@
+"""``scalems-like status SESSION``: what a session's pilots are doing, read from their sandboxes.
+
+For each pilot: its sandbox, the bootstrap step it is in (or the one that failed, with its exit code), and
+whether its agent runs or has ended and why. (Task counts by state come with the session journal.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from scalems_like import paths
+from scalems_like.errors import ConfigError
+from scalems_like.protocol.feedback import parse_events
+from scalems_like.resources import ResourceConfig, load_all
+
+
+def find_session(uid: str, resource: str | None) -> tuple[str, Path]:
+    for name, config in load_all().items():
+        if isinstance(config, ResourceConfig) and resource in (None, name):
+            with_sandbox = paths.expand(config.sandbox) / uid
+            if with_sandbox.is_dir():
+                return name, with_sandbox
+    where = f"resource {resource!r}" if resource else "the sandboxes of the resources"
+    raise ConfigError(f"no session {uid!r} in {where}")
+
+
+def pilot_status(sandbox: Path) -> dict[str, Any]:
+    try:
+        events = parse_events((sandbox / "bootstrap" / "events").read_text(errors="replace"))
+    except OSError:
+        events = []
+    status: dict[str, Any] = {"pilot": sandbox.name, "sandbox": str(sandbox), "step": None, "state": "SUBMITTED"}
+    if events:
+        when, step, state, code = events[-1]
+        status.update(step=step, step_state=state, since=when, state="BOOTSTRAPPING")
+        if state == "failed":
+            status.update(state="FAILED", failure=f"bootstrap step '{step}' failed with exit code {code}")
+        elif step == "agent_start":
+            status["state"] = "ACTIVE"
+    agent_log = sandbox / "agent.log"
+    if agent_log.is_file():
+        ends = [line for line in agent_log.read_text(errors="replace").splitlines() if " ends " in line]
+        if ends:
+            final = ends[-1].split(" ends ", 1)[1]
+            status["state"] = final.split(":", 1)[0]
+            status["reason"] = final.split(":", 1)[1].strip() if ":" in final else ""
+    tasks = sandbox / "tasks"
+    status["task_sandboxes"] = sum(1 for _ in tasks.iterdir()) if tasks.is_dir() else 0
+    return status
+
+
+def render(resource: str, session: Path, pilots: list[dict[str, Any]]) -> Table:
+    table = Table(title=f"session {session.name} on {resource}: {session}")
+    for column in ("pilot", "state", "bootstrap step", "task sandboxes", "details"):
+        table.add_column(column)
+    for pilot in pilots:
+        step = f"{pilot['step']} ({pilot.get('step_state')})" if pilot["step"] else "-"
+        details = pilot.get("failure") or pilot.get("reason") or pilot["sandbox"]
+        table.add_row(pilot["pilot"], pilot["state"], step, str(pilot["task_sandboxes"]), details)
+    return table
+
+
+def run(arguments: argparse.Namespace) -> int:
+    resource, session = find_session(arguments.session, arguments.resource)
+
+    def collect() -> list[dict[str, Any]]:
+        return [pilot_status(path) for path in sorted(session.glob("pilot.*")) if path.is_dir()]
+
+    if arguments.json:
+        print(json.dumps({"session": session.name, "resource": resource, "sandbox": str(session),
+                          "pilots": collect()}, indent=2))
+        return 0
+    console = Console()
+    if not arguments.follow:
+        console.print(render(resource, session, collect()))
+        return 0
+    pilots = collect()
+    with Live(render(resource, session, pilots), console=console, refresh_per_second=4) as live:
+        while any(pilot["state"] in ("SUBMITTED", "BOOTSTRAPPING") for pilot in pilots):
+            time.sleep(0.25)  # the sandbox files are the only source here: poll them
+            pilots = collect()
+            live.update(render(resource, session, pilots))
+    return 0
