@@ -23,7 +23,7 @@ from scalems_like import paths
 from scalems_like.errors import ConfigError
 
 SCHEDULERS = ("local", "slurm", "pbs", "pbs_classic")
-LAUNCH_METHODS = ("fork", "srun", "mpiexec")
+LAUNCH_METHODS = ("fork", "srun", "mpiexec", "ssh")
 MPI_LAUNCHERS = ("none", "srun", "mpiexec", "mpirun", "ibrun")
 
 
@@ -36,7 +36,7 @@ class ResourceConfig:
     scheduler: str = "local"
     """psij executor that submits the pilot job: local, slurm, pbs (PBS Pro), pbs_classic (Torque)."""
     launch_method: str = "fork"
-    """How the agent starts workers on the allocation's nodes: fork, srun, mpiexec."""
+    """How the agent starts workers on the allocation's nodes: fork, srun, mpiexec, ssh."""
     mpi_launcher: str = "none"
     """How tasks with ranks > 1 are launched: srun, mpiexec, mpirun, ibrun, or none (such tasks fail)."""
     sandbox: str = "{data_dir}/sandbox"
@@ -71,6 +71,8 @@ class ResourceConfig:
     """A peer silent for this long is taken for dead."""
     workers_per_node: int | None = None
     """Worker processes per node; None: one per core."""
+    ssh_command: str = "ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new"
+    """How the ``ssh`` launch method reaches the other nodes (options such as -p or -i go here)."""
 
     def __post_init__(self) -> None:
         where = f"resource config {self.name!r}"

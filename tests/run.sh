@@ -30,5 +30,11 @@ if [ -f tests/cluster/slurm-cluster.sh ]; then
     fi
 fi
 
+if [ -f tests/cluster/sshd.sh ]; then
+    status=0
+    sh tests/cluster/sshd.sh start </dev/null >.sshd-start.log 2>&1 || status=$?
+    [ "$status" -eq 0 ] && echo "test sshd: running" || echo "test sshd: not available (exit $status): $(tail -n 1 .sshd-start.log)"
+fi
+
 .venv/bin/ruff check scalems_like tests benchmarks examples
 exec .venv/bin/python -m pytest "$@"

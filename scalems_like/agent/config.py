@@ -33,6 +33,7 @@ class AgentConfig:
     workers_per_node: int | None = None
     heartbeat_interval: float = 1.0
     heartbeat_timeout: float = 10.0
+    ssh_command: str = "ssh -o BatchMode=yes"
 
     def write(self, directory: Path) -> Path:
         """Write atomically (temp file + rename), readable by the owner only."""

@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     prefix = f"{config.pilot_uid}.worker"
     processes = launch.start_workers(config.launch_method, nodes, per_node, width, address, prefix,
-                                     sandbox / "workers", environment)
+                                     sandbox / "workers", environment, config.ssh_command)
     master.watch(processes)
     signal.signal(signal.SIGTERM, lambda *_: master.request_stop(
         "FAILED", "the agent received SIGTERM: its batch job was canceled (scancel, qdel) or killed by the batch "

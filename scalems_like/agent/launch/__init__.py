@@ -7,6 +7,7 @@ it* is this package's. Each method builds the command line(s) and starts them; t
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -22,22 +23,21 @@ def worker_command(address: str, uid: str) -> list[str]:
 
 
 def start_workers(method: str, nodes: list[Node], per_node: int, width: int, address: str,
-                  uid_prefix: str, log_directory: Path, environment: dict[str, str]
-                  ) -> list[tuple[subprocess.Popen[bytes], str]]:
+                  uid_prefix: str, log_directory: Path, environment: dict[str, str],
+                  ssh_command: str = "ssh -o BatchMode=yes") -> list[tuple[subprocess.Popen[bytes], str]]:
     """Start ``per_node`` workers on every node.
 
     Returns the processes to watch, each with the uid (prefix) of the workers it runs: one process per worker
-    for ``fork``, one for all workers for ``srun``/``mpiexec`` (which append the rank to the prefix).
+    for ``fork``; one per node for ``ssh`` (the first node forks); one for all workers for ``srun``/``mpiexec``
+    (which append the rank to the prefix).
     """
     log_directory.mkdir(parents=True, exist_ok=True)
-    if method == "fork":
-        processes = []
-        for index in range(per_node):
-            uid = f"{uid_prefix}.{index:04d}"
-            env = {**environment, "SCALEMS_NODE": nodes[0].name, "SCALEMS_WORKER_DIE_WITH_PARENT": "1"}
-            with open(log_directory / f"{uid}.log", "wb") as log:
-                processes.append((subprocess.Popen(worker_command(address, uid), env=env, stdout=log,
-                                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL), uid))
+    if method in ("fork", "ssh"):
+        processes = [_fork(nodes[0], f"{uid_prefix}.{index:04d}", address, log_directory, environment)
+                     for index in range(per_node)]
+        if method == "ssh":
+            processes += [_ssh(node, f"{uid_prefix}.n{number}", per_node, address, log_directory, environment,
+                               ssh_command) for number, node in enumerate(nodes[1:], 1)]
         return processes
     if method == "srun":
         command = ["srun", f"--nodes={len(nodes)}", f"--ntasks={len(nodes) * per_node}",
@@ -52,6 +52,39 @@ def start_workers(method: str, nodes: list[Node], per_node: int, width: int, add
     with open(log_directory / f"{uid_prefix}.log", "wb") as log:
         return [(subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT,
                                   stdin=subprocess.DEVNULL, start_new_session=True, cwd=os.getcwd()), uid_prefix)]
+
+
+def _fork(node: Node, uid: str, address: str, log_directory: Path, environment: dict[str, str]
+          ) -> tuple[subprocess.Popen[bytes], str]:
+    env = {**environment, "SCALEMS_NODE": node.name, "SCALEMS_WORKER_DIE_WITH_PARENT": "1"}
+    with open(log_directory / f"{uid}.log", "wb") as log:
+        return subprocess.Popen(worker_command(address, uid), env=env, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL), uid
+
+
+FORWARDED = ("PATH", "PYTHONPATH", "PYTHONNOUSERSITE", "VIRTUAL_ENV")
+"""Variables an ``ssh`` launch passes to the remote workers, with every SCALEMS_* one."""
+
+
+def ssh_script(node: Node, prefix: str, per_node: int, address: str, log_directory: Path,
+               environment: dict[str, str]) -> str:
+    """The remote shell line that starts a node's workers in the background and waits for them."""
+    forwarded = {key: value for key, value in environment.items()
+                 if key in FORWARDED or key.startswith("SCALEMS_")}
+    forwarded["SCALEMS_NODE"] = node.name
+    exports = " ".join(f"{key}={shlex.quote(value)}" for key, value in sorted(forwarded.items()))
+    starts = [f"{exports} {shlex.join(worker_command(address, f'{prefix}.{index:04d}'))} "
+              f">{shlex.quote(str(log_directory / f'{prefix}.{index:04d}.log'))} 2>&1 &" for index in range(per_node)]
+    return " ".join([*starts, "wait"])
+
+
+def _ssh(node: Node, prefix: str, per_node: int, address: str, log_directory: Path, environment: dict[str, str],
+         ssh_command: str) -> tuple[subprocess.Popen[bytes], str]:
+    argv = [*shlex.split(ssh_command), node.name, ssh_script(node, prefix, per_node, address, log_directory,
+                                                              environment)]
+    with open(log_directory / f"{prefix}.ssh.log", "wb") as log:
+        return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True), prefix
 
 
 STEP_VARIABLES = (

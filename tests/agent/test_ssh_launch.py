@@ -1,0 +1,54 @@
+"""The ``ssh`` launch method against a real sshd on 127.0.0.1 (tests/cluster/sshd.sh, started by tests/run.sh).
+
+The allocation is two "nodes" named in a PBS_NODEFILE: this host (workers forked) and ``localhost`` (workers
+started over ssh).
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import scalems_like as sl
+from scalems_like import TaskState, paths
+from scalems_like.agent.launch import ssh_script
+from scalems_like.agent.nodes import Node
+
+SSHD = Path(__file__).resolve().parent.parent / "cluster" / "sshd.sh"
+
+
+@pytest.fixture
+def ssh_resource(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    if subprocess.run(["sh", str(SSHD), "status"]).returncode != 0:
+        pytest.skip(f"no test sshd running (start it as root: sh {SSHD} start)")
+    command = subprocess.run(["sh", str(SSHD), "command"], capture_output=True, text=True, check=True).stdout
+    nodefile = tmp_path / "nodefile"
+    nodefile.write_text(f"{socket.gethostname()}\nlocalhost\n")
+    monkeypatch.setenv("PBS_NODEFILE", str(nodefile))  # the pilot job inherits it: a 2-node allocation
+    directory = paths.user_config_dir() / "resources"
+    directory.mkdir(parents=True)
+    (directory / "sshtest.yaml").write_text(f"launch_method: ssh\nssh_command: {command.strip()!r}\n")
+    return "sshtest"
+
+
+def test_workers_on_a_second_node_started_over_ssh(session: sl.Session, ssh_resource: str) -> None:
+    pilot = session.submit_pilot(sl.PilotDescription(resource=ssh_resource, cores=2, runtime=120))
+    pilot.wait("ACTIVE", timeout=60)
+    assert [name for name, _, _ in pilot.nodes] == [socket.gethostname(), "localhost"]
+    report = sl.TaskDescription(executable="/bin/sh", arguments=["-c", "sleep 1; echo $SCALEMS_NODE"])
+    tasks = session.submit_tasks([report] * 8)
+    session.wait_tasks(tasks, timeout=60)
+    assert {t.state for t in tasks} == {TaskState.DONE}
+    assert {t.stdout for t in tasks} == {f"{socket.gethostname()}\n", "localhost\n"}
+    assert {t.history[-1][2] for t in tasks} == {socket.gethostname(), "localhost"}
+
+
+def test_ssh_script_forwards_the_environment_and_starts_each_worker() -> None:
+    script = ssh_script(Node("n2", 2, 0), "p.worker.n1", 2, "tcp://n1:5000", Path("/sb/workers"),
+                        {"PATH": "/usr/bin", "SCALEMS_HEARTBEAT_INTERVAL": "1.0", "HOME": "/root"})
+    assert script.count("-m scalems_like.overlay.worker tcp://n1:5000 p.worker.n1.000") == 2
+    assert "SCALEMS_NODE=n2" in script and "PATH=/usr/bin" in script and "HOME=" not in script
+    assert script.endswith("& wait")
