@@ -144,13 +144,15 @@ def for_shared_filesystem(directive: Directive, client_root: Path) -> Directive:
 
 
 def check_client_side(directive: Directive, client_root: Path, where: str) -> None:
-    """What the client can check before anything runs: its own sources exist, its own targets are writable."""
+    """What the client can check before anything runs: its own sources exist; its own targets, and absolute
+    ``file://`` targets (the client sees the resource's file system through the shared-file-system transport),
+    are writable."""
     if directive.source.scope == "client":
         source = client_root / directive.source.path
         if not source.exists():
             raise ConfigError(f"{where} {directive.text!r}: source {source} does not exist")
-    if directive.target.scope == "client":
-        target = client_root / directive.target.path
+    if directive.target.scope in ("client", "file"):
+        target = client_root / directive.target.path  # an absolute file:// path stays absolute
         existing = next(parent for parent in (target, *target.parents) if parent.exists())
         if existing != target and not existing.is_dir():
             raise ConfigError(f"{where} {directive.text!r}: target {target} is not writable: {existing} is a file")

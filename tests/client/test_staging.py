@@ -58,6 +58,16 @@ def test_session_scope_moves_outputs_between_tasks(session: sl.Session, local_pi
     assert second.wait(timeout=60) is TaskState.DONE and second.stdout == "stage-one\n"
 
 
+def test_absolute_paths_on_the_resource(session: sl.Session, local_pilot: sl.Pilot, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "table.csv").write_text("a,b\n")
+    (task,) = session.submit_tasks([shell("wc -l < table.csv > lines.txt", input_staging=[
+        f"file://{project}/table.csv > table.csv"], output_staging=[f"lines.txt > file://{project}/out/lines.txt"])])
+    assert task.wait(timeout=60) is TaskState.DONE
+    assert (project / "out" / "lines.txt").read_text() == "1\n"
+
+
 def test_resource_scope_is_reused_across_sessions_by_checksum(workdir: Path) -> None:
     (workdir / "model.bin").write_bytes(os.urandom(100_000))
     stage = {"source": "model.bin", "target": "resource:///cache/model.bin"}
@@ -117,6 +127,7 @@ def test_failed_transfer_fails_the_task_naming_the_directive(session: sl.Session
         ({"input_staging": ["../../etc/passwd > x"]}, "escapes the client scope"),
         ({"output_staging": ["x > client:///blocker/y"]}, r"blocker is a file"),
         ({"input_staging": ["s3://bucket/x > x"]}, "unknown scope 's3'"),
+        ({"output_staging": ["x > file:///proc/version/y"]}, "/proc/version is a file"),
     ],
 )
 def test_hostile_or_impossible_directives_are_refused_at_submission(
