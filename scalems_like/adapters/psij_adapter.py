@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import io
+import logging
 import math
 import threading
 import time
@@ -18,6 +19,8 @@ from typing import Any
 
 from scalems_like.adapters.base import BatchAdapter, JobEvent, JobState, PilotJob
 from scalems_like.errors import SubmitError
+
+log = logging.getLogger("scalems_like.adapters")
 
 _STATE_MAP = {
     "QUEUED": JobState.QUEUED,
@@ -113,5 +116,9 @@ class PsijAdapter(BatchAdapter):
     def cancel(self, native_id: str) -> None:
         with self._lock:
             psij_job = self._jobs.get(native_id)
-        if psij_job is not None and not psij_job.status.final:
+        if psij_job is None or psij_job.status.final:
+            return
+        try:
             psij_job.cancel()
+        except Exception as error:  # e.g. scancel on a job that ended meanwhile: nothing left to cancel
+            log.warning("cancel of %s job %s: %s", self.executor_name, native_id, error)

@@ -8,6 +8,9 @@ User threads never touch the socket; they ``post`` callables that run on this th
     handle_bootstrap_feedback new bootstrap events of pilots not yet ACTIVE
     handle_timers             heartbeats to agents, silent agents, agents that never connect
     handle_dispatch           send tasks waiting on the client to ACTIVE pilots
+
+A step that raises is logged and the loop goes on. Work that may block (canceling a batch job, a pilot's
+output staging) runs on a small thread pool and posts its outcome back to this thread.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from scalems_like.adapters import BatchAdapter, JobEvent, JobState
 from scalems_like.client.feedback import FeedbackReader, describe_step_failure, tail_of
 from scalems_like.client.pilot import BootstrapEvent, Pilot
 from scalems_like.client.task import Task
-from scalems_like.errors import ProtocolError
+from scalems_like.errors import ProtocolError, ScalemsError
 from scalems_like.network import bind_and_advertise, unbounded
 from scalems_like.staging.runner import outputs_for, run_directives, sandbox_roots
 from scalems_like.states import PilotState, TaskState, pilot_transition_allowed
@@ -55,6 +58,9 @@ class PilotRecord:
         self.adapter = adapter
         self.feedback = FeedbackReader(pilot.sandbox)
         self.job_started: float | None = None
+        self.next_feedback_read = 0.0
+        self.ending: tuple[PilotState, str] | None = None
+        """The final state the pilot is headed for while its output staging runs."""
         self.last_seen = 0.0
         self.outstanding: set[str] = set()
         self.stopping: tuple[str, str] | None = None
@@ -76,6 +82,7 @@ class Engine:
         self.wake_fd = -1
         self.post_lock = threading.Lock()
         self.thread: threading.Thread | None = None
+        self.blocking: concurrent.futures.ThreadPoolExecutor | None = None
         self.stopping = False
         self.last_heartbeat = 0.0
         self.callbacks: list[Callable[[], None]] = []
@@ -88,6 +95,7 @@ class Engine:
         self.router.setsockopt(zmq.LINGER, 0)
         self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self.blocking = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix=f"scalems-like-{self.session.uid}")
         self.thread = threading.Thread(target=self.run, name=f"scalems-like-{self.session.uid}", daemon=True)
         self.thread.start()
 
@@ -97,6 +105,8 @@ class Engine:
         self.post(lambda: setattr(self, "stopping", True))
         self.thread.join()
         self.thread = None
+        assert self.blocking is not None
+        self.blocking.shutdown(wait=True)
         assert self.router is not None and self.context is not None
         self.router.close()
         self.context.term()
@@ -104,17 +114,23 @@ class Engine:
             os.close(self.wake_fd)
             self.wake_fd = -1
 
-    def post(self, command: Callable[[], None]) -> None:
-        """Run ``command`` on the I/O thread (callable from any thread); dropped once the engine stopped."""
+    def post(self, command: Callable[[], None]) -> bool:
+        """Run ``command`` on the I/O thread (callable from any thread); dropped (False) once the engine stopped."""
         with self.post_lock:
-            if self.wake_fd < 0:
+            if self.wake_fd < 0 or self.stopping:
                 log.debug("engine stopped; dropped a late command (e.g. a batch job event after close)")
-                return
+                return False
             self.commands.put(command)
             os.eventfd_write(self.wake_fd, 1)
+            return True
 
     def call(self, function: Callable[[], Any]) -> Any:
-        """Run ``function`` on the I/O thread and return its result (or raise its exception)."""
+        """Run ``function`` on the I/O thread and return its result (or raise its exception).
+
+        Called on the I/O thread itself (from a state callback), it runs ``function`` at once.
+        """
+        if threading.current_thread() is self.thread:
+            return function()
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
 
         def command() -> None:
@@ -123,8 +139,30 @@ class Engine:
             except BaseException as error:
                 future.set_exception(error)
 
-        self.post(command)
+        if not self.post(command):
+            raise ScalemsError(f"session {self.session.uid} is closed")
         return future.result()
+
+    def in_background(self, function: Callable[[], Any], then: Callable[[Any], None] | None = None) -> None:
+        """Run blocking ``function`` off the I/O thread; ``then(result)`` runs back on the I/O thread."""
+        assert self.blocking is not None
+
+        def run() -> None:
+            try:
+                result = function()
+            except Exception:
+                log.exception("background work failed")
+                return
+            if then is not None:
+                self.post(lambda: then(result))
+        self.blocking.submit(run)
+
+    def cancel_job(self, record: PilotRecord) -> None:
+        """Cancel the pilot's batch job (in the background: psij runs scancel/qdel)."""
+        record.cancel_requested = True
+        native_id = record.pilot.native_id
+        if native_id:
+            self.in_background(lambda: record.adapter.cancel(native_id))
 
     def endpoint_for(self, address: str) -> str:
         """Bind the agents' socket for ``address`` (once) and return the address agents connect to.
@@ -144,18 +182,21 @@ class Engine:
         poller = zmq.Poller()
         poller.register(self.router, zmq.POLLIN)
         poller.register(self.wake_fd, zmq.POLLIN)
+        steps = (self.handle_commands, self.handle_agent_messages, self.handle_bootstrap_feedback,
+                 self.handle_timers, self.handle_dispatch, self.run_callbacks)
         while not self.stopping:
             events = dict(poller.poll(self.poll_timeout() * 1000))
             if self.wake_fd in events:
                 with contextlib.suppress(BlockingIOError):
                     os.eventfd_read(self.wake_fd)
-            self.handle_commands()
-            if self.router in events:
-                self.handle_agent_messages()
-            self.handle_bootstrap_feedback()
-            self.handle_timers()
-            self.handle_dispatch()
-            self.run_callbacks()
+            for step in steps:
+                if step is self.handle_agent_messages and self.router not in events:
+                    continue
+                try:
+                    step()
+                except Exception:
+                    log.exception("session %s: %s failed; the session goes on", self.session.uid, step.__name__)
+        self.handle_commands()  # what was posted with the stop command still runs
 
     def poll_timeout(self) -> float:
         starting = any(not r.pilot.state.is_final and r.pilot.state is not PilotState.ACTIVE
@@ -204,8 +245,11 @@ class Engine:
                 self.on_bootstrap_events(record, message)
 
     def handle_bootstrap_feedback(self) -> None:
+        now = time.time()
         for record in self.pilots.values():
-            if record.pilot.state in (PilotState.SUBMITTED, PilotState.BOOTSTRAPPING):
+            starting = record.pilot.state in (PilotState.SUBMITTED, PilotState.BOOTSTRAPPING)
+            if starting and now >= record.next_feedback_read:
+                record.next_feedback_read = now + FEEDBACK_INTERVAL
                 self.read_feedback(record)
 
     def handle_timers(self) -> None:
@@ -218,19 +262,22 @@ class Engine:
                     self.send(record, beat)
         for record in list(self.pilots.values()):
             pilot, resource = record.pilot, record.pilot.resource
+            if record.ending:
+                continue
             if pilot.state is PilotState.ACTIVE and now - record.last_seen > resource.heartbeat_timeout:
                 self.fail_pilot(record, f"agent silent for {now - record.last_seen:.0f} s (no heartbeat); "
                                 f"agent log ends with:\n{tail_of(pilot.sandbox / 'agent.log', 20)}")
-                record.adapter.cancel(pilot.native_id or "")
+                self.cancel_job(record)
             elif (pilot.state is PilotState.BOOTSTRAPPING and record.job_started is not None
                   and now - record.job_started > resource.agent_connect_timeout):
                 step = pilot.bootstrap_step or "none reported"
                 self.fail_pilot(record, f"the batch job runs but its agent did not connect within "
                                 f"{resource.agent_connect_timeout:g} s (last bootstrap step: {step})")
-                record.adapter.cancel(pilot.native_id or "")
+                self.cancel_job(record)
 
     def handle_dispatch(self) -> None:
-        active = [r for r in self.pilots.values() if r.pilot.state is PilotState.ACTIVE and not r.cancel_requested]
+        active = [r for r in self.pilots.values()
+                  if r.pilot.state is PilotState.ACTIVE and not r.cancel_requested and not r.ending]
         if not self.pending or not active:
             return
         now = time.time()
@@ -240,9 +287,8 @@ class Engine:
             with self.lock:
                 while self.pending and len(batch) < CHUNK:
                     task = self.pending.popleft()
-                    if task.state is not TaskState.NEW:
+                    if not self.transition(task, TaskState.SUBMITTED, "client", now):
                         continue  # canceled while waiting here
-                    task._set_state(TaskState.SUBMITTED, "client", now)
                     task.pilot = record.pilot.uid
                     task.sandbox = record.pilot.sandbox / "tasks" / task.uid
                     record.outstanding.add(task.uid)
@@ -263,8 +309,7 @@ class Engine:
                     continue
                 if state.is_final:
                     record.outstanding.discard(task.uid)
-                if task._callbacks:
-                    self.callbacks.extend(lambda c=c, t=task, s=state: c(t, s) for c in task._callbacks)
+                self.queue_callbacks(task, state)
             self.changed.notify_all()
 
     def on_hello(self, record: PilotRecord, hello: protocol.Hello) -> None:
@@ -302,7 +347,10 @@ class Engine:
         if event.state is JobState.RUNNING:
             record.job_started = record.job_started or time.time()
             self.set_pilot_state(record, PilotState.BOOTSTRAPPING, "batch", event.time)
-        if not event.state.is_final or pilot.state.is_final:
+        if not event.state.is_final or pilot.state.is_final or record.ending:
+            return
+        self.handle_agent_messages()  # the agent's last words (AgentStopping) may still wait in the socket
+        if pilot.state.is_final or record.ending:
             return
         self.read_feedback(record)
         if pilot.state.is_final:  # the feedback said why
@@ -359,49 +407,81 @@ class Engine:
         self.callbacks.extend(lambda c=c: c(pilot, state) for c in pilot._callbacks)
 
     def fail_pilot(self, record: PilotRecord, failure: str) -> None:
-        if record.pilot.state.is_final:
+        if record.pilot.state.is_final or record.ending:
             return
         record.pilot.failure = failure
         log.error("pilot %s FAILED: %s", record.pilot.uid, failure)
         self.end_pilot(record, PilotState.FAILED, failure)
 
     def end_pilot(self, record: PilotRecord, state: PilotState, reason: str) -> None:
-        """Put the pilot in a final state; its unfinished tasks fail (or are canceled) with the reason."""
+        """End the pilot: its unfinished tasks fail (or are canceled) with the reason; its output directives
+        run in the background, and the pilot reaches ``state`` once they are done."""
         pilot = record.pilot
-        if not self.set_pilot_state(record, state, "client", time.time()):
+        if pilot.state.is_final or record.ending:
             return
+        record.ending = (state, reason)
         task_state = TaskState.CANCELED if state is PilotState.CANCELED else TaskState.FAILED
         first_line = reason.splitlines()[0] if reason else state.value
         self.end_tasks(list(record.outstanding), task_state, f"pilot {pilot.uid} ended {state.value}: {first_line}")
         record.outstanding.clear()
-        self.stage_pilot_outputs(record)
-        live = [r for r in self.pilots.values() if not r.pilot.state.is_final]
-        if not live and self.pending:
-            uids = [task.uid for task in self.pending]
-            self.pending.clear()
-            self.end_tasks(uids, TaskState.FAILED, f"no live pilot to run it: pilot {pilot.uid} ended "
-                           f"{state.value}: {first_line}")
-
-    def stage_pilot_outputs(self, record: PilotRecord) -> None:
-        """The pilot's output directives, run by the client once the pilot has ended."""
-        pilot = record.pilot
-        outcome = {PilotState.DONE: "DONE", PilotState.FAILED: "FAILED"}.get(pilot.state, "CANCELED")
+        self.fail_pending_without_pilots(f"pilot {pilot.uid} ended {state.value}: {first_line}")
+        outcome = {PilotState.DONE: "DONE", PilotState.FAILED: "FAILED"}.get(state, "CANCELED")
         directives = outputs_for(pilot.description.output_staging, outcome)
-        failure = run_directives(directives, {**sandbox_roots(pilot.sandbox), "client": self.client_root}, "output")
-        if failure is not None:
-            log.error("pilot %s: %s", pilot.uid, failure)
-            pilot.staging_failure = failure
+        if not directives:
+            self.set_pilot_state(record, state, "client", time.time())
+            return
+        roots = {**sandbox_roots(pilot.sandbox), "client": self.client_root}
+
+        def staged(failure: str | None) -> None:
+            if failure is not None:
+                log.error("pilot %s: %s", pilot.uid, failure)
+                pilot.staging_failure = failure
+            self.set_pilot_state(record, state, "client", time.time())
+        self.in_background(lambda: run_directives(directives, roots, "output"), staged)
+
+    def fail_pending_without_pilots(self, why: str) -> None:
+        """Tasks waiting on the client fail when no pilot that could run them is left."""
+        if not self.pending or not self.pilots:
+            return
+        if any(not r.pilot.state.is_final and not r.ending for r in self.pilots.values()):
+            return
+        uids = [task.uid for task in self.pending]
+        self.pending.clear()
+        self.end_tasks(uids, TaskState.FAILED, f"no live pilot to run it: {why}")
+
+    def stop_pilot(self, record: PilotRecord, reason: str, *, cancel: bool) -> None:
+        """Ask an ACTIVE pilot's agent to shut down, or cancel the batch job of a pilot that is not ACTIVE.
+
+        ``cancel``: the pilot ends CANCELED (else DONE, once its agent has stopped).
+        """
+        if cancel:
+            record.cancel_requested = True
+        if record.pilot.state is PilotState.ACTIVE:
+            self.send(record, protocol.encode(protocol.Shutdown(reason)))
+        elif not record.pilot.state.is_final and not record.ending:
+            self.cancel_job(record)
+            if record.pilot.state is PilotState.NEW or not record.pilot.native_id:
+                self.end_pilot(record, PilotState.CANCELED, reason)
 
     def end_tasks(self, uids: list[str], state: TaskState, reason: str) -> None:
         now = time.time()
         tasks = self.session._tasks
         with self.lock:
             for uid in uids:
-                task = tasks[uid]
-                if task._set_state(state, "client", now, reason):
+                if self.transition(tasks[uid], state, "client", now, reason):
                     self.wire.pop(uid, None)
-                    self.callbacks.extend(lambda c=c, t=task: c(t, state) for c in task._callbacks)
             self.changed.notify_all()
+
+    def transition(self, task: Task, state: TaskState, host: str, when: float, reason: str | None = None) -> bool:
+        """A state change decided on the client (not reported by an agent); False if not allowed."""
+        if not task._set_state(state, host, when, reason):
+            return False
+        self.queue_callbacks(task, state)
+        return True
+
+    def queue_callbacks(self, task: Task, state: TaskState) -> None:
+        if task._callbacks:
+            self.callbacks.extend(lambda c=c: c(task, state) for c in task._callbacks)
 
     def run_callbacks(self) -> None:
         callbacks, self.callbacks = self.callbacks, []

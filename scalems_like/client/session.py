@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import itertools
 import logging
 import os
 import sys
@@ -16,13 +17,13 @@ from typing import Any
 import cloudpickle
 
 from scalems_like import paths
-from scalems_like.adapters import adapter_for
+from scalems_like.adapters import BatchAdapter, adapter_for
 from scalems_like.client.engine import Engine, PilotRecord
 from scalems_like.client.pilot import Pilot
 from scalems_like.client.pilot_job import make_private_directory, render_pilot
 from scalems_like.client.task import Task
 from scalems_like.descriptions import PilotDescription, TaskDescription
-from scalems_like.errors import ConfigError, ScalemsError, WaitTimeout
+from scalems_like.errors import ConfigError, ScalemsError, SubmitError, WaitTimeout
 from scalems_like.resources import ResourceConfig, load_resource
 from scalems_like.staging.actions import StagingError
 from scalems_like.staging.directives import check_client_side, for_shared_filesystem
@@ -72,6 +73,8 @@ class Session:
         self._tasks: dict[str, Task] = {}
         self._pilots: dict[str, Pilot] = {}
         self._resources: dict[str, ResourceConfig] = {}
+        self._adapters: dict[str, BatchAdapter] = {}
+        self._pilot_numbers = itertools.count()
         self._pickled_functions: dict[Any, bytes] = {}
         self._engine = Engine(self)
         self._heartbeat_interval = 1.0
@@ -134,24 +137,41 @@ class Session:
         self._heartbeat_interval = min(self._heartbeat_interval, resource.heartbeat_interval)
         address = self._engine.endpoint_for(resource.client_address)
         with self._lock:
-            uid = f"pilot.{len(self._pilots):04d}"
+            uid = f"pilot.{next(self._pilot_numbers):04d}"
         session_sandbox = make_private_directory(paths.expand(resource.sandbox) / self.uid)
         job, sandbox = render_pilot(session_uid=self.uid, pilot_uid=uid, description=description,
                                     resource=resource, client_address=address, session_sandbox=session_sandbox)
         staged = run_directives(description.input_staging, {**sandbox_roots(sandbox), "client": Path.cwd()}, "input")
         if staged is not None:
             raise StagingError(f"pilot {uid} was not submitted: {staged}")
-        adapter = adapter_for(resource, session_sandbox / "batch")
         pilot = Pilot(uid, description, resource, sandbox, self)
-        record = PilotRecord(pilot, adapter)
+        record = PilotRecord(pilot, self._adapter(resource, session_sandbox))
         with self._lock:
             self._pilots[uid] = pilot
         self._engine.call(lambda: self._engine.pilots.__setitem__(uid, record))
-        pilot.native_id = adapter.submit(job, lambda event: self._engine.post(
-            lambda: self._engine.on_job_event(record, event)))
-        self._engine.call(lambda: self._engine.set_pilot_state(record, PilotState.SUBMITTED, "client", time.time()))
-        log.info("pilot %s submitted to %s as job %s", uid, resource.name, pilot.native_id)
+        try:
+            native_id = record.adapter.submit(job, lambda event: self._engine.post(
+                lambda: self._engine.on_job_event(record, event)))
+        except SubmitError as error:
+            why = pilot.failure = str(error)
+            self._engine.call(lambda: self._engine.end_pilot(record, PilotState.FAILED, why))
+            raise
+        self._engine.call(lambda: self._on_submitted(record, native_id))
+        log.info("pilot %s submitted to %s as job %s", uid, resource.name, native_id)
         return pilot
+
+    def _adapter(self, resource: ResourceConfig, session_sandbox: Path) -> BatchAdapter:
+        """One adapter (one psij executor, one polling thread) per resource and session."""
+        with self._lock:
+            if resource.name not in self._adapters:
+                self._adapters[resource.name] = adapter_for(resource, session_sandbox / "batch")
+            return self._adapters[resource.name]
+
+    def _on_submitted(self, record: PilotRecord, native_id: str) -> None:
+        record.pilot.native_id = native_id
+        if record.cancel_requested:  # canceled while the batch system took the job
+            self._engine.cancel_job(record)
+        self._engine.set_pilot_state(record, PilotState.SUBMITTED, "client", time.time())
 
     def _wait_pilot(self, pilot: Pilot, state: PilotState | None, timeout: float | None) -> None:
         def reached() -> bool:
@@ -160,15 +180,7 @@ class Session:
 
     def _cancel_pilot(self, pilot: Pilot) -> None:
         record = self._engine.pilots[pilot.uid]
-
-        def cancel() -> None:
-            record.cancel_requested = True
-            if pilot.state is PilotState.ACTIVE:
-                from scalems_like import protocol
-                self._engine.send(record, protocol.encode(protocol.Shutdown("pilot canceled")))
-            elif not pilot.state.is_final:
-                record.adapter.cancel(pilot.native_id or "")
-        self._engine.call(cancel)
+        self._engine.call(lambda: self._engine.stop_pilot(record, "canceled by the user", cancel=True))
 
     # -- tasks ---------------------------------------------------------------------------------------
     def submit_tasks(self, descriptions: Iterable[TaskDescription]) -> list[Task]:
@@ -182,29 +194,28 @@ class Session:
             for field in ("input_staging", "output_staging"):
                 for directive in getattr(description, field):
                     check_client_side(directive, client_root, f"submit_tasks: item {index}: {field}")
-        with self._lock:
-            start = len(self._tasks)
+        encoded = [self._to_wire(description, client_root) for description in descriptions]
         tasks, wire = [], {}
-        for offset, description in enumerate(descriptions):
-            task = Task(f"task.{start + offset:06d}", description, self)
-            tasks.append(task)
-            wire[task.uid] = self._to_wire(task.uid, description, client_root)
-        with self._lock:
-            for task in tasks:
+        with self._lock:  # numbers and insertion together: concurrent submitters get distinct, ordered uids
+            start = len(self._tasks)
+            for offset, (description, fields) in enumerate(zip(descriptions, encoded, strict=True)):
+                task = Task(f"task.{start + offset:06d}", description, self)
+                fields["uid"] = task.uid
                 self._tasks[task.uid] = task
+                tasks.append(task)
+                wire[task.uid] = fields
 
         def enqueue() -> None:
             self._engine.wire.update(wire)
             self._engine.pending.extend(tasks)
-            if not any(not p.state.is_final for p in self._pilots.values()) and self._pilots:
-                self._engine.end_tasks([t.uid for t in tasks], TaskState.FAILED, "no live pilot to run it")
-                self._engine.pending.clear()
-        self._engine.post(enqueue)
+            self._engine.fail_pending_without_pilots("every pilot of the session has ended")
+        if not self._engine.post(enqueue):
+            raise ScalemsError(f"session {self.uid} is closed")
         return tasks
 
-    def _to_wire(self, uid: str, description: TaskDescription, client_root: Path) -> dict[str, Any]:
+    def _to_wire(self, description: TaskDescription, client_root: Path) -> dict[str, Any]:
         wire: dict[str, Any] = {
-            "uid": uid, "name": description.name, "kind": description.kind,
+            "name": description.name, "kind": description.kind,
             "environment": dict(description.environment),
             "working_directory": description.working_directory, "cores": description.cores, "gpus": description.gpus,
             "ranks": description.ranks, "stdin": description.stdin, "stdout": description.stdout,
@@ -246,17 +257,17 @@ class Session:
 
     def cancel_tasks(self, tasks: Sequence[Task]) -> None:
         """Cancel tasks: those still on the client end CANCELED at once, the others when their agent says so."""
-        by_pilot: dict[str, list[str]] = {}
-        local = []
-        with self._lock:
+        tasks = list(tasks)
+
+        def cancel() -> None:  # on the I/O thread: no task changes hands between looking and acting
+            from scalems_like import protocol
+            by_pilot: dict[str, list[str]] = {}
+            local = []
             for task in tasks:
                 if task.state is TaskState.NEW:
                     local.append(task.uid)
                 elif not task.state.is_final and task.pilot:
                     by_pilot.setdefault(task.pilot, []).append(task.uid)
-
-        def cancel() -> None:
-            from scalems_like import protocol
             self._engine.end_tasks(local, TaskState.CANCELED, "canceled before it was sent to a pilot")
             for pilot_uid, uids in by_pilot.items():
                 self._engine.send(self._engine.pilots[pilot_uid], protocol.encode(protocol.CancelTasks(uids)))
@@ -277,29 +288,33 @@ class Session:
         if self._closed or not self._opened:
             self._closed = True
             return
-        from scalems_like import protocol
+        try:
+            self._shut_pilots_down(patience)
+            self._engine.call(lambda: self._engine.end_tasks(
+                [t.uid for t in self._tasks.values()], TaskState.CANCELED, "session closed"))
+        finally:
+            self._engine.stop()
+            self._closed = True
+
+    def _shut_pilots_down(self, patience: float) -> None:
+        engine = self._engine
 
         def shutdown() -> None:
-            self._engine.end_tasks([t.uid for t in self._engine.pending], TaskState.CANCELED, "session closed")
-            self._engine.pending.clear()
-            for record in self._engine.pilots.values():
-                if record.pilot.state is PilotState.ACTIVE:
-                    self._engine.send(record, protocol.encode(protocol.Shutdown("session closed")))
-                elif not record.pilot.state.is_final:
-                    record.cancel_requested = True
-                    record.adapter.cancel(record.pilot.native_id or "")
-        self._engine.call(shutdown)
+            engine.end_tasks([t.uid for t in engine.pending], TaskState.CANCELED, "session closed")
+            engine.pending.clear()
+            for record in engine.pilots.values():
+                engine.stop_pilot(record, "session closed", cancel=record.pilot.state is not PilotState.ACTIVE)
+        engine.call(shutdown)
         try:
             self._wait_for(lambda: all(p.state.is_final for p in self._pilots.values()), patience, lambda: "")
         except WaitTimeout:
             log.warning("pilots did not end within %s s of close(); canceling their jobs", patience)
-            for record in self._engine.pilots.values():
-                if not record.pilot.state.is_final:
-                    record.cancel_requested = True
-                    record.adapter.cancel(record.pilot.native_id or "")
-                    self._engine.call(lambda r=record: self._engine.end_pilot(
-                        r, PilotState.CANCELED, "did not shut down when the session closed"))
-        self._engine.call(lambda: self._engine.end_tasks(
-            [t.uid for t in self._tasks.values()], TaskState.CANCELED, "session closed"))
-        self._engine.stop()
-        self._closed = True
+
+            def give_up() -> None:
+                for record in engine.pilots.values():
+                    if not record.pilot.state.is_final:
+                        engine.cancel_job(record)
+                        engine.end_pilot(record, PilotState.CANCELED, "did not shut down when the session closed")
+                    if not record.pilot.state.is_final:  # its output staging still runs: do not wait for it
+                        engine.set_pilot_state(record, PilotState.CANCELED, "client", time.time())
+            engine.call(give_up)

@@ -47,6 +47,10 @@ def test_two_node_pilot_runs_tasks_on_both_nodes_and_an_mpi_task_across_them(ses
 def test_rejected_job_reports_sbatch_message(session: sl.Session) -> None:
     with pytest.raises(sl.SubmitError, match="invalid partition specified: nosuchpartition"):
         session.submit_pilot(sl.PilotDescription(resource="slurm", queue="nosuchpartition"))
+    (pilot,) = session.pilots  # the refused pilot is not left NEW: it is FAILED with sbatch's message
+    assert pilot.state is PilotState.FAILED and "nosuchpartition" in (pilot.failure or "")
+    (task,) = session.submit_tasks([sl.TaskDescription(executable="/bin/true")])
+    assert task.wait(timeout=10) is TaskState.FAILED and task.reason.startswith("no live pilot to run it")
 
 
 def test_cancel_queued_and_running_pilots(session: sl.Session) -> None:

@@ -161,13 +161,16 @@ def test_multi_core_task_and_impossible_task(session: sl.Session, local_pilot: s
                                  "offers 2 cores and 0 GPUs")
 
 
-def test_state_callbacks_see_every_change(session: sl.Session, local_pilot: sl.Pilot) -> None:
+def test_state_callbacks_see_every_change(session: sl.Session) -> None:
+    """Tasks submitted before any pilot: the callback is in place before the first change (SUBMITTED)."""
     seen: list[TaskState] = []
     (task,) = session.submit_tasks([sl.TaskDescription(executable="/bin/sleep", arguments=["0.2"])])
     task.add_callback(lambda _task, state: seen.append(state))
+    session.submit_pilot(sl.PilotDescription(cores=1, runtime=300))
     task.wait(timeout=60)
     wait_until(lambda: TaskState.DONE in seen)
-    assert seen[-1] is TaskState.DONE and TaskState.RUNNING in seen
+    assert seen[0] is TaskState.SUBMITTED and seen[-1] is TaskState.DONE and TaskState.RUNNING in seen
+    assert seen == [state for state, _when, _host in task.history[1:]]
 
 
 def test_tasks_submitted_before_the_pilot_wait_for_it(session: sl.Session) -> None:
@@ -187,7 +190,7 @@ def test_pilot_runtime_end_fails_running_tasks(session: sl.Session) -> None:
     assert waiting.state is TaskState.FAILED
     assert waiting.reason == "pilot runtime of 3 s ended before the task started"
     (late,) = session.submit_tasks([sl.TaskDescription(executable="/bin/true")])
-    assert late.wait(timeout=10) is TaskState.FAILED and late.reason == "no live pilot to run it"
+    assert late.wait(timeout=10) is TaskState.FAILED and late.reason.startswith("no live pilot to run it")
 
 
 def test_failing_pre_bootstrap_hook_names_step_exit_code_and_output(session: sl.Session) -> None:
