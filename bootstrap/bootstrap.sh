@@ -97,6 +97,17 @@ build_conda() {  # build_conda TARGET — a new conda env in TARGET from the env
     install_into "$1"
 }
 
+LOCK_STALE_MINUTES=5  # a lock whose holder has not refreshed it for this long is stale (holder on any host)
+HELD_LOCK=""
+
+lock_is_stale() {  # lock_is_stale LOCK HOLDER — the holder died (same host), or stopped refreshing the lock
+    if [ -n "$2" ] && [ "${2%% *}" = "$(hostname)" ]; then
+        if kill -0 "${2#* }" 2>/dev/null; then return 1; fi
+    else
+        [ -z "$(find "$1" -maxdepth 1 -mmin "-$LOCK_STALE_MINUTES" 2>/dev/null)" ]
+    fi
+}
+
 lock_env() {  # take the env's lock; wait while another live pilot holds it
     mkdir -p "$(dirname "$SCALEMS_ENV_DIR")" || return
     lock="$SCALEMS_ENV_DIR.lock"
@@ -104,14 +115,28 @@ lock_env() {  # take the env's lock; wait while another live pilot holds it
     while ! mkdir "$lock" 2>/dev/null; do
         [ -d "$lock" ] || { echo "cannot create the lock directory $lock"; return 73; }
         holder=$(cat "$lock/owner" 2>/dev/null || true)
-        if [ -n "$holder" ] && [ "${holder%% *}" = "$(hostname)" ] && ! kill -0 "${holder#* }" 2>/dev/null; then
-            echo "breaking the stale lock of $holder"; rm -rf "$lock"; continue
+        if lock_is_stale "$lock" "$holder"; then
+            echo "breaking the stale lock of ${holder:-an unknown holder}"; rm -rf "$lock"; continue
         fi
         [ "$waited" -eq 0 ] && echo "waiting for ${holder:-another pilot}, which builds $SCALEMS_ENV_DIR"
         [ "$waited" -ge 3600 ] && { echo "gave up waiting for the lock $lock"; return 75; }
         sleep 1; waited=$((waited + 1))
     done
+    HELD_LOCK=$lock
     echo "$(hostname) $$" >"$lock/owner"
+    # refresh the lock while this shell lives, so that pilots on other hosts can tell a long build from a dead one
+    (while sleep 30 && kill -0 $$ 2>/dev/null && [ -d "$lock" ]; do touch "$lock/owner"; done) >/dev/null 2>&1 &
+}
+
+release_lock() {  # give the lock back (and drop a half-built env): after a build, a failure or a signal
+    [ -n "$HELD_LOCK" ] || return 0
+    rm -rf "$SCALEMS_ENV_DIR.building" "$HELD_LOCK"
+    HELD_LOCK=""
+}
+
+on_signal() {  # on_signal NUMBER — the batch system stops the job (scancel, walltime): free the lock, report
+    release_lock
+    exit $((128 + $1))
 }
 
 build_or_reuse() {  # build_or_reuse BUILDER — the env of SCALEMS_ENV_DIR, per SCALEMS_ENV_MODE, under the lock
@@ -120,19 +145,19 @@ build_or_reuse() {  # build_or_reuse BUILDER — the env of SCALEMS_ENV_DIR, per
         echo "reusing $SCALEMS_ENV_DIR"
     elif [ -e "$SCALEMS_ENV_DIR/.complete" ] && [ "$SCALEMS_ENV_MODE" = update ]; then
         echo "updating $SCALEMS_ENV_DIR"
-        install_into "$SCALEMS_ENV_DIR" || { status=$?; rm -rf "$lock"; return "$status"; }
+        install_into "$SCALEMS_ENV_DIR" || { status=$?; release_lock; return "$status"; }
     else
         rm -rf "$SCALEMS_ENV_DIR" "$SCALEMS_ENV_DIR.building"
         status=0
         "$1" "$SCALEMS_ENV_DIR.building" || status=$?
         if [ "$status" -ne 0 ]; then  # leave nothing a later pilot could take for a good env
-            rm -rf "$SCALEMS_ENV_DIR.building" "$lock"
+            release_lock
             return "$status"
         fi
         touch "$SCALEMS_ENV_DIR.building/.complete" && mv "$SCALEMS_ENV_DIR.building" "$SCALEMS_ENV_DIR" || return
         echo "built $SCALEMS_ENV_DIR"
     fi
-    rm -rf "$lock"
+    release_lock
     SCALEMS_PYTHON="$SCALEMS_ENV_DIR/bin/python"
 }
 
@@ -185,12 +210,15 @@ if str(PROTOCOL_VERSION) != sys.argv[1]:
 main() {
     mkdir -p "$FEEDBACK"
     trap on_exit EXIT
+    trap 'on_signal 1' HUP
+    trap 'on_signal 2' INT
+    trap 'on_signal 15' TERM
     run_step sandbox step_sandbox
     run_step hooks step_hooks
     run_step environment step_environment
     run_step agent step_agent
     event agent_start started 0
-    trap - EXIT
+    trap - EXIT HUP INT TERM
     PYTHONNOUSERSITE=1
     export PYTHONNOUSERSITE
     exec "$SCALEMS_PYTHON" -m scalems_like.agent "$SANDBOX" >"$FEEDBACK/agent.log" 2>&1

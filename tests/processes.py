@@ -18,7 +18,7 @@ def alive(pid: int) -> bool:
 
 def processes(command: str) -> list[tuple[int, int]]:
     """(pid, parent pid) of the processes whose command line is exactly ``command``."""
-    result = subprocess.run(["ps", "-eo", "pid=,ppid=,args="], capture_output=True, text=True, check=True)
+    result = subprocess.run(["ps", "-wweo", "pid=,ppid=,args="], capture_output=True, text=True, check=True)
     found = []
     for line in result.stdout.splitlines():
         pid, ppid, args = line.split(None, 2)

@@ -20,6 +20,7 @@ from scalems_like import PilotState, paths
 from scalems_like.client import environment
 from scalems_like.client.wheel import build_wheel, source_digest
 from scalems_like.resources import load_resource
+from tests.processes import children, processes, wait_until
 
 
 def interpreter_and_six() -> tuple[str, str]:
@@ -150,6 +151,44 @@ def test_stale_lock_of_a_killed_build_is_broken(session: sl.Session) -> None:
     (lock / "owner").write_text(f"{os.uname().nodename} {dead.pid}\n")
     pilot, _ = run_on_new_pilot(session, {"requirements": ["six"]})
     assert f"breaking the stale lock of {os.uname().nodename} {dead.pid}" in environment_log(pilot)
+
+
+def test_lock_of_another_host_is_broken_only_when_it_stopped_being_refreshed(session: sl.Session) -> None:
+    spec = environment.parse({"requirements": ["six"]}, load_resource("local"))
+    target = environment.env_directory(spec, session.sandbox("local").parent, source_digest())
+    lock = Path(f"{target}.lock")
+    lock.mkdir(parents=True)
+    (lock / "owner").write_text("login07.example.org 4242\n")  # a pid this host cannot check
+    pilot = session.submit_pilot(sl.PilotDescription(cores=1, environment={"requirements": ["six"]}))
+    log_file = pilot.sandbox / "bootstrap" / "environment.log"
+    wait_until(lambda: log_file.exists() and "waiting for login07.example.org 4242" in log_file.read_text())
+    assert pilot.state is PilotState.BOOTSTRAPPING  # a fresh lock: the pilot waits for its holder
+    eleven_minutes_ago = time.time() - 660
+    for path in (lock, lock / "owner"):  # the holder stopped refreshing it: it died with its node
+        os.utime(path, (eleven_minutes_ago, eleven_minutes_ago))
+    pilot.wait("ACTIVE", timeout=300)
+    assert "breaking the stale lock of login07.example.org 4242" in environment_log(pilot)
+
+
+def test_build_stopped_by_sigterm_gives_the_lock_back(session: sl.Session, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stand-in `uv` that hangs stands for a long build. SIGTERM goes to every process of the job, as
+    `scancel` and a walltime end do (psij's local cancel uses SIGKILL, which the same-host check handles)."""
+    stand_in = tmp_path / "bin"
+    stand_in.mkdir()
+    (stand_in / "uv").write_text('#!/bin/sh\nfor last; do :; done\nmkdir -p "$last"\nexec sleep 300\n')
+    (stand_in / "uv").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{stand_in}{os.pathsep}{os.environ['PATH']}")
+    pilot = session.submit_pilot(sl.PilotDescription(cores=1, environment={"requirements": ["six"]}))
+    envs_directory = session.sandbox("local").parent / "envs"
+    wait_until(lambda: any(p.name.endswith(".building") for p in envs_directory.glob("*")), timeout=60)
+    shells = [pid for pid, _ in processes(f"/bin/sh {pilot.sandbox}/bootstrap.sh {pilot.sandbox}")]
+    assert shells  # the bootstrap shell (and its lock-refreshing subshell)
+    for pid in {*shells, *(child for shell in shells for child in children(shell))}:
+        os.kill(pid, signal.SIGTERM)
+    assert pilot.wait(timeout=60) is PilotState.FAILED
+    assert pilot.failure.startswith("bootstrap step 'environment' failed with exit code 143")
+    assert envs(session) == []  # neither the lock nor the half-built env is left
 
 
 def test_use_mode_never_installs_and_says_what_is_missing(session: sl.Session, tmp_path: Path) -> None:
