@@ -7,9 +7,11 @@
     ├── SubmitError               a pilot job could not be submitted (``transient`` says if a retry may work)
     ├── PilotFailed               a pilot ended FAILED; ``failure`` says why (step, exit code, output tail)
     ├── TaskFailed                a task ended FAILED or CANCELED; raised by ``Task.result()``
-    ├── TaskTimeout               a function task ran longer than its ``timeout`` (raised inside the worker)
-    ├── TaskCanceled              a function task was canceled while running (raised inside the worker)
     └── WaitTimeout               a ``wait`` ran out of time (also a :class:`TimeoutError`)
+
+    TaskInterrupt (a BaseException, like KeyboardInterrupt: a task's ``except Exception`` does not swallow it)
+    ├── TaskTimeout               a function task ran longer than its ``timeout`` (raised inside the worker)
+    └── TaskCanceled              a function task was canceled while running (raised inside the worker)
 """
 
 from __future__ import annotations
@@ -70,11 +72,15 @@ class TaskFailed(ScalemsError):
         self.reason = reason
 
 
-class TaskTimeout(ScalemsError, TimeoutError):
+class TaskInterrupt(BaseException):
+    """Raised inside a worker to stop a running function task (never seen by the client)."""
+
+
+class TaskTimeout(TaskInterrupt):
     """Raised inside a worker when a function task exceeds its timeout."""
 
 
-class TaskCanceled(ScalemsError):
+class TaskCanceled(TaskInterrupt):
     """Raised inside a worker when a running function task is canceled."""
 
 

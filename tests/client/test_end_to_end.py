@@ -31,6 +31,15 @@ def sleep_forever() -> None:
     time.sleep(3600)
 
 
+def stubborn() -> None:
+    """Swallows every Exception, as careless user code does."""
+    while True:
+        try:
+            time.sleep(3600)
+        except Exception:  # written the way careless code is
+            continue
+
+
 def test_readme_example(session: sl.Session) -> None:
     pilot = session.submit_pilot(sl.PilotDescription(resource="local", cores=2, runtime=600))
     tasks = session.submit_tasks(
@@ -247,3 +256,8 @@ def test_close_cancels_unfinished_tasks() -> None:
     assert pilot.state is PilotState.DONE
     assert [t.state for t in tasks] == [TaskState.CANCELED] * 3
     assert tasks[0].reason == "shut down by the client: session closed while the task ran"
+
+
+def test_function_that_swallows_exceptions_still_times_out(session: sl.Session, local_pilot: sl.Pilot) -> None:
+    (task,) = session.submit_tasks([sl.TaskDescription(function=stubborn, timeout=1)])
+    assert task.wait(timeout=60) is TaskState.FAILED and task.reason == "timed out after 1 s"
