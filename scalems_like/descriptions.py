@@ -104,6 +104,7 @@ class TaskDescription:
     written to files there (names relative to the sandbox) and ``stdin`` read from a file. Functions run inside
     a worker process. ``cores``/``gpus`` are per rank; ``ranks`` > 1 launches the executable with the resource's
     MPI launcher. ``timeout`` (seconds) kills the task; ``retries`` re-runs a failed task that many times.
+    ``idempotent`` tasks may run again from the start when their pilot died while they ran (``Session.resume``).
     """
 
     executable: str | None = None
@@ -122,6 +123,7 @@ class TaskDescription:
     stderr: str = "stderr"
     timeout: float | None = None
     retries: int = 0
+    idempotent: bool = False
     tags: Mapping[str, str] = dataclasses.field(default_factory=dict)
     input_staging: Sequence[Any] = ()
     """Directives run before the task starts (see :mod:`scalems_like.staging.directives`)."""
@@ -160,6 +162,8 @@ class TaskDescription:
         _check_int(owner, "gpus", self.gpus, 0)
         _check_int(owner, "ranks", self.ranks, 1)
         _check_int(owner, "retries", self.retries, 0)
+        if not isinstance(self.idempotent, bool):
+            raise _fail(owner, "idempotent", self.idempotent, "True or False")
         _check_seconds(owner, "timeout", self.timeout, optional=True)
         if self.function is not None and self.ranks > 1:
             raise _fail(owner, "ranks", self.ranks, "1 for a function task (MPI ranks need an executable)")

@@ -69,6 +69,9 @@ class ResourceConfig:
     heartbeat_interval: float = 1.0
     heartbeat_timeout: float = 10.0
     """A peer silent for this long is taken for dead."""
+    client_grace_period: float = 600.0
+    """Seconds an agent goes on without a client (killed, disconnected): its tasks run on and their results
+    wait for ``reattach``; after this the agent stops."""
     workers_per_node: int | None = None
     """Worker processes per node; None: one per core."""
     ssh_command: str = "ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new"
@@ -80,7 +83,8 @@ class ResourceConfig:
                              ("mpi_launcher", MPI_LAUNCHERS)):
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"{where}: {key} = {getattr(self, key)!r}: expected one of {', '.join(allowed)}")
-        for key in ("status_polling_interval", "agent_connect_timeout", "heartbeat_interval", "heartbeat_timeout"):
+        for key in ("status_polling_interval", "agent_connect_timeout", "heartbeat_interval", "heartbeat_timeout",
+                    "client_grace_period"):
             if getattr(self, key) <= 0:
                 raise ConfigError(f"{where}: {key} = {getattr(self, key)!r}: expected a number > 0")
 

@@ -73,5 +73,9 @@ class BatchAdapter(abc.ABC):
         """
 
     @abc.abstractmethod
+    def attach(self, native_id: str, on_event: Callable[[JobEvent], None]) -> bool:
+        """Follow a job submitted by an earlier client (reattach); False if the batch system no longer knows it."""
+
+    @abc.abstractmethod
     def cancel(self, native_id: str) -> None:
         """Cancel the job (no error if it already ended)."""

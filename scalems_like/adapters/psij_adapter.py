@@ -96,13 +96,7 @@ class PsijAdapter(BatchAdapter):
         import psij
 
         psij_job = self.render(job)
-
-        def forward(_job: Any, status: Any) -> None:
-            state = _STATE_MAP.get(status.state.name)
-            if state is not None:
-                on_event(JobEvent(state, status.time or time.time(), status.exit_code, status.message))
-
-        psij_job.set_job_status_callback(forward)
+        psij_job.set_job_status_callback(self._forwarder(on_event))
         try:
             self._get_executor().submit(psij_job)
         except (psij.SubmitException, psij.InvalidJobException) as error:
@@ -112,6 +106,28 @@ class PsijAdapter(BatchAdapter):
         with self._lock:
             self._jobs[native_id] = psij_job
         return native_id
+
+    def attach(self, native_id: str, on_event: Callable[[JobEvent], None]) -> bool:
+        import psij
+
+        psij_job = psij.Job()
+        psij_job.set_job_status_callback(self._forwarder(on_event))
+        try:
+            self._get_executor().attach(psij_job, native_id)
+        except Exception as error:  # psij: unknown job id; local: no such process (psutil)
+            log.info("cannot follow %s job %s: %s", self.executor_name, native_id, error)
+            return False
+        with self._lock:
+            self._jobs[native_id] = psij_job
+        return True
+
+    @staticmethod
+    def _forwarder(on_event: Callable[[JobEvent], None]) -> Callable[[Any, Any], None]:
+        def forward(_job: Any, status: Any) -> None:
+            state = _STATE_MAP.get(status.state.name)
+            if state is not None:
+                on_event(JobEvent(state, status.time or time.time(), status.exit_code, status.message))
+        return forward
 
     def cancel(self, native_id: str) -> None:
         with self._lock:

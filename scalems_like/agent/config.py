@@ -33,6 +33,8 @@ class AgentConfig:
     workers_per_node: int | None = None
     heartbeat_interval: float = 1.0
     heartbeat_timeout: float = 10.0
+    client_grace: float = 600.0
+    """Seconds the agent goes on without any client (its tasks run on; results wait for a reattach)."""
     ssh_command: str = "ssh -o BatchMode=yes"
 
     def write(self, directory: Path) -> Path:

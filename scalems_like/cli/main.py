@@ -5,6 +5,9 @@
                                                  named environment profiles
     scalems-like status SESSION [--resource R] [--follow] [--json]
                                                  a session's pilots: bootstrap step, state, sandboxes
+    scalems-like sessions [--json]               journaled sessions: state, pilots, task counts
+    scalems-like reattach SESSION [--detach]     reconnect to live pilots, collect what finished meanwhile
+    scalems-like resume SESSION [--detach]       unfinished tasks of gone pilots run on a new pilot
     scalems-like version                         print the version and the wire protocol version
 
 Exit codes: 0 success; 1 failure (an invalid config, a failed build); 2 usage error.
@@ -97,6 +100,9 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument("--follow", action="store_true", help="live view until every pilot has started or failed")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(handler=command_status)
+    from scalems_like.cli.sessions import add_commands
+
+    add_commands(commands)
     version = commands.add_parser("version", help="print the version")
     version.set_defaults(handler=command_version)
     return top

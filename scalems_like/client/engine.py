@@ -8,6 +8,7 @@ User threads never touch the socket; they ``post`` callables that run on this th
     handle_bootstrap_feedback new bootstrap events of pilots not yet ACTIVE
     handle_timers             heartbeats to agents, silent agents, agents that never connect
     handle_dispatch           send tasks waiting on the client to ACTIVE pilots
+    handle_journal            queue this pass's state changes for the session's journal (one batch)
 
 A step that raises is logged and the loop goes on. Work that may block (canceling a batch job, a pilot's
 output staging) runs on a small thread pool and posts its outcome back to this thread.
@@ -27,11 +28,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import cloudpickle
 import zmq
 
 from scalems_like import protocol
 from scalems_like.adapters import BatchAdapter, JobEvent, JobState
 from scalems_like.client.feedback import FeedbackReader, describe_step_failure, tail_of
+from scalems_like.client.journal import Journal
 from scalems_like.client.pilot import BootstrapEvent, Pilot
 from scalems_like.client.task import Task
 from scalems_like.errors import ProtocolError, ScalemsError
@@ -44,6 +47,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("scalems_like.client")
 
+_FINAL = {state.value for state in TaskState if state.is_final}
 CHUNK = 2000
 """Tasks per SubmitTasks message."""
 FEEDBACK_INTERVAL = 0.1
@@ -56,6 +60,9 @@ class PilotRecord:
     def __init__(self, pilot: Pilot, adapter: BatchAdapter) -> None:
         self.pilot = pilot
         self.adapter = adapter
+        self.description_pickle = cloudpickle.dumps(pilot.description)
+        self.resend: list[dict[str, Any]] = []
+        """Task mappings to send again when the agent greets a reattached client (it drops those it knows)."""
         self.feedback = FeedbackReader(pilot.sandbox)
         self.job_started: float | None = None
         self.next_feedback_read = 0.0
@@ -87,6 +94,10 @@ class Engine:
         self.last_heartbeat = 0.0
         self.callbacks: list[Callable[[], None]] = []
         self.client_root = Path.cwd()
+        self.journal: Journal | None = None
+        self.journal_batch: list[dict[str, Any]] = []
+        self.hold_pending = False
+        """True while a session is restored: pending tasks wait for the decision on a new pilot."""
 
     # -- life cycle ----------------------------------------------------------------------------------
     def start(self) -> None:
@@ -183,7 +194,7 @@ class Engine:
         poller.register(self.router, zmq.POLLIN)
         poller.register(self.wake_fd, zmq.POLLIN)
         steps = (self.handle_commands, self.handle_agent_messages, self.handle_bootstrap_feedback,
-                 self.handle_timers, self.handle_dispatch, self.run_callbacks)
+                 self.handle_timers, self.handle_dispatch, self.handle_journal, self.run_callbacks)
         while not self.stopping:
             events = dict(poller.poll(self.poll_timeout() * 1000))
             if self.wake_fd in events:
@@ -197,6 +208,7 @@ class Engine:
                 except Exception:
                     log.exception("session %s: %s failed; the session goes on", self.session.uid, step.__name__)
         self.handle_commands()  # what was posted with the stop command still runs
+        self.handle_journal()
 
     def poll_timeout(self) -> float:
         starting = any(not r.pilot.state.is_final and r.pilot.state is not PilotState.ACTIVE
@@ -287,14 +299,46 @@ class Engine:
             with self.lock:
                 while self.pending and len(batch) < CHUNK:
                     task = self.pending.popleft()
-                    if not self.transition(task, TaskState.SUBMITTED, "client", now):
+                    sandbox = record.pilot.sandbox / "tasks" / task.uid
+                    if not self.transition(task, TaskState.SUBMITTED, "client", now, None,
+                                           pilot=record.pilot.uid, sandbox=str(sandbox)):
                         continue  # canceled while waiting here
                     task.pilot = record.pilot.uid
-                    task.sandbox = record.pilot.sandbox / "tasks" / task.uid
+                    task.sandbox = sandbox
                     record.outstanding.add(task.uid)
                     batch.append(self.wire.pop(task.uid))
             if batch:
                 self.send(record, protocol.encode(protocol.SubmitTasks(batch)))
+
+    def handle_journal(self) -> None:
+        if self.journal_batch:
+            if self.journal is not None:
+                self.journal.add_updates(self.journal_batch)
+            self.journal_batch = []
+
+    def on_journal_commit(self, updates: list[dict[str, Any]]) -> None:
+        """(Journal thread) final results are durable: let their agents forget them."""
+        uids = [update["uid"] for update in updates if update["state"] in _FINAL and update.get("host") != "client"]
+        if uids:
+            self.post(lambda: self.acknowledge(uids))
+
+    def acknowledge(self, uids: list[str]) -> None:
+        by_pilot: dict[str, list[str]] = {}
+        tasks = self.session._tasks
+        for uid in uids:
+            task = tasks.get(uid)
+            if task is not None and task.pilot is not None:
+                by_pilot.setdefault(task.pilot, []).append(uid)
+        for pilot_uid, pilot_uids in by_pilot.items():
+            record = self.pilots.get(pilot_uid)
+            if record is not None and record.pilot.state is PilotState.ACTIVE:
+                self.send(record, protocol.encode(protocol.Acknowledge(pilot_uids)))
+
+    def save_pilot(self, record: PilotRecord) -> None:
+        pilot = record.pilot
+        if self.journal is not None:
+            self.journal.save_pilot((pilot.uid, record.description_pickle, pilot.resource.name, str(pilot.sandbox),
+                                     pilot.native_id, pilot.state.value, pilot.failure))
 
     # -- applying what happened ----------------------------------------------------------------------
     def apply_updates(self, record: PilotRecord, updates: list[dict[str, Any]]) -> None:
@@ -306,7 +350,8 @@ class Engine:
                     continue
                 state = task._apply(update)
                 if state is None:
-                    continue
+                    continue  # stale, or delivered again after a reattach
+                self.journal_batch.append(update)
                 if state.is_final:
                     record.outstanding.discard(task.uid)
                 self.queue_callbacks(task, state)
@@ -317,6 +362,9 @@ class Engine:
         pilot.nodes = [(str(n[0]), int(n[1]), int(n[2])) for n in hello.nodes]
         pilot.agent_host, pilot.agent_pid = hello.host, hello.pid
         self.read_feedback(record)
+        if record.resend:  # a reattached client: what it sent before may not have arrived
+            self.send(record, protocol.encode(protocol.SubmitTasks(record.resend)))
+            record.resend = []
         self.set_pilot_state(record, PilotState.ACTIVE, hello.host, hello.time)
         log.info("pilot %s ACTIVE on %s: %s", pilot.uid, hello.host, pilot.nodes)
 
@@ -399,6 +447,7 @@ class Engine:
             pilot.state = state
             pilot.history.append((state, when, host))
             self.changed.notify_all()
+        self.save_pilot(record)
         self.notify_pilot(pilot)
         return True
 
@@ -441,7 +490,7 @@ class Engine:
 
     def fail_pending_without_pilots(self, why: str) -> None:
         """Tasks waiting on the client fail when no pilot that could run them is left."""
-        if not self.pending or not self.pilots:
+        if not self.pending or not self.pilots or self.hold_pending:
             return
         if any(not r.pilot.state.is_final and not r.ending for r in self.pilots.values()):
             return
@@ -472,10 +521,15 @@ class Engine:
                     self.wire.pop(uid, None)
             self.changed.notify_all()
 
-    def transition(self, task: Task, state: TaskState, host: str, when: float, reason: str | None = None) -> bool:
+    def transition(self, task: Task, state: TaskState, host: str, when: float, reason: str | None = None,
+                   **journaled: Any) -> bool:
         """A state change decided on the client (not reported by an agent); False if not allowed."""
         if not task._set_state(state, host, when, reason):
             return False
+        update = {"uid": task.uid, "state": state.value, "time": when, "host": host, **journaled}
+        if reason is not None:
+            update["reason"] = reason
+        self.journal_batch.append(update)
         self.queue_callbacks(task, state)
         return True
 

@@ -66,7 +66,8 @@ def render_pilot(*, session_uid: str, pilot_uid: str, description: PilotDescript
         gpus=description.gpus or resource.gpus_per_node, launch_method=resource.launch_method,
         mpi_launcher=resource.mpi_launcher, agent_address=resource.agent_address,
         workers_per_node=resource.workers_per_node, heartbeat_interval=resource.heartbeat_interval,
-        heartbeat_timeout=resource.heartbeat_timeout, ssh_command=resource.ssh_command,
+        heartbeat_timeout=resource.heartbeat_timeout, client_grace=resource.client_grace_period,
+        ssh_command=resource.ssh_command,
     ).write(sandbox)
     job = PilotJob(
         name=f"scalems-{pilot_uid}", executable="/bin/sh", arguments=(str(script), str(sandbox)),

@@ -19,6 +19,7 @@ import cloudpickle
 from scalems_like import paths
 from scalems_like.adapters import BatchAdapter, adapter_for
 from scalems_like.client.engine import Engine, PilotRecord
+from scalems_like.client.journal import Journal, now_text
 from scalems_like.client.pilot import Pilot
 from scalems_like.client.pilot_job import make_private_directory, render_pilot
 from scalems_like.client.task import Task
@@ -80,6 +81,7 @@ class Session:
         self._heartbeat_interval = 1.0
         self._opened = False
         self._closed = False
+        self._journal: Journal | None = None
 
     def __repr__(self) -> str:
         return f"<Session {self.uid} pilots={len(self._pilots)} tasks={len(self._tasks)}>"
@@ -92,11 +94,52 @@ class Session:
         self.close()
 
     def open(self) -> None:
+        """Create the session's journal and start its I/O thread (done by ``with`` or the first submission)."""
         if self._closed:
             raise ScalemsError(f"session {self.uid} is closed")
-        if not self._opened:
-            self._engine.start()
-            self._opened = True
+        if self._opened:
+            return
+        if self._journal is None:
+            self._journal = Journal.create(self.uid, {"uid": self.uid, "created": now_text()})
+        self._journal.set("state", "open")
+        self._journal.set("client_pid", str(os.getpid()))
+        self._journal.set("working_directory", str(Path.cwd()))
+        self._journal.on_commit = self._engine.on_journal_commit
+        self._journal.start()
+        self._engine.journal = self._journal
+        self._engine.start()
+        self._opened = True
+
+    # -- durable sessions ----------------------------------------------------------------------------
+    @classmethod
+    def reattach(cls, uid: str) -> Session:
+        """The session ``uid`` as its journal left it, reconnected to its live pilots.
+
+        Results that came in while no client listened are delivered (from the agents, or from their journals
+        in the pilot sandboxes); tasks of pilots that are gone end FAILED with the reason.
+        """
+        from scalems_like.client.restore import restore
+
+        return restore(cls(uid), resume=False, pilot_description=None)
+
+    @classmethod
+    def resume(cls, uid: str, pilot_description: PilotDescription | None = None) -> Session:
+        """Like :meth:`reattach`, but the unfinished tasks of pilots that are gone run again, on a new pilot
+        (``pilot_description``, default: that of the session's last pilot). Finished tasks never run again;
+        tasks that were running run again only if ``idempotent`` or with retries left, else end FAILED."""
+        from scalems_like.client.restore import restore
+
+        return restore(cls(uid), resume=True, pilot_description=pilot_description)
+
+    def detach(self) -> None:
+        """Leave without ending anything: the pilots go on, results wait for ``Session.reattach(uid)``."""
+        if not self._opened or self._closed:
+            return
+        self._engine.stop()
+        assert self._journal is not None
+        self._journal.set("state", "detached")
+        self._journal.close()
+        self._closed = True
 
     # -- what the session owns -----------------------------------------------------------------------
     @property
@@ -148,7 +191,11 @@ class Session:
         record = PilotRecord(pilot, self._adapter(resource, session_sandbox))
         with self._lock:
             self._pilots[uid] = pilot
-        self._engine.call(lambda: self._engine.pilots.__setitem__(uid, record))
+
+        def register() -> None:
+            self._engine.pilots[uid] = record
+            self._engine.save_pilot(record)
+        self._engine.call(register)
         try:
             native_id = record.adapter.submit(job, lambda event: self._engine.post(
                 lambda: self._engine.on_job_event(record, event)))
@@ -204,6 +251,8 @@ class Session:
                 self._tasks[task.uid] = task
                 tasks.append(task)
                 wire[task.uid] = fields
+            assert self._journal is not None
+            self._journal.add_tasks([(task.uid, start + offset, wire[task.uid]) for offset, task in enumerate(tasks)])
 
         def enqueue() -> None:
             self._engine.wire.update(wire)
@@ -220,6 +269,7 @@ class Session:
             "working_directory": description.working_directory, "cores": description.cores, "gpus": description.gpus,
             "ranks": description.ranks, "stdin": description.stdin, "stdout": description.stdout,
             "stderr": description.stderr, "timeout": description.timeout, "retries": description.retries,
+            "idempotent": description.idempotent,
             "tags": dict(description.tags),
         }
         for field in ("input_staging", "output_staging"):
@@ -295,6 +345,9 @@ class Session:
         finally:
             self._engine.stop()
             self._closed = True
+            if self._journal is not None:
+                self._journal.set("state", "closed")
+                self._journal.close()
 
     def _shut_pilots_down(self, patience: float) -> None:
         engine = self._engine

@@ -122,6 +122,10 @@ class Task:
             state = TaskState(update["state"])
         except (KeyError, ValueError):
             return None
+        if update.get("requeue"):
+            self._requeue(float(update.get("time", 0.0)), str(update.get("reason", "")))
+            self.attempt = update.get("attempt", self.attempt)
+            return state
         if not task_transition_allowed(self.state, state):
             return None
         self.state = state
@@ -139,7 +143,19 @@ class Task:
             self.traceback = update["traceback"]
         if "output" in update:
             self._output = update["output"]
+        if "pilot" in update:  # client-side updates only (journal replay): where the task was sent
+            self.pilot = update["pilot"]
+            self.sandbox = Path(update["sandbox"]) if update.get("sandbox") else None
         return state
+
+    def _requeue(self, when: float, reason: str) -> dict[str, Any]:
+        """Back to NEW, to run on another pilot (``Session.resume``); returns the journal's update."""
+        update = {"uid": self.uid, "state": TaskState.NEW.value, "time": when, "host": "client", "reason": reason,
+                  "requeue": True, "pilot": None, "sandbox": None, "attempt": self.attempt}
+        self.state = TaskState.NEW
+        self.history.append((TaskState.NEW, when, "client"))
+        self.reason, self.pilot, self.sandbox = reason, None, None
+        return update
 
     def _set_state(self, state: TaskState, host: str, when: float, reason: str | None = None) -> bool:
         if not task_transition_allowed(self.state, state):

@@ -7,7 +7,7 @@ unpickled only by a worker, which only talks to its own master.
 Who sends what::
 
     agent  → client   Hello, BootstrapEvents, TaskUpdates, Heartbeat, AgentStopping
-    client → agent    SubmitTasks, CancelTasks, Heartbeat, Shutdown
+    client → agent    SubmitTasks, CancelTasks, Heartbeat, Shutdown, Acknowledge
     worker → master   WorkerHello, TaskUpdates, Heartbeat
     master → worker   RunTasks, CancelTasks, Heartbeat, Shutdown
 
@@ -24,7 +24,7 @@ import msgpack
 
 from scalems_like.errors import ProtocolError
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 """Bumped on every incompatible change; peers of another version are refused with a clear error."""
 
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
@@ -33,7 +33,7 @@ MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 TASK_KEYS = frozenset({
     "uid", "name", "kind", "executable", "arguments", "function", "call_arguments", "environment",
     "working_directory", "sandbox", "cores", "gpus", "ranks", "stdin", "stdout", "stderr", "timeout",
-    "retries", "tags", "gpu_ids", "attempt", "placement", "input_staging", "output_staging",
+    "retries", "idempotent", "tags", "gpu_ids", "attempt", "placement", "input_staging", "output_staging",
 })
 """Keys of a task mapping on the wire; ``kind`` is ``"executable"`` or ``"function"``."""
 
@@ -141,6 +141,15 @@ class AgentStopping(Message):
     tag: ClassVar[str] = "stopping"
     final_state: str
     reason: str
+
+
+@declare
+@dataclasses.dataclass(slots=True)
+class Acknowledge(Message):
+    """The client has journaled these tasks' final updates: the agent stops re-sending them on reconnect."""
+
+    tag: ClassVar[str] = "ack"
+    uids: list
 
 
 @declare

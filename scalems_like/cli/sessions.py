@@ -1,0 +1,114 @@
+"""``scalems-like sessions | reattach SESSION | resume SESSION``: durable sessions from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from scalems_like.client.journal import Journal, list_journals
+from scalems_like.client.session import Session
+from scalems_like.errors import ConfigError
+from scalems_like.states import TaskState
+
+STATES = [state.value for state in TaskState]
+
+
+def session_state(info: dict[str, str]) -> str:
+    """open / detached / closed from the journal; "interrupted" when its client died without closing it."""
+    state = info.get("state", "open")
+    if state == "open":
+        try:
+            os.kill(int(info.get("client_pid", "0")), 0)
+        except (ValueError, ProcessLookupError):
+            return "interrupted"
+        except PermissionError:
+            pass
+    return state
+
+
+def summary(uid: str) -> dict[str, object]:
+    journal = Journal.open(uid)
+    try:
+        info = journal.info()
+        pilots = journal.pilots()
+        return {"session": uid, "created": info.get("created", "?"), "state": session_state(info),
+                "pilots": {row[0]: row[5] for row in pilots}, "tasks": journal.counts()}
+    finally:
+        journal.connection.close()
+
+
+def run_sessions(arguments: argparse.Namespace) -> int:
+    rows = [summary(uid) for uid, _path, _mtime in list_journals()]
+    if arguments.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    table = Table(title="sessions (newest first)")
+    for column in ("session", "created", "state", "pilots", *STATES):
+        table.add_column(column, justify="right" if column in STATES else "left")
+    for row in rows:
+        pilots = row["pilots"]
+        assert isinstance(pilots, dict) and isinstance(row["tasks"], dict)
+        live = sum(1 for state in pilots.values() if state not in ("DONE", "FAILED", "CANCELED"))
+        table.add_row(str(row["session"]), str(row["created"]), str(row["state"]), f"{live} live / {len(pilots)}",
+                      *[str(row["tasks"].get(state, "")) for state in STATES])
+    Console().print(table)
+    return 0
+
+
+def run_reattach(arguments: argparse.Namespace, *, resume: bool) -> int:
+    started = time.monotonic()
+    try:
+        session = Session.resume(arguments.session) if resume else Session.reattach(arguments.session)
+    except FileNotFoundError as error:
+        raise ConfigError(str(error)) from None
+    console = Console(stderr=True)
+    tasks = session.tasks
+    finished = sum(task.state.is_final for task in tasks)
+    console.print(f"{'resumed' if resume else 'reattached'} {session.uid}: {len(tasks)} task(s), "
+                  f"{finished} final after {time.monotonic() - started:.2f} s")
+    if arguments.detach:
+        session.detach()
+    else:
+        with Progress(TextColumn("tasks"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=console, disable=not console.is_terminal) as progress:
+            bar = progress.add_task("tasks", total=len(tasks))
+            while True:
+                done = sum(task.state.is_final for task in tasks)
+                progress.update(bar, completed=done)
+                if done == len(tasks):
+                    break
+                time.sleep(0.2)
+        session.close()
+    counts: dict[str, int] = {}
+    for task in tasks:
+        counts[task.state.value] = counts.get(task.state.value, 0) + 1
+    table = Table(title=f"{session.uid}")
+    for column in ("state", "tasks"):
+        table.add_column(column)
+    for state in STATES:
+        if counts.get(state):
+            table.add_row(state, str(counts[state]))
+    Console().print(table)
+    return 0 if all(task.state is TaskState.DONE for task in tasks) else 1
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    sessions = commands.add_parser("sessions", help="list journaled sessions with their state and task counts",
+                                   epilog="example: scalems-like sessions --json")
+    sessions.add_argument("--json", action="store_true", help="machine-readable output")
+    sessions.set_defaults(handler=run_sessions)
+    for name, resume, text in (
+            ("reattach", False, "reconnect to a session's live pilots and collect what finished meanwhile"),
+            ("resume", True, "run a session's unfinished tasks again on a new pilot (finished ones never re-run)")):
+        command = commands.add_parser(name, help=text, epilog=f"example: scalems-like {name} SESSION")
+        command.add_argument("session")
+        command.add_argument("--detach", action="store_true",
+                             help="collect what is there, then leave the pilots running (default: wait for every "
+                                  "task, then close the session)")
+        command.set_defaults(handler=lambda arguments, resume=resume: run_reattach(arguments, resume=resume))

@@ -1,0 +1,248 @@
+"""The client's durable record of a session: SQLite in WAL mode, written in batches by one thread.
+
+Tables::
+
+    session   key → value        uid, created, working directory, client pid, state (open, detached, closed)
+    pilots    uid → row           description (pickled), resource, sandbox, batch id, state, failure
+    blobs     digest → data       a function's pickle, stored once however many tasks call it
+    tasks     uid → seq, wire     the task mapping sent to agents (msgpack; the function replaced by its digest)
+    events    seq → uid, update   every state change and result, in the order the client applied them
+
+A session is rebuilt by replaying ``events`` through ``Task._apply``, the code that applied them live, so a
+reattached session is the one that was left. Writes are queued by the session's I/O thread and committed by the
+journal's own thread, many rows per transaction. SQLite's write-ahead log ignores a torn last transaction: a
+client killed mid-write loses at most that batch, never anything committed before it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import msgpack
+
+from scalems_like import paths
+
+log = logging.getLogger("scalems_like.journal")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS session (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS pilots (uid TEXT PRIMARY KEY, description BLOB, resource TEXT, sandbox TEXT,
+                                   native_id TEXT, state TEXT, failure TEXT);
+CREATE TABLE IF NOT EXISTS blobs (digest TEXT PRIMARY KEY, data BLOB);
+CREATE TABLE IF NOT EXISTS tasks (uid TEXT PRIMARY KEY, seq INTEGER, wire BLOB);
+CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, uid TEXT, "update" BLOB);
+"""
+BATCH = 5000
+"""Rows per transaction at most."""
+
+
+def journal_path(session_uid: str) -> Path:
+    return paths.user_data_dir() / "sessions" / session_uid / "journal.sqlite"
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across a killed process
+    return connection
+
+
+@contextlib.contextmanager
+def transaction(connection: sqlite3.Connection) -> Iterator[None]:
+    """One explicit transaction (the connection is in autocommit mode: no implicit ones)."""
+    connection.execute("BEGIN")
+    try:
+        yield
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+
+
+def pack_wire(wire: dict[str, Any]) -> tuple[bytes, tuple[str, bytes] | None]:
+    """The task mapping as stored, and the (digest, pickle) of its function if it has one."""
+    function = wire.get("function")
+    if function is None:
+        return msgpack.packb(wire, use_bin_type=True), None
+    digest = hashlib.blake2b(function, digest_size=16).hexdigest()
+    return msgpack.packb({**wire, "function": digest}, use_bin_type=True), (digest, function)
+
+
+class Journal:
+    """One session's journal. ``create``/``open`` do the I/O; ``start`` runs the writer thread."""
+
+    def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
+        self.path = path
+        self.connection = connection
+        self.queue: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self.thread: threading.Thread | None = None
+        self.known_blobs: set[str] = set()
+        self.on_commit: Callable[[list[dict[str, Any]]], None] | None = None
+        """Called (on the writer thread) with the task updates of each committed batch."""
+        self.rows_written = 0
+
+    @classmethod
+    def create(cls, session_uid: str, info: dict[str, str]) -> Journal:
+        path = journal_path(session_uid)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(path.parent, 0o700)
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))  # the narrowest permissions from the start
+        connection = _connect(path)
+        connection.executescript(SCHEMA)
+        with transaction(connection):
+            connection.executemany("INSERT OR REPLACE INTO session VALUES (?, ?)", sorted(info.items()))
+        return cls(path, connection)
+
+    @classmethod
+    def open(cls, session_uid: str) -> Journal:
+        """The journal of an existing session; raises FileNotFoundError naming the path if there is none."""
+        path = journal_path(session_uid)
+        if not path.is_file():
+            raise FileNotFoundError(f"no journal for session {session_uid!r} at {path}")
+        return cls(path, _connect(path))
+
+    # -- writing (any thread queues; the writer thread commits) ------------------------------------------
+    def start(self) -> None:
+        self.thread = threading.Thread(target=self.write_loop, name=f"journal-{self.path.parent.name}", daemon=True)
+        self.thread.start()
+
+    def set(self, key: str, value: str) -> None:
+        self.queue.put(("session", (key, value)))
+
+    def add_tasks(self, rows: list[tuple[str, int, dict[str, Any]]]) -> None:
+        """(uid, seq, task mapping) of newly submitted tasks."""
+        self.queue.put(("tasks", rows))
+
+    def add_updates(self, updates: list[dict[str, Any]]) -> None:
+        """Task updates the client applied (from agents, or decided by the client), in order."""
+        self.queue.put(("events", updates))
+
+    def save_pilot(self, row: tuple[str, bytes, str, str, str | None, str, str | None]) -> None:
+        """(uid, pickled description, resource, sandbox, batch id, state, failure) — replaces the pilot's row."""
+        self.queue.put(("pilot", row))
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until everything queued so far is committed; False on timeout (or if the writer is gone)."""
+        if self.thread is None or not self.thread.is_alive():
+            return False
+        done = threading.Event()
+        self.queue.put(("flush", done))
+        return done.wait(timeout)
+
+    def close(self) -> None:
+        if self.thread is not None:
+            self.queue.put(("stop", None))
+            self.thread.join()
+            self.thread = None
+        self.connection.close()
+
+    def write_loop(self) -> None:
+        while True:
+            items = [self.queue.get()]
+            while len(items) < BATCH:
+                try:
+                    items.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                updates = self.commit(items)
+            except sqlite3.Error:
+                log.exception("journal %s: a batch of %d items was not written", self.path, len(items))
+                updates = []
+            if updates and self.on_commit is not None:
+                self.on_commit(updates)
+            for kind, payload in items:
+                if kind == "flush":
+                    payload.set()
+            if any(kind == "stop" for kind, _ in items):
+                return
+
+    def commit(self, items: list[tuple[str, Any]]) -> list[dict[str, Any]]:
+        tasks, blobs, events, pilots, settings = [], [], [], [], []
+        updates: list[dict[str, Any]] = []
+        for kind, payload in items:
+            if kind == "tasks":
+                for uid, seq, wire in payload:
+                    packed, blob = pack_wire(wire)
+                    tasks.append((uid, seq, packed))
+                    if blob is not None and blob[0] not in self.known_blobs:
+                        self.known_blobs.add(blob[0])
+                        blobs.append(blob)
+            elif kind == "events":
+                events.extend((update["uid"], msgpack.packb(update, use_bin_type=True)) for update in payload)
+                updates.extend(payload)
+            elif kind == "pilot":
+                pilots.append(payload)
+            elif kind == "session":
+                settings.append(payload)
+        if not (tasks or events or pilots or settings):
+            return []
+        with transaction(self.connection):
+            self.connection.executemany("INSERT OR IGNORE INTO blobs VALUES (?, ?)", blobs)
+            self.connection.executemany("INSERT OR IGNORE INTO tasks VALUES (?, ?, ?)", tasks)
+            self.connection.executemany('INSERT INTO events (uid, "update") VALUES (?, ?)', events)
+            self.connection.executemany("INSERT OR REPLACE INTO pilots VALUES (?, ?, ?, ?, ?, ?, ?)", pilots)
+            self.connection.executemany("INSERT OR REPLACE INTO session VALUES (?, ?)", settings)
+        self.rows_written += len(tasks) + len(events) + len(pilots) + len(settings)
+        return updates
+
+    # -- reading ------------------------------------------------------------------------------------------
+    def info(self) -> dict[str, str]:
+        return dict(self.connection.execute("SELECT key, value FROM session"))
+
+    def pilots(self) -> list[tuple[str, bytes, str, str, str | None, str, str | None]]:
+        return list(self.connection.execute("SELECT * FROM pilots ORDER BY uid"))
+
+    def tasks(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(uid, task mapping with its function pickle restored), in submission order."""
+        blobs = dict(self.connection.execute("SELECT digest, data FROM blobs"))
+        for uid, packed in self.connection.execute("SELECT uid, wire FROM tasks ORDER BY seq"):
+            wire = msgpack.unpackb(packed, raw=False, strict_map_key=False)
+            if "function" in wire:
+                wire["function"] = blobs[wire["function"]]
+            yield uid, wire
+
+    def events(self) -> Iterator[dict[str, Any]]:
+        for (packed,) in self.connection.execute('SELECT "update" FROM events ORDER BY seq'):
+            yield msgpack.unpackb(packed, raw=False, strict_map_key=False)
+
+    def counts(self) -> dict[str, int]:
+        """Tasks per state, from the last event of each task (NEW for tasks without events)."""
+        rows = self.connection.execute(
+            'SELECT t.uid, (SELECT e."update" FROM events e WHERE e.uid = t.uid ORDER BY e.seq DESC LIMIT 1) '
+            "FROM tasks t")
+        counts: dict[str, int] = {}
+        for _uid, packed in rows:
+            state = "NEW" if packed is None else msgpack.unpackb(packed, raw=False)["state"]
+            counts[state] = counts.get(state, 0) + 1
+        return counts
+
+
+def list_journals() -> list[tuple[str, Path, float]]:
+    """(session uid, journal path, modification time) of every journaled session, newest first."""
+    root = paths.user_data_dir() / "sessions"
+    found = []
+    for path in root.glob("*/journal.sqlite") if root.is_dir() else []:
+        found.append((path.parent.name, path, max(path.stat().st_mtime, _wal_mtime(path))))
+    return sorted(found, key=lambda item: item[2], reverse=True)
+
+
+def _wal_mtime(path: Path) -> float:
+    try:
+        return Path(f"{path}-wal").stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def now_text() -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S")

@@ -1,0 +1,158 @@
+"""The master's connection to its client, made to outlive clients.
+
+The agent keeps running its tasks when the client goes away. While the client is silent, the link looks for a new
+client address in ``PILOT_SANDBOX/client.json`` (written by a client that reattaches) and reconnects to it; after
+``client_grace`` seconds without any client the agent stops. Every task update the agent sends is appended to
+``PILOT_SANDBOX/agent.journal`` (see :mod:`scalems_like.protocol.records`), and final updates are kept until the
+client acknowledges that its journal has them: a reconnecting client receives everything it missed (at least
+once; the client's journal makes it exactly once). ``PILOT_SANDBOX/agent.alive`` is touched on every heartbeat
+and ``agent.stopped`` written when the agent ends, so that a client can tell a live agent from a gone one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from scalems_like import protocol
+from scalems_like.agent.config import AgentConfig, write_private_file
+from scalems_like.errors import ProtocolError
+from scalems_like.network import unbounded
+from scalems_like.protocol.records import ALIVE_FILE, STOPPED_FILE, append_record, read_client_address
+from scalems_like.protocol.records import FILE_NAME as JOURNAL_FILE
+
+log = logging.getLogger("scalems_like.master")
+
+FINAL = {"DONE", "FAILED", "CANCELED"}
+
+
+class ClientLink:
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self.sandbox = Path(config.pilot_sandbox)
+        self.socket: zmq.Socket[bytes] | None = None
+        self.address = config.client_address
+        self.reattached: tuple[str, float] | None = None
+        self.seen = time.time()
+        self.lost = False
+        self.last_address_check = 0.0
+        self.unacked: dict[str, dict[str, Any]] = {}
+        """Final updates the client has not acknowledged, by task uid."""
+        self.known: set[str] = set()
+        """Every task uid ever submitted here (a reattached client re-sends what it is unsure of)."""
+        self.journal_fd = -1
+        self.greeting: list[protocol.Message] = []
+
+    # -- life cycle ----------------------------------------------------------------------------------
+    def open(self, context: zmq.Context[zmq.Socket[bytes]], poller: zmq.Poller,
+             greeting: list[protocol.Message]) -> None:
+        """Open the journal, connect to the client (a reattached one if it left its address) and greet it."""
+        self.journal_fd = os.open(self.sandbox / JOURNAL_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self.greeting = greeting
+        self.reattached = read_client_address(self.sandbox)
+        self.address = self.reattached[0] if self.reattached else self.config.client_address
+        self.connect(context, poller)
+
+    def connect(self, context: zmq.Context[zmq.Socket[bytes]], poller: zmq.Poller) -> None:
+        if self.socket is not None:
+            poller.unregister(self.socket)
+            self.socket.close(linger=0)
+        self.socket = unbounded(context.socket(zmq.DEALER))
+        self.socket.setsockopt(zmq.LINGER, 5000)
+        self.socket.setsockopt_string(zmq.IDENTITY, self.config.pilot_uid)
+        self.socket.connect(self.address)
+        poller.register(self.socket, zmq.POLLIN)
+        log.info("connecting to the client at %s", self.address)
+        self.greet()
+
+    def greet(self) -> None:
+        """Hello (and the bootstrap events), then every final update the client has not acknowledged."""
+        for message in self.greeting:
+            self.send(message)
+        if self.unacked:
+            self.send(protocol.TaskUpdates(list(self.unacked.values())))
+
+    def close(self, final_state: str, reason: str) -> None:
+        with contextlib.suppress(OSError):
+            write_private_file(self.sandbox / STOPPED_FILE,
+                               json.dumps({"state": final_state, "reason": reason, "time": time.time()}))
+        if self.journal_fd >= 0:
+            os.close(self.journal_fd)
+            self.journal_fd = -1
+        if self.socket is not None:
+            self.socket.close()
+
+    # -- traffic -------------------------------------------------------------------------------------
+    def receive(self) -> list[protocol.Message]:
+        assert self.socket is not None
+        messages = []
+        while True:
+            try:
+                data = self.socket.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            try:
+                messages.append(protocol.decode(data))
+            except ProtocolError as error:
+                log.error("dropped a message from the client: %s", error)
+        if messages:
+            self.seen = time.time()
+            if self.lost:
+                log.info("the client is back")
+                self.lost = False
+        for message in messages:
+            if isinstance(message, protocol.Acknowledge):
+                for uid in message.uids:
+                    self.unacked.pop(uid, None)
+        return messages
+
+    def new_tasks(self, tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The tasks of a SubmitTasks not seen before (a reattached client may send some again)."""
+        fresh = [task for task in tasks if task.get("uid") not in self.known]
+        self.known.update(task["uid"] for task in fresh)
+        return fresh
+
+    def send(self, message: protocol.Message) -> None:
+        assert self.socket is not None
+        self.socket.send(protocol.encode(message))
+
+    def send_updates(self, updates: list[dict[str, Any]]) -> None:
+        """Journal, then send; final updates are kept until acknowledged."""
+        append_record(self.journal_fd, updates)
+        for update in updates:
+            if update["state"] in FINAL:
+                self.unacked[update["uid"]] = update
+        self.send(protocol.TaskUpdates(updates))
+
+    # -- time ----------------------------------------------------------------------------------------
+    def heartbeat(self, now: float) -> None:
+        self.send(protocol.Heartbeat(now))
+        with contextlib.suppress(OSError):
+            (self.sandbox / ALIVE_FILE).touch(mode=0o600)
+
+    def check(self, now: float, context: zmq.Context[zmq.Socket[bytes]], poller: zmq.Poller) -> str | None:
+        """While the client is silent: follow a reattached client's address; say when the grace period ran out."""
+        silent = now - self.seen
+        if silent > self.config.client_grace:
+            return f"no client for {silent:.0f} s (client grace period {self.config.client_grace:g} s)"
+        if silent > self.config.heartbeat_timeout and not self.lost:
+            self.lost = True
+            log.warning("client silent for %.0f s; tasks go on, results are kept for a client that reattaches "
+                        "(up to %g s)", silent, self.config.client_grace)
+        if silent > 2 * self.config.heartbeat_interval and now - self.last_address_check >= 0.5:
+            self.last_address_check = now
+            reattached = read_client_address(self.sandbox)
+            if reattached is not None and reattached != self.reattached:
+                log.info("a client reattached at %s", reattached[0])
+                self.reattached = reattached
+                self.address = reattached[0]
+                self.seen = now
+                self.connect(context, poller)
+        return None

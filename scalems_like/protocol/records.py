@@ -1,0 +1,93 @@
+"""Files in the pilot sandbox through which agent and client meet outside the socket.
+
+``client.json``    address of a client that reattached (written by the client; the agent follows it)
+``agent.alive``    touched by the agent on every heartbeat (a client tells a live agent from a gone one)
+``agent.stopped``  the agent's final state and reason, written as it exits
+``agent.journal``  every task update the agent sent, in order (below)
+
+The agent's journal, ``PILOT_SANDBOX/agent.journal``: every task update the agent sent, in order.
+
+Written by the agent (appended in batches, one ``write`` each), read by a client that resumes a session whose
+pilot is gone: results that never reached the client are taken from here, and tasks that had started are told
+from tasks that had not. Format: records of ``[4-byte big-endian length][MessagePack list of task updates]``.
+A record cut short (the agent was killed mid-write) ends the readable part; nothing before it is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import time
+from pathlib import Path
+from typing import Any
+
+import msgpack
+
+_LENGTH = struct.Struct(">I")
+FILE_NAME = "agent.journal"
+CLIENT_FILE = "client.json"
+ALIVE_FILE = "agent.alive"
+STOPPED_FILE = "agent.stopped"
+
+
+def read_client_address(sandbox: Path) -> tuple[str, float] | None:
+    """(address, time written) of the client that reattached last, or None."""
+    try:
+        fields = json.loads((sandbox / CLIENT_FILE).read_text())
+        return str(fields["address"]), float(fields["time"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def read_stopped(sandbox: Path) -> tuple[str, str] | None:
+    """(final state, reason) the agent wrote as it exited, or None while it runs (or if it was killed)."""
+    try:
+        fields = json.loads((sandbox / STOPPED_FILE).read_text())
+        return str(fields["state"]), str(fields["reason"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def seconds_since_alive(sandbox: Path) -> float | None:
+    """Seconds since the agent's last heartbeat touched ``agent.alive`` (None: it never did)."""
+    try:
+        return time.time() - (sandbox / ALIVE_FILE).stat().st_mtime
+    except OSError:
+        return None
+
+
+def encode_record(updates: list[dict[str, Any]]) -> bytes:
+    body = msgpack.packb(updates, use_bin_type=True)
+    return _LENGTH.pack(len(body)) + body
+
+
+def append_record(fd: int, updates: list[dict[str, Any]]) -> None:
+    """Append one record with a single write (O_APPEND file descriptor)."""
+    data = encode_record(updates)
+    written = os.write(fd, data)
+    while written < len(data):  # a short write (signal, full disk): finish it
+        written += os.write(fd, data[written:])
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """Every task update of the journal at ``path``, in order; [] if there is none."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    updates: list[dict[str, Any]] = []
+    offset = 0
+    while offset + _LENGTH.size <= len(data):
+        (length,) = _LENGTH.unpack_from(data, offset)
+        end = offset + _LENGTH.size + length
+        if end > len(data):
+            break  # the last record was cut short
+        try:
+            record = msgpack.unpackb(data[offset + _LENGTH.size:end], raw=False, strict_map_key=False)
+        except Exception:  # msgpack raises several unrelated types
+            break
+        if isinstance(record, list):
+            updates.extend(update for update in record if isinstance(update, dict) and "uid" in update)
+        offset = end
+    return updates
