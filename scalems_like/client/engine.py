@@ -62,6 +62,9 @@ class PilotRecord:
         self.adapter = adapter
         self.description_pickle = cloudpickle.dumps(pilot.description)
         self.resend: list[dict[str, Any]] = []
+        self.greeted = False
+        self.reattached = False
+        """The agent said hello to this client (after a reattach: it found the new address)."""
         """Task mappings to send again when the agent greets a reattached client (it drops those it knows)."""
         self.feedback = FeedbackReader(pilot.sandbox)
         self.job_started: float | None = None
@@ -276,7 +279,11 @@ class Engine:
             pilot, resource = record.pilot, record.pilot.resource
             if record.ending:
                 continue
-            if pilot.state is PilotState.ACTIVE and now - record.last_seen > resource.heartbeat_timeout:
+            if record.reattached and not record.greeted and now - record.last_seen > resource.heartbeat_timeout:
+                self.fail_pilot(record, f"its agent did not answer the reattached client within "
+                                f"{resource.heartbeat_timeout:g} s (killed, or its node is lost)")
+                self.cancel_job(record)
+            elif pilot.state is PilotState.ACTIVE and now - record.last_seen > resource.heartbeat_timeout:
                 self.fail_pilot(record, f"agent silent for {now - record.last_seen:.0f} s (no heartbeat); "
                                 f"agent log ends with:\n{tail_of(pilot.sandbox / 'agent.log', 20)}")
                 self.cancel_job(record)
@@ -361,6 +368,9 @@ class Engine:
         pilot = record.pilot
         pilot.nodes = [(str(n[0]), int(n[1]), int(n[2])) for n in hello.nodes]
         pilot.agent_host, pilot.agent_pid = hello.host, hello.pid
+        record.greeted = True
+        with self.lock:
+            self.changed.notify_all()
         self.read_feedback(record)
         if record.resend:  # a reattached client: what it sent before may not have arrived
             self.send(record, protocol.encode(protocol.SubmitTasks(record.resend)))
@@ -469,9 +479,12 @@ class Engine:
         if pilot.state.is_final or record.ending:
             return
         record.ending = (state, reason)
-        task_state = TaskState.CANCELED if state is PilotState.CANCELED else TaskState.FAILED
         first_line = reason.splitlines()[0] if reason else state.value
-        self.end_tasks(list(record.outstanding), task_state, f"pilot {pilot.uid} ended {state.value}: {first_line}")
+        why = f"pilot {pilot.uid} ended {state.value}: {first_line}"
+        if state is PilotState.CANCELED:
+            self.end_tasks(list(record.outstanding), TaskState.CANCELED, why)
+        else:
+            self.interrupt_tasks(list(record.outstanding), why)
         record.outstanding.clear()
         self.fail_pending_without_pilots(f"pilot {pilot.uid} ended {state.value}: {first_line}")
         outcome = {PilotState.DONE: "DONE", PilotState.FAILED: "FAILED"}.get(state, "CANCELED")
@@ -519,6 +532,17 @@ class Engine:
             for uid in uids:
                 if self.transition(tasks[uid], state, "client", now, reason):
                     self.wire.pop(uid, None)
+            self.changed.notify_all()
+
+    def interrupt_tasks(self, uids: list[str], reason: str) -> None:
+        """Tasks whose pilot ended under them: FAILED, marked so that ``Session.resume`` can run them again."""
+        now = time.time()
+        with self.lock:
+            for uid in uids:
+                task = self.session._tasks[uid]
+                interrupted = "running" if task.state is TaskState.RUNNING else "queued"
+                if self.transition(task, TaskState.FAILED, "client", now, reason, interrupted=interrupted):
+                    task.interrupted = interrupted
             self.changed.notify_all()
 
     def transition(self, task: Task, state: TaskState, host: str, when: float, reason: str | None = None,

@@ -1,11 +1,13 @@
 """Reattach and resume: a session rebuilt from its journal and reconnected to what is left of its pilots.
 
 1. ``load``: tasks and pilots as the journal left them (the journal's events replayed through ``Task._apply``).
-2. ``collect``: for each pilot that was not final, the updates in its agent's journal (results that finished
+2. For each pilot that was not final, the updates in its agent's journal (results that finished
    while no client listened), and whether its agent is alive (``agent.alive`` fresh, no ``agent.stopped``).
 3. Live pilots are followed again: the new client's address goes to ``client.json``, where the agent finds it
    and reconnects; the tasks sent to it are sent again (the agent drops those it has). Pilots that are gone end
-   with their agent's own reason; their unfinished tasks end FAILED (reattach) or run again (resume).
+   with their agent's own reason; their unfinished tasks end FAILED, marked ``interrupted``.
+4. ``resume`` only: interrupted tasks (of this restore, or of pilots that ended while the earlier client watched:
+   walltime, node failure) run again on a new pilot; finished tasks never do.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from scalems_like.client.journal import Journal
 from scalems_like.client.pilot import Pilot
 from scalems_like.client.task import Task
 from scalems_like.descriptions import PilotDescription, TaskDescription
-from scalems_like.errors import ConfigError
+from scalems_like.errors import ConfigError, WaitTimeout
 from scalems_like.protocol.records import (
     CLIENT_FILE,
     FILE_NAME,
@@ -95,9 +97,20 @@ def restore(session: Session, *, resume: bool, pilot_description: PilotDescripti
     engine.call(queue_unsent)
     for pilot in [p for p in session._pilots.values() if not p.state.is_final]:
         record = PilotRecord(pilot, session._adapter(pilot.resource, pilot.sandbox.parent))
-        engine.call(lambda r=record: reconnect_or_end(session, r, wires, resume))
+        engine.call(lambda r=record: reconnect_or_end(session, r, wires))
+    followed = [r for r in engine.call(lambda: list(engine.pilots.values())) if not r.pilot.state.is_final]
+    patience = max([r.pilot.resource.heartbeat_timeout for r in followed], default=0) + 5
+
+    def settled() -> bool:  # every followed agent has greeted the new client, or was found gone
+        return all(r.greeted or r.ending or r.pilot.state.is_final for r in followed)
+    try:
+        session._wait_for(settled, patience, lambda: "")
+    except WaitTimeout:
+        log.warning("session %s: not every pilot settled within %g s of the reattach", session.uid, patience)
+    if resume:
+        engine.call(lambda: requeue_interrupted(session, wires))
     waiting = engine.call(lambda: len(engine.pending))
-    live = [p for p in session._pilots.values() if not p.state.is_final]
+    live = engine.call(lambda: [r for r in engine.pilots.values() if not r.pilot.state.is_final and not r.ending])
     if resume and waiting and not live:
         log.info("session %s resumes %d task(s) on a new pilot", session.uid, waiting)
         session.submit_pilot(pilot_description or last_description(session))
@@ -115,8 +128,8 @@ def last_description(session: Session) -> PilotDescription:
     return list(session._pilots.values())[-1].description
 
 
-def reconnect_or_end(session: Session, record: PilotRecord, wires: dict[str, dict[str, Any]], resume: bool) -> None:
-    """(I/O thread) follow a pilot again if its agent lives; else end it, and re-run or fail its tasks."""
+def reconnect_or_end(session: Session, record: PilotRecord, wires: dict[str, dict[str, Any]]) -> None:
+    """(I/O thread) follow a pilot again if its agent lives; else end it (its unfinished tasks: interrupted)."""
     engine, pilot = session._engine, record.pilot
     engine.pilots[pilot.uid] = record
     recovered = read_records(pilot.sandbox / FILE_NAME)
@@ -142,8 +155,6 @@ def reconnect_or_end(session: Session, record: PilotRecord, wires: dict[str, dic
     if pilot.resource.scheduler != "local" and pilot.native_id \
             and record.adapter.attach(pilot.native_id, lambda _event: None):
         engine.cancel_job(record)
-    if resume:
-        requeue(session, record, reason, wires)
     pilot.failure = pilot.failure or reason
     engine.end_pilot(record, state, reason)
 
@@ -154,31 +165,28 @@ def follow(session: Session, record: PilotRecord, resend: list[dict[str, Any]]) 
     write_private_file(pilot.sandbox / CLIENT_FILE, json.dumps({"address": address, "time": time.time()}))
     record.last_seen = time.time()
     record.resend = resend
-    if pilot.native_id:
+    record.reattached = True
+    if pilot.native_id and pilot.resource.scheduler != "local":  # a local "job id" is a pid: never follow one
         record.adapter.attach(pilot.native_id, lambda event: engine.post(lambda: engine.on_job_event(record, event)))
     log.info("pilot %s: waiting for its agent at %s", pilot.uid, address)
 
 
-def requeue(session: Session, record: PilotRecord, why: str, wires: dict[str, dict[str, Any]]) -> None:
-    """(resume) the pilot's unfinished tasks: those that had not started run again; those that had, only if
-    idempotent or with retries left; the others end FAILED saying so."""
-    engine, pilot, now = session._engine, record.pilot, time.time()
-    again, failed = [], []
-    for uid in sorted(record.outstanding):
-        task = session._tasks[uid]
-        started = task.state is TaskState.RUNNING
-        if not started:
-            again.append((task, f"pilot {pilot.uid} ended before it started ({why}); runs again"))
-        elif task.description.idempotent or task.attempt < task.description.retries:
-            task.attempt += 1
-            again.append((task, f"pilot {pilot.uid} ended while it ran ({why}); runs again"))
-        else:
-            failed.append(uid)
-    record.outstanding.clear()
+def requeue_interrupted(session: Session, wires: dict[str, dict[str, Any]]) -> int:
+    """(resume, I/O thread) tasks that FAILED because their pilot ended run again: those that had not started
+    always; those that had, if idempotent or with retries left. Returns how many were queued."""
+    engine, now, again = session._engine, time.time(), 0
     with engine.lock:
-        for task, reason in again:
-            engine.journal_batch.append(task._requeue(now, reason))
+        for task in session._tasks.values():
+            if task.state is not TaskState.FAILED or task.interrupted is None:
+                continue
+            if task.interrupted == "running":
+                if not (task.description.idempotent or task.attempt < task.description.retries):
+                    continue  # its reason already says its pilot ended while it ran
+                task.attempt += 1
+            engine.journal_batch.append(task._requeue(now, f"resumed after: {task.reason}"))
             engine.wire[task.uid] = {**wires[task.uid], "attempt": task.attempt}
             engine.pending.append(task)
-    engine.end_tasks(failed, TaskState.FAILED, f"was running when pilot {pilot.uid} ended ({why}); not run again: "
-                     "not idempotent and no retries left")
+            engine.queue_callbacks(task, TaskState.NEW)
+            again += 1
+        engine.changed.notify_all()
+    return again

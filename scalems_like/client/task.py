@@ -38,6 +38,8 @@ class Task:
         self.traceback: str | None = None
         """The remote traceback of a function task that raised, as text."""
         self.attempt = 0
+        self.interrupted: str | None = None
+        """"queued" or "running" when the task FAILED because its pilot ended (``Session.resume`` runs it again)."""
         self._return_value: bytes | None = None
         self._exception: bytes | None = None
         self._output: str | None = None
@@ -143,6 +145,8 @@ class Task:
             self.traceback = update["traceback"]
         if "output" in update:
             self._output = update["output"]
+        if "interrupted" in update:
+            self.interrupted = update["interrupted"]
         if "pilot" in update:  # client-side updates only (journal replay): where the task was sent
             self.pilot = update["pilot"]
             self.sandbox = Path(update["sandbox"]) if update.get("sandbox") else None
@@ -154,7 +158,7 @@ class Task:
                   "requeue": True, "pilot": None, "sandbox": None, "attempt": self.attempt}
         self.state = TaskState.NEW
         self.history.append((TaskState.NEW, when, "client"))
-        self.reason, self.pilot, self.sandbox = reason, None, None
+        self.reason, self.pilot, self.sandbox, self.interrupted = reason, None, None, None
         return update
 
     def _set_state(self, state: TaskState, host: str, when: float, reason: str | None = None) -> bool:

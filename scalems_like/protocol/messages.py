@@ -39,7 +39,7 @@ TASK_KEYS = frozenset({
 
 UPDATE_KEYS = frozenset({
     "uid", "state", "time", "host", "worker", "exit_code", "reason", "return_value", "exception",
-    "traceback", "output", "started", "attempt", "pid",
+    "traceback", "output", "started", "attempt", "pid", "interrupted",
 })
 """Keys a task update may carry."""
 
