@@ -52,9 +52,9 @@ class Master:
         self.nodes = nodes
         self.per_node = per_node
         self.width = width
-        self.scheduler = Scheduler()
+        self.scheduler = Scheduler(width=width)
         for node in nodes:
-            self.scheduler.add_node(node.name, node.cores, node.gpus)
+            self.scheduler.add_node(node.name, node.cores, node.gpus, workers=per_node)
         self.tasks: dict[str, dict[str, Any]] = {}
         self.outbox: list[dict[str, Any]] = []
         self.worker_seen: dict[str, float] = {}
@@ -143,7 +143,7 @@ class Master:
             elif isinstance(message, protocol.WorkerHello):
                 node = message.node if message.node in self.scheduler.nodes else self.nodes[0].name
                 log.info("worker %s (pid %d) ready on node %s", worker, message.pid, node)
-                self.scheduler.add_worker(worker, node, self.width)
+                self.scheduler.add_worker(worker, node)
 
     def handle_task_updates(self, updates: list[dict[str, Any]]) -> None:
         for update in updates:
@@ -221,7 +221,11 @@ class Master:
             log.warning("killed the process group %d of task %s, whose worker was lost", pid, task["uid"])
 
     def handle_schedule(self) -> None:
-        for worker, tasks in self.scheduler.schedule().items():
+        assignments = self.scheduler.schedule()
+        for task, reason in self.scheduler.take_rejected():  # workers were lost: it can never run here
+            self.tasks.pop(task["uid"], None)
+            self.outbox.append(self._update(task, "FAILED", reason=reason))
+        for worker, tasks in assignments.items():
             self.workers.send_multipart([worker.encode(), protocol.encode(protocol.RunTasks(tasks))])
 
     def handle_deadlines(self) -> None:

@@ -9,7 +9,14 @@ Each node has workers; each worker owns ``width`` cores of its node. A task need
 * **Placed tasks** (several workers, or GPUs) wait until enough workers are idle: on one node if the task fits
   one, else — for ``ranks`` > 1 — rank by rank across nodes (``task["placement"]`` lists ``[node, ranks]``). The
   first placed task that cannot start *reserves* workers: they get no new simple tasks, drain, and then run it
-  (one of them executes the launcher; the others are held until it ends). Simple tasks backfill the rest.
+  (one of them executes the launcher; the others are held until it ends). Simple tasks backfill the rest. A
+  reservation is returned when its task starts, is canceled, drained or rejected.
+
+The pilot's *capacity* is its workers times ``width`` cores (not its nodes' cores): each node counts the workers
+the agent started there (said hello or not yet) minus those lost. A task that needs more than that capacity is
+*rejected* — at submission (see :meth:`Scheduler.unsatisfiable_reason`) or, once workers were lost, when it
+reaches the head of its queue — with a reason naming what it asked and what the pilot has
+(:meth:`Scheduler.take_rejected`); the queue goes on behind it.
 """
 
 from __future__ import annotations
@@ -37,7 +44,15 @@ class NodeSlots:
     cores: int
     free_gpus: list[int]
     total_gpus: int
+    expected_workers: int
+    """Workers the agent started on this node (they may not have said hello yet)."""
     workers: list[str] = dataclasses.field(default_factory=list)
+    lost_workers: int = 0
+
+    @property
+    def worker_capacity(self) -> int:
+        """Workers this node has or will have: those started (or more, if more said hello) minus those lost."""
+        return max(self.expected_workers, len(self.workers) + self.lost_workers) - self.lost_workers
 
 
 @dataclasses.dataclass
@@ -50,11 +65,13 @@ class Placement:
 
 
 class Scheduler:
-    def __init__(self, *, target_queue_seconds: float = 0.02, max_depth: int = 1024,
+    def __init__(self, *, width: int = 1, target_queue_seconds: float = 0.02, max_depth: int = 1024,
                  initial_depth: int = 1) -> None:
         self.nodes: dict[str, NodeSlots] = {}
         self.workers: dict[str, WorkerSlots] = {}
-        self.width = 1
+        self.width = width
+        """Cores per worker, known from the start (the agent decides it before starting the workers)."""
+        self._rejected: list[tuple[dict[str, Any], str]] = []
         self._simple: collections.deque[dict[str, Any]] = collections.deque()
         self._placed: collections.deque[dict[str, Any]] = collections.deque()
         self._canceled: set[str] = set()
@@ -67,43 +84,73 @@ class Scheduler:
         self._initial_depth = initial_depth
 
     # -- resources ------------------------------------------------------------------------------------
-    def add_node(self, name: str, cores: int, gpus: int) -> None:
-        self.nodes[name] = NodeSlots(name, cores, list(range(gpus)), gpus)
+    def add_node(self, name: str, cores: int, gpus: int, workers: int | None = None) -> None:
+        """A node of ``cores`` cores and ``gpus`` GPUs, where the agent starts ``workers`` workers
+        (default: as many as ``width`` allows)."""
+        expected = cores // self.width if workers is None else workers
+        self.nodes[name] = NodeSlots(name, cores, list(range(gpus)), gpus, expected)
 
-    def add_worker(self, uid: str, node: str, width: int) -> None:
-        self.width = width
+    def add_worker(self, uid: str, node: str) -> None:
         self.workers[uid] = WorkerSlots(uid, node)
         self.nodes[node].workers.append(uid)
 
     def remove_worker(self, uid: str) -> list[str]:
         """Forget a dead worker; returns the uids of the tasks it had (they are lost)."""
         worker = self.workers.pop(uid)
-        self.nodes[worker.node].workers.remove(uid)
+        node = self.nodes[worker.node]
+        node.workers.remove(uid)
+        node.lost_workers += 1
         lost = list(worker.queue)
         for task_uid in lost:
             self.finished(task_uid)
         if worker.held_by and worker.held_by not in self._placements:
-            for other in self.workers.values():  # a reservation that can no longer be met is retried later
-                if other.held_by == worker.held_by:
-                    other.held_by = None
+            self._release_reservation(worker.held_by)  # a reservation that can no longer be met is made again
         return lost
+
+    def _release_reservation(self, uid: str) -> None:
+        """Return the workers reserved (not yet used) by the placed task ``uid``."""
+        if uid in self._placements:
+            return
+        for worker in self.workers.values():
+            if worker.held_by == uid:
+                worker.held_by = None
 
     # -- needs ---------------------------------------------------------------------------------------
     def workers_needed(self, task: dict[str, Any]) -> int:
         return math.ceil(task["cores"] * task["ranks"] / self.width)
 
     def unsatisfiable_reason(self, task: dict[str, Any]) -> str | None:
-        """Why no node of this pilot can ever run ``task`` (None if one can)."""
-        cores, gpus = task["cores"] * task["ranks"], task["gpus"] * task["ranks"]
-        if any(node.cores >= cores and node.total_gpus >= gpus for node in self.nodes.values()):
+        """Why the workers of this pilot (started, minus lost) can never run ``task`` (None if they can)."""
+        if self._satisfiable(task):
             return None
-        if task["ranks"] > 1 and sum(self._ranks_fitting(node, task, node.cores // self.width, node.total_gpus)
-                                     for node in self.nodes.values()) >= task["ranks"]:
-            return None
-        largest = max(self.nodes.values(), key=lambda node: (node.cores, node.total_gpus), default=None)
-        offer = f"{largest.cores} cores and {largest.total_gpus} GPUs" if largest else "nothing"
-        where = "on one node" if task["ranks"] == 1 else f"for {task['ranks']} ranks across {len(self.nodes)} node(s)"
-        return f"needs {cores} cores and {gpus} GPUs {where}; the largest node of this pilot offers {offer}"
+        ranks, nodes = task["ranks"], list(self.nodes.values())
+        cores, gpus = task["cores"] * ranks, task["gpus"] * ranks
+        largest = max(nodes, key=lambda node: (node.worker_capacity, node.total_gpus), default=None)
+        offer = (f"{largest.worker_capacity * self.width} cores and {largest.total_gpus} GPUs"
+                 if largest else "nothing")
+        where = "on one node" if ranks == 1 else f"for {ranks} ranks across {len(nodes)} node(s)"
+        reason = f"needs {cores} cores and {gpus} GPUs {where}; the largest node of this pilot offers {offer}"
+        if ranks > 1:
+            total_cores = sum(node.worker_capacity for node in nodes) * self.width
+            total_gpus = sum(node.total_gpus for node in nodes)
+            reason += f", its {len(nodes)} node(s) together {total_cores} cores and {total_gpus} GPUs"
+        lost = sum(node.lost_workers for node in nodes)
+        return reason + (f" ({lost} of its workers were lost)" if lost else "")
+
+    def _satisfiable(self, task: dict[str, Any]) -> bool:
+        nodes = self.nodes.values()
+        if self._is_simple(task):
+            return any(node.worker_capacity for node in nodes)
+        if any(self._ranks_fitting(node, task, node.worker_capacity, node.total_gpus) >= task["ranks"]
+               for node in nodes):
+            return True
+        return task["ranks"] > 1 and sum(
+            self._ranks_fitting(node, task, node.worker_capacity, node.total_gpus) for node in nodes
+        ) >= task["ranks"]
+
+    def _is_simple(self, task: dict[str, Any]) -> bool:
+        """One worker and no GPU: pipelined, no placement."""
+        return task["gpus"] == 0 and self.workers_needed(task) == 1
 
     def _ranks_fitting(self, node: NodeSlots, task: dict[str, Any], workers: int, gpus: int) -> int:
         """How many ranks of ``task`` fit in ``workers`` workers and ``gpus`` GPUs of ``node``."""
@@ -115,7 +162,7 @@ class Scheduler:
     def submit(self, tasks: Iterable[dict[str, Any]]) -> None:
         for task in tasks:
             self._pending_uids.add(task["uid"])
-            if task["gpus"] == 0 and self.workers_needed(task) == 1:
+            if self._is_simple(task):
                 self._simple.append(task)
             else:
                 self._placed.append(task)
@@ -129,17 +176,25 @@ class Scheduler:
         if uid in self._pending_uids:
             self._pending_uids.discard(uid)
             self._canceled.add(uid)
+            self._release_reservation(uid)
             return "pending"
         return self._worker_of.get(uid)
 
     def drain_pending(self) -> list[dict[str, Any]]:
-        """Remove and return every task not yet given to a worker."""
+        """Remove and return every task not yet given to a worker (their reservations are returned)."""
         tasks = [task for task in (*self._placed, *self._simple) if task["uid"] in self._pending_uids]
+        for task in tasks:
+            self._release_reservation(task["uid"])
         self._placed.clear()
         self._simple.clear()
         self._pending_uids.clear()
         self._canceled.clear()
         return tasks
+
+    def take_rejected(self) -> list[tuple[dict[str, Any], str]]:
+        """Remove and return the tasks found unsatisfiable while scheduling (workers were lost), with why."""
+        rejected, self._rejected = self._rejected, []
+        return rejected
 
     def observe_duration(self, seconds: float) -> None:
         """Feed the duration of a finished task (adapts the pipelining depth)."""
@@ -174,11 +229,22 @@ class Scheduler:
         while (task := self._pop_live(self._placed)) is not None:
             placement = self._try_place(task)
             if placement is None:
-                self._reserve(task)
-                return
+                reason = self.unsatisfiable_reason(task)
+                if reason is None:
+                    self._reserve(task)
+                    return
+                self._reject(self._placed, reason)
+                continue
             self._placed.popleft()
             self._pending_uids.discard(task["uid"])
             assignments.setdefault(placement.worker, []).append(task)
+
+    def _reject(self, queue: collections.deque[dict[str, Any]], reason: str) -> None:
+        """Drop the head of ``queue``: it can never run here."""
+        task = queue.popleft()
+        self._pending_uids.discard(task["uid"])
+        self._release_reservation(task["uid"])
+        self._rejected.append((task, reason))
 
     def _idle_workers(self, node: NodeSlots, uid: str) -> list[str]:
         return [w for w in node.workers if not self.workers[w].queue and self.workers[w].held_by in (None, uid)]
@@ -248,6 +314,10 @@ class Scheduler:
                 return
 
     def _schedule_simple(self, assignments: dict[str, list[dict[str, Any]]]) -> None:
+        if not any(node.worker_capacity for node in self.nodes.values()):  # every worker was lost
+            while (task := self._pop_live(self._simple)) is not None:
+                self._reject(self._simple, self.unsatisfiable_reason(task) or "no worker left")
+            return
         depth = self.depth
         open_workers = [w for w in self.workers.values() if w.held_by is None and len(w.queue) < depth]
         while open_workers and self._pop_live(self._simple) is not None:

@@ -7,13 +7,18 @@ def task(uid: str, cores: int = 1, gpus: int = 0, ranks: int = 1) -> dict[str, A
     return {"uid": uid, "cores": cores, "gpus": gpus, "ranks": ranks}
 
 
-def scheduler_with(nodes: dict[str, tuple[int, int]], **options: Any) -> Scheduler:
-    scheduler = Scheduler(**options)
+def scheduler_with(nodes: dict[str, tuple[int, int]], width: int = 1, **options: Any) -> Scheduler:
+    """A scheduler whose nodes have every worker (``cores // width`` of them, ``width`` cores each) ready."""
+    scheduler = Scheduler(width=width, **options)
     for name, (cores, gpus) in nodes.items():
         scheduler.add_node(name, cores, gpus)
-        for index in range(cores):
-            scheduler.add_worker(f"{name}.w{index}", name, 1)
+        for index in range(cores // width):
+            scheduler.add_worker(f"{name}.w{index}", name)
     return scheduler
+
+
+def held(scheduler: Scheduler) -> dict[str, str]:
+    return {uid: worker.held_by for uid, worker in scheduler.workers.items() if worker.held_by is not None}
 
 
 def uids(assignments: dict[str, list[dict[str, Any]]]) -> dict[str, list[str]]:
@@ -124,7 +129,7 @@ def test_too_many_ranks_are_explained() -> None:
     scheduler = scheduler_with({"n1": (4, 0), "n2": (4, 0)})
     assert scheduler.unsatisfiable_reason(task("huge", cores=3, ranks=3)) == (
         "needs 9 cores and 0 GPUs for 3 ranks across 2 node(s); "
-        "the largest node of this pilot offers 4 cores and 0 GPUs")
+        "the largest node of this pilot offers 4 cores and 0 GPUs, its 2 node(s) together 8 cores and 0 GPUs")
 
 
 def test_multi_node_task_reserves_across_nodes() -> None:
@@ -135,3 +140,157 @@ def test_multi_node_task_reserves_across_nodes() -> None:
     assert scheduler.schedule() == {}  # wide holds all four workers; b may not start
     scheduler.finished("a")
     assert uids(scheduler.schedule()) == {"n1.w0": ["wide"]}
+
+
+# -- reservations are returned (cancel, drain, reject) -------------------------------------------------------------
+def test_cancel_of_a_reserved_pending_task_returns_its_workers() -> None:
+    scheduler = scheduler_with({"n1": (2, 0)}, initial_depth=1)
+    scheduler.submit([task("small")])
+    scheduler.schedule()
+    scheduler.submit([task("big", cores=2)])
+    assert scheduler.schedule() == {}
+    assert held(scheduler) == {"n1.w0": "big", "n1.w1": "big"}
+    assert scheduler.cancel("big") == "pending"
+    assert held(scheduler) == {}
+    scheduler.submit([task("after")])
+    assert uids(scheduler.schedule()) == {"n1.w1": ["after"]}  # n1.w1 was reserved for big
+
+
+def test_drain_returns_the_reservation_of_a_pending_task() -> None:
+    scheduler = scheduler_with({"n1": (2, 0)}, initial_depth=1)
+    scheduler.submit([task("small")])
+    scheduler.schedule()
+    scheduler.submit([task("big", cores=2)])
+    scheduler.schedule()
+    assert held(scheduler) == {"n1.w0": "big", "n1.w1": "big"}
+    assert [t["uid"] for t in scheduler.drain_pending()] == ["big"]
+    assert held(scheduler) == {}
+    scheduler.submit([task("after")])
+    assert uids(scheduler.schedule()) == {"n1.w1": ["after"]}
+
+
+def test_drain_keeps_the_workers_of_a_running_placed_task() -> None:
+    scheduler = scheduler_with({"n1": (3, 0)}, initial_depth=1)
+    scheduler.submit([task("running", cores=2), task("waiting", cores=3)])
+    assert uids(scheduler.schedule()) == {"n1.w0": ["running"]}
+    scheduler.drain_pending()
+    assert held(scheduler) == {"n1.w0": "running", "n1.w1": "running"}
+
+
+# -- width > 1: workers of several cores -------------------------------------------------------------------------
+def test_width_is_known_before_any_worker_says_hello() -> None:
+    scheduler = Scheduler(width=2)
+    scheduler.add_node("n1", 4, 0)
+    two_cores = task("two", cores=2)
+    assert scheduler.unsatisfiable_reason(two_cores) is None
+    scheduler.submit([two_cores])  # before any worker: one 2-core worker runs it, no placement
+    scheduler.add_worker("n1.w0", "n1")
+    scheduler.add_worker("n1.w1", "n1")
+    assert uids(scheduler.schedule()) == {"n1.w0": ["two"]}
+    assert "placement" not in two_cores and held(scheduler) == {}
+
+
+def test_wide_workers_run_tasks_up_to_their_width_and_place_wider_ones() -> None:
+    scheduler = scheduler_with({"n1": (8, 0)}, width=2, initial_depth=1)
+    assert len(scheduler.workers) == 4
+    scheduler.submit([task("a", cores=2), task("b", cores=3), task("c", cores=1), task("d", cores=2)])
+    assignments = scheduler.schedule()
+    assert uids(assignments) == {"n1.w0": ["b"], "n1.w2": ["a"], "n1.w3": ["c"]}  # 2 cores fit one worker
+    assert assignments["n1.w0"][0]["placement"] == [["n1", 1]]
+    assert held(scheduler) == {"n1.w0": "b", "n1.w1": "b"}  # 3 cores = 2 workers of 2 cores
+    assert "placement" not in assignments["n1.w2"][0] and scheduler.pending_count == 1
+
+
+def test_ranks_of_wide_workers_span_nodes() -> None:
+    scheduler = scheduler_with({"n1": (4, 0), "n2": (4, 0)}, width=2)
+    scheduler.submit([task("mpi", cores=2, ranks=3)])
+    (placed,) = [t for tasks in scheduler.schedule().values() for t in tasks]
+    assert placed["placement"] == [["n1", 2], ["n2", 1]]
+    assert sorted(held(scheduler)) == ["n1.w0", "n1.w1", "n2.w0"]
+
+
+# -- capacity: workers x width, not node cores -------------------------------------------------------------------
+def test_capacity_is_workers_times_width_not_node_cores() -> None:
+    scheduler = Scheduler(width=2)
+    scheduler.add_node("n1", 5, 0, workers=2)  # 5 cores, but 2 workers of 2 cores: 4 usable
+    assert scheduler.unsatisfiable_reason(task("four", cores=4)) is None
+    assert scheduler.unsatisfiable_reason(task("five", cores=5)) == (
+        "needs 5 cores and 0 GPUs on one node; the largest node of this pilot offers 4 cores and 0 GPUs")
+
+
+def test_capacity_counts_workers_not_cores_when_fewer_workers_run() -> None:
+    scheduler = Scheduler(width=1)
+    scheduler.add_node("n1", 8, 0, workers=2)  # workers_per_node: 2 on an 8-core node
+    assert scheduler.unsatisfiable_reason(task("three", cores=3)) == (
+        "needs 3 cores and 0 GPUs on one node; the largest node of this pilot offers 2 cores and 0 GPUs")
+
+
+def test_placed_task_that_can_no_longer_be_placed_is_rejected_and_the_queue_goes_on() -> None:
+    scheduler = scheduler_with({"n1": (2, 0)}, initial_depth=1)
+    scheduler.submit([task("small")])
+    scheduler.schedule()
+    scheduler.submit([task("big", cores=2), task("after")])
+    assert scheduler.schedule() == {}  # big reserves both workers
+    assert scheduler.remove_worker("n1.w1") == []
+    assert uids(scheduler.schedule()) == {}  # n1.w0 still runs small
+    (rejected, reason), = scheduler.take_rejected()
+    assert rejected["uid"] == "big"
+    assert reason == ("needs 2 cores and 0 GPUs on one node; the largest node of this pilot offers 1 cores and 0 GPUs"
+                      " (1 of its workers were lost)")
+    assert scheduler.take_rejected() == [] and scheduler.pending_count == 1
+    scheduler.finished("small")
+    assert uids(scheduler.schedule()) == {"n1.w0": ["after"]}
+
+
+def test_a_gpu_task_asking_more_gpus_than_the_pilot_has_is_rejected_at_the_head() -> None:
+    scheduler = scheduler_with({"n1": (2, 1)})
+    scheduler.submit([task("greedy", gpus=2), task("fine", gpus=1)])
+    assignments = scheduler.schedule()
+    assert [t["uid"] for tasks in assignments.values() for t in tasks] == ["fine"]
+    ((rejected, reason),) = scheduler.take_rejected()
+    assert rejected["uid"] == "greedy" and reason.startswith("needs 1 cores and 2 GPUs on one node; ")
+    assert reason.endswith("offers 2 cores and 1 GPUs")
+
+
+def test_simple_tasks_are_rejected_when_every_worker_was_lost() -> None:
+    scheduler = scheduler_with({"n1": (1, 0)}, initial_depth=1)
+    scheduler.submit([task("a"), task("b")])
+    assert uids(scheduler.schedule()) == {"n1.w0": ["a"]}
+    assert scheduler.remove_worker("n1.w0") == ["a"]
+    assert scheduler.schedule() == {}
+    assert [t["uid"] for t, _ in scheduler.take_rejected()] == ["b"]
+    assert scheduler.pending_count == 0
+
+
+def test_workers_not_yet_started_count_but_lost_ones_do_not() -> None:
+    scheduler = Scheduler(width=1)
+    scheduler.add_node("n1", 2, 0)
+    assert scheduler.unsatisfiable_reason(task("two", cores=2)) is None  # no hello yet: 2 workers expected
+    scheduler.add_worker("n1.w0", "n1")
+    scheduler.add_worker("n1.w1", "n1")
+    scheduler.remove_worker("n1.w1")
+    assert scheduler.unsatisfiable_reason(task("two", cores=2)) is not None
+
+
+# -- GPUs come back when a worker goes -----------------------------------------------------------------------------
+def test_removed_worker_returns_the_gpus_of_its_placed_task() -> None:
+    scheduler = scheduler_with({"n1": (2, 2)})
+    scheduler.submit([task("g", gpus=2)])
+    (worker,) = scheduler.schedule()
+    assert scheduler.nodes["n1"].free_gpus == []
+    assert scheduler.remove_worker(worker) == ["g"]
+    assert sorted(scheduler.nodes["n1"].free_gpus) == [0, 1]
+    scheduler.submit([task("next", gpus=2)])
+    (placed,) = [t for tasks in scheduler.schedule().values() for t in tasks]
+    assert sorted(placed["gpu_ids"]) == [0, 1]
+
+
+def test_removed_worker_of_a_multi_worker_task_returns_the_other_workers() -> None:
+    scheduler = scheduler_with({"n1": (3, 0)}, initial_depth=1)
+    scheduler.submit([task("pair", cores=2)])
+    (primary,) = scheduler.schedule()
+    assert len(held(scheduler)) == 2
+    assert scheduler.remove_worker(primary) == ["pair"]
+    assert held(scheduler) == {}
+    scheduler.submit([task("x"), task("y")])
+    assert sorted(uids(scheduler.schedule())) == sorted(scheduler.workers)
