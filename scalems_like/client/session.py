@@ -64,11 +64,13 @@ def pickle_by_value_if_local(function: Callable[..., Any]) -> None:
 class Session:
     """A workflow session: submit pilots and tasks, wait for them; ``close()`` (or ``with``) ends everything.
 
-    ``Session()`` does no I/O; the session opens on ``with`` or on the first pilot.
+    ``Session()`` does no I/O; the session opens on ``with`` or on the first pilot. ``journal=False``: keep no
+    journal (no reattach or resume; for throwaway sessions and to measure what journaling costs).
     """
 
-    def __init__(self, uid: str | None = None) -> None:
+    def __init__(self, uid: str | None = None, *, journal: bool = True) -> None:
         self.uid = uid or _new_session_uid()
+        self._journaling = journal
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._tasks: dict[str, Task] = {}
@@ -99,14 +101,15 @@ class Session:
             raise ScalemsError(f"session {self.uid} is closed")
         if self._opened:
             return
-        if self._journal is None:
+        if self._journal is None and self._journaling:
             self._journal = Journal.create(self.uid, {"uid": self.uid, "created": now_text()})
-        self._journal.set("state", "open")
-        self._journal.set("client_pid", str(os.getpid()))
-        self._journal.set("working_directory", str(Path.cwd()))
-        self._journal.on_commit = self._engine.on_journal_commit
-        self._journal.start()
-        self._engine.journal = self._journal
+        if self._journal is not None:
+            self._journal.set("state", "open")
+            self._journal.set("client_pid", str(os.getpid()))
+            self._journal.set("working_directory", str(Path.cwd()))
+            self._journal.on_commit = self._engine.on_journal_commit
+            self._journal.start()
+            self._engine.journal = self._journal
         self._engine.start()
         self._opened = True
 
@@ -136,10 +139,10 @@ class Session:
         if not self._opened or self._closed:
             return
         self._engine.stop()
-        assert self._journal is not None
-        self._journal.set("state", "detached")
-        self._journal.close()
         self._closed = True
+        if self._journal is not None:
+            self._journal.set("state", "detached")
+            self._journal.close()
 
     # -- what the session owns -----------------------------------------------------------------------
     @property
@@ -251,8 +254,8 @@ class Session:
                 self._tasks[task.uid] = task
                 tasks.append(task)
                 wire[task.uid] = fields
-            assert self._journal is not None
-            self._journal.add_tasks([(task.uid, start + offset, wire[task.uid]) for offset, task in enumerate(tasks)])
+            if self._journal is not None:
+                self._journal.add_tasks([(t.uid, start + offset, wire[t.uid]) for offset, t in enumerate(tasks)])
 
         def enqueue() -> None:
             self._engine.wire.update(wire)
