@@ -4,6 +4,8 @@ import pytest
 from scalems_like import protocol
 from scalems_like.errors import ProtocolError
 
+V = protocol.PROTOCOL_VERSION
+
 
 def test_every_message_round_trips() -> None:
     messages = [
@@ -16,25 +18,26 @@ def test_every_message_round_trips() -> None:
         protocol.Shutdown("session closed"),
         protocol.AgentStopping("DONE", "runtime ended"),
         protocol.WorkerHello("w.0", "n1", "host", 7),
+        protocol.Acknowledge(["task.000000"]),
     ]
     for message in messages:
         assert protocol.decode(protocol.encode(message)) == message
 
 
 def test_other_protocol_version_is_refused_with_a_clear_error() -> None:
-    data = msgpack.packb([protocol.PROTOCOL_VERSION + 1, "heartbeat", 1.0])
-    with pytest.raises(ProtocolError, match=r"protocol version 2.*speaks 1"):
+    data = msgpack.packb([V + 1, "heartbeat", 1.0])
+    with pytest.raises(ProtocolError, match=rf"protocol version {V + 1}.*speaks {V}"):
         protocol.decode(data)
 
 
 @pytest.mark.parametrize(
     ("data", "match"),
     [
-        (msgpack.packb([1, "no-such-tag"]), "unknown message tag"),
-        (msgpack.packb([1, "heartbeat"]), "has 0 fields, expected 1"),
-        (msgpack.packb([1, "heartbeat", "soon"]), "field 'time' has type str"),
+        (msgpack.packb([V, "no-such-tag"]), "unknown message tag"),
+        (msgpack.packb([V, "heartbeat"]), "has 0 fields, expected 1"),
+        (msgpack.packb([V, "heartbeat", "soon"]), "field 'time' has type str"),
         (msgpack.packb({"tag": "heartbeat"}), "not a \\[version, tag"),
-        (msgpack.packb([1, "hello", "p", "h", True, [], 1.0]), "field 'pid' has type bool"),
+        (msgpack.packb([V, "hello", "p", "h", True, [], 1.0]), "field 'pid' has type bool"),
         (b"\xc1\xc1\xc1", "undecodable"),
         (protocol.encode(protocol.Heartbeat(1.0))[:-3], "undecodable"),
     ],

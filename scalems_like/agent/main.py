@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     width = max(1, nodes[0].cores // per_node)
     log.info("pilot %s: %d node(s) %s, %d worker(s) per node of %d core(s)", config.pilot_uid, len(nodes),
              [node.name for node in nodes], per_node, width)
-    master = Master(config, nodes, per_node, width)
+    master = Master.open(config, nodes, per_node, width)
     address = master.bind_workers()
     environment = {
         **os.environ,

@@ -66,14 +66,20 @@ def run_function(task: dict[str, Any], update: dict[str, Any]) -> None:
 class RunningExecutable:
     """An executable task started in its own process group, with output files in the task sandbox."""
 
-    def __init__(self, task: dict[str, Any], process: subprocess.Popen[bytes], started: float) -> None:
+    def __init__(self, task: dict[str, Any], process: subprocess.Popen[bytes], started: float, pidfd: int) -> None:
+        """Hold a started process and the pidfd that tells when it ends (see :meth:`open`); no I/O."""
         self.task = task
         self.process = process
         self.started = started
         self.deadline = started + task["timeout"] if task.get("timeout") else None
-        self.pidfd = os.pidfd_open(process.pid)
+        self.pidfd = pidfd
         self.ended_by: str | None = None  # "timeout" | "cancel"
         self.kill_at: float | None = None
+
+    @classmethod
+    def open(cls, task: dict[str, Any], process: subprocess.Popen[bytes], started: float) -> RunningExecutable:
+        """Watch ``process``: opens its pidfd (closed by :meth:`finish`)."""
+        return cls(task, process, started, os.pidfd_open(process.pid))
 
     def terminate(self, why: str, grace: float = 2.0) -> None:
         """SIGTERM the process group now, SIGKILL it after ``grace`` seconds (see :meth:`escalate`)."""
@@ -146,4 +152,4 @@ def start_executable(task: dict[str, Any], mpi_launcher: str, base_environment: 
         with contextlib.suppress(OSError):
             stderr_path.write_text(reason + "\n")
         return reason
-    return RunningExecutable(task, process, started)
+    return RunningExecutable.open(task, process, started)

@@ -6,14 +6,18 @@ One ``poll`` over the client socket, the worker socket and the worker processes,
     handle_worker_messages   hellos, task updates and heartbeats from workers
     handle_worker_exits      a worker process that ended takes its tasks with it (retried or FAILED)
     handle_schedule          give queued tasks to workers (see scheduler.py)
-    handle_deadlines         pilot runtime end, silent client, silent workers
+    handle_deadlines         pilot runtime end, client gone past its grace period (see client_link.py), silent workers
     handle_heartbeats        tell the client and the workers we are alive
     handle_flush             send the batched task updates to the client
+
+A task update from a worker counts only if that worker is still known and the update is for the task's current
+attempt: a worker declared lost (silent, unreachable, its process ended) may still talk, and is told to stop.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -30,12 +34,30 @@ from scalems_like.agent.config import AgentConfig
 from scalems_like.agent.nodes import Node
 from scalems_like.errors import ProtocolError
 from scalems_like.network import bind_and_advertise, unbounded
+from scalems_like.overlay.client_link import ClientLink
 from scalems_like.overlay.scheduler import Scheduler
 from scalems_like.protocol.feedback import parse_events
+from scalems_like.states import PilotState, TaskState
 
 log = logging.getLogger("scalems_like.master")
 
-FINAL = {"DONE", "FAILED", "CANCELED"}
+
+@dataclasses.dataclass(frozen=True)
+class Stop:
+    """Why the master loop ends: the pilot's final state and why, and the state its unfinished tasks end in
+    (CANCELED when the client asked for the end, FAILED otherwise)."""
+
+    pilot_state: PilotState
+    reason: str
+    tasks_end: TaskState = TaskState.FAILED
+
+
+def task_state(value: object) -> TaskState | None:
+    """The state named in a task update, or None if it names none."""
+    try:
+        return TaskState(value)
+    except ValueError:
+        return None
 
 
 def read_bootstrap_events(sandbox: Path) -> list[list[object]]:
@@ -47,7 +69,9 @@ def read_bootstrap_events(sandbox: Path) -> list[list[object]]:
 
 
 class Master:
-    def __init__(self, config: AgentConfig, nodes: list[Node], per_node: int, width: int) -> None:
+    def __init__(self, config: AgentConfig, nodes: list[Node], per_node: int, width: int, *, host: str,
+                 context: zmq.Context[zmq.Socket[bytes]], link: ClientLink, workers: zmq.Socket[bytes]) -> None:
+        """Hold what :meth:`open` made (the sockets, this host's name); does no I/O itself."""
         self.config = config
         self.nodes = nodes
         self.per_node = per_node
@@ -58,17 +82,24 @@ class Master:
         self.tasks: dict[str, dict[str, Any]] = {}
         self.outbox: list[dict[str, Any]] = []
         self.worker_seen: dict[str, float] = {}
+        self.lost_workers: set[str] = set()
         self.processes: dict[int, tuple[subprocess.Popen[bytes], str]] = {}  # pidfd → (process, uid prefix)
         self.deadline = time.time() + config.runtime - min(30.0, 0.05 * config.runtime)
-        self.client_seen = time.time()
         self.last_heartbeat = 0.0
-        self.stop_reason: tuple[str, str] | None = None  # (final pilot state, reason)
-        self.host = socket.gethostname()
+        self.stop_reason: Stop | None = None
+        self.host = host
         self.task_root = Path(config.pilot_sandbox) / "tasks"
-        self.context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-        self.client = unbounded(self.context.socket(zmq.DEALER))
-        self.workers = unbounded(self.context.socket(zmq.ROUTER))
+        self.context = context
+        self.link = link
+        self.workers = workers
         self.poller = zmq.Poller()
+
+    @classmethod
+    def open(cls, config: AgentConfig, nodes: list[Node], per_node: int, width: int) -> Master:
+        """A master with its ZeroMQ context and (not yet bound or connected) sockets."""
+        context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        return cls(config, nodes, per_node, width, host=socket.gethostname(), context=context,
+                   link=ClientLink(config), workers=unbounded(context.socket(zmq.ROUTER)))
 
     # -- set up --------------------------------------------------------------------------------------
     def bind_workers(self) -> str:
@@ -79,13 +110,12 @@ class Master:
         return bind_and_advertise(self.workers, self.config.agent_address)
 
     def connect_client(self) -> None:
-        self.client.setsockopt(zmq.LINGER, 5000)
-        self.client.setsockopt_string(zmq.IDENTITY, self.config.pilot_uid)
-        self.client.connect(self.config.client_address)
-        self.poller.register(self.client, zmq.POLLIN)
+        """Connect to the client (or to one that reattached while the agent started) and greet it."""
         nodes = [[node.name, node.cores, node.gpus] for node in self.nodes]
-        self.send_client(protocol.Hello(self.config.pilot_uid, self.host, os.getpid(), nodes, time.time()))
-        self.send_client(protocol.BootstrapEvents(read_bootstrap_events(Path(self.config.pilot_sandbox))))
+        self.link.open(self.context, self.poller, [
+            protocol.Hello(self.config.pilot_uid, self.host, os.getpid(), nodes, time.time()),
+            protocol.BootstrapEvents(read_bootstrap_events(Path(self.config.pilot_sandbox))),
+        ])
 
     def watch(self, processes: list[tuple[subprocess.Popen[bytes], str]]) -> None:
         """Watch launched processes; each is given with the uid (prefix) of the workers it runs."""
@@ -99,7 +129,7 @@ class Master:
         """Serve until shutdown or runtime end; returns (final pilot state, reason)."""
         while self.stop_reason is None:
             events = dict(self.poller.poll(self.poll_timeout() * 1000))
-            if self.client in events:
+            if self.link.socket in events:
                 self.handle_client_messages()
             if self.workers in events:
                 self.handle_worker_messages()
@@ -108,22 +138,22 @@ class Master:
             self.handle_deadlines()
             self.handle_heartbeats()
             self.handle_flush()
-        self.stop_everything(self.stop_reason[1])
-        return self.stop_reason
+        self.stop_everything()
+        return self.stop_reason.pilot_state.value, self.stop_reason.reason
 
     def poll_timeout(self) -> float:
         now = time.time()
         return max(0.0, min(self.last_heartbeat + self.config.heartbeat_interval, self.deadline) - now)
 
     def handle_client_messages(self) -> None:
-        for message in self._receive(self.client):
-            self.client_seen = time.time()
+        for message in self.link.receive():
             if isinstance(message, protocol.SubmitTasks):
-                self.accept(message.tasks)
+                self.accept(self.link.new_tasks(message.tasks))
             elif isinstance(message, protocol.CancelTasks):
                 self.cancel(message.uids)
             elif isinstance(message, protocol.Shutdown):
-                self.stop_reason = ("DONE", f"shut down by the client: {message.reason}")
+                self.stop_reason = Stop(PilotState.DONE, f"shut down by the client: {message.reason}",
+                                        TaskState.CANCELED)
 
     def handle_worker_messages(self) -> None:
         while True:
@@ -132,26 +162,36 @@ class Master:
             except zmq.Again:
                 return
             worker = identity.decode()
-            self.worker_seen[worker] = time.time()
+            if worker in self.lost_workers:
+                log.warning("worker %s, declared lost, spoke again: told to stop, its message dropped", worker)
+                self.send_worker(worker, protocol.Shutdown(f"worker {worker} was declared lost"))
+                continue
             try:
                 message = protocol.decode(data)
             except ProtocolError as error:
                 log.error("dropped a message from worker %s: %s", worker, error)
                 continue
-            if isinstance(message, protocol.TaskUpdates):
-                self.handle_task_updates(message.updates)
-            elif isinstance(message, protocol.WorkerHello):
+            if isinstance(message, protocol.WorkerHello):
                 node = message.node if message.node in self.scheduler.nodes else self.nodes[0].name
                 log.info("worker %s (pid %d) ready on node %s", worker, message.pid, node)
                 self.scheduler.add_worker(worker, node)
+            elif worker not in self.scheduler.workers:
+                log.error("dropped a %s from worker %s, which never said hello", message.tag, worker)
+                continue
+            self.worker_seen[worker] = time.time()
+            if isinstance(message, protocol.TaskUpdates):
+                self.handle_task_updates(message.updates)
 
     def handle_task_updates(self, updates: list[dict[str, Any]]) -> None:
         for update in updates:
             uid = update.get("uid")
             task = self.tasks.get(uid) if isinstance(uid, str) else None
-            if task is None:
-                continue
-            if update["state"] not in FINAL:
+            state = task_state(update.get("state"))
+            if task is None or state is None or update.get("attempt", 0) != task["attempt"]:
+                continue  # a task no longer here, or a late word about an earlier attempt
+            if not state.is_final:
+                if state is TaskState.RUNNING:
+                    task["running"] = True  # (for the stop: an interrupted task ran, or was still queued)
                 if "pid" in update:
                     task["pid"], task["host"] = update["pid"], update.get("host")
                 self.outbox.append(update)
@@ -159,7 +199,7 @@ class Master:
             self.scheduler.finished(uid)
             if "started" in update:
                 self.scheduler.observe_duration(update["time"] - update["started"])
-            if update["state"] == "FAILED" and task["attempt"] < task["retries"] and self.stop_reason is None:
+            if state is TaskState.FAILED and task["attempt"] < task["retries"] and self.stop_reason is None:
                 self.retry(task, update["reason"])
                 continue
             del self.tasks[uid]
@@ -167,7 +207,8 @@ class Master:
 
     def retry(self, task: dict[str, Any], reason: str) -> None:
         task["attempt"] += 1
-        self.outbox.append(self._update(task, "QUEUED", reason=(
+        task.pop("running", None)
+        self.outbox.append(self._update(task, TaskState.QUEUED, reason=(
             f"retry {task['attempt']} of {task['retries']} after: {reason}")))
         self.scheduler.submit([task])
 
@@ -183,8 +224,8 @@ class Master:
         if not self.processes and self.stop_reason is None and not self.termination_signaled(1.0):
             logs = sorted((Path(self.config.pilot_sandbox) / "workers").glob("*.log"))
             tail = logs[0].read_text(errors="replace").strip().splitlines()[-10:] if logs else []
-            self.stop_reason = ("FAILED", f"every worker process ended; {logs[0] if logs else 'the worker log'} "
-                                "ends with:\n" + "\n".join(tail))
+            self.stop_reason = Stop(PilotState.FAILED, f"every worker process ended; "
+                                    f"{logs[0] if logs else 'the worker log'} ends with:\n" + "\n".join(tail))
 
     def termination_signaled(self, patience: float) -> bool:
         """Wait up to ``patience`` s for a SIGTERM: when the batch system ends a job, the workers' step often
@@ -201,6 +242,8 @@ class Master:
     def lose_worker(self, worker: str, why: str) -> None:
         if worker not in self.scheduler.workers:
             return
+        log.error("worker %s lost: %s", worker, why)
+        self.lost_workers.add(worker)
         self.worker_seen.pop(worker, None)
         for uid in self.scheduler.remove_worker(worker):
             task = self.tasks[uid]
@@ -210,7 +253,7 @@ class Master:
                 self.retry(task, reason)
             else:
                 del self.tasks[uid]
-                self.outbox.append(self._update(task, "FAILED", reason=reason))
+                self.outbox.append(self._update(task, TaskState.FAILED, reason=reason))
 
     def kill_orphan(self, task: dict[str, Any]) -> None:
         """Kill the process group of an executable whose worker died (it runs in a session of its own)."""
@@ -224,16 +267,16 @@ class Master:
         assignments = self.scheduler.schedule()
         for task, reason in self.scheduler.take_rejected():  # workers were lost: it can never run here
             self.tasks.pop(task["uid"], None)
-            self.outbox.append(self._update(task, "FAILED", reason=reason))
+            self.outbox.append(self._update(task, TaskState.FAILED, reason=reason))
         for worker, tasks in assignments.items():
-            self.workers.send_multipart([worker.encode(), protocol.encode(protocol.RunTasks(tasks))])
+            self.send_worker(worker, protocol.RunTasks(tasks))
 
     def handle_deadlines(self) -> None:
         now = time.time()
         if now >= self.deadline:
-            self.stop_reason = ("DONE", f"pilot runtime of {self.config.runtime:g} s ended")
-        elif now - self.client_seen > self.config.heartbeat_timeout:
-            self.stop_reason = ("FAILED", f"client silent for {now - self.client_seen:.0f} s")
+            self.stop_reason = Stop(PilotState.DONE, f"pilot runtime of {self.config.runtime:g} s ended")
+        elif (reason := self.link.check(now, self.context, self.poller)) is not None:
+            self.stop_reason = Stop(PilotState.FAILED, reason)
         for worker, seen in list(self.worker_seen.items()):
             if now - seen > self.config.heartbeat_timeout:
                 self.lose_worker(worker, f"silent for {now - seen:.0f} s")
@@ -243,34 +286,34 @@ class Master:
         if now - self.last_heartbeat < self.config.heartbeat_interval:
             return
         self.last_heartbeat = now
-        beat = protocol.encode(protocol.Heartbeat(now))
-        self.client.send(beat)
-        for worker in self.scheduler.workers:
-            self.workers.send_multipart([worker.encode(), beat])
+        self.link.heartbeat(now)
+        beat = protocol.Heartbeat(now)
+        for worker in list(self.scheduler.workers):
+            self.send_worker(worker, beat)
 
     def handle_flush(self) -> None:
         if self.outbox:
-            self.client.send(protocol.encode(protocol.TaskUpdates(self.outbox)))
+            self.link.send_updates(self.outbox)
             self.outbox = []
 
-    def request_stop(self, state: str, reason: str) -> None:
-        """Ask the loop to end (from a signal handler, say)."""
+    def request_stop(self, state: str, reason: str, tasks_end: TaskState = TaskState.FAILED) -> None:
+        """Ask the loop to end (from a signal handler, say): the pilot ends ``state``, its tasks ``tasks_end``."""
         if self.stop_reason is None:
-            self.stop_reason = (state, reason)
+            self.stop_reason = Stop(PilotState(state), reason, tasks_end)
 
     # -- actions -------------------------------------------------------------------------------------
     def accept(self, tasks: list[dict[str, Any]]) -> None:
         accepted = []
         for task in tasks:
             task["sandbox"] = str(self.task_root / task["uid"])
-            task["attempt"] = 0
+            task.setdefault("attempt", 0)  # a resumed task goes on counting its attempts
             reason = self.scheduler.unsatisfiable_reason(task)
             if reason is not None:
-                self.outbox.append(self._update(task, "FAILED", reason=reason))
+                self.outbox.append(self._update(task, TaskState.FAILED, reason=reason))
                 continue
             self.tasks[task["uid"]] = task
             accepted.append(task)
-            self.outbox.append(self._update(task, "QUEUED"))
+            self.outbox.append(self._update(task, TaskState.QUEUED))
         self.scheduler.submit(accepted)
 
     def cancel(self, uids: list[str]) -> None:
@@ -278,41 +321,59 @@ class Master:
         for uid in uids:
             where = self.scheduler.cancel(uid)
             if where == "pending":
-                task = self.tasks.pop(uid)
-                self.outbox.append(self._update(task, "CANCELED", reason="canceled before it started"))
+                self.cancel_pending(uid, "canceled before it started")
             elif where is not None:
                 by_worker.setdefault(where, []).append(uid)
         for worker, worker_uids in by_worker.items():
-            self.workers.send_multipart([worker.encode(), protocol.encode(protocol.CancelTasks(worker_uids))])
+            if not self.send_worker(worker, protocol.CancelTasks(worker_uids)):
+                for uid in worker_uids:  # the worker was lost and the task perhaps queued for a retry
+                    if self.scheduler.cancel(uid) == "pending":
+                        self.cancel_pending(uid, "canceled before a retry started (its worker was lost)")
 
-    def stop_everything(self, reason: str) -> None:
+    def cancel_pending(self, uid: str, reason: str) -> None:
+        task = self.tasks.pop(uid)
+        self.outbox.append(self._update(task, TaskState.CANCELED, reason=reason))
+
+    def stop_everything(self) -> None:
         """Stop queued and running tasks, stop the workers, report, and close the sockets.
 
-        On a client shutdown the stopped tasks end CANCELED; on runtime end or a failure they end FAILED.
+        The stopped tasks end in the state the stop's cause says (:attr:`Stop.tasks_end`). Those that end FAILED
+        (runtime end, a failure, the client gone) are marked ``interrupted`` — ``"queued"`` or ``"running"`` — so
+        that a resumed session knows they can run again on another pilot.
         """
         assert self.stop_reason is not None
-        state = "CANCELED" if reason.startswith("shut down by the client") else "FAILED"
+        reason, end = self.stop_reason.reason, self.stop_reason.tasks_end
+        def ending(ran: bool) -> dict[str, str]:
+            fields = {"reason": f"{reason} while the task ran" if ran else f"{reason} before the task started"}
+            if end is not TaskState.CANCELED:
+                fields["interrupted"] = "running" if ran else "queued"
+            return fields
+
         for task in self.scheduler.drain_pending():
             self.tasks.pop(task["uid"], None)
-            self.outbox.append(self._update(task, state, reason=f"{reason} before the task started"))
-        shutdown = protocol.encode(protocol.Shutdown(reason))
-        for worker in self.scheduler.workers:
-            self.workers.send_multipart([worker.encode(), shutdown])
+            self.outbox.append(self._update(task, end, **ending(False)))
+        for worker in list(self.scheduler.workers):
+            self.send_worker(worker, protocol.Shutdown(reason))
         self.collect_last_updates()
         for update in self.outbox:  # the workers report what they stopped as CANCELED; say why
-            if update["state"] == "CANCELED" and update.get("worker"):
-                update["state"] = state
-                update["reason"] = f"{reason} while the task ran"
+            if update["state"] == TaskState.CANCELED and update.get("worker"):
+                update.update(state=end.value, **ending("started" in update))
         for task in self.tasks.values():
-            self.outbox.append(self._update(task, state, reason=f"{reason} while the task ran"))
+            self.outbox.append(self._update(task, end, **ending(bool(task.get("running")))))
         self.tasks.clear()
         self.handle_flush()
-        self.send_client(protocol.AgentStopping(*self.stop_reason))
+        self.link.send(protocol.AgentStopping(self.stop_reason.pilot_state.value, reason))
         for process, _ in self.processes.values():
             if process.poll() is None:
                 process.terminate()
-        self.client.close()
-        self.workers.close()
+        self.close()
+
+    def close(self) -> None:
+        """Close the link (its socket lingers to deliver the last reports; writes ``agent.stopped``), the
+        worker socket and the context."""
+        stop = self.stop_reason or Stop(PilotState.FAILED, "the agent closed before its loop ran")
+        self.link.close(stop.pilot_state.value, stop.reason)
+        self.workers.close(linger=0)
         self.context.term()
 
     def collect_last_updates(self, patience: float = 5.0) -> None:
@@ -323,21 +384,17 @@ class Master:
                 self.handle_worker_messages()
 
     # -- helpers -------------------------------------------------------------------------------------
-    def _update(self, task: dict[str, Any], state: str, **fields: Any) -> dict[str, Any]:
-        return {"uid": task["uid"], "state": state, "time": time.time(), "host": self.host,
+    def _update(self, task: dict[str, Any], state: TaskState, **fields: Any) -> dict[str, Any]:
+        return {"uid": task["uid"], "state": state.value, "time": time.time(), "host": self.host,
                 "attempt": task.get("attempt", 0), **fields}
 
-    def _receive(self, sock: zmq.Socket[bytes]) -> list[protocol.Message]:
-        messages = []
-        while True:
-            try:
-                data = sock.recv(zmq.NOBLOCK)
-            except zmq.Again:
-                return messages
-            try:
-                messages.append(protocol.decode(data))
-            except ProtocolError as error:
-                log.error("dropped a message from the client: %s", error)
-
-    def send_client(self, message: protocol.Message) -> None:
-        self.client.send(protocol.encode(message))
+    def send_worker(self, worker: str, message: protocol.Message) -> bool:
+        """Send to one worker; a worker whose connection is gone (EHOSTUNREACH) is lost: returns False."""
+        try:
+            self.workers.send_multipart([worker.encode(), protocol.encode(message)])
+        except zmq.ZMQError as error:
+            if error.errno != zmq.EHOSTUNREACH:
+                raise
+            self.lose_worker(worker, "its connection is gone (unreachable)")
+            return False
+        return True

@@ -6,6 +6,8 @@ Each node has workers; each worker owns ``width`` cores of its node. A task need
 * **Simple tasks** (one worker, no GPU) are pipelined: each worker gets a short queue of them so that it never
   waits for the master between two short tasks. The queue depth adapts to the observed task duration so that
   about ``target_queue_seconds`` of work waits at a worker (1 for long tasks, up to ``max_depth`` for tiny ones).
+  Idle workers are served first, and the depth stays 1 until every worker started has said hello (a task queued at
+  a worker stays there: the late workers would otherwise find the work taken).
 * **Placed tasks** (several workers, or GPUs) wait until enough workers are idle: on one node if the task fits
   one, else — for ``ranks`` > 1 — rank by rank across nodes (``task["placement"]`` lists ``[node, ranks]``). The
   first placed task that cannot start *reserves* workers: they get no new simple tasks, drain, and then run it
@@ -48,6 +50,11 @@ class NodeSlots:
     """Workers the agent started on this node (they may not have said hello yet)."""
     workers: list[str] = dataclasses.field(default_factory=list)
     lost_workers: int = 0
+
+    @property
+    def starting(self) -> bool:
+        """Some workers the agent started here have not said hello yet."""
+        return len(self.workers) + self.lost_workers < self.expected_workers
 
     @property
     def worker_capacity(self) -> int:
@@ -318,8 +325,12 @@ class Scheduler:
             while (task := self._pop_live(self._simple)) is not None:
                 self._reject(self._simple, self.unsatisfiable_reason(task) or "no worker left")
             return
-        depth = self.depth
-        open_workers = [w for w in self.workers.values() if w.held_by is None and len(w.queue) < depth]
+        # no pipelining while workers are still starting: what a worker queues stays with it, and the others
+        # would find nothing left when they say hello
+        depth = 1 if any(node.starting for node in self.nodes.values()) else self.depth
+        # the least loaded first: a task that arrives alone goes to an idle worker, not behind another's task
+        open_workers = sorted((w for w in self.workers.values() if w.held_by is None and len(w.queue) < depth),
+                              key=lambda w: len(w.queue))
         while open_workers and self._pop_live(self._simple) is not None:
             for worker in open_workers:
                 task = self._pop_live(self._simple)

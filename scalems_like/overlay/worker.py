@@ -19,6 +19,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,9 @@ def _die_with_parent() -> None:
 
 class Worker:
     def __init__(self, master_address: str, uid: str, node: str, heartbeat_interval: float,
-                 heartbeat_timeout: float, mpi_launcher: str) -> None:
+                 heartbeat_timeout: float, mpi_launcher: str, environment: dict[str, str]) -> None:
+        """A worker of the given settings, whose tasks start from ``environment``; no I/O (see
+        :meth:`from_environment` for the settings the agent passes in variables)."""
         self.master_address = master_address
         self.uid = uid
         self.node = node
@@ -66,10 +69,27 @@ class Worker:
         self.last_flush = 0.0
         self.last_sent = 0.0
         self.last_heard = time.time()
-        self.environment = task_environment(dict(os.environ))
+        self.environment = environment
         self.context: zmq.Context[zmq.Socket[bytes]] | None = None
         self.socket: zmq.Socket[bytes] | None = None
         self.poller = zmq.Poller()
+
+    @classmethod
+    def from_environment(cls, master_address: str, uid: str, environ: Mapping[str, str]) -> Worker:
+        """A worker configured by the agent's variables in ``environ`` (the process environment, usually).
+
+        A launcher's rank variable (srun, mpiexec) is appended to ``uid``; the node is SLURM's node name,
+        ``SCALEMS_NODE`` or this host's name; tasks start from ``environ`` without the launcher step's variables.
+        """
+        rank = next((environ[name] for name in RANK_VARIABLES if name in environ), None)
+        node = environ.get("SLURMD_NODENAME") or environ.get("SCALEMS_NODE") or socket.gethostname()
+        return cls(
+            master_address, uid if rank is None else f"{uid}.{rank}", node,
+            heartbeat_interval=float(environ.get("SCALEMS_HEARTBEAT_INTERVAL", "1")),
+            heartbeat_timeout=float(environ.get("SCALEMS_HEARTBEAT_TIMEOUT", "10")),
+            mpi_launcher=environ.get("SCALEMS_MPI_LAUNCHER", "none"),
+            environment=task_environment(dict(environ)),
+        )
 
     # -- plumbing ------------------------------------------------------------------------------------
     def connect(self) -> None:
@@ -300,20 +320,10 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) != 2:
         print("usage: python -m scalems_like.overlay.worker MASTER_ADDRESS WORKER_UID", file=sys.stderr)
         return 2
-    address, uid = argv
-    rank = next((os.environ[name] for name in RANK_VARIABLES if name in os.environ), None)
-    if rank is not None:
-        uid = f"{uid}.{rank}"
     if os.environ.get("SCALEMS_WORKER_DIE_WITH_PARENT") == "1":
         _die_with_parent()
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {uid} %(levelname)s %(message)s")
-    node = os.environ.get("SLURMD_NODENAME") or os.environ.get("SCALEMS_NODE") or socket.gethostname()
-    worker = Worker(
-        address, uid, node,
-        heartbeat_interval=float(os.environ.get("SCALEMS_HEARTBEAT_INTERVAL", "1")),
-        heartbeat_timeout=float(os.environ.get("SCALEMS_HEARTBEAT_TIMEOUT", "10")),
-        mpi_launcher=os.environ.get("SCALEMS_MPI_LAUNCHER", "none"),
-    )
+    worker = Worker.from_environment(*argv, os.environ)
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {worker.uid} %(levelname)s %(message)s")
     try:
         return worker.run()
     finally:

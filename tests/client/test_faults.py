@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import scalems_like as sl
 from scalems_like import TaskState
@@ -19,29 +21,38 @@ CLIENT = textwrap.dedent("""
     session = sl.Session()
     pilot = session.submit_pilot(sl.PilotDescription(cores=2, runtime=300))
     pilot.wait("ACTIVE", timeout=60)
-    session.submit_tasks([sl.TaskDescription(executable="/bin/sleep", arguments=["300"])])
+    session.submit_tasks([sl.TaskDescription(executable="/bin/sleep", arguments=["299.5"])])
     time.sleep(1)
     print(pilot.agent_pid, flush=True)
+    print(pilot.sandbox, flush=True)
     time.sleep(600)
 """)
 
 
 
 
-def test_agent_and_workers_stop_when_the_client_is_killed() -> None:
+def test_agent_and_workers_stop_when_the_client_is_gone_past_its_grace_period(isolated_dirs: Path) -> None:
+    """The agent outlives a killed client (for a reattach) only for the resource's ``client_grace_period``."""
+    resources = isolated_dirs / "config" / "resources"
+    resources.mkdir(parents=True)
+    (resources / "local.yaml").write_text("client_grace_period: 3\n")
     client = subprocess.Popen([sys.executable, "-c", CLIENT], stdout=subprocess.PIPE, text=True)
     assert client.stdout is not None
     agent = int(client.stdout.readline())
     workers = children(agent)
     assert len(workers) == 2 and alive(agent)
+    (sleeper,) = processes("/bin/sleep 299.5")
+    sandbox = Path(client.stdout.readline().strip())
     client.kill()
     client.wait()
-    deadline = time.monotonic() + 40  # heartbeat_timeout is 10 s
+    deadline = time.monotonic() + 30
     while (alive(agent) or any(map(alive, workers))) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not alive(agent), "the agent outlived its client"
+    assert not alive(agent), "the agent outlived its client's grace period"
     assert not any(map(alive, workers)), "a worker outlived its agent"
-
+    assert not alive(sleeper[0]), "the task outlived its agent"
+    stopped = json.loads((sandbox / "agent.stopped").read_text())
+    assert stopped["state"] == "FAILED" and "(client grace period 3 s)" in stopped["reason"]
 
 
 def _parent_of_command(*argv: str) -> int:

@@ -21,6 +21,11 @@ def held(scheduler: Scheduler) -> dict[str, str]:
     return {uid: worker.held_by for uid, worker in scheduler.workers.items() if worker.held_by is not None}
 
 
+def submit_and_schedule(scheduler: Scheduler, *tasks: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    scheduler.submit(tasks)
+    return scheduler.schedule()
+
+
 def uids(assignments: dict[str, list[dict[str, Any]]]) -> dict[str, list[str]]:
     return {worker: [t["uid"] for t in tasks] for worker, tasks in assignments.items()}
 
@@ -32,6 +37,24 @@ def test_simple_tasks_are_pipelined_up_to_the_depth_round_robin() -> None:
     assert scheduler.pending_count == 2
     scheduler.finished("t0")
     assert uids(scheduler.schedule()) == {"n1.w0": ["t4"]}
+
+
+def test_a_task_arriving_alone_goes_to_an_idle_worker_not_behind_another() -> None:
+    """With a deep pipeline (short tasks seen so far), tasks that arrive one by one still spread out."""
+    scheduler = scheduler_with({"n1": (3, 0)}, initial_depth=8)
+    assert uids(submit_and_schedule(scheduler, task("a"))) == {"n1.w0": ["a"]}
+    assert uids(submit_and_schedule(scheduler, task("b"))) == {"n1.w1": ["b"]}
+    assert uids(submit_and_schedule(scheduler, task("c"))) == {"n1.w2": ["c"]}
+    assert uids(submit_and_schedule(scheduler, task("d"))) == {"n1.w0": ["d"]}
+
+
+def test_no_pipelining_until_every_worker_said_hello() -> None:
+    scheduler = Scheduler(width=1, initial_depth=8)
+    scheduler.add_node("n1", 2, 0)
+    scheduler.add_worker("n1.w0", "n1")
+    assert uids(submit_and_schedule(scheduler, task("a"), task("b"), task("c"))) == {"n1.w0": ["a"]}
+    scheduler.add_worker("n1.w1", "n1")
+    assert uids(scheduler.schedule()) == {"n1.w1": ["b"], "n1.w0": ["c"]}  # the idle one first
 
 
 def test_depth_adapts_to_task_duration() -> None:

@@ -1,0 +1,146 @@
+"""Durable sessions with real faults: SIGKILL of the client and of the agent, a pilot's runtime running out.
+
+In each: no finished result is lost, no finished task runs again (every task appends to its own marker file, so
+a second run shows as a second line), and every task ends in a final state with a reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import scalems_like as sl
+from scalems_like import PilotState, TaskState
+from scalems_like.cli.main import main as cli
+from scalems_like.protocol.records import read_records
+from tests.processes import alive, wait_until
+
+CLIENT = textwrap.dedent("""
+    import sys
+    import time
+    import scalems_like as sl
+    marks = sys.argv[1]
+    session = sl.Session()
+    session.submit_pilot(sl.PilotDescription(cores=2, runtime=300))
+    tasks = session.submit_tasks(
+        [sl.TaskDescription(executable="/bin/sh", arguments=["-c", f"echo run >> {marks}/{i}; sleep 1; echo out {i}"])
+         for i in range(6)]
+        + [sl.TaskDescription(function=pow, args=(2, i)) for i in range(20)])
+    tasks[0].wait(timeout=120)
+    print(session.uid, flush=True)
+    time.sleep(600)
+""")
+
+
+def marker_lines(marks: Path) -> dict[str, int]:
+    return {path.name: len(path.read_text().splitlines()) for path in marks.iterdir()}
+
+
+def test_client_killed_then_reattach_collects_what_finished_meanwhile(tmp_path: Path) -> None:
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    client = subprocess.Popen([sys.executable, "-c", CLIENT, str(marks)], stdout=subprocess.PIPE, text=True)
+    assert client.stdout is not None
+    uid = client.stdout.readline().strip()
+    client.kill()  # SIGKILL: no close, no journal flush beyond what was committed
+    client.wait()
+    (pilot_sandbox,) = (Path(os.environ["SCALEMS_LIKE_DATA_DIR"]) / "sandbox" / uid).glob("pilot.*")
+    journal = pilot_sandbox / "agent.journal"
+    wait_until(lambda: sum(u["state"] == "DONE" for u in read_records(journal)) == 26, timeout=60,
+               what="every task finished by the agent while no client listened")
+    session = sl.Session.reattach(uid)
+    try:
+        tasks = session.tasks
+        assert len(tasks) == 26 and all(task.state is TaskState.DONE for task in tasks)  # in hand at once
+        assert [task.stdout for task in tasks[:6]] == [f"out {i}\n" for i in range(6)]
+        assert [task.return_value for task in tasks[6:]] == [2 ** i for i in range(20)]
+        (pilot,) = session.pilots
+        assert pilot.state is PilotState.ACTIVE
+        (more,) = session.submit_tasks([sl.TaskDescription(function=abs, args=(-7,))])
+        assert more.result(timeout=60) == 7  # the agent follows the new client
+    finally:
+        session.close()
+    assert pilot.state is PilotState.DONE
+    assert marker_lines(marks) == {str(i): 1 for i in range(6)}  # nothing ran twice
+    assert cli(["sessions", "--json"]) == 0
+
+
+def test_sessions_lists_state_and_counts(capsys) -> None:  # type: ignore[no-untyped-def]
+    with sl.Session() as session:
+        session.submit_pilot(sl.PilotDescription(cores=1, runtime=300))
+        session.wait_tasks(session.submit_tasks([sl.TaskDescription(executable="/bin/true") for _ in range(3)]
+                                                + [sl.TaskDescription(executable="/bin/false")]), timeout=60)
+    capsys.readouterr()
+    assert cli(["sessions", "--json"]) == 0
+    (row,) = [row for row in json.loads(capsys.readouterr().out) if row["session"] == session.uid]
+    assert row["state"] == "closed" and row["tasks"] == {"DONE": 3, "FAILED": 1}
+    assert row["pilots"] == {"pilot.0000": "DONE"}
+
+
+def test_agent_killed_then_resume_runs_only_what_did_not_finish(tmp_path: Path) -> None:
+    marks = tmp_path / "marks"
+    marks.mkdir()
+
+    def marked(name: str, seconds: float, **fields: object) -> sl.TaskDescription:
+        return sl.TaskDescription(executable="/bin/sh", arguments=["-c", f"echo run >> {marks}/{name}; "
+                                                                   f"sleep {seconds}"], **fields)
+    session = sl.Session()
+    pilot = session.submit_pilot(sl.PilotDescription(cores=3, runtime=300))
+    quick = session.submit_tasks([marked(f"quick{i}", 0) for i in range(4)])
+    session.wait_tasks(quick, timeout=60)
+    stubborn, idempotent, retried = session.submit_tasks([
+        marked("stubborn", 60), marked("idempotent", 60, idempotent=True), marked("retried", 60, retries=1)])
+    wait_until(lambda: len(list(marks.iterdir())) == 7, what="the three long tasks started")
+    uid, agent = session.uid, pilot.agent_pid
+    assert agent is not None
+    session.detach()  # the client goes away (as if killed); then the agent dies with its node
+    os.kill(agent, signal.SIGKILL)
+    wait_until(lambda: not alive(agent))
+    resumed = sl.Session.resume(uid)
+    try:
+        tasks = {task.uid: task for task in resumed.tasks}
+        resumed.wait_tasks(timeout=120)
+        assert all(tasks[task.uid].state is TaskState.DONE for task in quick)
+        assert tasks[stubborn.uid].state is TaskState.FAILED
+        assert tasks[stubborn.uid].reason.startswith(
+            "pilot pilot.0000 ended FAILED: its agent did not answer the reattached client within 10 s")
+        assert tasks[idempotent.uid].state is TaskState.DONE and tasks[retried.uid].state is TaskState.DONE
+        assert tasks[retried.uid].attempt == 1
+        old, new = resumed.pilots
+        assert old.state is PilotState.FAILED and tasks[idempotent.uid].pilot == new.uid
+    finally:
+        resumed.close()
+    lines = marker_lines(marks)
+    assert lines == {**{f"quick{i}": 1 for i in range(4)}, "stubborn": 1, "idempotent": 2, "retried": 2}
+
+
+def test_runtime_end_with_tasks_queued_then_resume(tmp_path: Path) -> None:
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    session = sl.Session()
+    with session:
+        pilot = session.submit_pilot(sl.PilotDescription(cores=1, runtime=6))
+        first, long, queued = session.submit_tasks([
+            sl.TaskDescription(executable="/bin/sh", arguments=["-c", f"echo run >> {marks}/first"]),
+            sl.TaskDescription(executable="/bin/sleep", arguments=["60"]),
+            sl.TaskDescription(executable="/bin/sh", arguments=["-c", f"echo run >> {marks}/queued"]),
+        ])
+        assert pilot.wait(timeout=60) is PilotState.DONE
+        assert first.state is TaskState.DONE
+        assert long.state is TaskState.FAILED and long.interrupted == "running"
+        assert queued.state is TaskState.FAILED and queued.interrupted == "queued"
+    resumed = sl.Session.resume(session.uid)
+    try:
+        again = {task.uid: task for task in resumed.tasks}
+        resumed.wait_tasks(timeout=120)
+        assert again[first.uid].state is TaskState.DONE and again[queued.uid].state is TaskState.DONE
+        assert again[long.uid].state is TaskState.FAILED  # it had started, is not idempotent, has no retries
+        assert again[long.uid].reason == long.reason
+    finally:
+        resumed.close()
+    assert marker_lines(marks) == {"first": 1, "queued": 1}

@@ -1,0 +1,286 @@
+"""The master's steps against real ZeroMQ sockets: a client ROUTER and worker DEALERs played by the test."""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import zmq
+from zmq.utils.monitor import recv_monitor_message
+
+from scalems_like import protocol
+from scalems_like.agent.config import AgentConfig
+from scalems_like.agent.nodes import Node
+from scalems_like.overlay.client_link import ClientLink
+from scalems_like.overlay.master import Master
+from scalems_like.states import TaskState
+
+PATIENCE_MS = 10_000
+
+
+@dataclasses.dataclass
+class Harness:
+    master: Master
+    context: zmq.Context[zmq.Socket[bytes]]
+    client: zmq.Socket[bytes]
+    """The ROUTER the master's client socket connects to."""
+    worker_address: str
+    dealers: list[zmq.Socket[bytes]] = dataclasses.field(default_factory=list)
+
+    def dealer(self, uid: str) -> zmq.Socket[bytes]:
+        """A DEALER connected to the master's worker socket as ``uid`` (closed at the end of the test)."""
+        dealer = self.context.socket(zmq.DEALER)
+        dealer.setsockopt(zmq.LINGER, 0)
+        dealer.setsockopt_string(zmq.IDENTITY, uid)
+        dealer.connect(self.worker_address)
+        self.dealers.append(dealer)
+        return dealer
+
+    def worker(self, uid: str, node: str = "n1") -> zmq.Socket[bytes]:
+        """A worker's DEALER that said hello, once the master has heard it."""
+        dealer = self.dealer(uid)
+        dealer.send(protocol.encode(protocol.WorkerHello(uid, node, "host", 1)))
+        self.pump()
+        assert uid in self.master.scheduler.workers
+        return dealer
+
+    def pump(self) -> None:
+        """Wait for worker messages and let the master handle them."""
+        assert self.master.workers.poll(PATIENCE_MS), "no message from any worker"
+        self.master.handle_worker_messages()
+
+    def client_messages(self, until: type[protocol.Message]) -> list[protocol.Message]:
+        """What the master sent its client, up to the first message of type ``until``."""
+        messages: list[protocol.Message] = []
+        while not messages or not isinstance(messages[-1], until):
+            assert self.client.poll(PATIENCE_MS), f"the client got no {until.__name__}"
+            _identity, data = self.client.recv_multipart()
+            messages.append(protocol.decode(data))
+        return messages
+
+
+def received(dealer: zmq.Socket[bytes]) -> protocol.Message:
+    assert dealer.poll(PATIENCE_MS), "the worker got nothing"
+    return protocol.decode(dealer.recv())
+
+
+def received_run(dealer: zmq.Socket[bytes]) -> list[dict[str, Any]]:
+    message = received(dealer)
+    assert isinstance(message, protocol.RunTasks)
+    return message.tasks
+
+
+def task(uid: str, retries: int = 0, cores: int = 1) -> dict[str, Any]:
+    return {"uid": uid, "cores": cores, "gpus": 0, "ranks": 1, "retries": retries}
+
+
+def update(uid: str, state: str, worker: str, attempt: int) -> dict[str, Any]:
+    return {"uid": uid, "state": state, "time": 1.0, "host": "n1", "worker": worker, "attempt": attempt}
+
+
+def open_master(tmp_path: Path, nodes: list[Node], per_node: int, width: int,
+                context: zmq.Context[zmq.Socket[bytes]]) -> tuple[Master, zmq.Socket[bytes]]:
+    client = context.socket(zmq.ROUTER)
+    client.setsockopt(zmq.LINGER, 0)
+    port = client.bind_to_random_port("tcp://127.0.0.1")
+    config = AgentConfig(pilot_uid="pilot.test", session_uid="session.test", pilot_sandbox=str(tmp_path),
+                         client_address=f"tcp://127.0.0.1:{port}", runtime=300)
+    return Master.open(config, nodes, per_node, width), client
+
+
+@pytest.fixture
+def harness(tmp_path: Path) -> Iterator[Harness]:
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    master, client = open_master(tmp_path, [Node("n1", 2, 0)], 2, 1, context)
+    address = master.bind_workers()
+    master.connect_client()
+    opened = Harness(master, context, client, address)
+    yield opened
+    for dealer in opened.dealers:
+        dealer.close()
+    client.close()
+    if not master.context.closed:
+        if master.link.socket is not None:
+            master.link.socket.setsockopt(zmq.LINGER, 0)
+        master.close()
+    context.destroy(linger=0)
+
+
+def states(harness: Harness, uid: str) -> list[tuple[str, str | None]]:
+    harness.master.handle_flush()
+    return [(u["state"], u.get("reason")) for message in harness.client_messages(until=protocol.TaskUpdates)
+            if isinstance(message, protocol.TaskUpdates) for u in message.updates if u["uid"] == uid]
+
+
+# -- 22: no I/O in the constructor; 7: the width is known from the start -------------------------------------------
+def test_master_constructor_only_holds_what_open_made(tmp_path: Path) -> None:
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    try:
+        config = AgentConfig(pilot_uid="p", session_uid="s", client_address="tcp://127.0.0.1:1",
+                             pilot_sandbox=str(tmp_path), runtime=60)
+        link, workers = ClientLink(config), context.socket(zmq.ROUTER)
+        master = Master(config, [Node("n1", 4, 0)], 2, 2, host="given-host", context=context, link=link,
+                        workers=workers)
+        assert master.host == "given-host" and master.link is link and master.workers is workers
+        assert link.socket is None and not list(tmp_path.iterdir())  # nothing connected, nothing written
+        opened = Master.open(config, [Node("n1", 4, 0)], 2, 2)
+        assert opened.host == socket.gethostname() and opened.workers.type == zmq.ROUTER
+        assert opened.link.socket is None
+        opened.close()
+    finally:
+        context.destroy(linger=0)
+
+
+def test_width_and_capacity_are_known_before_any_worker_says_hello(tmp_path: Path) -> None:
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    try:
+        # a 5-core node with 2 workers of 2 cores: 4 cores to run tasks on
+        master, _client = open_master(tmp_path, [Node("n1", 5, 0)], 2, 2, context)
+        assert master.scheduler.width == 2
+        master.accept([task("four", cores=4), task("five", cores=5)])
+        assert set(master.tasks) == {"four"}
+        (failed,) = [u for u in master.outbox if u["uid"] == "five"]
+        assert failed["state"] == "FAILED" and failed["reason"] == (
+            "needs 5 cores and 0 GPUs on one node; the largest node of this pilot offers 4 cores and 0 GPUs")
+        master.close()
+    finally:
+        context.destroy(linger=0)
+
+
+# -- 8: late updates from a lost worker, or about an earlier attempt ----------------------------------------------
+def test_late_updates_of_a_lost_worker_are_dropped_and_it_is_told_to_stop(harness: Harness) -> None:
+    master = harness.master
+    first, second = harness.worker("w1"), harness.worker("w2")
+    master.accept([task("t", retries=1)])
+    master.handle_schedule()
+    assert isinstance(message := received(first), protocol.RunTasks) and message.tasks[0]["uid"] == "t"
+    master.lose_worker("w1", "silent for 11 s")
+    master.handle_schedule()
+    assert isinstance(message := received(second), protocol.RunTasks) and message.tasks[0]["attempt"] == 1
+
+    first.send(protocol.encode(protocol.TaskUpdates([update("t", "DONE", "w1", 0)])))
+    harness.pump()
+    assert isinstance(received(first), protocol.Shutdown)
+    assert "t" in master.tasks and list(master.scheduler.workers["w2"].queue) == ["t"]
+    assert "w1" not in master.worker_seen
+
+    second.send(protocol.encode(protocol.TaskUpdates([update("t", "FAILED", "w2", 0)])))  # an earlier attempt's
+    harness.pump()
+    assert "t" in master.tasks and list(master.scheduler.workers["w2"].queue) == ["t"]
+
+    second.send(protocol.encode(protocol.TaskUpdates([update("t", "DONE", "w2", 1)])))
+    harness.pump()
+    assert "t" not in master.tasks and not master.scheduler.workers["w2"].queue
+    assert [state for state, _ in states(harness, "t")] == ["QUEUED", "QUEUED", "DONE"]
+
+
+def test_a_lost_worker_that_says_hello_again_is_not_taken_back(harness: Harness) -> None:
+    lost = harness.worker("w1")
+    harness.master.lose_worker("w1", "silent for 11 s")
+    lost.send(protocol.encode(protocol.WorkerHello("w1", "n1", "host", 1)))
+    harness.pump()
+    assert isinstance(received(lost), protocol.Shutdown)
+    assert "w1" not in harness.master.scheduler.workers
+
+
+def test_updates_from_a_worker_that_never_said_hello_are_dropped(harness: Harness) -> None:
+    harness.worker("w1")
+    harness.master.accept([task("t")])
+    harness.master.handle_schedule()
+    stranger = harness.dealer("stranger")
+    stranger.send(protocol.encode(protocol.TaskUpdates([update("t", "DONE", "stranger", 0)])))
+    harness.pump()
+    assert "t" in harness.master.tasks and "stranger" not in harness.master.worker_seen
+
+
+# -- 9: sending to a worker whose connection is gone ---------------------------------------------------------------
+def gone(harness: Harness, dealer: zmq.Socket[bytes]) -> None:
+    """Close a worker's socket and wait until the master's ROUTER saw the disconnection."""
+    monitor = harness.master.workers.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+    try:
+        dealer.close()
+        assert monitor.poll(PATIENCE_MS), "the master's socket never saw the worker go"
+        assert recv_monitor_message(monitor)["event"] == zmq.EVENT_DISCONNECTED
+    finally:
+        harness.master.workers.disable_monitor()
+        monitor.close()
+
+
+def test_a_task_sent_to_a_gone_worker_is_retried_on_another(harness: Harness) -> None:
+    doomed, other = harness.worker("w1"), harness.worker("w2")
+    gone(harness, doomed)
+    harness.master.accept([task("t", retries=1)])
+    harness.master.handle_schedule()  # t goes to w1 first: EHOSTUNREACH
+    assert "w1" not in harness.master.scheduler.workers
+    harness.master.handle_schedule()
+    assert isinstance(message := received(other), protocol.RunTasks)
+    assert message.tasks[0]["uid"] == "t" and message.tasks[0]["attempt"] == 1
+    (_queued, retried) = states(harness, "t")
+    assert retried == ("QUEUED", "retry 1 of 1 after: worker w1 lost: its connection is gone (unreachable)")
+
+
+def test_a_task_sent_to_a_gone_worker_without_retries_fails_and_heartbeats_go_on(harness: Harness) -> None:
+    doomed = harness.worker("w1")
+    gone(harness, doomed)
+    harness.master.accept([task("t")])
+    harness.master.handle_schedule()
+    harness.master.last_heartbeat = 0.0
+    harness.master.handle_heartbeats()
+    assert states(harness, "t")[-1] == ("FAILED", "worker w1 lost: its connection is gone (unreachable)")
+    assert "t" not in harness.master.tasks and "w1" in harness.master.lost_workers
+
+
+# -- 20: the stop's cause decides how tasks end, not its wording --------------------------------------------------
+def stop_and_read(harness: Harness) -> tuple[list[tuple[str, str, str]], protocol.AgentStopping]:
+    """Stop the master; returns the final task updates it sent (uid, state, reason) and its last word."""
+    harness.master.stop_everything()
+    messages = harness.client_messages(until=protocol.AgentStopping)
+    updates = [(u["uid"], u["state"], u["reason"]) for m in messages if isinstance(m, protocol.TaskUpdates)
+               for u in m.updates if u["state"] != "QUEUED"]
+    (stop,) = [m for m in messages if isinstance(m, protocol.AgentStopping)]
+    return updates, stop
+
+
+def test_a_client_shutdown_cancels_the_queued_tasks(harness: Harness) -> None:
+    harness.master.accept([task("t")])  # no worker: t stays queued
+    harness.client_messages(until=protocol.Hello)  # the client's ROUTER knows the agent: it can answer
+    harness.client.send_multipart([b"pilot.test", protocol.encode(protocol.Shutdown("session closed"))])
+    assert harness.master.link.socket is not None and harness.master.link.socket.poll(PATIENCE_MS)
+    harness.master.handle_client_messages()
+    assert harness.master.stop_reason is not None
+    assert harness.master.stop_reason.tasks_end is TaskState.CANCELED
+    updates, stop = stop_and_read(harness)
+    reason = "shut down by the client: session closed"
+    assert updates == [("t", "CANCELED", f"{reason} before the task started")]
+    assert (stop.final_state, stop.reason) == ("DONE", reason)
+
+
+def test_a_failure_worded_like_a_client_shutdown_still_fails_the_tasks(harness: Harness) -> None:
+    harness.master.accept([task("t")])
+    reason = "shut down by the client's batch system (node failure)"
+    harness.master.request_stop("FAILED", reason)
+    updates, stop = stop_and_read(harness)
+    assert updates == [("t", "FAILED", f"{reason} before the task started")]
+    assert (stop.final_state, stop.reason) == ("FAILED", reason)
+
+
+def test_tasks_stopped_by_the_runtime_end_are_marked_interrupted_for_a_resume(harness: Harness) -> None:
+    """Queued tasks say "queued", tasks a worker was running say "running" (a client shutdown marks none)."""
+    worker = harness.worker("w1")  # of the 2 workers started, only w1 said hello
+    harness.master.accept([task("ran"), task("waited", cores=2)])  # "waited" needs both workers
+    harness.master.handle_schedule()
+    assert [t["uid"] for t in received_run(worker)] == ["ran"]
+    worker.send(protocol.encode(protocol.TaskUpdates([update("ran", "RUNNING", "w1", 0)])))
+    harness.pump()
+    harness.master.request_stop("DONE", "pilot runtime of 60 s ended")
+    harness.master.stop_everything()
+    messages = harness.client_messages(until=protocol.AgentStopping)
+    marks = {u["uid"]: (u["state"], u.get("interrupted")) for m in messages if isinstance(m, protocol.TaskUpdates)
+             for u in m.updates if u["state"] != "QUEUED"}
+    assert marks == {"waited": ("FAILED", "queued"), "ran": ("FAILED", "running")}
+    stopped = Path(harness.master.config.pilot_sandbox) / "agent.stopped"
+    assert stopped.exists() and "runtime of 60 s ended" in stopped.read_text()

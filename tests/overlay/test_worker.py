@@ -1,0 +1,71 @@
+"""A worker's construction (settings in, no I/O) and how it runs an executable (a real process, its pidfd)."""
+
+from __future__ import annotations
+
+import select
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scalems_like.overlay.execution import RunningExecutable, start_executable
+from scalems_like.overlay.worker import Worker
+from tests.processes import alive, wait_until
+
+
+def test_worker_constructor_takes_its_task_environment_and_reads_no_variable(monkeypatch: pytest.MonkeyPatch
+                                                                             ) -> None:
+    monkeypatch.setenv("SCALEMS_NODE", "from-the-environment")
+    monkeypatch.setenv("ONLY_IN_OS_ENVIRON", "1")
+    worker = Worker("tcp://127.0.0.1:1", "w", "n1", heartbeat_interval=1.0, heartbeat_timeout=10.0,
+                    mpi_launcher="none", environment={"PATH": "/bin"})
+    assert worker.node == "n1" and worker.environment == {"PATH": "/bin"}
+    assert worker.socket is None  # connect() opens it
+
+
+def test_worker_from_environment_reads_the_agent_variables_and_the_launcher_rank() -> None:
+    environ = {
+        "SCALEMS_NODE": "n7", "SCALEMS_HEARTBEAT_INTERVAL": "2.5", "SCALEMS_HEARTBEAT_TIMEOUT": "30",
+        "SCALEMS_MPI_LAUNCHER": "srun", "SLURM_PROCID": "3", "SLURM_NODELIST": "n[1-4]", "PATH": "/usr/bin",
+    }
+    worker = Worker.from_environment("tcp://127.0.0.1:1", "pilot.worker", environ)
+    assert (worker.uid, worker.node, worker.mpi_launcher) == ("pilot.worker.3", "n7", "srun")
+    assert (worker.heartbeat_interval, worker.heartbeat_timeout) == (2.5, 30.0)
+    assert worker.environment["PATH"] == "/usr/bin" and "SCALEMS_NODE" in worker.environment
+    assert "SLURM_PROCID" not in worker.environment and "SLURM_NODELIST" not in worker.environment  # step's own
+    defaults = Worker.from_environment("tcp://127.0.0.1:1", "w", {"SLURMD_NODENAME": "c042"})
+    assert (defaults.uid, defaults.node, defaults.heartbeat_interval, defaults.mpi_launcher) == ("w", "c042", 1.0,
+                                                                                                   "none")
+
+
+def executable_task(sandbox: Path, script: str) -> dict[str, Any]:
+    return {"uid": "t", "executable": "/bin/sh", "arguments": ["-c", script], "sandbox": str(sandbox),
+            "ranks": 1, "stdout": "stdout", "stderr": "stderr", "timeout": None}
+
+
+def test_running_executable_constructor_opens_nothing() -> None:
+    process: Any = object()  # not a process: the constructor must not look at it
+    running = RunningExecutable({"uid": "t", "timeout": 5}, process, started=100.0, pidfd=-1)
+    assert running.pidfd == -1 and running.deadline == 105.0 and running.ended_by is None
+
+
+def test_started_executable_is_watched_through_its_pidfd(tmp_path: Path) -> None:
+    running = start_executable(executable_task(tmp_path, "echo out; exit 3"), "none", {"PATH": "/bin:/usr/bin"})
+    assert isinstance(running, RunningExecutable)
+    readable, _, _ = select.select([running.pidfd], [], [], 30)
+    assert readable == [running.pidfd]  # the pidfd tells the end without waiting on the process
+    update: dict[str, Any] = {}
+    running.finish(update)
+    assert update == {"exit_code": 3, "state": "FAILED", "reason": "exited with code 3"}
+    assert (tmp_path / "stdout").read_text() == "out\n"
+
+
+def test_open_of_an_ended_process_still_reports_its_end(tmp_path: Path) -> None:
+    process = subprocess.Popen(["/bin/true"])
+    wait_until(lambda: not alive(process.pid), what="/bin/true ended (a zombie, not yet reaped)")
+    running = RunningExecutable.open({"uid": "t"}, process, started=time.time())
+    update: dict[str, Any] = {}
+    running.finish(update)
+    assert update == {"exit_code": 0, "state": "DONE"}
