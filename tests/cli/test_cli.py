@@ -2,8 +2,10 @@ import json
 import subprocess
 import sys
 
+import scalems_like as sl
 from scalems_like import paths
 from scalems_like.cli.main import main
+from scalems_like.protocol import PROTOCOL_VERSION
 
 
 def test_resources_lists_local_as_json(capsys) -> None:  # type: ignore[no-untyped-def]
@@ -24,7 +26,7 @@ def test_resources_reports_a_bad_file_and_exits_1(capsys) -> None:  # type: igno
 def test_module_entry_point_runs() -> None:
     result = subprocess.run([sys.executable, "-m", "scalems_like", "version"], capture_output=True, text=True,
                             check=True)
-    assert result.stdout.startswith("scalems_like 0.1.0 (protocol 1)")
+    assert result.stdout.startswith(f"scalems_like {sl.__version__} (protocol {PROTOCOL_VERSION})")
 
 
 def test_status_shows_each_pilots_bootstrap_step_and_sandbox(capsys) -> None:  # type: ignore[no-untyped-def]
