@@ -36,6 +36,8 @@ class AgentConfig:
     client_grace: float = 600.0
     """Seconds the agent goes on without any client (its tasks run on; results wait for a reattach)."""
     ssh_command: str = "ssh -o BatchMode=yes"
+    insecure: bool = False
+    """No CurveZMQ (debugging only); else the keys are in ``PILOT_SANDBOX/keys/agent.json``."""
 
     def write(self, directory: Path) -> Path:
         """Write atomically (temp file + rename), readable by the owner only."""

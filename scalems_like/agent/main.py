@@ -16,6 +16,7 @@ from scalems_like.agent import launch
 from scalems_like.agent.config import AgentConfig
 from scalems_like.agent.nodes import discover
 from scalems_like.overlay.master import Master
+from scalems_like.protocol.curve import warn_insecure
 
 log = logging.getLogger("scalems_like.agent")
 
@@ -31,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
     config = AgentConfig.read(sandbox)
+    if config.insecure:
+        warn_insecure(f"agent of pilot {config.pilot_uid}")
     nodes = discover(config.cores, config.gpus, config.nodes)
     per_node = config.workers_per_node or nodes[0].cores
     width = max(1, nodes[0].cores // per_node)
@@ -38,12 +41,14 @@ def main(argv: list[str] | None = None) -> int:
              [node.name for node in nodes], per_node, width)
     master = Master.open(config, nodes, per_node, width)
     address = master.bind_workers()
+    log.info("workers connect to %s (%s)", address, "INSECURE" if config.insecure else "CurveZMQ")
     environment = {
         **os.environ,
         "SCALEMS_HEARTBEAT_INTERVAL": str(config.heartbeat_interval),
         "SCALEMS_HEARTBEAT_TIMEOUT": str(config.heartbeat_timeout),
         "SCALEMS_MPI_LAUNCHER": config.mpi_launcher,
         "SCALEMS_PILOT_SANDBOX": str(sandbox),
+        "SCALEMS_INSECURE": "1" if config.insecure else "0",
     }
     prefix = f"{config.pilot_uid}.worker"
     processes = launch.start_workers(config.launch_method, nodes, per_node, width, address, prefix,

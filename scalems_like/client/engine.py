@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 import zmq
+from zmq.auth.thread import ThreadAuthenticator
 
 from scalems_like import protocol
 from scalems_like.adapters import BatchAdapter, JobEvent, JobState
@@ -39,6 +40,7 @@ from scalems_like.client.pilot import BootstrapEvent, Pilot
 from scalems_like.client.task import Task
 from scalems_like.errors import ProtocolError, ScalemsError
 from scalems_like.network import bind_and_advertise, unbounded
+from scalems_like.protocol import curve
 from scalems_like.staging.runner import outputs_for, run_directives, sandbox_roots
 from scalems_like.states import PilotState, TaskState, pilot_transition_allowed
 
@@ -100,6 +102,7 @@ class Engine:
         self.journal: Journal | None = None
         self.journal_batch: list[dict[str, Any]] = []
         self.hold_pending = False
+        self.authenticator: ThreadAuthenticator | None = None
         """True while a session is restored: pending tasks wait for the decision on a new pilot."""
 
     # -- life cycle ----------------------------------------------------------------------------------
@@ -108,6 +111,11 @@ class Engine:
         self.router = unbounded(self.context.socket(zmq.ROUTER))
         self.router.setsockopt(zmq.LINGER, 0)
         self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        keys = self.session._keys
+        if keys is not None:
+            curve.serve(self.router, keys.client_public, keys.client_secret)
+            self.authenticator = curve.start_authenticator(self.context, {keys.agent_public},
+                                                           f"session {self.session.uid}")
         self.wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self.blocking = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix=f"scalems-like-{self.session.uid}")
         self.thread = threading.Thread(target=self.run, name=f"scalems-like-{self.session.uid}", daemon=True)
@@ -123,6 +131,9 @@ class Engine:
         self.blocking.shutdown(wait=True)
         assert self.router is not None and self.context is not None
         self.router.close()
+        if self.authenticator is not None:
+            self.authenticator.stop()
+            self.authenticator = None
         self.context.term()
         with self.post_lock:
             os.close(self.wake_fd)

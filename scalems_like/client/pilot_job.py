@@ -22,6 +22,7 @@ from scalems_like.agent.config import AgentConfig, write_private_file
 from scalems_like.client import environment
 from scalems_like.client.wheel import build_wheel
 from scalems_like.descriptions import PilotDescription
+from scalems_like.protocol.curve import AgentKeys
 from scalems_like.resources import ResourceConfig
 
 
@@ -42,8 +43,11 @@ def hook_script(lines: list[str]) -> str:
 
 
 def render_pilot(*, session_uid: str, pilot_uid: str, description: PilotDescription, resource: ResourceConfig,
-                 client_address: str, session_sandbox: Path) -> tuple[PilotJob, Path]:
-    """Write the pilot sandbox and return the batch job that runs its bootstrap (and the sandbox)."""
+                 client_address: str, session_sandbox: Path, keys: AgentKeys | None) -> tuple[PilotJob, Path]:
+    """Write the pilot sandbox and return the batch job that runs its bootstrap (and the sandbox).
+
+    ``keys``: the agent's CurveZMQ keys, written to ``keys/agent.json`` (None: an insecure pilot).
+    """
     spec = environment.parse(description.environment, resource)
     resource_sandbox = session_sandbox.parent
     wheel = build_wheel(resource_sandbox / "wheels") if environment.needs_wheel(spec) else None
@@ -67,8 +71,10 @@ def render_pilot(*, session_uid: str, pilot_uid: str, description: PilotDescript
         mpi_launcher=resource.mpi_launcher, agent_address=resource.agent_address,
         workers_per_node=resource.workers_per_node, heartbeat_interval=resource.heartbeat_interval,
         heartbeat_timeout=resource.heartbeat_timeout, client_grace=resource.client_grace_period,
-        ssh_command=resource.ssh_command,
+        ssh_command=resource.ssh_command, insecure=keys is None,
     ).write(sandbox)
+    if keys is not None:
+        keys.write(sandbox)
     job = PilotJob(
         name=f"scalems-{pilot_uid}", executable="/bin/sh", arguments=(str(script), str(sandbox)),
         directory=sandbox, stdout=sandbox / "job.out", stderr=sandbox / "job.err", environment={},

@@ -25,6 +25,7 @@ from scalems_like.client.pilot_job import make_private_directory, render_pilot
 from scalems_like.client.task import Task
 from scalems_like.descriptions import PilotDescription, TaskDescription
 from scalems_like.errors import ConfigError, ScalemsError, SubmitError, WaitTimeout
+from scalems_like.protocol.curve import SESSION_KEYS_FILE, SessionKeys, insecure_requested, warn_insecure
 from scalems_like.resources import ResourceConfig, load_resource
 from scalems_like.staging.actions import StagingError
 from scalems_like.staging.directives import check_client_side, for_shared_filesystem
@@ -84,6 +85,8 @@ class Session:
         self._opened = False
         self._closed = False
         self._journal: Journal | None = None
+        self._keys: SessionKeys | None = None
+        """CurveZMQ keys of the session (None: insecure, for debugging; see protocol/curve.py)."""
 
     def __repr__(self) -> str:
         return f"<Session {self.uid} pilots={len(self._pilots)} tasks={len(self._tasks)}>"
@@ -110,8 +113,22 @@ class Session:
             self._journal.on_commit = self._engine.on_journal_commit
             self._journal.start()
             self._engine.journal = self._journal
+        self._keys = self._session_keys()
         self._engine.start()
         self._opened = True
+
+    def _session_keys(self) -> SessionKeys | None:
+        """The session's keys: those its journal directory holds (a reattached session), or new ones."""
+        if insecure_requested():
+            warn_insecure(f"session {self.uid}")
+            return None
+        directory = self._journal.path.parent if self._journal is not None else None
+        if directory is not None and (directory / SESSION_KEYS_FILE).exists():
+            return SessionKeys.read(directory)
+        keys = SessionKeys.generate()
+        if directory is not None:
+            keys.write(directory)
+        return keys
 
     # -- durable sessions ----------------------------------------------------------------------------
     @classmethod
@@ -186,7 +203,8 @@ class Session:
             uid = f"pilot.{next(self._pilot_numbers):04d}"
         session_sandbox = make_private_directory(paths.expand(resource.sandbox) / self.uid)
         job, sandbox = render_pilot(session_uid=self.uid, pilot_uid=uid, description=description,
-                                    resource=resource, client_address=address, session_sandbox=session_sandbox)
+                                    resource=resource, client_address=address, session_sandbox=session_sandbox,
+                                    keys=self._keys.for_agent if self._keys else None)
         staged = run_directives(description.input_staging, {**sandbox_roots(sandbox), "client": Path.cwd()}, "input")
         if staged is not None:
             raise StagingError(f"pilot {uid} was not submitted: {staged}")

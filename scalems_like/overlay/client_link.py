@@ -25,6 +25,8 @@ from scalems_like import protocol
 from scalems_like.agent.config import AgentConfig, write_private_file
 from scalems_like.errors import ProtocolError
 from scalems_like.network import unbounded
+from scalems_like.protocol import curve
+from scalems_like.protocol.curve import AgentKeys
 from scalems_like.protocol.records import ALIVE_FILE, STOPPED_FILE, append_record, read_client_address
 from scalems_like.protocol.records import FILE_NAME as JOURNAL_FILE
 
@@ -34,8 +36,10 @@ FINAL = {"DONE", "FAILED", "CANCELED"}
 
 
 class ClientLink:
-    def __init__(self, config: AgentConfig) -> None:
+    def __init__(self, config: AgentConfig, keys: AgentKeys | None) -> None:
+        """A link that will connect with the agent's CurveZMQ ``keys`` (None: insecure); no I/O."""
         self.config = config
+        self.keys = keys
         self.sandbox = Path(config.pilot_sandbox)
         self.socket: zmq.Socket[bytes] | None = None
         self.address = config.client_address
@@ -67,6 +71,8 @@ class ClientLink:
         self.socket = unbounded(context.socket(zmq.DEALER))
         self.socket.setsockopt(zmq.LINGER, 5000)
         self.socket.setsockopt_string(zmq.IDENTITY, self.config.pilot_uid)
+        if self.keys is not None:
+            curve.connect_as(self.socket, self.keys.client_public, self.keys.agent_public, self.keys.agent_secret)
         self.socket.connect(self.address)
         poller.register(self.socket, zmq.POLLIN)
         log.info("connecting to the client at %s", self.address)

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import zmq
+from zmq.auth.thread import ThreadAuthenticator
 
 from scalems_like import protocol
 from scalems_like.agent.config import AgentConfig
@@ -36,6 +37,8 @@ from scalems_like.errors import ProtocolError
 from scalems_like.network import bind_and_advertise, unbounded
 from scalems_like.overlay.client_link import ClientLink
 from scalems_like.overlay.scheduler import Scheduler
+from scalems_like.protocol import curve
+from scalems_like.protocol.curve import AgentKeys
 from scalems_like.protocol.feedback import parse_events
 from scalems_like.states import PilotState, TaskState
 
@@ -70,7 +73,8 @@ def read_bootstrap_events(sandbox: Path) -> list[list[object]]:
 
 class Master:
     def __init__(self, config: AgentConfig, nodes: list[Node], per_node: int, width: int, *, host: str,
-                 context: zmq.Context[zmq.Socket[bytes]], link: ClientLink, workers: zmq.Socket[bytes]) -> None:
+                 context: zmq.Context[zmq.Socket[bytes]], link: ClientLink, workers: zmq.Socket[bytes],
+                 keys: AgentKeys | None) -> None:
         """Hold what :meth:`open` made (the sockets, this host's name); does no I/O itself."""
         self.config = config
         self.nodes = nodes
@@ -92,20 +96,28 @@ class Master:
         self.context = context
         self.link = link
         self.workers = workers
+        self.keys = keys
+        self.authenticator: ThreadAuthenticator | None = None
         self.poller = zmq.Poller()
 
     @classmethod
     def open(cls, config: AgentConfig, nodes: list[Node], per_node: int, width: int) -> Master:
-        """A master with its ZeroMQ context and (not yet bound or connected) sockets."""
+        """A master with its ZeroMQ context, (not yet bound or connected) sockets and keys (read from the pilot
+        sandbox unless the pilot is insecure)."""
+        keys = None if config.insecure else AgentKeys.read(Path(config.pilot_sandbox))
         context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         return cls(config, nodes, per_node, width, host=socket.gethostname(), context=context,
-                   link=ClientLink(config), workers=unbounded(context.socket(zmq.ROUTER)))
+                   link=ClientLink(config, keys), workers=unbounded(context.socket(zmq.ROUTER)), keys=keys)
 
     # -- set up --------------------------------------------------------------------------------------
     def bind_workers(self) -> str:
         """Bind the worker socket; returns the address workers connect to."""
         self.workers.setsockopt(zmq.LINGER, 0)
         self.workers.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        if self.keys is not None:  # workers hold the agent's own key pair
+            curve.serve(self.workers, self.keys.agent_public, self.keys.agent_secret)
+            self.authenticator = curve.start_authenticator(self.context, {self.keys.agent_public},
+                                                           f"agent {self.config.pilot_uid}")
         self.poller.register(self.workers, zmq.POLLIN)
         return bind_and_advertise(self.workers, self.config.agent_address)
 
@@ -374,6 +386,8 @@ class Master:
         stop = self.stop_reason or Stop(PilotState.FAILED, "the agent closed before its loop ran")
         self.link.close(stop.pilot_state.value, stop.reason)
         self.workers.close(linger=0)
+        if self.authenticator is not None:
+            self.authenticator.stop()
         self.context.term()
 
     def collect_last_updates(self, patience: float = 5.0) -> None:

@@ -27,9 +27,11 @@ import zmq
 
 from scalems_like import protocol
 from scalems_like.agent.launch import task_environment
-from scalems_like.errors import ProtocolError, TaskCanceled, TaskTimeout
+from scalems_like.errors import ConfigError, ProtocolError, TaskCanceled, TaskTimeout
 from scalems_like.network import unbounded
 from scalems_like.overlay.execution import RunningExecutable, run_function, start_executable
+from scalems_like.protocol import curve
+from scalems_like.protocol.curve import AgentKeys
 from scalems_like.staging.directives import Directive
 from scalems_like.staging.runner import outputs_for, run_directives, worker_roots
 
@@ -50,15 +52,18 @@ def _die_with_parent() -> None:
 
 class Worker:
     def __init__(self, master_address: str, uid: str, node: str, heartbeat_interval: float,
-                 heartbeat_timeout: float, mpi_launcher: str, environment: dict[str, str]) -> None:
-        """A worker of the given settings, whose tasks start from ``environment``; no I/O (see
-        :meth:`from_environment` for the settings the agent passes in variables)."""
+                 heartbeat_timeout: float, mpi_launcher: str, environment: dict[str, str],
+                 keys: AgentKeys | None = None) -> None:
+        """A worker of the given settings, whose tasks start from ``environment``, connecting with the agent's
+        CurveZMQ ``keys`` (None: insecure); no I/O (see :meth:`from_environment` for the settings the agent
+        passes in variables)."""
         self.master_address = master_address
         self.uid = uid
         self.node = node
         self.heartbeat_interval = heartbeat_interval
         self.heartbeat_timeout = heartbeat_timeout
         self.mpi_launcher = mpi_launcher
+        self.keys = keys
         self.inbox: collections.deque[dict[str, Any]] = collections.deque()
         self.outbox: list[dict[str, Any]] = []
         self.running: RunningExecutable | None = None
@@ -80,7 +85,11 @@ class Worker:
 
         A launcher's rank variable (srun, mpiexec) is appended to ``uid``; the node is SLURM's node name,
         ``SCALEMS_NODE`` or this host's name; tasks start from ``environ`` without the launcher step's variables.
+        The keys are read from ``$SCALEMS_PILOT_SANDBOX/keys/agent.json`` unless ``SCALEMS_INSECURE=1``.
         """
+        insecure = environ.get("SCALEMS_INSECURE") == "1"
+        if not insecure and "SCALEMS_PILOT_SANDBOX" not in environ:
+            raise ConfigError("SCALEMS_PILOT_SANDBOX is not set: the worker cannot find the agent's keys")
         rank = next((environ[name] for name in RANK_VARIABLES if name in environ), None)
         node = environ.get("SLURMD_NODENAME") or environ.get("SCALEMS_NODE") or socket.gethostname()
         return cls(
@@ -89,6 +98,7 @@ class Worker:
             heartbeat_timeout=float(environ.get("SCALEMS_HEARTBEAT_TIMEOUT", "10")),
             mpi_launcher=environ.get("SCALEMS_MPI_LAUNCHER", "none"),
             environment=task_environment(dict(environ)),
+            keys=None if insecure else AgentKeys.read(Path(environ["SCALEMS_PILOT_SANDBOX"])),
         )
 
     # -- plumbing ------------------------------------------------------------------------------------
@@ -97,6 +107,8 @@ class Worker:
         self.socket = unbounded(self.context.socket(zmq.DEALER))
         self.socket.setsockopt(zmq.LINGER, 2000)
         self.socket.setsockopt_string(zmq.IDENTITY, self.uid)
+        if self.keys is not None:
+            curve.connect_as(self.socket, self.keys.agent_public, self.keys.agent_public, self.keys.agent_secret)
         self.socket.connect(self.master_address)
         self.send(protocol.WorkerHello(self.uid, self.node, socket.gethostname(), os.getpid()))
 

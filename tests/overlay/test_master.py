@@ -17,6 +17,8 @@ from scalems_like.agent.config import AgentConfig
 from scalems_like.agent.nodes import Node
 from scalems_like.overlay.client_link import ClientLink
 from scalems_like.overlay.master import Master
+from scalems_like.protocol import curve
+from scalems_like.protocol.curve import SessionKeys
 from scalems_like.states import TaskState
 
 PATIENCE_MS = 10_000
@@ -29,6 +31,7 @@ class Harness:
     client: zmq.Socket[bytes]
     """The ROUTER the master's client socket connects to."""
     worker_address: str
+    keys: SessionKeys
     dealers: list[zmq.Socket[bytes]] = dataclasses.field(default_factory=list)
 
     def dealer(self, uid: str) -> zmq.Socket[bytes]:
@@ -36,6 +39,7 @@ class Harness:
         dealer = self.context.socket(zmq.DEALER)
         dealer.setsockopt(zmq.LINGER, 0)
         dealer.setsockopt_string(zmq.IDENTITY, uid)
+        curve.connect_as(dealer, self.keys.agent_public, self.keys.agent_public, self.keys.agent_secret)
         dealer.connect(self.worker_address)
         self.dealers.append(dealer)
         return dealer
@@ -83,22 +87,27 @@ def update(uid: str, state: str, worker: str, attempt: int) -> dict[str, Any]:
 
 
 def open_master(tmp_path: Path, nodes: list[Node], per_node: int, width: int,
-                context: zmq.Context[zmq.Socket[bytes]]) -> tuple[Master, zmq.Socket[bytes]]:
+                context: zmq.Context[zmq.Socket[bytes]]) -> tuple[Master, zmq.Socket[bytes], SessionKeys]:
+    """A master whose client is a CURVE ROUTER of ``context`` (which must have an authenticator)."""
+    keys = SessionKeys.generate()
+    keys.for_agent.write(tmp_path)
     client = context.socket(zmq.ROUTER)
     client.setsockopt(zmq.LINGER, 0)
+    curve.serve(client, keys.client_public, keys.client_secret)
     port = client.bind_to_random_port("tcp://127.0.0.1")
     config = AgentConfig(pilot_uid="pilot.test", session_uid="session.test", pilot_sandbox=str(tmp_path),
                          client_address=f"tcp://127.0.0.1:{port}", runtime=300)
-    return Master.open(config, nodes, per_node, width), client
+    return Master.open(config, nodes, per_node, width), client, keys
 
 
 @pytest.fixture
 def harness(tmp_path: Path) -> Iterator[Harness]:
     context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    master, client = open_master(tmp_path, [Node("n1", 2, 0)], 2, 1, context)
+    master, client, keys = open_master(tmp_path, [Node("n1", 2, 0)], 2, 1, context)
+    authenticator = curve.start_authenticator(context, {keys.agent_public}, "the test's client")
     address = master.bind_workers()
     master.connect_client()
-    opened = Harness(master, context, client, address)
+    opened = Harness(master, context, client, address, keys)
     yield opened
     for dealer in opened.dealers:
         dealer.close()
@@ -107,6 +116,7 @@ def harness(tmp_path: Path) -> Iterator[Harness]:
         if master.link.socket is not None:
             master.link.socket.setsockopt(zmq.LINGER, 0)
         master.close()
+    authenticator.stop()
     context.destroy(linger=0)
 
 
@@ -121,10 +131,10 @@ def test_master_constructor_only_holds_what_open_made(tmp_path: Path) -> None:
     context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     try:
         config = AgentConfig(pilot_uid="p", session_uid="s", client_address="tcp://127.0.0.1:1",
-                             pilot_sandbox=str(tmp_path), runtime=60)
-        link, workers = ClientLink(config), context.socket(zmq.ROUTER)
+                             pilot_sandbox=str(tmp_path), runtime=60, insecure=True)
+        link, workers = ClientLink(config, None), context.socket(zmq.ROUTER)
         master = Master(config, [Node("n1", 4, 0)], 2, 2, host="given-host", context=context, link=link,
-                        workers=workers)
+                        workers=workers, keys=None)
         assert master.host == "given-host" and master.link is link and master.workers is workers
         assert link.socket is None and not list(tmp_path.iterdir())  # nothing connected, nothing written
         opened = Master.open(config, [Node("n1", 4, 0)], 2, 2)
@@ -139,7 +149,7 @@ def test_width_and_capacity_are_known_before_any_worker_says_hello(tmp_path: Pat
     context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     try:
         # a 5-core node with 2 workers of 2 cores: 4 cores to run tasks on
-        master, _client = open_master(tmp_path, [Node("n1", 5, 0)], 2, 2, context)
+        master, _client, _keys = open_master(tmp_path, [Node("n1", 5, 0)], 2, 2, context)
         assert master.scheduler.width == 2
         master.accept([task("four", cores=4), task("five", cores=5)])
         assert set(master.tasks) == {"four"}

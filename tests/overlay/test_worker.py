@@ -28,14 +28,15 @@ def test_worker_constructor_takes_its_task_environment_and_reads_no_variable(mon
 def test_worker_from_environment_reads_the_agent_variables_and_the_launcher_rank() -> None:
     environ = {
         "SCALEMS_NODE": "n7", "SCALEMS_HEARTBEAT_INTERVAL": "2.5", "SCALEMS_HEARTBEAT_TIMEOUT": "30",
-        "SCALEMS_MPI_LAUNCHER": "srun", "SLURM_PROCID": "3", "SLURM_NODELIST": "n[1-4]", "PATH": "/usr/bin",
+        "SCALEMS_MPI_LAUNCHER": "srun", "SCALEMS_INSECURE": "1", "SLURM_PROCID": "3", "SLURM_NODELIST": "n[1-4]",
+        "PATH": "/usr/bin",
     }
     worker = Worker.from_environment("tcp://127.0.0.1:1", "pilot.worker", environ)
     assert (worker.uid, worker.node, worker.mpi_launcher) == ("pilot.worker.3", "n7", "srun")
     assert (worker.heartbeat_interval, worker.heartbeat_timeout) == (2.5, 30.0)
     assert worker.environment["PATH"] == "/usr/bin" and "SCALEMS_NODE" in worker.environment
     assert "SLURM_PROCID" not in worker.environment and "SLURM_NODELIST" not in worker.environment  # step's own
-    defaults = Worker.from_environment("tcp://127.0.0.1:1", "w", {"SLURMD_NODENAME": "c042"})
+    defaults = Worker.from_environment("tcp://127.0.0.1:1", "w", {"SLURMD_NODENAME": "c042", "SCALEMS_INSECURE": "1"})
     assert (defaults.uid, defaults.node, defaults.heartbeat_interval, defaults.mpi_launcher) == ("w", "c042", 1.0,
                                                                                                    "none")
 

@@ -1,0 +1,128 @@
+"""Secure channels, for real: rogue peers (without keys, with keys of their own) against a live session's client
+socket and a live agent's worker socket; the key files' permissions; the insecure mode's warning."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import zmq
+from zmq.utils.monitor import recv_monitor_message
+
+import scalems_like as sl
+from scalems_like import protocol
+from scalems_like.errors import ConfigError
+from scalems_like.protocol import curve
+from scalems_like.protocol.curve import AgentKeys, SessionKeys
+
+PATIENCE_MS = 10_000
+
+
+@pytest.fixture
+def context() -> Iterator[zmq.Context[zmq.Socket[bytes]]]:
+    opened: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    yield opened
+    opened.destroy(linger=0)
+
+
+def rogue_attempt(context: zmq.Context[zmq.Socket[bytes]], address: str, identity: str,
+                  messages: list[protocol.Message], server_public: bytes | None) -> tuple[int, bool]:
+    """Connect a DEALER as ``identity`` (a CURVE client with keys of its own if ``server_public`` is given), send
+    ``messages``; returns the handshake's outcome (a monitor event) and whether anything came back."""
+    rogue = context.socket(zmq.DEALER)
+    rogue.setsockopt(zmq.LINGER, 0)
+    rogue.setsockopt_string(zmq.IDENTITY, identity)
+    if server_public is not None:
+        public, secret = zmq.curve_keypair()
+        curve.connect_as(rogue, server_public, public, secret)
+    monitor = rogue.get_monitor_socket()
+    outcome = 0
+    try:
+        rogue.connect(address)
+        for message in messages:
+            rogue.send(protocol.encode(message))
+        handshake = (zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+                     | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+        while not outcome & handshake:
+            assert monitor.poll(PATIENCE_MS), "no handshake outcome"
+            event = recv_monitor_message(monitor)["event"]
+            outcome = event if event & handshake else 0
+        answered = bool(rogue.poll(1500))
+    finally:
+        rogue.disable_monitor()
+        monitor.close()
+        rogue.close()
+    return outcome, answered
+
+
+def test_rogue_peers_are_refused_by_the_client_and_the_agent_and_the_session_goes_on(
+        session: sl.Session, local_pilot: sl.Pilot, context: zmq.Context[zmq.Socket[bytes]]) -> None:
+    keys = SessionKeys.read(Path(session._journal.path).parent)  # type: ignore[union-attr]
+    (client_address,) = session._engine.endpoints.values()
+    log = (local_pilot.sandbox / "agent.log").read_text()
+    worker_address = re.search(r"workers connect to (\S+) \(CurveZMQ\)", log)
+    assert worker_address is not None, log
+    as_agent = [protocol.AgentStopping("FAILED", "a rogue says the pilot failed")]
+    as_worker = [protocol.WorkerHello("rogue", "vm", "vm", 1),
+                 protocol.TaskUpdates([{"uid": "task.000000", "state": "FAILED", "time": 1.0, "reason": "forged"}])]
+    attempts = {
+        "client, no keys": (client_address, local_pilot.uid, as_agent, None),
+        "client, own keys": (client_address, local_pilot.uid, as_agent, keys.client_public),
+        "agent, no keys": (worker_address.group(1), "rogue", as_worker, None),
+        "agent, own keys": (worker_address.group(1), "rogue", as_worker, keys.agent_public),
+    }
+    for what, (address, identity, messages, server_public) in attempts.items():
+        outcome, answered = rogue_attempt(context, address, identity, messages, server_public)
+        # without keys: a mechanism mismatch (NULL against CURVE); with others: ZAP says no (status 400)
+        expected = ({zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL, zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL} if server_public is None
+                    else {zmq.EVENT_HANDSHAKE_FAILED_AUTH})
+        assert outcome in expected, f"{what}: handshake outcome {outcome}"
+        assert not answered, f"{what}: the rogue got an answer"
+    (task,) = session.submit_tasks([sl.TaskDescription(function=abs, args=(-3,))])
+    assert task.result(timeout=60) == 3
+    assert local_pilot.state is sl.PilotState.ACTIVE
+    assert session.tasks[0].state is not sl.TaskState.FAILED  # the forged update for task.000000 was not read
+    assert "refused a peer with an unknown key" in (local_pilot.sandbox / "agent.log").read_text()
+
+
+def test_key_files_are_private_and_a_readable_one_is_refused(tmp_path: Path) -> None:
+    keys = SessionKeys.generate()
+    written = keys.for_agent.write(tmp_path)
+    assert stat.S_IMODE(written.stat().st_mode) == 0o600
+    assert stat.S_IMODE(written.parent.stat().st_mode) == 0o700
+    assert AgentKeys.read(tmp_path) == keys.for_agent
+    assert "client_secret" not in json.loads(written.read_text())  # the client's secret never leaves the client
+    session_file = keys.write(tmp_path)
+    assert stat.S_IMODE(session_file.stat().st_mode) == 0o600 and SessionKeys.read(tmp_path) == keys
+    written.chmod(0o644)
+    with pytest.raises(ConfigError, match=r"agent.json: permissions 644 let others read the session keys"):
+        AgentKeys.read(tmp_path)
+    written.chmod(0o600)
+    written.write_text('{"client_public": "short"}')
+    with pytest.raises(ConfigError, match="not a key file"):
+        AgentKeys.read(tmp_path)
+
+
+def test_insecure_mode_works_and_says_so_loudly(isolated_dirs: Path) -> None:
+    script = textwrap.dedent("""
+        import scalems_like as sl
+        with sl.Session() as session:
+            pilot = session.submit_pilot(sl.PilotDescription(cores=1, runtime=60))
+            (task,) = session.submit_tasks([sl.TaskDescription(function=abs, args=(-7,))])
+            print(task.result(timeout=60), (pilot.sandbox / "keys").exists(), flush=True)
+            print(pilot.sandbox, flush=True)
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "SCALEMS_LIKE_INSECURE": "1"}, check=True)
+    answer, sandbox = result.stdout.splitlines()
+    assert answer == "7 False"
+    assert "INSECURE: session" in result.stderr and "anyone who can reach its ports" in result.stderr
+    assert "INSECURE: agent of pilot pilot.0000" in (Path(sandbox) / "agent.log").read_text()
