@@ -99,6 +99,7 @@ build_conda() {  # build_conda TARGET — a new conda env in TARGET from the env
 
 LOCK_STALE_MINUTES=5  # a lock whose holder has not refreshed it for this long is stale (holder on any host)
 HELD_LOCK=""
+LOCK_REFRESHER=""
 
 lock_is_stale() {  # lock_is_stale LOCK HOLDER — the holder died (same host), or stopped refreshing the lock
     if [ -n "$2" ] && [ "${2%% *}" = "$(hostname)" ]; then
@@ -124,14 +125,18 @@ lock_env() {  # take the env's lock; wait while another live pilot holds it
     done
     HELD_LOCK=$lock
     echo "$(hostname) $$" >"$lock/owner"
-    # refresh the lock while this shell lives, so that pilots on other hosts can tell a long build from a dead one
-    (while sleep 30 && kill -0 $$ 2>/dev/null && [ -d "$lock" ]; do touch "$lock/owner"; done) >/dev/null 2>&1 &
+    # refresh the lock while this shell lives, so that pilots on other hosts can tell a long build from a dead one;
+    # with no inherited descriptor (a launcher's log pipe held open would keep the job "running" for its watcher)
+    (while sleep 30 && kill -0 $$ 2>/dev/null && [ -d "$lock" ]; do touch "$lock/owner"; done) \
+        </dev/null >/dev/null 2>&1 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
+    LOCK_REFRESHER=$!
 }
 
 release_lock() {  # give the lock back (and drop a half-built env): after a build, a failure or a signal
     [ -n "$HELD_LOCK" ] || return 0
     rm -rf "$SCALEMS_ENV_DIR.building" "$HELD_LOCK"
     HELD_LOCK=""
+    if [ -n "$LOCK_REFRESHER" ]; then kill "$LOCK_REFRESHER" 2>/dev/null || true; LOCK_REFRESHER=""; fi
 }
 
 on_signal() {  # on_signal NUMBER — the batch system stops the job (scancel, walltime): free the lock, report

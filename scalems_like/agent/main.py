@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         "SCALEMS_MPI_LAUNCHER": config.mpi_launcher,
         "SCALEMS_PILOT_SANDBOX": str(sandbox),
         "SCALEMS_INSECURE": "1" if config.insecure else "0",
+        "SCALEMS_AGENT_PID": str(os.getpid()),
     }
     prefix = f"{config.pilot_uid}.worker"
     processes = launch.start_workers(config.launch_method, nodes, per_node, width, address, prefix,

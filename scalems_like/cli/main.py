@@ -10,6 +10,8 @@
     scalems-like resume SESSION [--detach]       unfinished tasks of gone pilots run on a new pilot
     scalems-like version                         print the version and the wire protocol version
 
+``--insecure`` (before the command): sessions use no CurveZMQ — for debugging only, and said loudly.
+
 Exit codes: 0 success; 1 failure (an invalid config, a failed build); 2 usage error.
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from rich.console import Console
@@ -25,6 +28,7 @@ from rich.table import Table
 import scalems_like
 from scalems_like import protocol
 from scalems_like.errors import ConfigError, ScalemsError
+from scalems_like.protocol.curve import INSECURE_VARIABLE
 from scalems_like.resources import config_files, load_all
 
 
@@ -72,6 +76,9 @@ def command_version(_arguments: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="scalems-like", description="A pilot-job workflow engine for HPC clusters.",
                                   epilog="example: scalems-like resources --json")
+    top.add_argument("--insecure", action="store_true",
+                     help="DEBUGGING ONLY: sessions made by this command use no authentication or encryption "
+                          f"(as {INSECURE_VARIABLE}=1)")
     commands = top.add_subparsers(dest="command", required=True)
     resources = commands.add_parser("resources", help="list and validate resource configs",
                                     epilog="example: scalems-like resources")
@@ -110,6 +117,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     arguments = parser().parse_args(argv)
+    if arguments.insecure:
+        os.environ[INSECURE_VARIABLE] = "1"  # read where each session opens; the warning comes from there
     try:
         return int(arguments.handler(arguments))
     except ScalemsError as error:  # user errors: a message, never a traceback

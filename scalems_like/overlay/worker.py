@@ -48,6 +48,9 @@ def _die_with_parent() -> None:
     with contextlib.suppress(OSError):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    agent = os.environ.get("SCALEMS_AGENT_PID")
+    if agent and os.getppid() != int(agent):  # the agent died before the request took effect
+        os._exit(128 + signal.SIGTERM)
 
 
 class Worker:

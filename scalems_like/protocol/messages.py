@@ -13,11 +13,17 @@ Who sends what::
 
 A *task mapping* (in SubmitTasks and RunTasks) has the keys of :data:`TASK_KEYS`; a *task update* (in
 TaskUpdates) has ``uid``, ``state``, ``time``, ``host`` and, for some states, the keys of :data:`UPDATE_KEYS`.
+:func:`decode` checks all of it — the types of every field and of what the lists hold, task uids (they name
+sandbox directories) and that a task's stdin/stdout/stderr stay inside its sandbox — and raises
+:class:`ProtocolError` for anything else: a malformed message is dropped and logged by its receiver, never used.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import posixpath
+import re
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import msgpack
@@ -30,18 +36,29 @@ PROTOCOL_VERSION = 2
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 """Larger messages are refused before decoding."""
 
-TASK_KEYS = frozenset({
-    "uid", "name", "kind", "executable", "arguments", "function", "call_arguments", "environment",
-    "working_directory", "sandbox", "cores", "gpus", "ranks", "stdin", "stdout", "stderr", "timeout",
-    "retries", "idempotent", "tags", "gpu_ids", "attempt", "placement", "input_staging", "output_staging",
-})
-"""Keys of a task mapping on the wire; ``kind`` is ``"executable"`` or ``"function"``."""
+_NONE = type(None)
+_NUMBER = (int, float)
 
-UPDATE_KEYS = frozenset({
-    "uid", "state", "time", "host", "worker", "exit_code", "reason", "return_value", "exception",
-    "traceback", "output", "started", "attempt", "pid", "interrupted",
-})
-"""Keys a task update may carry."""
+TASK_TYPES: dict[str, type | tuple[type, ...]] = {
+    "uid": str, "name": (str, _NONE), "kind": str, "executable": str, "arguments": list, "function": bytes,
+    "call_arguments": bytes, "environment": dict, "working_directory": (str, _NONE), "sandbox": str,
+    "cores": int, "gpus": int, "ranks": int, "stdin": (str, _NONE), "stdout": str, "stderr": str,
+    "timeout": (*_NUMBER, _NONE), "retries": int, "idempotent": bool, "tags": dict, "gpu_ids": list,
+    "attempt": int, "placement": list, "input_staging": list, "output_staging": list,
+}
+"""Keys of a task mapping on the wire and their types; ``kind`` is ``"executable"`` or ``"function"``."""
+TASK_KEYS = frozenset(TASK_TYPES)
+
+UPDATE_TYPES: dict[str, type | tuple[type, ...]] = {
+    "uid": str, "state": str, "time": _NUMBER, "host": (str, _NONE), "worker": str, "exit_code": (int, _NONE),
+    "reason": (str, _NONE), "return_value": bytes, "exception": bytes, "traceback": str, "output": str,
+    "started": _NUMBER, "attempt": int, "pid": int, "interrupted": str,
+}
+"""Keys a task update may carry, and their types."""
+UPDATE_KEYS = frozenset(UPDATE_TYPES)
+
+_UID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+"""Task uids name sandbox directories: no separators, no leading dot."""
 
 
 @dataclasses.dataclass(slots=True)
@@ -195,4 +212,78 @@ def decode(data: bytes) -> Message:
     for (name, expected), value in zip(fields, values, strict=True):
         if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
             raise ProtocolError(f"message {tag!r} field {name!r} has type {type(value).__name__}")
+    if tag in _CONTENTS:
+        position, check = _CONTENTS[tag]
+        check(tag, values[position])
     return cls(*values)
+
+
+# -- what the list fields contain ---------------------------------------------------------------------------
+def _is(value: object, expected: type | tuple[type, ...]) -> bool:
+    return isinstance(value, expected) and (not isinstance(value, bool) or _accepts_bool(expected))
+
+
+def _accepts_bool(expected: type | tuple[type, ...]) -> bool:
+    return bool in (expected if isinstance(expected, tuple) else (expected,))
+
+
+def _check_mappings(tag: str, items: list[Any], types: dict[str, type | tuple[type, ...]],
+                    required: tuple[str, ...]) -> None:
+    for index, item in enumerate(items):
+        where = f"message {tag!r} item {index}"
+        if not isinstance(item, dict):
+            raise ProtocolError(f"{where} is a {type(item).__name__}, not a mapping")
+        for key, value in item.items():
+            expected = types.get(key) if isinstance(key, str) else None
+            if expected is None:
+                raise ProtocolError(f"{where} has an unknown key {str(key)[:40]!r}")
+            if not _is(value, expected):
+                raise ProtocolError(f"{where} key {key!r} has type {type(value).__name__}")
+        missing = [key for key in required if key not in item]
+        if missing:
+            raise ProtocolError(f"{where} lacks {', '.join(missing)}")
+        if not _UID.fullmatch(item["uid"]):
+            raise ProtocolError(f"{where} has an invalid uid {item['uid'][:40]!r}")
+
+
+def _relative_inside(path: str) -> bool:
+    """A relative path that stays inside the directory it is relative to."""
+    normal = posixpath.normpath(path)
+    return "\0" not in path and not posixpath.isabs(path) and normal != ".." and not normal.startswith("../")
+
+
+def _check_tasks(tag: str, tasks: list[Any]) -> None:
+    _check_mappings(tag, tasks, TASK_TYPES, ("uid", "kind"))
+    for index, task in enumerate(tasks):
+        for key in ("stdin", "stdout", "stderr"):
+            if isinstance(task.get(key), str) and not _relative_inside(task[key]):
+                raise ProtocolError(f"message {tag!r} item {index} {key} {task[key][:80]!r} leaves the task sandbox")
+
+
+def _check_updates(tag: str, updates: list[Any]) -> None:
+    _check_mappings(tag, updates, UPDATE_TYPES, ("uid", "state", "time"))
+
+
+def _check_strings(tag: str, items: list[Any]) -> None:
+    if not all(isinstance(item, str) for item in items):
+        raise ProtocolError(f"message {tag!r} lists something other than strings")
+
+
+def _check_nodes(tag: str, nodes: list[Any]) -> None:
+    for node in nodes:
+        if not (isinstance(node, list) and len(node) == 3 and isinstance(node[0], str)
+                and all(_is(number, int) for number in node[1:])):
+            raise ProtocolError(f"message {tag!r}: a node is not [name, cores, gpus]: {str(node)[:80]!r}")
+
+
+def _check_events(tag: str, events: list[Any]) -> None:
+    if not all(isinstance(event, list) for event in events):
+        raise ProtocolError(f"message {tag!r}: an event is not a list")
+
+
+_CONTENTS: dict[str, tuple[int, Callable[[str, Any], None]]] = {
+    "submit": (0, _check_tasks), "run": (0, _check_tasks), "updates": (0, _check_updates),
+    "cancel": (0, _check_strings), "ack": (0, _check_strings), "bootstrap_events": (0, _check_events),
+    "hello": (3, _check_nodes),
+}
+"""What the list fields of a message contain: by tag, the field's position and its check."""

@@ -170,6 +170,13 @@ def test_lock_of_another_host_is_broken_only_when_it_stopped_being_refreshed(ses
     assert "breaking the stale lock of login07.example.org 4242" in environment_log(pilot)
 
 
+def test_the_lock_refresher_ends_with_the_lock(session: sl.Session, local_pilot: sl.Pilot) -> None:
+    """Once the agent runs, no bootstrap shell is left: a lock-refreshing subshell that outlived its lock held
+    the job's inherited descriptors (psij's local launcher log pipe) and kept the ended job "running"."""
+    bootstrap = f"/bin/sh {local_pilot.sandbox}/bootstrap.sh {local_pilot.sandbox}"
+    wait_until(lambda: not processes(bootstrap), timeout=5, what="the bootstrap's subshells ended")
+
+
 def test_build_stopped_by_sigterm_gives_the_lock_back(session: sl.Session, tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """A stand-in `uv` that hangs stands for a long build. SIGTERM goes to every process of the job, as

@@ -11,7 +11,7 @@ def test_every_message_round_trips() -> None:
     messages = [
         protocol.Hello("pilot.0000", "host", 42, [["n1", 4, 0]], 1.5),
         protocol.SubmitTasks([{"uid": "task.000000", "kind": "executable"}]),
-        protocol.RunTasks([{"uid": "task.000000"}]),
+        protocol.RunTasks([{"uid": "task.000000", "kind": "function"}]),
         protocol.CancelTasks(["task.000001"]),
         protocol.TaskUpdates([{"uid": "task.000000", "state": "DONE", "return_value": b"\x80\x04"}]),
         protocol.Heartbeat(2.0),
