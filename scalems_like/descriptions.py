@@ -7,6 +7,7 @@ field and the value, before anything is submitted.
 from __future__ import annotations
 
 import dataclasses
+import posixpath
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -36,6 +37,21 @@ def _check_str(owner: str, field: str, value: object, *, optional: bool = True) 
         return
     if not isinstance(value, str) or not value:
         raise _fail(owner, field, value, "a non-empty string" + (" or None" if optional else ""))
+
+
+def _is_list_of_str(value: object) -> bool:
+    return (isinstance(value, Sequence) and not isinstance(value, (str, bytes))
+            and all(isinstance(item, str) for item in value))
+
+
+def _check_inside_sandbox(owner: str, field: str, value: str | None) -> None:
+    """A file name relative to the task sandbox that stays inside it (data elsewhere moves by staging)."""
+    if value is None:
+        return
+    normal = posixpath.normpath(value)
+    if "\0" in value or posixpath.isabs(value) or normal == ".." or normal.startswith("../"):
+        raise _fail(owner, field, value, "a path relative to the task sandbox, inside it (no leading / or ..; "
+                    "stage files in or out with input_staging/output_staging)")
 
 
 def _check_str_mapping(owner: str, field: str, value: object) -> None:
@@ -91,7 +107,7 @@ class PilotDescription:
             _check_str(owner, field, getattr(self, field))
         if self.environment is not None and not isinstance(self.environment, (str, Mapping)):
             raise _fail(owner, "environment", self.environment, "a profile name, a mapping or None")
-        if isinstance(self.pre_bootstrap, str) or not all(isinstance(line, str) for line in self.pre_bootstrap):
+        if not _is_list_of_str(self.pre_bootstrap):
             raise _fail(owner, "pre_bootstrap", self.pre_bootstrap, "a list of shell lines")
         object.__setattr__(self, "pre_bootstrap", tuple(self.pre_bootstrap))
 
@@ -142,7 +158,7 @@ class TaskDescription:
             _check_str(owner, "executable", self.executable, optional=False)
         if self.function is not None and not callable(self.function):
             raise _fail(owner, "function", self.function, "a callable")
-        if isinstance(self.arguments, str) or not all(isinstance(item, str) for item in self.arguments):
+        if not _is_list_of_str(self.arguments):
             raise _fail(owner, "arguments", self.arguments, "a list of strings")
         if self.function is None and (self.args or self.kwargs):
             raise _fail(owner, "args", self.args, "no args/kwargs for an executable task (use arguments=)")
@@ -158,6 +174,10 @@ class TaskDescription:
             _check_str(owner, field, getattr(self, field))
         for field in ("stdout", "stderr"):
             _check_str(owner, field, getattr(self, field), optional=False)
+        for field in ("stdin", "stdout", "stderr"):
+            _check_inside_sandbox(owner, field, getattr(self, field))
+        if self.working_directory is not None and not posixpath.isabs(self.working_directory):
+            _check_inside_sandbox(owner, "working_directory", self.working_directory)
         _check_int(owner, "cores", self.cores, 1)
         _check_int(owner, "gpus", self.gpus, 0)
         _check_int(owner, "ranks", self.ranks, 1)

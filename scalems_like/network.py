@@ -6,6 +6,8 @@ import socket
 
 import zmq
 
+from scalems_like.protocol.messages import MAX_MESSAGE_BYTES
+
 
 def bind_and_advertise(sock: zmq.Socket[bytes], address: str) -> str:
     """Bind ``sock`` on a random TCP port of ``address`` ("hostname": every interface); returns the address
@@ -17,9 +19,17 @@ def bind_and_advertise(sock: zmq.Socket[bytes], address: str) -> str:
     return f"tcp://{address}:{port}"
 
 
-def unbounded(sock: zmq.Socket[bytes]) -> zmq.Socket[bytes]:
-    """No high-water marks: messages are batched (few and large), and a full queue must never drop one
-    (a ROUTER drops silently) nor block both peers on each other."""
+RECEIVE_QUEUE = 256
+"""Messages a socket queues per peer before it stops reading from that peer (TCP pushes back to the sender)."""
+
+
+def message_socket(sock: zmq.Socket[bytes]) -> zmq.Socket[bytes]:
+    """A socket for batched protocol messages: what it sends is never dropped (no send high-water mark: a full
+    ROUTER queue drops silently, and two peers blocked on each other's full queues would deadlock); what it
+    receives is bounded — at most :data:`RECEIVE_QUEUE` messages per peer wait, then that peer is pushed back
+    (a flood cannot grow the receiver's memory), and a message larger than ``MAX_MESSAGE_BYTES`` disconnects its
+    sender before it is read into memory."""
     sock.setsockopt(zmq.SNDHWM, 0)
-    sock.setsockopt(zmq.RCVHWM, 0)
+    sock.setsockopt(zmq.RCVHWM, RECEIVE_QUEUE)
+    sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
     return sock

@@ -39,7 +39,7 @@ from scalems_like.client.journal import Journal
 from scalems_like.client.pilot import BootstrapEvent, Pilot
 from scalems_like.client.task import Task
 from scalems_like.errors import ProtocolError, ScalemsError
-from scalems_like.network import bind_and_advertise, unbounded
+from scalems_like.network import bind_and_advertise, message_socket
 from scalems_like.protocol import curve
 from scalems_like.staging.runner import outputs_for, run_directives, sandbox_roots
 from scalems_like.states import PilotState, TaskState, pilot_transition_allowed
@@ -102,13 +102,14 @@ class Engine:
         self.journal: Journal | None = None
         self.journal_batch: list[dict[str, Any]] = []
         self.hold_pending = False
+        self.drops = protocol.DropLog(log)
         self.authenticator: ThreadAuthenticator | None = None
         """True while a session is restored: pending tasks wait for the decision on a new pilot."""
 
     # -- life cycle ----------------------------------------------------------------------------------
     def start(self) -> None:
         self.context = zmq.Context()
-        self.router = unbounded(self.context.socket(zmq.ROUTER))
+        self.router = message_socket(self.context.socket(zmq.ROUTER))
         self.router.setsockopt(zmq.LINGER, 0)
         self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
         keys = self.session._keys
@@ -258,7 +259,7 @@ class Engine:
             try:
                 message = protocol.decode(data)
             except ProtocolError as error:
-                log.error("dropped a message from pilot %s: %s", record.pilot.uid, error)
+                self.drops.dropped(f"pilot {record.pilot.uid}", error)
                 continue
             record.last_seen = time.time()
             if isinstance(message, protocol.TaskUpdates):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,10 @@ if TYPE_CHECKING:
 
 class RemoteError(Exception):
     """Stands for an exception raised by a task whose exception object could not travel back."""
+
+
+MAX_OUTPUT_BYTES = 1024 * 1024
+"""How much of an executable's stdout/stderr file ``Task.stdout``/``Task.stderr`` read (the file keeps it all)."""
 
 
 class Task:
@@ -59,7 +64,8 @@ class Task:
 
     @property
     def stdout(self) -> str | None:
-        """The task's standard output: the file in its sandbox, or a function's printed output."""
+        """The task's standard output: the file in its sandbox (its first :data:`MAX_OUTPUT_BYTES`, then a line
+        saying how much more the file holds), or a function's printed output (as much, cut by the worker)."""
         return self._read_output(self.description.stdout)
 
     @property
@@ -71,11 +77,17 @@ class Task:
             return None if stderr else self._output
         if self.sandbox is None:
             return None
-        path = Path(name) if Path(name).is_absolute() else self.sandbox / name
+        path = self.sandbox / name
         try:
-            return path.read_text(errors="replace")
+            with open(path, "rb") as handle:
+                head = handle.read(MAX_OUTPUT_BYTES)
+                size = os.fstat(handle.fileno()).st_size
         except OSError:
             return None
+        text = head.decode(errors="replace")
+        if size > len(head):
+            text += f"\n[... {size - len(head)} more bytes: the whole output is {path}]\n"
+        return text
 
     @property
     def return_value(self) -> Any:

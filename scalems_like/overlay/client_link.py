@@ -24,7 +24,7 @@ import zmq
 from scalems_like import protocol
 from scalems_like.agent.config import AgentConfig, write_private_file
 from scalems_like.errors import ProtocolError
-from scalems_like.network import unbounded
+from scalems_like.network import message_socket
 from scalems_like.protocol import curve
 from scalems_like.protocol.curve import AgentKeys
 from scalems_like.protocol.records import ALIVE_FILE, STOPPED_FILE, append_record, read_client_address
@@ -53,6 +53,7 @@ class ClientLink:
         """Every task uid ever submitted here (a reattached client re-sends what it is unsure of)."""
         self.journal_fd = -1
         self.greeting: list[protocol.Message] = []
+        self.drops = protocol.DropLog(log)
 
     # -- life cycle ----------------------------------------------------------------------------------
     def open(self, context: zmq.Context[zmq.Socket[bytes]], poller: zmq.Poller,
@@ -68,7 +69,7 @@ class ClientLink:
         if self.socket is not None:
             poller.unregister(self.socket)
             self.socket.close(linger=0)
-        self.socket = unbounded(context.socket(zmq.DEALER))
+        self.socket = message_socket(context.socket(zmq.DEALER))
         self.socket.setsockopt(zmq.LINGER, 5000)
         self.socket.setsockopt_string(zmq.IDENTITY, self.config.pilot_uid)
         if self.keys is not None:
@@ -107,7 +108,7 @@ class ClientLink:
             try:
                 messages.append(protocol.decode(data))
             except ProtocolError as error:
-                log.error("dropped a message from the client: %s", error)
+                self.drops.dropped("the client", error)
         if messages:
             self.seen = time.time()
             if self.lost:

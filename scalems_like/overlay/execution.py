@@ -21,7 +21,34 @@ from scalems_like.agent.launch import mpi_command
 from scalems_like.errors import TaskCanceled, TaskTimeout
 
 MAX_CAPTURED_OUTPUT = 1024 * 1024
-"""Characters of a function's printed output sent back to the client (the rest is dropped)."""
+"""Characters of a function's printed output kept and sent back to the client (the rest is counted, not kept)."""
+
+
+class BoundedOutput(io.TextIOBase):
+    """What a function prints: the first ``limit`` characters, and how many more there were."""
+
+    def __init__(self, limit: int = MAX_CAPTURED_OUTPUT) -> None:
+        self.parts: list[str] = []
+        self.kept = 0
+        self.dropped = 0
+        self.limit = limit
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        room = self.limit - self.kept
+        if room > 0:
+            self.parts.append(text[:room])
+            self.kept += min(room, len(text))
+        self.dropped += max(0, len(text) - max(room, 0))
+        return len(text)
+
+    def getvalue(self) -> str:
+        text = "".join(self.parts)
+        if self.dropped:
+            text += f"\n[... {self.dropped} more characters printed, not kept]\n"
+        return text
 
 _function_cache: dict[bytes, Any] = {}
 
@@ -38,7 +65,7 @@ def load_function(payload: bytes) -> Any:
 
 def run_function(task: dict[str, Any], update: dict[str, Any]) -> None:
     """Call the task's function; fill ``update`` with DONE + return value, or FAILED + exception."""
-    output = io.StringIO()
+    output = BoundedOutput()
     try:
         function = load_function(task["function"])
         args, kwargs = cloudpickle.loads(task["call_arguments"])
@@ -60,7 +87,7 @@ def run_function(task: dict[str, Any], update: dict[str, Any]) -> None:
             update["exception"] = cloudpickle.dumps(error)
     text = output.getvalue()
     if text:
-        update["output"] = text[:MAX_CAPTURED_OUTPUT]
+        update["output"] = text
 
 
 class RunningExecutable:

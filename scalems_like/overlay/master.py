@@ -34,7 +34,7 @@ from scalems_like import protocol
 from scalems_like.agent.config import AgentConfig
 from scalems_like.agent.nodes import Node
 from scalems_like.errors import ProtocolError
-from scalems_like.network import bind_and_advertise, unbounded
+from scalems_like.network import bind_and_advertise, message_socket
 from scalems_like.overlay.client_link import ClientLink
 from scalems_like.overlay.scheduler import Scheduler
 from scalems_like.protocol import curve
@@ -87,6 +87,7 @@ class Master:
         self.outbox: list[dict[str, Any]] = []
         self.worker_seen: dict[str, float] = {}
         self.lost_workers: set[str] = set()
+        self.drops = protocol.DropLog(log)
         self.processes: dict[int, tuple[subprocess.Popen[bytes], str]] = {}  # pidfd → (process, uid prefix)
         self.deadline = time.time() + config.runtime - min(30.0, 0.05 * config.runtime)
         self.last_heartbeat = 0.0
@@ -107,7 +108,7 @@ class Master:
         keys = None if config.insecure else AgentKeys.read(Path(config.pilot_sandbox))
         context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         return cls(config, nodes, per_node, width, host=socket.gethostname(), context=context,
-                   link=ClientLink(config, keys), workers=unbounded(context.socket(zmq.ROUTER)), keys=keys)
+                   link=ClientLink(config, keys), workers=message_socket(context.socket(zmq.ROUTER)), keys=keys)
 
     # -- set up --------------------------------------------------------------------------------------
     def bind_workers(self) -> str:
@@ -181,7 +182,7 @@ class Master:
             try:
                 message = protocol.decode(data)
             except ProtocolError as error:
-                log.error("dropped a message from worker %s: %s", worker, error)
+                self.drops.dropped(f"worker {worker}", error)
                 continue
             if isinstance(message, protocol.WorkerHello):
                 node = message.node if message.node in self.scheduler.nodes else self.nodes[0].name
@@ -281,7 +282,9 @@ class Master:
             self.tasks.pop(task["uid"], None)
             self.outbox.append(self._update(task, TaskState.FAILED, reason=reason))
         for worker, tasks in assignments.items():
-            self.send_worker(worker, protocol.RunTasks(tasks))
+            # without the master's own notes on the task (pid, host, running): only the wire's keys
+            self.send_worker(worker, protocol.RunTasks([{key: value for key, value in task.items()
+                                                         if key in protocol.TASK_KEYS} for task in tasks]))
 
     def handle_deadlines(self) -> None:
         now = time.time()

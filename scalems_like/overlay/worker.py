@@ -28,7 +28,7 @@ import zmq
 from scalems_like import protocol
 from scalems_like.agent.launch import task_environment
 from scalems_like.errors import ConfigError, ProtocolError, TaskCanceled, TaskTimeout
-from scalems_like.network import unbounded
+from scalems_like.network import message_socket
 from scalems_like.overlay.execution import RunningExecutable, run_function, start_executable
 from scalems_like.protocol import curve
 from scalems_like.protocol.curve import AgentKeys
@@ -67,6 +67,7 @@ class Worker:
         self.heartbeat_timeout = heartbeat_timeout
         self.mpi_launcher = mpi_launcher
         self.keys = keys
+        self.drops = protocol.DropLog(log)
         self.inbox: collections.deque[dict[str, Any]] = collections.deque()
         self.outbox: list[dict[str, Any]] = []
         self.running: RunningExecutable | None = None
@@ -107,7 +108,7 @@ class Worker:
     # -- plumbing ------------------------------------------------------------------------------------
     def connect(self) -> None:
         self.context = zmq.Context()
-        self.socket = unbounded(self.context.socket(zmq.DEALER))
+        self.socket = message_socket(self.context.socket(zmq.DEALER))
         self.socket.setsockopt(zmq.LINGER, 2000)
         self.socket.setsockopt_string(zmq.IDENTITY, self.uid)
         if self.keys is not None:
@@ -185,7 +186,7 @@ class Worker:
             try:
                 message = protocol.decode(data)
             except ProtocolError as error:
-                log.error("dropped a message from the master: %s", error)
+                self.drops.dropped("the master", error)
                 continue
             if isinstance(message, protocol.RunTasks):
                 self.inbox.extend(message.tasks)

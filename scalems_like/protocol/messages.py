@@ -287,3 +287,17 @@ _CONTENTS: dict[str, tuple[int, Callable[[str, Any], None]]] = {
     "hello": (3, _check_nodes),
 }
 """What the list fields of a message contain: by tag, the field's position and its check."""
+
+
+class DropLog:
+    """Log dropped messages without letting a flood of them fill the disk: the first 10 from each peer, then
+    every 1000th with a count."""
+
+    def __init__(self, log: Any) -> None:
+        self.log = log
+        self.counts: dict[str, int] = {}
+
+    def dropped(self, peer: str, error: object) -> None:
+        count = self.counts[peer] = self.counts.get(peer, 0) + 1
+        if count <= 10 or count % 1000 == 0:
+            self.log.error("dropped a message from %s (%d so far): %s", peer, count, error)

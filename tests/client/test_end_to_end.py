@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -100,12 +101,17 @@ def test_executable_environment_stdin_and_working_directory(
     (tmp_path / "input.txt").write_text("from stdin\n")
     tasks = session.submit_tasks([
         sl.TaskDescription(executable="/bin/sh", arguments=["-c", "echo $GREETING"], environment={"GREETING": "hej"}),
-        sl.TaskDescription(executable="/bin/cat", stdin=str(tmp_path / "input.txt"), stdout="out.txt"),
+        sl.TaskDescription(executable="/bin/cat", stdin="input.txt", stdout="out.txt",
+                           input_staging=[f"file://{tmp_path}/input.txt > input.txt"]),
         sl.TaskDescription(executable="/bin/pwd", working_directory=str(tmp_path)),
     ])
     session.wait_tasks(tasks, timeout=60)
     assert [t.stdout for t in tasks] == ["hej\n", "from stdin\n", f"{tmp_path}\n"]
     assert (tasks[1].sandbox / "out.txt").exists()
+    for field, value in (("stdin", str(tmp_path / "input.txt")), ("stdout", "../out"), ("stderr", "a/../../b")):
+        with pytest.raises(sl.ConfigError, match=rf"TaskDescription.{field} = '{re.escape(value)}': expected a path "
+                                                 "relative to the task sandbox, inside it"):
+            sl.TaskDescription(executable="/bin/true", **{field: value})
 
 
 def test_task_timeout_kills_the_process_group(session: sl.Session, local_pilot: sl.Pilot, tmp_path: Path) -> None:

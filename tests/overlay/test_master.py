@@ -79,7 +79,7 @@ def received_run(dealer: zmq.Socket[bytes]) -> list[dict[str, Any]]:
 
 
 def task(uid: str, retries: int = 0, cores: int = 1) -> dict[str, Any]:
-    return {"uid": uid, "cores": cores, "gpus": 0, "ranks": 1, "retries": retries}
+    return {"uid": uid, "kind": "executable", "cores": cores, "gpus": 0, "ranks": 1, "retries": retries}
 
 
 def update(uid: str, state: str, worker: str, attempt: int) -> dict[str, Any]:
@@ -294,3 +294,31 @@ def test_tasks_stopped_by_the_runtime_end_are_marked_interrupted_for_a_resume(ha
     assert marks == {"waited": ("FAILED", "queued"), "ran": ("FAILED", "running")}
     stopped = Path(harness.master.config.pilot_sandbox) / "agent.stopped"
     assert stopped.exists() and "runtime of 60 s ended" in stopped.read_text()
+
+
+# -- a flood from a (keyed) peer is pushed back, not queued without bound ------------------------------------------
+def test_a_flood_of_worker_messages_is_pushed_back_to_the_sender(harness: Harness) -> None:
+    """The master reads nothing while a worker sends as fast as it can: once the master's receive queue, the TCP
+    buffers and the worker's own queue are full, the worker's send would block (zmq.Again without waiting)."""
+    flooder = harness.dealer("w-flood")
+    flooder.setsockopt(zmq.SNDHWM, 100)
+    beat = protocol.encode(protocol.Heartbeat(1.0)) + b"\0" * 64 * 1024  # 64 KiB messages (malformed: dropped)
+    sent = 0
+    with pytest.raises(zmq.Again):
+        while sent < 100_000:  # 6.4 GB if nothing pushed back
+            flooder.send(beat, zmq.NOBLOCK)
+            sent += 1
+    assert sent < 20_000, f"{sent} messages of 64 KiB accepted before any push-back"
+    # the master drops what it then reads (undecodable) and goes on: a real worker still gets in
+    dealer = harness.dealer("w1")
+    dealer.send(protocol.encode(protocol.WorkerHello("w1", "n1", "host", 1)))
+    for _ in range(sent + 10):
+        if "w1" in harness.master.scheduler.workers:
+            break
+        harness.pump()
+    assert "w1" in harness.master.scheduler.workers
+
+
+def test_an_oversized_message_disconnects_its_sender_before_it_is_read(harness: Harness) -> None:
+    assert harness.master.workers.getsockopt(zmq.MAXMSGSIZE) == protocol.MAX_MESSAGE_BYTES
+    assert harness.master.workers.getsockopt(zmq.RCVHWM) > 0

@@ -13,7 +13,7 @@ def test_every_message_round_trips() -> None:
         protocol.SubmitTasks([{"uid": "task.000000", "kind": "executable"}]),
         protocol.RunTasks([{"uid": "task.000000", "kind": "function"}]),
         protocol.CancelTasks(["task.000001"]),
-        protocol.TaskUpdates([{"uid": "task.000000", "state": "DONE", "return_value": b"\x80\x04"}]),
+        protocol.TaskUpdates([{"uid": "task.000000", "state": "DONE", "time": 1.0, "return_value": b"\x80\x04"}]),
         protocol.Heartbeat(2.0),
         protocol.Shutdown("session closed"),
         protocol.AgentStopping("DONE", "runtime ended"),
