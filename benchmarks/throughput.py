@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import threading
 import time
@@ -26,6 +27,7 @@ import zmq
 
 import scalems_like as sl
 from scalems_like import protocol
+from scalems_like.protocol.curve import INSECURE_VARIABLE
 
 
 def square(x: int) -> int:
@@ -139,6 +141,14 @@ def main() -> None:
         results["failure_known_after_s"] = failure_latency(session)
         if arguments.venv:
             results["venv_built_start_s"], results["venv_reused_start_s"] = venv_starts(session)
+    os.environ[INSECURE_VARIABLE] = "1"  # the same function tasks without CurveZMQ: what security costs
+    try:
+        with sl.Session(journal=False) as session:
+            pilot_start(session)
+            results["functions_insecure_per_s"] = run_tasks(
+                session, [sl.TaskDescription(function=square, args=(i,)) for i in range(arguments.functions)])
+    finally:
+        del os.environ[INSECURE_VARIABLE]
     if arguments.slurm:
         with sl.Session() as session:
             _, results["slurm_2_node_start_s"] = pilot_start(session, "slurm", nodes=2)
@@ -157,6 +167,8 @@ def main() -> None:
           f"{100 * results['executables_vs_popen']:.0f} % of the Popen limit (target ≥ 70 %)")
     print(f"function tasks                  {results['functions_per_s']:8.0f} /s   (target ≥ 10 000/s; "
           f"{100 * results['functions_vs_zmq']:.0f} % of the zmq round-trip limit)")
+    print(f"  the same without CurveZMQ     {results['functions_insecure_per_s']:8.0f} /s   (encryption costs "
+          f"{100 * (1 - results['functions_per_s'] / results['functions_insecure_per_s']):.0f} %)")
     print(f"bootstrap failure known after   {results['failure_known_after_s']:.3f} s   (target ≤ 2 s)")
     if arguments.venv:
         print(f"pilot start, venv built         {results['venv_built_start_s']:.2f} s; "

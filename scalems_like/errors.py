@@ -31,6 +31,10 @@ class ProtocolError(ScalemsError):
     """A message could not be decoded, or comes from a peer speaking another protocol version."""
 
 
+class ProtocolVersionError(ProtocolError):
+    """The peer speaks another protocol version (another scalems_like release)."""
+
+
 class CommandError(ScalemsError):
     """An external command failed."""
 

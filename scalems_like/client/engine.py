@@ -38,7 +38,7 @@ from scalems_like.client.feedback import FeedbackReader, describe_step_failure, 
 from scalems_like.client.journal import Journal
 from scalems_like.client.pilot import BootstrapEvent, Pilot
 from scalems_like.client.task import Task
-from scalems_like.errors import ProtocolError, ScalemsError
+from scalems_like.errors import ProtocolError, ProtocolVersionError, ScalemsError
 from scalems_like.network import bind_and_advertise, message_socket
 from scalems_like.protocol import curve
 from scalems_like.staging.runner import outputs_for, run_directives, sandbox_roots
@@ -258,6 +258,10 @@ class Engine:
                 continue
             try:
                 message = protocol.decode(data)
+            except ProtocolVersionError as error:  # its agent runs another release: say so, do not wait
+                if not record.pilot.state.is_final and not record.ending:
+                    self.fail_pilot(record, f"its agent cannot talk to this client: {error}")
+                continue
             except ProtocolError as error:
                 self.drops.dropped(f"pilot {record.pilot.uid}", error)
                 continue

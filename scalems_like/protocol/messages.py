@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 import msgpack
 
-from scalems_like.errors import ProtocolError
+from scalems_like.errors import ProtocolError, ProtocolVersionError
 
 PROTOCOL_VERSION = 2
 """Bumped on every incompatible change; peers of another version are refused with a clear error."""
@@ -199,7 +199,7 @@ def decode(data: bytes) -> Message:
         raise ProtocolError(f"message is not a [version, tag, ...] array: {str(frame)[:80]!r}")
     version, tag, *values = frame
     if version != PROTOCOL_VERSION:
-        raise ProtocolError(
+        raise ProtocolVersionError(
             f"peer speaks protocol version {version!r}, this side speaks {PROTOCOL_VERSION}: "
             "install the same scalems_like version on both sides"
         )

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import scalems_like as sl
-from scalems_like import TaskState
+from scalems_like import TaskState, protocol
 from tests.processes import alive, children, processes
 
 CLIENT = textwrap.dedent("""
@@ -99,3 +99,18 @@ def test_killed_worker_task_with_retries_runs_again(session: sl.Session, local_p
     assert "retry 1 of 1 after: worker" in (task.reason or "")
     task.cancel()
     assert task.wait(timeout=30) is TaskState.CANCELED
+
+
+def test_an_agent_of_another_protocol_version_fails_its_pilot_with_that_reason(session: sl.Session,
+                                                                                tmp_path: Path) -> None:
+    """The agent's interpreter is this one with a sitecustomize that makes it speak protocol version 1."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text("import scalems_like.protocol.messages as m\nm.PROTOCOL_VERSION = 1\n")
+    python = tmp_path / "python"
+    python.write_text(f'#!/bin/sh\nPYTHONPATH={site} exec {sys.executable} "$@"\n')
+    python.chmod(0o755)
+    pilot = session.submit_pilot(sl.PilotDescription(cores=1, runtime=60, environment={"python": str(python), "mode": "use"}))
+    assert pilot.wait(timeout=60) is sl.PilotState.FAILED
+    assert pilot.failure == (f"its agent cannot talk to this client: peer speaks protocol version 1, this side "
+                             f"speaks {protocol.PROTOCOL_VERSION}: install the same scalems_like version on both sides")
