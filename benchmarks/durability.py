@@ -58,14 +58,14 @@ def killed_client(missed: int) -> tuple[str, Path]:
                               stdout=subprocess.PIPE, text=True)
     assert client.stdout is not None
     uid = client.stdout.readline().strip()
-    while True:  # the pilot sandbox appears once the pilot is submitted
+    while True:  # the agent journals every task it accepted: kill the client once the agent has them all
         sandboxes = list((Path(os.environ["SCALEMS_LIKE_DATA_DIR"]) / "sandbox" / uid).glob("pilot.*"))
-        if sandboxes and (sandboxes[0] / "agent.alive").exists():
+        journal = sandboxes[0] / "agent.journal" if sandboxes else None
+        if journal is not None and len({update["uid"] for update in read_records(journal)}) >= missed:
             break
         time.sleep(0.05)
     client.kill()
     client.wait()
-    journal = sandboxes[0] / "agent.journal"
     while sum(update["state"] == "DONE" for update in read_records(journal)) < missed:
         time.sleep(0.2)
     return uid, journal

@@ -220,7 +220,7 @@ def decode(data: bytes) -> Message:
 
 # -- what the list fields contain ---------------------------------------------------------------------------
 def _is(value: object, expected: type | tuple[type, ...]) -> bool:
-    return isinstance(value, expected) and (not isinstance(value, bool) or _accepts_bool(expected))
+    return isinstance(value, expected) and (value.__class__ is not bool or _accepts_bool(expected))
 
 
 def _accepts_bool(expected: type | tuple[type, ...]) -> bool:
@@ -229,25 +229,31 @@ def _accepts_bool(expected: type | tuple[type, ...]) -> bool:
 
 def _check_mappings(tag: str, items: list[Any], types: dict[str, type | tuple[type, ...]],
                     required: tuple[str, ...]) -> None:
+    """Each item a mapping of known keys with values of their types, with the ``required`` keys (hot path: a
+    function task passes here four times; keep it to a dictionary lookup and an isinstance per key)."""
     for index, item in enumerate(items):
-        where = f"message {tag!r} item {index}"
-        if not isinstance(item, dict):
-            raise ProtocolError(f"{where} is a {type(item).__name__}, not a mapping")
+        if item.__class__ is not dict:
+            raise ProtocolError(f"message {tag!r} item {index} is a {type(item).__name__}, not a mapping")
         for key, value in item.items():
-            expected = types.get(key) if isinstance(key, str) else None
-            if expected is None:
-                raise ProtocolError(f"{where} has an unknown key {str(key)[:40]!r}")
-            if not _is(value, expected):
+            expected = types.get(key) if key.__class__ is str else None
+            if expected is None or not isinstance(value, expected) or (
+                    value.__class__ is bool and not _accepts_bool(expected)):
+                where = f"message {tag!r} item {index}"
+                if expected is None:
+                    raise ProtocolError(f"{where} has an unknown key {str(key)[:40]!r}")
                 raise ProtocolError(f"{where} key {key!r} has type {type(value).__name__}")
-        missing = [key for key in required if key not in item]
-        if missing:
-            raise ProtocolError(f"{where} lacks {', '.join(missing)}")
-        if not _UID.fullmatch(item["uid"]):
-            raise ProtocolError(f"{where} has an invalid uid {item['uid'][:40]!r}")
+        if not all(key in item for key in required):
+            missing = ", ".join(key for key in required if key not in item)
+            raise ProtocolError(f"message {tag!r} item {index} lacks {missing}")
+        uid = item["uid"]
+        if not _UID.fullmatch(uid):
+            raise ProtocolError(f"message {tag!r} item {index} has an invalid uid {uid[:40]!r}")
 
 
 def _relative_inside(path: str) -> bool:
     """A relative path that stays inside the directory it is relative to."""
+    if "/" not in path and path != ".." and "\0" not in path:  # a plain file name (the usual case, fast)
+        return True
     normal = posixpath.normpath(path)
     return "\0" not in path and not posixpath.isabs(path) and normal != ".." and not normal.startswith("../")
 
