@@ -110,7 +110,8 @@ def test_an_agent_of_another_protocol_version_fails_its_pilot_with_that_reason(s
     python = tmp_path / "python"
     python.write_text(f'#!/bin/sh\nPYTHONPATH={site} exec {sys.executable} "$@"\n')
     python.chmod(0o755)
-    pilot = session.submit_pilot(sl.PilotDescription(cores=1, runtime=60, environment={"python": str(python), "mode": "use"}))
+    pilot = session.submit_pilot(sl.PilotDescription(cores=1, runtime=60,
+                                                     environment={"python": str(python), "mode": "use"}))
     assert pilot.wait(timeout=60) is sl.PilotState.FAILED
     assert pilot.failure == (f"its agent cannot talk to this client: peer speaks protocol version 1, this side "
                              f"speaks {protocol.PROTOCOL_VERSION}: install the same scalems_like version on both sides")
