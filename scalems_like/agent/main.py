@@ -59,7 +59,14 @@ def main(argv: list[str] | None = None) -> int:
         "FAILED", "the agent received SIGTERM: its batch job was canceled (scancel, qdel) or killed by the batch "
         "system (walltime, node failure)"))
     master.connect_client()
-    state, reason = master.run()
+    if os.environ.get("SCALEMS_LIKE_PROFILE_AGENT") == "1":  # for benchmarks: PILOT_SANDBOX/agent.prof
+        import cProfile
+
+        with cProfile.Profile() as profile:
+            state, reason = master.run()
+        profile.dump_stats(sandbox / "agent.prof")
+    else:
+        state, reason = master.run()
     log.info("pilot %s ends %s: %s", config.pilot_uid, state, reason)
     return 0 if state == "DONE" else 1
 

@@ -87,6 +87,10 @@ class Master:
         self.outbox: list[dict[str, Any]] = []
         self.worker_seen: dict[str, float] = {}
         self.lost_workers: set[str] = set()
+        self.started: set[str] = set()
+        """Tasks whose current attempt a worker reported RUNNING."""
+        self.pids: dict[str, tuple[int, str | None]] = {}
+        """Process id and host of running executable tasks (to kill them if their worker is lost)."""
         self.drops = protocol.DropLog(log)
         self.processes: dict[int, tuple[subprocess.Popen[bytes], str]] = {}  # pidfd → (process, uid prefix)
         self.deadline = time.time() + config.runtime - min(30.0, 0.05 * config.runtime)
@@ -204,9 +208,9 @@ class Master:
                 continue  # a task no longer here, or a late word about an earlier attempt
             if not state.is_final:
                 if state is TaskState.RUNNING:
-                    task["running"] = True  # (for the stop: an interrupted task ran, or was still queued)
+                    self.started.add(uid)  # (for the stop: an interrupted task ran, or was still queued)
                 if "pid" in update:
-                    task["pid"], task["host"] = update["pid"], update.get("host")
+                    self.pids[uid] = (update["pid"], update.get("host"))
                 self.outbox.append(update)
                 continue
             self.scheduler.finished(uid)
@@ -216,11 +220,14 @@ class Master:
                 self.retry(task, update["reason"])
                 continue
             del self.tasks[uid]
+            self.started.discard(uid)
+            self.pids.pop(uid, None)
             self.outbox.append(update)
 
     def retry(self, task: dict[str, Any], reason: str) -> None:
         task["attempt"] += 1
-        task.pop("running", None)
+        self.started.discard(task["uid"])
+        self.pids.pop(task["uid"], None)
         self.outbox.append(self._update(task, TaskState.QUEUED, reason=(
             f"retry {task['attempt']} of {task['retries']} after: {reason}")))
         self.scheduler.submit([task])
@@ -266,12 +273,13 @@ class Master:
                 self.retry(task, reason)
             else:
                 del self.tasks[uid]
+                self.started.discard(uid)
                 self.outbox.append(self._update(task, TaskState.FAILED, reason=reason))
 
     def kill_orphan(self, task: dict[str, Any]) -> None:
         """Kill the process group of an executable whose worker died (it runs in a session of its own)."""
-        pid = task.pop("pid", None)
-        if pid is not None and task.pop("host", None) in (self.nodes[0].name, self.host):
+        pid, host = self.pids.pop(task["uid"], (None, None))
+        if pid is not None and host in (self.nodes[0].name, self.host):
             with contextlib.suppress(OSError):
                 os.killpg(pid, signal.SIGKILL)
             log.warning("killed the process group %d of task %s, whose worker was lost", pid, task["uid"])
@@ -282,9 +290,7 @@ class Master:
             self.tasks.pop(task["uid"], None)
             self.outbox.append(self._update(task, TaskState.FAILED, reason=reason))
         for worker, tasks in assignments.items():
-            # without the master's own notes on the task (pid, host, running): only the wire's keys
-            self.send_worker(worker, protocol.RunTasks([{key: value for key, value in task.items()
-                                                         if key in protocol.TASK_KEYS} for task in tasks]))
+            self.send_worker(worker, protocol.RunTasks(tasks))
 
     def handle_deadlines(self) -> None:
         now = time.time()
@@ -374,7 +380,7 @@ class Master:
             if update["state"] == TaskState.CANCELED and update.get("worker"):
                 update.update(state=end.value, **ending("started" in update))
         for task in self.tasks.values():
-            self.outbox.append(self._update(task, end, **ending(bool(task.get("running")))))
+            self.outbox.append(self._update(task, end, **ending(task["uid"] in self.started)))
         self.tasks.clear()
         self.handle_flush()
         self.link.send(protocol.AgentStopping(self.stop_reason.pilot_state.value, reason))

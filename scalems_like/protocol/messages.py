@@ -227,27 +227,40 @@ def _accepts_bool(expected: type | tuple[type, ...]) -> bool:
     return bool in (expected if isinstance(expected, tuple) else (expected,))
 
 
+_VALID_SHAPES: dict[int, set[tuple[tuple[Any, ...], tuple[type, ...]]]] = {}
+"""Per key→type table, the shapes (keys and the exact classes of their values, in order) found valid: most
+mappings of a run share a few shapes, and checking a known one is two tuple builds and a set lookup in C."""
+_MAX_SHAPES = 4096
+
+
 def _check_mappings(tag: str, items: list[Any], types: dict[str, type | tuple[type, ...]],
                     required: tuple[str, ...]) -> None:
-    """Each item a mapping of known keys with values of their types, with the ``required`` keys (hot path: a
-    function task passes here four times; keep it to a dictionary lookup and an isinstance per key)."""
+    """Each item a mapping of known keys with values of their types, with the ``required`` keys, and a valid uid."""
+    shapes = _VALID_SHAPES.setdefault(id(types), set())
     for index, item in enumerate(items):
         if item.__class__ is not dict:
             raise ProtocolError(f"message {tag!r} item {index} is a {type(item).__name__}, not a mapping")
-        for key, value in item.items():
-            expected = types.get(key) if key.__class__ is str else None
-            if expected is None or not isinstance(value, expected) or (
-                    value.__class__ is bool and not _accepts_bool(expected)):
-                where = f"message {tag!r} item {index}"
-                if expected is None:
-                    raise ProtocolError(f"{where} has an unknown key {str(key)[:40]!r}")
-                raise ProtocolError(f"{where} key {key!r} has type {type(value).__name__}")
-        if not all(key in item for key in required):
-            missing = ", ".join(key for key in required if key not in item)
-            raise ProtocolError(f"message {tag!r} item {index} lacks {missing}")
+        shape = (tuple(item), tuple(map(type, item.values())))
+        if shape not in shapes:
+            _check_mapping(f"message {tag!r} item {index}", item, types, required)
+            if len(shapes) < _MAX_SHAPES:
+                shapes.add(shape)
         uid = item["uid"]
         if not _UID.fullmatch(uid):
             raise ProtocolError(f"message {tag!r} item {index} has an invalid uid {uid[:40]!r}")
+
+
+def _check_mapping(where: str, item: dict[Any, Any], types: dict[str, type | tuple[type, ...]],
+                   required: tuple[str, ...]) -> None:
+    for key, value in item.items():
+        expected = types.get(key) if key.__class__ is str else None
+        if expected is None:
+            raise ProtocolError(f"{where} has an unknown key {str(key)[:40]!r}")
+        if not _is(value, expected):
+            raise ProtocolError(f"{where} key {key!r} has type {type(value).__name__}")
+    missing = [key for key in required if key not in item]
+    if missing:
+        raise ProtocolError(f"{where} lacks {', '.join(missing)}")
 
 
 def _relative_inside(path: str) -> bool:
