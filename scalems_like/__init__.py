@@ -10,7 +10,7 @@
 import logging
 
 from scalems_like.client.pilot import Pilot
-from scalems_like.client.session import Session
+from scalems_like.client.session import Session, current_session
 from scalems_like.client.task import RemoteError, Task
 from scalems_like.descriptions import PilotDescription, TaskDescription
 from scalems_like.errors import (
@@ -51,4 +51,5 @@ __all__ = [
     "TaskTimeout",
     "WaitTimeout",
     "__version__",
+    "current_session",
 ]

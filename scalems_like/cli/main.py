@@ -8,6 +8,8 @@
     scalems-like sessions [--json]               journaled sessions: state, pilots, task counts
     scalems-like reattach SESSION [--detach]     reconnect to live pilots, collect what finished meanwhile
     scalems-like resume SESSION [--detach]       unfinished tasks of gone pilots run on a new pilot
+    scalems-like run [--resource R] [--pilot cores=..,runtime=..] [--env NAME] SCRIPT [ARGS]
+                                                 run a workflow script (sl.current_session()), wait, summarize
     scalems-like version                         print the version and the wire protocol version
 
 ``--insecure`` (before the command): sessions use no CurveZMQ — for debugging only, and said loudly.
@@ -107,9 +109,11 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument("--follow", action="store_true", help="live view until every pilot has started or failed")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(handler=command_status)
+    from scalems_like.cli.run import add_command as add_run
     from scalems_like.cli.sessions import add_commands
 
     add_commands(commands)
+    add_run(commands)
     version = commands.add_parser("version", help="print the version")
     version.set_defaults(handler=command_version)
     return top
@@ -122,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(arguments.handler(arguments))
     except ScalemsError as error:  # user errors: a message, never a traceback
-        Console(stderr=True).print(f"[red]error:[/red] {error}")
+        Console(stderr=True).print(f"[red]error:[/red] {error}", soft_wrap=True)
         return 1
 
 

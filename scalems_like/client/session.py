@@ -62,6 +62,19 @@ def pickle_by_value_if_local(function: Callable[..., Any]) -> None:
         cloudpickle.register_pickle_by_value(module)
 
 
+_CURRENT: list[Session] = []
+"""Sessions opened by ``with`` (innermost last); the first is what :func:`current_session` returns."""
+
+
+def current_session() -> Session:
+    """The session a workflow script runs in: the one ``scalems-like run`` opened for it (or the outermost
+    ``with sl.Session()`` of this process)."""
+    if not _CURRENT:
+        raise ScalemsError("no current session: run the script with `scalems-like run SCRIPT`, or submit inside "
+                           "`with sl.Session() as session:`")
+    return _CURRENT[0]
+
+
 class Session:
     """A workflow session: submit pilots and tasks, wait for them; ``close()`` (or ``with``) ends everything.
 
@@ -93,9 +106,12 @@ class Session:
 
     def __enter__(self) -> Session:
         self.open()
+        _CURRENT.append(self)
         return self
 
     def __exit__(self, *_: object) -> None:
+        if self in _CURRENT:
+            _CURRENT.remove(self)
         self.close()
 
     def open(self) -> None:

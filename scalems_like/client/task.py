@@ -1,9 +1,17 @@
-"""The client's handle of one task: its state, history and results, updated by the session's I/O thread."""
+"""The client's handle of one task: its state, history and results, updated by the session's I/O thread.
+
+A :class:`Task` is also a :class:`concurrent.futures.Future` (``concurrent.futures.wait``/``as_completed``,
+``add_done_callback``, ``done()``, ``exception()``) and an awaitable (``await task`` in asyncio): the future settles
+when the task reaches a final state — with its result when DONE, with the function's exception (or
+:class:`TaskFailed`) when FAILED, cancelled when CANCELED. Done-callbacks run on the session's I/O thread.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,10 +33,12 @@ MAX_OUTPUT_BYTES = 1024 * 1024
 """How much of an executable's stdout/stderr file ``Task.stdout``/``Task.stderr`` read (the file keeps it all)."""
 
 
-class Task:
-    """A submitted task. Read-only for users; the session updates it as messages arrive."""
+class Task(concurrent.futures.Future[Any]):
+    """A submitted task, and a future of its result. Read-only for users; the session updates it as messages
+    arrive."""
 
     def __init__(self, uid: str, description: TaskDescription, session: Session) -> None:
+        super().__init__()
         self.uid = uid
         self.description = description
         self._session = session
@@ -46,7 +56,7 @@ class Task:
         self.interrupted: str | None = None
         """"queued" or "running" when the task FAILED because its pilot ended (``Session.resume`` runs it again)."""
         self._return_value: bytes | None = None
-        self._exception: bytes | None = None
+        self._exception_pickle: bytes | None = None
         self._output: str | None = None
         self._callbacks: list[Callable[[Task, TaskState], None]] = []
 
@@ -57,10 +67,16 @@ class Task:
     def name(self) -> str:
         return self.description.name or self.uid
 
-    @property
     def done(self) -> bool:
-        """True when the task is in a final state."""
+        """True when the task is in a final state (DONE, FAILED or CANCELED)."""
         return self.state.is_final
+
+    def running(self) -> bool:
+        return self.state is TaskState.RUNNING
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        """``await task``: its result (raises as :meth:`result` does)."""
+        return asyncio.wrap_future(self).__await__()
 
     @property
     def stdout(self) -> str | None:
@@ -94,14 +110,21 @@ class Task:
         """What the function returned (None until DONE, and for executables)."""
         return None if self._return_value is None else cloudpickle.loads(self._return_value)
 
-    @property
-    def exception(self) -> BaseException | None:
-        """The exception a function task raised, with ``.remote_traceback`` set to the traceback text."""
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        """Wait (raises WaitTimeout after ``timeout`` s); then None if DONE, else why not: the exception a function
+        task raised (with ``.remote_traceback`` set to the traceback text), or a :class:`TaskFailed`."""
+        self.wait(timeout)
+        if self.state is TaskState.DONE:
+            return None
+        return self._remote_exception() or TaskFailed(self.uid, self.state.value, self.reason or "")
+
+
+    def _remote_exception(self) -> BaseException | None:
         if self.state is not TaskState.FAILED or self.description.function is None or self.traceback is None:
             return None
         error: BaseException
         try:
-            error = cloudpickle.loads(self._exception) if self._exception else RemoteError(self.reason)
+            error = cloudpickle.loads(self._exception_pickle) if self._exception_pickle else RemoteError(self.reason)
         except Exception:
             error = RemoteError(self.reason)
         error.remote_traceback = self.traceback  # type: ignore[attr-defined]
@@ -116,14 +139,18 @@ class Task:
         """Wait, then return the function's value (or the exit code of an executable); raise if not DONE."""
         self.wait(timeout)
         if self.state is TaskState.DONE:
-            return self.return_value if self.description.function is not None else self.exit_code
-        exception = self.exception
-        if exception is not None:
-            raise exception
-        raise TaskFailed(self.uid, self.state.value, self.reason or "")
+            return self._value()
+        raise self.exception()  # type: ignore[misc]  # not None: the task is not DONE
 
-    def cancel(self) -> None:
+    def _value(self) -> Any:
+        return self.return_value if self.description.function is not None else self.exit_code
+
+    def cancel(self) -> bool:
+        """Ask for the task's end (it ends CANCELED unless it finishes first); False if it already ended."""
+        if self.state.is_final:
+            return False
         self._session.cancel_tasks([self])
+        return True
 
     def add_callback(self, callback: Callable[[Task, TaskState], None]) -> None:
         """Call ``callback(task, state)`` on every state change (from the session's I/O thread: keep it short)."""
@@ -152,7 +179,7 @@ class Task:
         if "return_value" in update:
             self._return_value = update["return_value"]
         if "exception" in update:
-            self._exception = update["exception"]
+            self._exception_pickle = update["exception"]
         if "traceback" in update:
             self.traceback = update["traceback"]
         if "output" in update:
@@ -162,6 +189,7 @@ class Task:
         if "pilot" in update:  # client-side updates only (journal replay): where the task was sent
             self.pilot = update["pilot"]
             self.sandbox = Path(update["sandbox"]) if update.get("sandbox") else None
+        self._settle()
         return state
 
     def _requeue(self, when: float, reason: str) -> dict[str, Any]:
@@ -171,6 +199,8 @@ class Task:
         self.state = TaskState.NEW
         self.history.append((TaskState.NEW, when, "client"))
         self.reason, self.pilot, self.sandbox, self.interrupted = reason, None, None, None
+        with self._condition:  # the future was settled by the failure: it is pending again
+            self._state, self._result, self._exception = "PENDING", None, None
         return update
 
     def _set_state(self, state: TaskState, host: str, when: float, reason: str | None = None) -> bool:
@@ -180,6 +210,20 @@ class Task:
         self.history.append((state, when, host))
         if reason is not None:
             self.reason = reason
+        self._settle()
         return True
+
+    def _settle(self) -> None:
+        """Settle the future once the task is final (waking ``concurrent.futures.wait``, asyncio, callbacks)."""
+        if not self.state.is_final or concurrent.futures.Future.done(self):
+            return
+        # the value itself is read (unpickled) only when asked for: result() and exception() read the task
+        if self.state is TaskState.DONE:
+            self.set_result(None)
+        elif self.state is TaskState.CANCELED:
+            concurrent.futures.Future.cancel(self)
+            self.set_running_or_notify_cancel()  # tells concurrent.futures.wait/as_completed
+        else:
+            self.set_exception(TaskFailed(self.uid, self.state.value, self.reason or ""))
 
 

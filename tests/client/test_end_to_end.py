@@ -85,7 +85,7 @@ def test_raising_function_carries_the_remote_traceback(session: sl.Session, loca
     (task,) = session.submit_tasks([sl.TaskDescription(function=explode, args=("bad input",))])
     assert task.wait(timeout=60) is TaskState.FAILED
     assert task.reason == "raised ValueError: bad input"
-    assert isinstance(task.exception, ValueError) and str(task.exception) == "bad input"
+    assert isinstance(task.exception(), ValueError) and str(task.exception()) == "bad input"
     assert "in explode" in task.traceback and "raise ValueError(message)" in task.traceback
     with pytest.raises(ValueError, match="bad input"):
         task.result()

@@ -1,0 +1,61 @@
+"""``scalems-like run``: a workflow script with no session code, run as a user runs it."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scalems_like.cli.run import PILOT_KEYS, parse_pilot
+from scalems_like.descriptions import PilotDescription
+from scalems_like.errors import ConfigError
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def run(*argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "scalems_like", "run", *argv], capture_output=True, text=True,
+                          timeout=240, cwd=cwd)
+
+
+def test_the_ensemble_example_runs_and_summarizes() -> None:
+    result = run("--pilot", "cores=2,runtime=300", str(EXAMPLES / "ensemble.py"), "50")
+    assert result.returncode == 0, result.stderr
+    assert "sum of squares of 0..49: 40425" in result.stdout
+    assert "50 task(s)" in result.stdout and "DONE" in result.stdout and "not DONE" not in result.stdout
+
+
+def test_failed_tasks_exit_1_with_their_reasons_grouped(tmp_path: Path) -> None:
+    script = tmp_path / "flaky.py"
+    script.write_text(
+        "import scalems_like as sl\n"
+        "session = sl.current_session()\n"
+        "session.submit_tasks([sl.TaskDescription(executable='/bin/sh', arguments=['-c', f'exit {i % 2}'])\n"
+        "                      for i in range(6)])\n")
+    result = run("--pilot", "cores=1,runtime=120", str(script))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "6 task(s) in" in result.stdout and "│ DONE   │     3 │" in result.stdout
+    assert "│ FAILED │     3 │" in result.stdout and "not DONE, by reason" in result.stdout
+    assert "│     3 │ exited with code 1 │" in result.stdout
+
+
+def test_a_script_that_raises_exits_1_and_shows_its_traceback(tmp_path: Path) -> None:
+    script = tmp_path / "broken.py"
+    script.write_text("import scalems_like as sl\nsl.current_session()\nraise RuntimeError('my bug')\n")
+    result = run("--pilot", "cores=1,runtime=60", str(script), "--flag")
+    assert result.returncode == 1
+    assert "the script raised" in result.stderr and "RuntimeError: my bug" in result.stderr
+
+
+def test_bad_arguments_name_the_key_and_the_value(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"--pilot 'colors=2': expected KEY=VALUE with KEY one of cores"):
+        parse_pilot("colors=2")
+    with pytest.raises(ConfigError, match=r"--pilot cores='two': expected int"):
+        parse_pilot("cores=two")
+    assert parse_pilot("cores=4, runtime=3600,queue=debug") == {"cores": 4, "runtime": 3600.0, "queue": "debug"}
+    assert set(PILOT_KEYS) <= {field.name for field in dataclasses.fields(PilotDescription)}
+    missing = run(str(tmp_path / "nope.py"))
+    assert missing.returncode == 1 and "no such file" in missing.stderr
