@@ -9,6 +9,7 @@
 
 import logging
 
+from scalems_like.client.apps import AppFuture, DependencyFailed, OutputFile, executable_app, function_app
 from scalems_like.client.pilot import Pilot
 from scalems_like.client.session import Session, current_session
 from scalems_like.client.task import RemoteError, Task
@@ -32,8 +33,11 @@ __version__ = "0.1.0"
 logging.getLogger("scalems_like").addHandler(logging.NullHandler())  # the application decides what is shown
 
 __all__ = [
+    "AppFuture",
     "CommandError",
     "ConfigError",
+    "DependencyFailed",
+    "OutputFile",
     "Pilot",
     "PilotDescription",
     "PilotFailed",
@@ -52,4 +56,6 @@ __all__ = [
     "WaitTimeout",
     "__version__",
     "current_session",
+    "executable_app",
+    "function_app",
 ]

@@ -59,3 +59,10 @@ def test_bad_arguments_name_the_key_and_the_value(tmp_path: Path) -> None:
     assert set(PILOT_KEYS) <= {field.name for field in dataclasses.fields(PilotDescription)}
     missing = run(str(tmp_path / "nope.py"))
     assert missing.returncode == 1 and "no such file" in missing.stderr
+
+
+def test_the_pipeline_example_passes_files_between_stages() -> None:
+    result = run("--pilot", "cores=2,runtime=300", str(EXAMPLES / "pipeline.py"))
+    assert result.returncode == 0, result.stderr
+    assert "lowest energy of 20 members: 100" in result.stdout  # seed 11: 77 % 11 == 0
+    assert "61 task(s)" in result.stdout  # 20 simulate, 20 analyse, 20 read_energy, 1 lowest

@@ -1,0 +1,228 @@
+"""Apps: functions and command lines that submit a task when called, with futures as arguments.
+
+    @sl.function_app
+    def square(x): return x * x
+
+    @sl.executable_app(outputs=["sum.txt"])
+    def add(a, b): return ["sh", "-c", f"echo $(( {a} + {b} )) > sum.txt"]
+
+    total = add(square(3), square(4))          # waits for both squares, then runs
+    print(total.result(), total.outputs["sum.txt"].path().read_text())
+    squares = square.map(range(1000))          # one bulk submission
+
+Calling an app returns an :class:`AppFuture` (a ``concurrent.futures.Future``, awaitable). An argument that is a
+future (an AppFuture or a Task) makes the call wait for it: the task is submitted when every such argument is DONE
+(from the futures' own done-callbacks: nothing polls), with each replaced by its result; an
+:class:`OutputFile` argument (``future.outputs[NAME]``) is linked into the consumer's task sandbox (executables
+get its name; functions get its absolute path). A dependency that did not end DONE fails the call, with a reason
+naming it, without submitting anything. Apps run in :func:`scalems_like.current_session` (or ``session=``).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import functools
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from scalems_like.client.session import Session, current_session
+from scalems_like.client.task import Task
+from scalems_like.descriptions import TaskDescription
+from scalems_like.errors import TaskFailed
+from scalems_like.states import TaskState
+
+_submitter: concurrent.futures.ThreadPoolExecutor | None = None
+_submitter_lock = threading.Lock()
+
+
+def _submit_later(function: Callable[[], None]) -> None:
+    """Submissions decided in done-callbacks (which run on a session's I/O thread) happen off that thread."""
+    global _submitter
+    with _submitter_lock:
+        if _submitter is None:
+            _submitter = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="scalems-like-apps")
+    _submitter.submit(function)
+
+
+class DependencyFailed(TaskFailed):
+    """A task was never submitted: one of its input futures did not end DONE."""
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputFile:
+    """A file an executable app's task writes in its sandbox (a future of that file)."""
+
+    producer: AppFuture
+    name: str
+
+    def path(self) -> Path:
+        """The file's path, once the producer is DONE (waits for it)."""
+        self.producer.result()
+        task = self.producer.task
+        assert task is not None and task.sandbox is not None
+        return task.sandbox / self.name
+
+
+class AppFuture(concurrent.futures.Future[Any]):
+    """The result of an app call; :attr:`task` is the task once submitted (None while inputs are pending)."""
+
+    def __init__(self, app: str, outputs: Iterable[str] = ()) -> None:
+        super().__init__()
+        self.app = app
+        self.task: Task | None = None
+        self.outputs = {name: OutputFile(self, name) for name in outputs}
+
+    def __repr__(self) -> str:
+        return f"<AppFuture {self.app} {self.task.uid if self.task else 'waiting for inputs'}>"
+
+    def __await__(self) -> Any:
+        import asyncio
+
+        return asyncio.wrap_future(self).__await__()
+
+    def follow(self, task: Task) -> None:
+        self.task = task
+        task.add_done_callback(self._copy)
+
+    def _copy(self, task: concurrent.futures.Future[Any]) -> None:
+        assert isinstance(task, Task)
+        if task.state is TaskState.DONE:
+            try:
+                self.set_result(task.result())
+            except Exception as error:  # a value this client cannot unpickle
+                self.set_exception(error)
+        else:
+            self.set_exception(task.exception() or TaskFailed(task.uid, task.state.value, task.reason or ""))
+
+
+def _dependencies(values: Iterable[Any]) -> list[concurrent.futures.Future[Any]]:
+    found: list[concurrent.futures.Future[Any]] = []
+    for value in values:
+        if isinstance(value, OutputFile):
+            found.append(value.producer)
+        elif isinstance(value, concurrent.futures.Future):
+            found.append(value)
+    return found
+
+
+def _name_of(future: concurrent.futures.Future[Any]) -> str:
+    if isinstance(future, AppFuture):
+        return f"{future.app} ({future.task.uid if future.task else 'never submitted'})"
+    return getattr(future, "uid", repr(future))
+
+
+def _failure_of(future: concurrent.futures.Future[Any]) -> str | None:
+    """Why a finished dependency cannot feed its consumer, or None if it is DONE."""
+    if future.cancelled():
+        return "was canceled"
+    error = future.exception()
+    if error is None:
+        return None
+    return str(getattr(error, "reason", "") or error)
+
+
+class _App:
+    def __init__(self, function: Callable[..., Any], kind: str, outputs: tuple[str, ...],
+                 options: dict[str, Any]) -> None:
+        functools.update_wrapper(self, function)
+        self.function = function
+        self.kind = kind
+        self.outputs = outputs
+        self.options = options
+
+    def __call__(self, *args: Any, session: Session | None = None, **kwargs: Any) -> AppFuture:
+        session = session or current_session()
+        future = AppFuture(self.function.__name__, self.outputs)
+        pending = _dependencies([*args, *kwargs.values()])
+        if not pending:
+            future.follow(session.submit_tasks([self.describe(args, kwargs)])[0])
+            return future
+        remaining = [len(pending)]
+        lock = threading.Lock()
+
+        def one_done(_: concurrent.futures.Future[Any]) -> None:
+            with lock:
+                remaining[0] -= 1
+                if remaining[0]:
+                    return
+            _submit_later(lambda: self._submit_resolved(session, future, pending, args, kwargs))
+        for dependency in pending:
+            dependency.add_done_callback(one_done)
+        return future
+
+    def _submit_resolved(self, session: Session, future: AppFuture, pending: list[concurrent.futures.Future[Any]],
+                         args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        for dependency in pending:
+            why = _failure_of(dependency)
+            if why is not None:
+                future.set_exception(DependencyFailed(
+                    future.app, "FAILED", f"its input {_name_of(dependency)} did not end DONE: {why}"))
+                return
+        try:
+            future.follow(session.submit_tasks([self.describe(args, kwargs)])[0])
+        except Exception as error:  # the session closed meanwhile, a bad description: the future says so
+            future.set_exception(error)
+
+    def map(self, *iterables: Iterable[Any], session: Session | None = None) -> list[AppFuture]:
+        """Call the app for each item (of zipped iterables); calls without future arguments go in one bulk
+        submission."""
+        session = session or current_session()
+        calls = list(zip(*iterables, strict=True))
+        ready = [index for index, call in enumerate(calls) if not _dependencies(call)]
+        futures: list[AppFuture | None] = [None] * len(calls)
+        tasks = session.submit_tasks([self.describe(calls[index], {}) for index in ready])
+        for index, task in zip(ready, tasks, strict=True):
+            futures[index] = AppFuture(self.function.__name__, self.outputs)
+            futures[index].follow(task)  # type: ignore[union-attr]
+        for index, call in enumerate(calls):
+            if futures[index] is None:
+                futures[index] = self(*call, session=session)
+        return futures  # type: ignore[return-value]
+
+    def describe(self, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -> TaskDescription:
+        """The task of one call, with resolved inputs."""
+        staging: list[str] = []
+
+        def resolve(value: Any) -> Any:
+            if isinstance(value, OutputFile):
+                if self.kind == "function":
+                    return str(value.path())
+                staging.append(f"file://{value.path()} > {value.name}")
+                return value.name
+            if isinstance(value, concurrent.futures.Future):
+                return value.result()
+            return value
+
+        args = [resolve(value) for value in args]
+        kwargs = {key: resolve(value) for key, value in kwargs.items()}
+        options = dict(self.options)
+        if staging:
+            options["input_staging"] = [*options.get("input_staging", ()), *staging]
+        options.setdefault("name", self.function.__name__)
+        if self.kind == "function":
+            return TaskDescription(function=self.function, args=tuple(args), kwargs=kwargs, **options)
+        argv = self.function(*args, **kwargs)
+        if isinstance(argv, str) or not argv or not all(isinstance(item, str) for item in argv):
+            raise TypeError(f"executable app {self.function.__name__} returned {argv!r}: expected a list of "
+                            "strings (executable and arguments)")
+        return TaskDescription(executable=argv[0], arguments=list(argv[1:]), **options)
+
+
+def function_app(function: Callable[..., Any] | None = None, **options: Any) -> Any:
+    """Decorate a function: calling it submits a function task (``options``: TaskDescription fields)."""
+    if function is None:
+        return lambda inner: _App(inner, "function", (), options)
+    return _App(function, "function", (), options)
+
+
+def executable_app(function: Callable[..., Any] | None = None, *, outputs: Iterable[str] = (),
+                   **options: Any) -> Any:
+    """Decorate a function that returns a command line (``[executable, *arguments]``): calling it submits an
+    executable task. ``outputs``: files the command writes in its sandbox (``future.outputs[NAME]``)."""
+    names = tuple(outputs)
+    if function is None:
+        return lambda inner: _App(inner, "executable", names, options)
+    return _App(function, "executable", names, options)
