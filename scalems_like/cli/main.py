@@ -10,6 +10,7 @@
     scalems-like resume SESSION [--detach]       unfinished tasks of gone pilots run on a new pilot
     scalems-like run [--resource R] [--pilot cores=..,runtime=..] [--env NAME] SCRIPT [ARGS]
                                                  run a workflow script (sl.current_session()), wait, summarize
+    scalems-like cache ls|clear [--json]         app results cached in this directory
     scalems-like version                         print the version and the wire protocol version
 
 ``--insecure`` (before the command): sessions use no CurveZMQ — for debugging only, and said loudly.

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import collections
+import json
+import os
 import runpy
 import sys
 import time
@@ -21,6 +23,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from scalems_like.client import cache
 from scalems_like.client.session import Session
 from scalems_like.descriptions import PilotDescription
 from scalems_like.errors import ConfigError, WaitTimeout
@@ -53,6 +56,8 @@ def run(arguments: argparse.Namespace) -> int:
     if arguments.env:
         fields["environment"] = arguments.env
     description = PilotDescription(resource=arguments.resource, **fields)
+    if arguments.no_cache:
+        os.environ[cache.NO_CACHE_VARIABLE] = "1"
     console = Console(stderr=True)
     failed_script = False
     with Session() as session:
@@ -112,7 +117,31 @@ def add_command(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     command.add_argument("--pilot", help=f"the pilot's shape: KEY=VALUE,... with KEY in {', '.join(PILOT_KEYS)}")
     command.add_argument("--env", help="a named environment profile for the pilot (scalems-like env list)")
     command.add_argument("--timeout", type=float, help="give up waiting for the tasks after this many seconds")
+    command.add_argument("--no-cache", action="store_true",
+                         help=f"run every app call, even those with a result in ./{cache.DIRECTORY}")
     command.add_argument("script")
     command.add_argument("arguments", nargs=argparse.REMAINDER, help="passed to the script as sys.argv[1:]")
     command.set_defaults(handler=run)
+    cached = commands.add_parser("cache", help=f"app results cached in this directory (./{cache.DIRECTORY})",
+                                 epilog="example: scalems-like cache ls")
+    cached.add_argument("action", choices=["ls", "clear"])
+    cached.add_argument("--json", action="store_true", help="machine-readable output (ls)")
+    cached.set_defaults(handler=run_cache)
+
+
+def run_cache(arguments: argparse.Namespace) -> int:
+    if arguments.action == "clear":
+        print(f"removed {cache.clear()} cached result(s) from {cache.root()}")
+        return 0
+    found = cache.entries()
+    if arguments.json:
+        print(json.dumps(found, indent=2))
+        return 0
+    table = Table(title=f"{cache.root()}: {len(found)} cached result(s)")
+    for column in ("key", "app", "created", "bytes"):
+        table.add_column(column, justify="right" if column == "bytes" else "left")
+    for entry in found:
+        table.add_row(entry["key"][:16], entry["app"], entry["created"], str(entry["bytes"]))
+    Console().print(table)
+    return 0
 

@@ -28,6 +28,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import cloudpickle
+
+from scalems_like.client import cache
 from scalems_like.client.session import Session, current_session
 from scalems_like.client.task import Task
 from scalems_like.descriptions import TaskDescription
@@ -59,8 +62,10 @@ class OutputFile:
     name: str
 
     def path(self) -> Path:
-        """The file's path, once the producer is DONE (waits for it)."""
+        """The file's path, once the producer is DONE (waits for it): in its task sandbox, or in the cache."""
         self.producer.result()
+        if self.producer.cached is not None:
+            return self.producer.cached / self.name
         task = self.producer.task
         assert task is not None and task.sandbox is not None
         return task.sandbox / self.name
@@ -73,6 +78,8 @@ class AppFuture(concurrent.futures.Future[Any]):
         super().__init__()
         self.app = app
         self.task: Task | None = None
+        self.cached: Path | None = None
+        """Where the cached output files are, when the result came from the cache (no task ran)."""
         self.outputs = {name: OutputFile(self, name) for name in outputs}
 
     def __repr__(self) -> str:
@@ -131,14 +138,42 @@ class _App:
         self.function = function
         self.kind = kind
         self.outputs = outputs
+        self.use_cache = bool(options.pop("cache", True))
         self.options = options
+
+    def start(self, session: Session, future: AppFuture, call: tuple[TaskDescription, str | None]) -> None:
+        """Settle ``future`` from the cache, or submit its task (and cache the result when it is DONE)."""
+        self.start_all(session, [(future, call)])
+
+    def start_all(self, session: Session, calls: list[tuple[AppFuture, tuple[TaskDescription, str | None]]]) -> None:
+        """:meth:`start` for many calls: the ones not in the cache go in one submission."""
+        misses = []
+        for future, (description, key) in calls:
+            entry = cache.lookup(key) if key is not None else None
+            if entry is not None:
+                future.cached = entry["files"]
+                future.set_result(entry["value"])
+            else:
+                misses.append((future, description, key))
+        tasks = session.submit_tasks([description for _, description, _ in misses]) if misses else []
+        for (future, _, key), task in zip(misses, tasks, strict=True):
+            future.follow(task)
+            if key is not None:
+                task.add_done_callback(lambda done, key=key: self.remember(done, key))
+
+    def remember(self, task: concurrent.futures.Future[Any], key: str) -> None:
+        assert isinstance(task, Task)
+        if task.state is TaskState.DONE:
+            value = task._return_value if self.kind == "function" else cloudpickle.dumps(task.exit_code)
+            if value is not None:
+                _submit_later(lambda: cache.store(key, self.function.__name__, value, task.sandbox, self.outputs))
 
     def __call__(self, *args: Any, session: Session | None = None, **kwargs: Any) -> AppFuture:
         session = session or current_session()
         future = AppFuture(self.function.__name__, self.outputs)
         pending = _dependencies([*args, *kwargs.values()])
         if not pending:
-            future.follow(session.submit_tasks([self.describe(args, kwargs)])[0])
+            self.start(session, future, self.prepare(args, kwargs))
             return future
         remaining = [len(pending)]
         lock = threading.Lock()
@@ -162,7 +197,7 @@ class _App:
                     future.app, "FAILED", f"its input {_name_of(dependency)} did not end DONE: {why}"))
                 return
         try:
-            future.follow(session.submit_tasks([self.describe(args, kwargs)])[0])
+            self.start(session, future, self.prepare(args, kwargs))
         except Exception as error:  # the session closed meanwhile, a bad description: the future says so
             future.set_exception(error)
 
@@ -173,10 +208,10 @@ class _App:
         calls = list(zip(*iterables, strict=True))
         ready = [index for index, call in enumerate(calls) if not _dependencies(call)]
         futures: list[AppFuture | None] = [None] * len(calls)
-        tasks = session.submit_tasks([self.describe(calls[index], {}) for index in ready])
-        for index, task in zip(ready, tasks, strict=True):
+        for index in ready:
             futures[index] = AppFuture(self.function.__name__, self.outputs)
-            futures[index].follow(task)  # type: ignore[union-attr]
+        self.start_all(session, [(futures[index], self.prepare(calls[index], {}))  # type: ignore[misc]
+                                 for index in ready])
         for index, call in enumerate(calls):
             if futures[index] is None:
                 futures[index] = self(*call, session=session)
@@ -184,6 +219,11 @@ class _App:
 
     def describe(self, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -> TaskDescription:
         """The task of one call, with resolved inputs."""
+        return self.prepare(args, kwargs)[0]
+
+    def prepare(self, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]
+                ) -> tuple[TaskDescription, str | None]:
+        """The task of one call with resolved inputs, and its cache key (None: not cached)."""
         staging: list[str] = []
 
         def resolve(value: Any) -> Any:
@@ -196,8 +236,20 @@ class _App:
                 return value.result()
             return value
 
-        args = [resolve(value) for value in args]
-        kwargs = {key: resolve(value) for key, value in kwargs.items()}
+        def logical(value: Any) -> Any:  # what decides the result: a file by its name and content
+            if isinstance(value, OutputFile):
+                return ("output file", value.name, cache.file_digest(value.path()))
+            return resolve(value)
+
+        key = None
+        if self.use_cache and cache.enabled():
+            key = cache.key_of((self.kind, self.function, [logical(value) for value in args],
+                                sorted((name, logical(value)) for name, value in kwargs.items()),
+                                sorted(self.options.items()), self.outputs))
+        return self.describe_resolved([resolve(value) for value in args],
+                                      {name: resolve(value) for name, value in kwargs.items()}, staging), key
+
+    def describe_resolved(self, args: list[Any], kwargs: dict[str, Any], staging: list[str]) -> TaskDescription:
         options = dict(self.options)
         if staging:
             options["input_staging"] = [*options.get("input_staging", ()), *staging]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +23,7 @@ def run(*argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]
 
 
 def test_the_ensemble_example_runs_and_summarizes() -> None:
-    result = run("--pilot", "cores=2,runtime=300", str(EXAMPLES / "ensemble.py"), "50")
+    result = run("--pilot", "cores=2,runtime=300", str(EXAMPLES / "ensemble.py"), "50", cwd=EXAMPLES.parent)
     assert result.returncode == 0, result.stderr
     assert "sum of squares of 0..49: 40425" in result.stdout
     assert "50 task(s)" in result.stdout and "DONE" in result.stdout and "not DONE" not in result.stdout
@@ -61,8 +62,27 @@ def test_bad_arguments_name_the_key_and_the_value(tmp_path: Path) -> None:
     assert missing.returncode == 1 and "no such file" in missing.stderr
 
 
-def test_the_pipeline_example_passes_files_between_stages() -> None:
-    result = run("--pilot", "cores=2,runtime=300", str(EXAMPLES / "pipeline.py"))
+def test_the_pipeline_example_passes_files_between_stages(tmp_path: Path) -> None:
+    result = run("--no-cache", "--pilot", "cores=2,runtime=300", str(EXAMPLES / "pipeline.py"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "lowest energy of 20 members: 100" in result.stdout  # seed 11: 77 % 11 == 0
     assert "61 task(s)" in result.stdout  # 20 simulate, 20 analyse, 20 read_energy, 1 lowest
+    assert not (tmp_path / ".scalems-like-cache").exists()
+
+
+def test_a_second_run_takes_every_result_from_the_cache(tmp_path: Path) -> None:
+    first = run("--pilot", "cores=2,runtime=300", str(EXAMPLES / "pipeline.py"), cwd=tmp_path)
+    assert first.returncode == 0 and "lowest energy of 20 members: 100" in first.stdout
+    listed = subprocess.run([sys.executable, "-m", "scalems_like", "cache", "ls", "--json"], capture_output=True,
+                            text=True, cwd=tmp_path, check=True)
+    entries = json.loads(listed.stdout)
+    # identical calls share an entry: 11 distinct members (7 * seed % 11), their analyses, reads, one reduction
+    assert {entry["app"] for entry in entries} == {"simulate", "analyse", "read_energy", "lowest"}
+    assert sum(entry["app"] == "simulate" for entry in entries) == 20  # seeds differ: 20 keys
+    second = run("--pilot", "cores=2,runtime=300", str(EXAMPLES / "pipeline.py"), cwd=tmp_path)
+    assert second.returncode == 0 and "lowest energy of 20 members: 100" in second.stdout
+    assert ": 0 task(s) in" in second.stdout  # nothing ran again
+    cleared = subprocess.run([sys.executable, "-m", "scalems_like", "cache", "clear"], capture_output=True,
+                             text=True, cwd=tmp_path, check=True)
+    assert f"removed {len(entries)} cached result(s)" in cleared.stdout
+    assert not (tmp_path / ".scalems-like-cache").exists()

@@ -1,0 +1,102 @@
+"""Cached results of app calls, in the workflow directory: a call that ran before is not run again.
+
+A call's key is the SHA-256 of what decides its result: the app's code (its cloudpickle), the arguments after
+their futures resolved (an input file counts by its name and the SHA-256 of its content, not its path) and the
+task options. ``.scalems-like-cache/KEY/`` holds ``entry.json`` (written last, atomically: an entry is whole or
+absent) and ``files/`` (copies of the call's declared output files). ``SCALEMS_LIKE_NO_CACHE=1``
+(``scalems-like run --no-cache``) or ``cache=False`` on an app turn it off; ``scalems-like cache ls|clear``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+
+from scalems_like.agent.config import write_private_file
+
+log = logging.getLogger("scalems_like.client")
+
+DIRECTORY = ".scalems-like-cache"
+NO_CACHE_VARIABLE = "SCALEMS_LIKE_NO_CACHE"
+
+
+def enabled() -> bool:
+    return os.environ.get(NO_CACHE_VARIABLE, "") in ("", "0")
+
+
+def root() -> Path:
+    return Path.cwd() / DIRECTORY
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def key_of(parts: Any) -> str | None:
+    """The key of a call from its deciding parts; None if they cannot be pickled (the call is not cached)."""
+    try:
+        return hashlib.sha256(cloudpickle.dumps(parts)).hexdigest()
+    except Exception as error:  # an argument cloudpickle cannot handle
+        log.debug("not cached: %s", error)
+        return None
+
+
+def lookup(key: str) -> dict[str, Any] | None:
+    """The entry of ``key``: its ``value`` (unpickled) and ``files`` directory; None when there is none."""
+    directory = root() / key
+    try:
+        entry = json.loads((directory / "entry.json").read_text())
+        entry["value"] = cloudpickle.loads(base64.b64decode(entry["value"]))
+    except (OSError, ValueError, KeyError):
+        return None
+    entry["files"] = directory / "files"
+    return entry
+
+
+def store(key: str, app: str, value_pickle: bytes, sandbox: Path | None, outputs: tuple[str, ...]) -> None:
+    """Keep a DONE call's result and output files (copied from its task sandbox)."""
+    directory = root() / key
+    files = directory / "files"
+    try:
+        files.mkdir(parents=True, exist_ok=True)
+        for name in outputs:
+            if sandbox is None:
+                return
+            shutil.copy2(sandbox / name, files / name)
+        write_private_file(directory / "entry.json", json.dumps({
+            "app": app, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "value": base64.b64encode(value_pickle).decode()}))
+    except OSError as error:
+        log.warning("result of %s not cached in %s: %s", app, directory, error)
+
+
+def entries() -> list[dict[str, Any]]:
+    found = []
+    for entry_file in sorted(root().glob("*/entry.json")):
+        try:
+            data = json.loads(entry_file.read_text())
+        except (OSError, ValueError):
+            continue
+        size = sum(path.stat().st_size for path in entry_file.parent.rglob("*") if path.is_file())
+        found.append({"key": entry_file.parent.name, "app": data.get("app", "?"), "created": data.get("created", "?"),
+                      "bytes": size})
+    return found
+
+
+def clear() -> int:
+    count = len(entries())
+    shutil.rmtree(root(), ignore_errors=True)
+    return count
