@@ -86,3 +86,13 @@ def test_a_second_run_takes_every_result_from_the_cache(tmp_path: Path) -> None:
                              text=True, cwd=tmp_path, check=True)
     assert f"removed {len(entries)} cached result(s)" in cleared.stdout
     assert not (tmp_path / ".scalems-like-cache").exists()
+
+
+@pytest.mark.parametrize(("example", "expected", "tasks"), [
+    ("mapreduce.py", "'the' appears 600 times in 200 chunks; 10 distinct words", 201),
+    ("adaptive.py", "minimum at x = 37 after 4 rounds", 36),
+])
+def test_the_function_examples(tmp_path: Path, example: str, expected: str, tasks: int) -> None:
+    result = run("--no-cache", "--pilot", "cores=2,runtime=300", str(EXAMPLES / example), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert expected in result.stdout and f"{tasks} task(s)" in result.stdout
