@@ -40,14 +40,16 @@ def _check_str(owner: str, field: str, value: object, *, optional: bool = True) 
 
 
 def _is_list_of_str(value: object) -> bool:
-    return (isinstance(value, Sequence) and not isinstance(value, (str, bytes))
-            and all(isinstance(item, str) for item in value))
+    if value.__class__ is not tuple and value.__class__ is not list and (  # (fast path: no ABC check)
+            not isinstance(value, Sequence) or isinstance(value, (str, bytes))):
+        return False
+    return all(isinstance(item, str) for item in value)  # type: ignore[attr-defined]
 
 
 def _check_inside_sandbox(owner: str, field: str, value: str | None) -> None:
     """A file name relative to the task sandbox that stays inside it (data elsewhere moves by staging)."""
-    if value is None:
-        return
+    if value is None or ("/" not in value and value not in (".", "..") and "\0" not in value):
+        return  # a plain file name (the usual case, fast)
     normal = posixpath.normpath(value)
     if "\0" in value or posixpath.isabs(value) or normal == ".." or normal.startswith("../"):
         raise _fail(owner, field, value, "a path relative to the task sandbox, inside it (no leading / or ..; "
@@ -55,6 +57,8 @@ def _check_inside_sandbox(owner: str, field: str, value: str | None) -> None:
 
 
 def _check_str_mapping(owner: str, field: str, value: object) -> None:
+    if value.__class__ is dict and not value:  # the default (fast path)
+        return
     if not isinstance(value, Mapping) or not all(
         isinstance(key, str) and isinstance(item, str) for key, item in value.items()
     ):
@@ -66,6 +70,8 @@ def _parse_staging(description: object, owner: str) -> None:
 
     for field, output in (("input_staging", False), ("output_staging", True)):
         value = getattr(description, field)
+        if value == ():  # the default: nothing to parse (fast path)
+            continue
         parsed = parse_all(value, output=output, where=f"{owner}.{field}")
         object.__setattr__(description, field, parsed)
 
@@ -164,9 +170,9 @@ class TaskDescription:
             raise _fail(owner, "args", self.args, "no args/kwargs for an executable task (use arguments=)")
         if self.function is not None and self.arguments:
             raise _fail(owner, "arguments", self.arguments, "no arguments for a function task (use args=)")
-        if isinstance(self.args, str) or not isinstance(self.args, Sequence):
+        if self.args.__class__ is not tuple and (isinstance(self.args, str) or not isinstance(self.args, Sequence)):
             raise _fail(owner, "args", self.args, "a sequence of positional arguments")
-        if not isinstance(self.kwargs, Mapping):
+        if self.kwargs.__class__ is not dict and not isinstance(self.kwargs, Mapping):
             raise _fail(owner, "kwargs", self.kwargs, "a mapping of keyword arguments")
         _check_str_mapping(owner, "environment", self.environment)
         _check_str_mapping(owner, "tags", self.tags)
