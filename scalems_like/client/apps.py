@@ -50,6 +50,14 @@ def _submit_later(function: Callable[[], None]) -> None:
     _submitter.submit(function)
 
 
+def drain() -> None:
+    """Wait until the submissions and cache writes queued so far are done (called when a session closes)."""
+    with _submitter_lock:
+        submitter = _submitter
+    if submitter is not None and not threading.current_thread().name.startswith("scalems-like-apps"):
+        submitter.submit(lambda: None).result()
+
+
 class DependencyFailed(TaskFailed):
     """A task was never submitted: one of its input futures did not end DONE."""
 

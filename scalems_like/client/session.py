@@ -376,6 +376,9 @@ class Session:
             self._closed = True
             return
         try:
+            apps = sys.modules.get("scalems_like.client.apps")
+            if apps is not None:  # app results being written to the cache are written before the session ends
+                apps.drain()
             self._shut_pilots_down(patience)
             self._engine.call(lambda: self._engine.end_tasks(
                 [t.uid for t in self._tasks.values()], TaskState.CANCELED, "session closed"))

@@ -5,10 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+from pathlib import Path
 
 import pytest
 
 import scalems_like as sl
+
+
+@pytest.fixture(autouse=True)
+def workflow_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test is a workflow of its own directory: its cache starts empty."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
 
 
 @sl.function_app
@@ -84,3 +92,18 @@ def test_app_futures_are_awaitable(session: sl.Session, local_pilot: sl.Pilot) -
 def test_apps_need_a_session() -> None:
     with pytest.raises(sl.ScalemsError, match="no current session"):
         square(2)
+
+
+def test_a_call_that_ran_before_comes_from_the_cache(workflow_directory: Path) -> None:
+    for run in range(2):
+        with sl.Session() as session:
+            session.submit_pilot(sl.PilotDescription(cores=1, runtime=60))
+            first = add(square(5), 1)
+            assert read_number(first.outputs["sum.txt"]).result(timeout=60) == 26
+            assert (first.task is None) == (run == 1) and first.outputs["sum.txt"].path().read_text() == "26\n"
+            assert len(session.tasks) == (0 if run else 3)
+    assert len(list((workflow_directory / ".scalems-like-cache").glob("*/entry.json"))) == 3
+    uncached = sl.function_app(cache=False)(square.function)
+    with sl.Session() as session:
+        session.submit_pilot(sl.PilotDescription(cores=1, runtime=60))
+        assert uncached(5).result(timeout=60) == 25 and len(session.tasks) == 1
