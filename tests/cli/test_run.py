@@ -22,11 +22,21 @@ def run(*argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]
                           timeout=240, cwd=cwd)
 
 
-def test_the_ensemble_example_runs_and_summarizes() -> None:
-    result = run("--pilot", "cores=2,runtime=300", str(EXAMPLES / "ensemble.py"), "50", cwd=EXAMPLES.parent)
+def test_the_ensemble_example_runs_and_summarizes(tmp_path: Path) -> None:
+    result = run("--pilot", "cores=2,runtime=300", str(EXAMPLES / "ensemble.py"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "sum of squares of 0..49: 40425" in result.stdout
-    assert "50 task(s)" in result.stdout and "DONE" in result.stdout and "not DONE" not in result.stdout
+    assert "sum of squares of 0..99: 328350" in result.stdout
+    assert "100 task(s)" in result.stdout and "│ DONE  │   100 │" in result.stdout
+    assert "not DONE" not in result.stdout
+
+
+@pytest.mark.slurm
+@pytest.mark.usefixtures("slurm")
+def test_the_same_script_runs_unchanged_on_slurm(tmp_path: Path) -> None:
+    result = run("--resource", "slurm", "--pilot", "nodes=2,runtime=300", str(EXAMPLES / "ensemble.py"), "40",
+                 cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "sum of squares of 0..39: 20540" in result.stdout and "on slurm" in result.stderr
 
 
 def test_failed_tasks_exit_1_with_their_reasons_grouped(tmp_path: Path) -> None:
