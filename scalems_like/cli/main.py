@@ -11,6 +11,7 @@
     scalems-like run [--resource R] [--pilot cores=..,runtime=..] [--env NAME] SCRIPT [ARGS]
                                                  run a workflow script (sl.current_session()), wait, summarize
     scalems-like cache ls|clear [--json]         app results cached in this directory
+    scalems-like init NAME                       a template workflow project that runs as it is
     scalems-like version                         print the version and the wire protocol version
 
 ``--insecure`` (before the command): sessions use no CurveZMQ — for debugging only, and said loudly.
@@ -110,11 +111,13 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument("--follow", action="store_true", help="live view until every pilot has started or failed")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(handler=command_status)
+    from scalems_like.cli.init import add_command as add_init
     from scalems_like.cli.run import add_command as add_run
     from scalems_like.cli.sessions import add_commands
 
     add_commands(commands)
     add_run(commands)
+    add_init(commands)
     version = commands.add_parser("version", help="print the version")
     version.set_defaults(handler=command_version)
     return top
