@@ -35,6 +35,7 @@ from scalems_like.client.session import Session, current_session
 from scalems_like.client.task import Task
 from scalems_like.descriptions import TaskDescription
 from scalems_like.errors import TaskFailed
+from scalems_like.staging.actions import checksum
 from scalems_like.states import TaskState
 
 _submitter: concurrent.futures.ThreadPoolExecutor | None = None
@@ -246,7 +247,7 @@ class _App:
 
         def logical(value: Any) -> Any:  # what decides the result: a file by its name and content
             if isinstance(value, OutputFile):
-                return ("output file", value.name, cache.file_digest(value.path()))
+                return ("output file", value.name, checksum(value.path()))
             return resolve(value)
 
         key = None

@@ -37,14 +37,6 @@ def root() -> Path:
     return Path.cwd() / DIRECTORY
 
 
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def key_of(parts: Any) -> str | None:
     """The key of a call from its deciding parts; None if they cannot be pickled (the call is not cached)."""
     try:

@@ -61,15 +61,11 @@ class AgentKeys:
         directory = pilot_sandbox / KEYS_DIRECTORY
         directory.mkdir(mode=0o700, exist_ok=True)
         directory.chmod(0o700)
-        target = directory / AGENT_KEYS_FILE
-        write_private_file(target, json.dumps({key: value.decode() for key, value in
-                                               dataclasses.asdict(self).items()}))
-        return target
+        return _write_keys(directory / AGENT_KEYS_FILE, self)
 
     @classmethod
     def read(cls, pilot_sandbox: Path) -> AgentKeys:
-        path = pilot_sandbox / KEYS_DIRECTORY / AGENT_KEYS_FILE
-        return cls(**_read_keys(path, ("client_public", "agent_public", "agent_secret")))
+        return cls(**_read_keys(pilot_sandbox / KEYS_DIRECTORY / AGENT_KEYS_FILE, cls))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,18 +88,21 @@ class SessionKeys:
         return AgentKeys(self.client_public, self.agent_public, self.agent_secret)
 
     def write(self, session_directory: Path) -> Path:
-        target = session_directory / SESSION_KEYS_FILE
-        write_private_file(target, json.dumps({key: value.decode() for key, value in
-                                               dataclasses.asdict(self).items()}))
-        return target
+        return _write_keys(session_directory / SESSION_KEYS_FILE, self)
 
     @classmethod
     def read(cls, session_directory: Path) -> SessionKeys:
-        return cls(**_read_keys(session_directory / SESSION_KEYS_FILE,
-                                ("client_public", "client_secret", "agent_public", "agent_secret")))
+        return cls(**_read_keys(session_directory / SESSION_KEYS_FILE, cls))
 
 
-def _read_keys(path: Path, names: tuple[str, ...]) -> dict[str, bytes]:
+def _write_keys(target: Path, keys: AgentKeys | SessionKeys) -> Path:
+    """A key file: the dataclass's fields as Z85 text, written atomically, 0600."""
+    write_private_file(target, json.dumps({key: value.decode() for key, value in dataclasses.asdict(keys).items()}))
+    return target
+
+
+def _read_keys(path: Path, cls: type[AgentKeys] | type[SessionKeys]) -> dict[str, bytes]:
+    names = tuple(field.name for field in dataclasses.fields(cls))
     try:
         mode = path.stat().st_mode & 0o777
         data: Any = json.loads(path.read_text())

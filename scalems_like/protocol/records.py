@@ -31,22 +31,28 @@ ALIVE_FILE = "agent.alive"
 STOPPED_FILE = "agent.stopped"
 
 
+def _read_fields(path: Path, *names: str) -> tuple[str, ...] | None:
+    """The string fields ``names`` of the JSON object in ``path``; None if it is missing, torn or lacks one."""
+    try:
+        fields = json.loads(path.read_text())
+        return tuple(str(fields[name]) for name in names)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def read_client_address(sandbox: Path) -> tuple[str, float] | None:
     """(address, time written) of the client that reattached last, or None."""
+    fields = _read_fields(sandbox / CLIENT_FILE, "address", "time")
     try:
-        fields = json.loads((sandbox / CLIENT_FILE).read_text())
-        return str(fields["address"]), float(fields["time"])
-    except (OSError, ValueError, KeyError, TypeError):
+        return (fields[0], float(fields[1])) if fields else None
+    except ValueError:
         return None
 
 
 def read_stopped(sandbox: Path) -> tuple[str, str] | None:
     """(final state, reason) the agent wrote as it exited, or None while it runs (or if it was killed)."""
-    try:
-        fields = json.loads((sandbox / STOPPED_FILE).read_text())
-        return str(fields["state"]), str(fields["reason"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    fields = _read_fields(sandbox / STOPPED_FILE, "state", "reason")
+    return (fields[0], fields[1]) if fields else None
 
 
 def seconds_since_alive(sandbox: Path) -> float | None:
