@@ -131,12 +131,14 @@ class ClientLink:
         self.socket.send(protocol.encode(message))
 
     def send_updates(self, updates: list[dict[str, Any]]) -> None:
-        """Journal, then send; final updates are kept until acknowledged."""
-        append_record(self.journal_fd, updates)
+        """Journal, then send (the same bytes: packed once); final updates are kept until acknowledged."""
+        message = protocol.encode(protocol.TaskUpdates(updates))
+        append_record(self.journal_fd, message)
         for update in updates:
             if update["state"] in FINAL:
                 self.unacked[update["uid"]] = update
-        self.send(protocol.TaskUpdates(updates))
+        assert self.socket is not None
+        self.socket.send(message)
 
     # -- time ----------------------------------------------------------------------------------------
     def heartbeat(self, now: float) -> None:

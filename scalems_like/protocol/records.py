@@ -9,7 +9,8 @@ The agent's journal, ``PILOT_SANDBOX/agent.journal``: every task update the agen
 
 Written by the agent (appended in batches, one ``write`` each), read by a client that resumes a session whose
 pilot is gone: results that never reached the client are taken from here, and tasks that had started are told
-from tasks that had not. Format: records of ``[4-byte big-endian length][MessagePack list of task updates]``.
+from tasks that had not. Format: records of ``[4-byte big-endian length][a TaskUpdates message]`` — the very
+bytes the agent sent (packed once), so a record is ``[version, "updates", [update, ...]]``.
 A record cut short (the agent was killed mid-write) ends the readable part; nothing before it is lost.
 """
 
@@ -63,14 +64,14 @@ def seconds_since_alive(sandbox: Path) -> float | None:
         return None
 
 
-def encode_record(updates: list[dict[str, Any]]) -> bytes:
-    body = msgpack.packb(updates, use_bin_type=True)
-    return _LENGTH.pack(len(body)) + body
+def encode_record(message: bytes) -> bytes:
+    """A record of an encoded TaskUpdates message."""
+    return _LENGTH.pack(len(message)) + message
 
 
-def append_record(fd: int, updates: list[dict[str, Any]]) -> None:
-    """Append one record with a single write (O_APPEND file descriptor)."""
-    data = encode_record(updates)
+def append_record(fd: int, message: bytes) -> None:
+    """Append one record (an encoded TaskUpdates message) with a single write (O_APPEND file descriptor)."""
+    data = encode_record(message)
     written = os.write(fd, data)
     while written < len(data):  # a short write (signal, full disk): finish it
         written += os.write(fd, data[written:])
@@ -93,7 +94,7 @@ def read_records(path: Path) -> list[dict[str, Any]]:
             record = msgpack.unpackb(data[offset + _LENGTH.size:end], raw=False, strict_map_key=False)
         except Exception:  # msgpack raises several unrelated types
             break
-        if isinstance(record, list):
-            updates.extend(update for update in record if isinstance(update, dict) and "uid" in update)
+        if isinstance(record, list) and len(record) == 3 and record[1] == "updates" and isinstance(record[2], list):
+            updates.extend(update for update in record[2] if isinstance(update, dict) and "uid" in update)
         offset = end
     return updates

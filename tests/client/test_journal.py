@@ -11,6 +11,7 @@ from pathlib import Path
 import cloudpickle
 import pytest
 
+from scalems_like import protocol
 from scalems_like.client.journal import Journal, journal_path
 from scalems_like.protocol.records import encode_record, read_records
 
@@ -88,7 +89,8 @@ def test_torn_last_transaction_is_ignored_and_nothing_earlier_is_lost(tmp_path: 
 def test_agent_journal_cut_short_keeps_every_complete_record(tmp_path: Path) -> None:
     path = tmp_path / "agent.journal"
     first, second = [update("task.000000", "RUNNING")], [update("task.000000", "DONE"), update("task.000001", "DONE")]
-    data = encode_record(first) + encode_record(second)
+    data = (encode_record(protocol.encode(protocol.TaskUpdates(first)))
+            + encode_record(protocol.encode(protocol.TaskUpdates(second))))
     path.write_bytes(data[:-3])
     assert read_records(path) == first
     path.write_bytes(data)
