@@ -24,7 +24,10 @@ def session_state(info: dict[str, str]) -> str:
     state = info.get("state", "open")
     if state == "open":
         try:
-            os.kill(int(info.get("client_pid", "0")), 0)
+            pid = int(info.get("client_pid", "0"))
+            if pid <= 0:  # (os.kill(0, 0) would ask about this process group: always "alive")
+                return "interrupted"
+            os.kill(pid, 0)
         except (ValueError, ProcessLookupError):
             return "interrupted"
         except PermissionError:

@@ -64,10 +64,11 @@ class PilotRecord:
         self.adapter = adapter
         self.description_pickle = cloudpickle.dumps(pilot.description)
         self.resend: list[dict[str, Any]] = []
-        self.greeted = False
-        self.reattached = False
-        """The agent said hello to this client (after a reattach: it found the new address)."""
         """Task mappings to send again when the agent greets a reattached client (it drops those it knows)."""
+        self.greeted = False
+        """The agent said hello to this client (after a reattach: it found the new address)."""
+        self.reattached = False
+        """Followed again by a reattached client: tasks wait until its agent greets."""
         self.feedback = FeedbackReader(pilot.sandbox)
         self.job_started: float | None = None
         self.next_feedback_read = 0.0
@@ -102,9 +103,9 @@ class Engine:
         self.journal: Journal | None = None
         self.journal_batch: list[dict[str, Any]] = []
         self.hold_pending = False
+        """True while a session is restored: pending tasks wait for the decision on a new pilot."""
         self.drops = protocol.DropLog(log)
         self.authenticator: ThreadAuthenticator | None = None
-        """True while a session is restored: pending tasks wait for the decision on a new pilot."""
 
     # -- life cycle ----------------------------------------------------------------------------------
     def start(self) -> None:
@@ -125,7 +126,7 @@ class Engine:
     def stop(self) -> None:
         if self.thread is None:
             return
-        self.post(lambda: setattr(self, "stopping", True))
+        self.post(self._mark_stopping)
         self.thread.join()
         self.thread = None
         assert self.blocking is not None
@@ -139,6 +140,11 @@ class Engine:
         with self.post_lock:
             os.close(self.wake_fd)
             self.wake_fd = -1
+
+    def _mark_stopping(self) -> None:
+        """(I/O thread) under the post lock: no command can be queued after the loop's last drain."""
+        with self.post_lock:
+            self.stopping = True
 
     def post(self, command: Callable[[], None]) -> bool:
         """Run ``command`` on the I/O thread (callable from any thread); dropped (False) once the engine stopped."""
@@ -312,7 +318,8 @@ class Engine:
 
     def handle_dispatch(self) -> None:
         active = [r for r in self.pilots.values()
-                  if r.pilot.state is PilotState.ACTIVE and not r.cancel_requested and not r.ending]
+                  if r.pilot.state is PilotState.ACTIVE and not r.cancel_requested and not r.ending
+                  and (r.greeted or not r.reattached)]  # a reattached agent must reconnect first
         if not self.pending or not active:
             return
         now = time.time()
@@ -519,8 +526,8 @@ class Engine:
 
     def fail_pending_without_pilots(self, why: str) -> None:
         """Tasks waiting on the client fail when no pilot that could run them is left."""
-        if not self.pending or not self.pilots or self.hold_pending:
-            return
+        if not self.pending or not self.session._pilots or self.hold_pending:
+            return  # (no pilot yet: tasks wait for the first one)
         if any(not r.pilot.state.is_final and not r.ending for r in self.pilots.values()):
             return
         uids = [task.uid for task in self.pending]

@@ -156,11 +156,10 @@ class Journal:
                     break
             try:
                 updates = self.commit(items)
-            except sqlite3.Error:
+                if updates and self.on_commit is not None:
+                    self.on_commit(updates)
+            except Exception:  # the writer must live on: later batches (and the final "closed") still go in
                 log.exception("journal %s: a batch of %d items was not written", self.path, len(items))
-                updates = []
-            if updates and self.on_commit is not None:
-                self.on_commit(updates)
             for kind, payload in items:
                 if kind == "flush":
                     payload.set()

@@ -255,7 +255,8 @@ class Session:
         record.pilot.native_id = native_id
         if record.cancel_requested:  # canceled while the batch system took the job
             self._engine.cancel_job(record)
-        self._engine.set_pilot_state(record, PilotState.SUBMITTED, "client", time.time())
+        if not self._engine.set_pilot_state(record, PilotState.SUBMITTED, "client", time.time()):
+            self._engine.save_pilot(record)  # psij reported the job first: journal its batch id all the same
 
     def _wait_pilot(self, pilot: Pilot, state: PilotState | None, timeout: float | None) -> None:
         def reached() -> bool:
