@@ -45,10 +45,14 @@ def test_agent_and_workers_stop_when_the_client_is_gone_past_its_grace_period(is
     sandbox = Path(client.stdout.readline().strip())
     client.kill()
     client.wait()
-    deadline = time.monotonic() + 30
+    killed = time.monotonic()
+    time.sleep(1)
+    assert alive(agent), "the agent did not wait for a client to reattach"
+    deadline = killed + 30
     while (alive(agent) or any(map(alive, workers))) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not alive(agent), "the agent outlived its client's grace period"
+    assert time.monotonic() - killed < 3 + 10, "the agent stopped long after its grace period (3 s)"
     assert not any(map(alive, workers)), "a worker outlived its agent"
     assert not alive(sleeper[0]), "the task outlived its agent"
     stopped = json.loads((sandbox / "agent.stopped").read_text())

@@ -10,6 +10,7 @@ import pytest
 
 import scalems_like as sl
 from scalems_like import TaskState
+from tests.processes import wait_until
 
 
 def slow_square(x: int) -> int:
@@ -48,8 +49,7 @@ def test_failed_and_canceled_tasks_settle_their_futures(session: sl.Session, loc
         failing.result()
     assert isinstance(executable.exception(), sl.TaskFailed)
     assert executable.exit_code == 3 and str(executable.exception()).endswith("FAILED: exited with code 3")
-    while not sleeping.running():
-        concurrent.futures.wait([sleeping], timeout=0.05)
+    wait_until(sleeping.running, timeout=60, what="the sleeping task runs")
     assert sleeping.cancel() is True
     (canceled,), _ = concurrent.futures.wait([sleeping], timeout=60)
     assert canceled.cancelled() and canceled.state is TaskState.CANCELED

@@ -196,7 +196,7 @@ def test_drain_keeps_the_workers_of_a_running_placed_task() -> None:
     scheduler = scheduler_with({"n1": (3, 0)}, initial_depth=1)
     scheduler.submit([task("running", cores=2), task("waiting", cores=3)])
     assert uids(scheduler.schedule()) == {"n1.w0": ["running"]}
-    scheduler.drain_pending()
+    assert [t["uid"] for t in scheduler.drain_pending()] == ["waiting"]
     assert held(scheduler) == {"n1.w0": "running", "n1.w1": "running"}
 
 
@@ -292,7 +292,9 @@ def test_workers_not_yet_started_count_but_lost_ones_do_not() -> None:
     scheduler.add_worker("n1.w0", "n1")
     scheduler.add_worker("n1.w1", "n1")
     scheduler.remove_worker("n1.w1")
-    assert scheduler.unsatisfiable_reason(task("two", cores=2)) is not None
+    assert scheduler.unsatisfiable_reason(task("two", cores=2)) == (
+        "needs 2 cores and 0 GPUs on one node; the largest node of this pilot offers 1 cores and 0 GPUs "
+        "(1 of its workers were lost)")
 
 
 # -- GPUs come back when a worker goes -----------------------------------------------------------------------------

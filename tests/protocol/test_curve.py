@@ -23,6 +23,7 @@ from scalems_like import protocol
 from scalems_like.errors import ConfigError
 from scalems_like.protocol import curve
 from scalems_like.protocol.curve import AgentKeys, SessionKeys
+from tests.processes import wait_until
 
 
 @pytest.fixture
@@ -70,9 +71,12 @@ def test_rogue_peers_are_refused_by_the_client_and_the_agent_and_the_session_goe
     log = (local_pilot.sandbox / "agent.log").read_text()
     worker_address = re.search(r"workers connect to (\S+) \(CurveZMQ\)", log)
     assert worker_address is not None, log
-    as_agent = [protocol.AgentStopping("FAILED", "a rogue says the pilot failed")]
-    as_worker = [protocol.WorkerHello("rogue", "vm", "vm", 1),
-                 protocol.TaskUpdates([{"uid": "task.000000", "state": "FAILED", "time": 1.0, "reason": "forged"}])]
+    (running,) = session.submit_tasks([sl.TaskDescription(executable="/bin/sleep", arguments=["60"])])
+    wait_until(lambda: running.state is sl.TaskState.RUNNING, what="the task runs")
+    forged = protocol.TaskUpdates([{"uid": running.uid, "state": "FAILED", "time": 1.0, "attempt": 0,
+                                    "reason": "forged"}])
+    as_agent = [forged, protocol.AgentStopping("FAILED", "a rogue says the pilot failed")]
+    as_worker = [protocol.WorkerHello("rogue", "vm", "vm", 1), forged]
     attempts = {
         "client, no keys": (client_address, local_pilot.uid, as_agent, None),
         "client, own keys": (client_address, local_pilot.uid, as_agent, keys.client_public),
@@ -89,7 +93,9 @@ def test_rogue_peers_are_refused_by_the_client_and_the_agent_and_the_session_goe
     (task,) = session.submit_tasks([sl.TaskDescription(function=abs, args=(-3,))])
     assert task.result(timeout=60) == 3
     assert local_pilot.state is sl.PilotState.ACTIVE
-    assert session.tasks[0].state is not sl.TaskState.FAILED  # the forged update for task.000000 was not read
+    assert running.state is sl.TaskState.RUNNING  # no forged update was read, by the client or the agent
+    running.cancel()
+    assert running.wait(timeout=30) is sl.TaskState.CANCELED and running.reason != "forged"
     assert "refused a peer with an unknown key" in (local_pilot.sandbox / "agent.log").read_text()
 
 
