@@ -7,6 +7,9 @@ Tables::
     blobs     digest → data       a function's pickle, stored once however many tasks call it
     tasks     uid → seq, wire     the task mapping sent to agents (msgpack; the function replaced by its digest)
     events    seq → uid, update   every state change and result, in the order the client applied them
+    profile   seq → time, clock, component, where, event, uid, name, detail
+                                  what else happened (pilot states, bootstrap steps, workers, clock offsets), few
+                                  rows; ``clock`` is "client" or the uid of the pilot whose agent stamped the time
 
 A session is rebuilt by replaying ``events`` through ``Task._apply``, the code that applied them live, so a
 reattached session is the one that was left. Writes are queued by the session's I/O thread and committed by the
@@ -41,7 +44,11 @@ CREATE TABLE IF NOT EXISTS pilots (uid TEXT PRIMARY KEY, description BLOB, resou
 CREATE TABLE IF NOT EXISTS blobs (digest TEXT PRIMARY KEY, data BLOB);
 CREATE TABLE IF NOT EXISTS tasks (uid TEXT PRIMARY KEY, seq INTEGER, wire BLOB);
 CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, uid TEXT, "update" BLOB);
+CREATE TABLE IF NOT EXISTS profile (seq INTEGER PRIMARY KEY AUTOINCREMENT, time REAL, clock TEXT, component TEXT,
+                                    "where" TEXT, event TEXT, uid TEXT, name TEXT, detail TEXT);
 """
+ProfileRow = tuple[float, str, str, str, str, str, str, str]
+"""(time, clock, component, where, event, uid, name, detail): one row of the ``profile`` table."""
 BATCH = 5000
 """Rows per transaction at most."""
 
@@ -113,6 +120,7 @@ class Journal:
 
     # -- writing (any thread queues; the writer thread commits) ------------------------------------------
     def start(self) -> None:
+        self.connection.executescript(SCHEMA)  # a journal of an earlier release gains the tables it lacks
         self.thread = threading.Thread(target=self.write_loop, name=f"journal-{self.path.parent.name}", daemon=True)
         self.thread.start()
 
@@ -126,6 +134,10 @@ class Journal:
     def add_updates(self, updates: list[dict[str, Any]]) -> None:
         """Task updates the client applied (from agents, or decided by the client), in order."""
         self.queue.put(("events", updates))
+
+    def add_profile(self, rows: list[ProfileRow]) -> None:
+        """Profile rows (see the ``profile`` table), committed with the next batch."""
+        self.queue.put(("profile", rows))
 
     def save_pilot(self, row: tuple[str, bytes, str, str, str | None, str, str | None]) -> None:
         """(uid, pickled description, resource, sandbox, batch id, state, failure) — replaces the pilot's row."""
@@ -167,7 +179,7 @@ class Journal:
                 return
 
     def commit(self, items: list[tuple[str, Any]]) -> list[dict[str, Any]]:
-        tasks, blobs, events, pilots, settings = [], [], [], [], []
+        tasks, blobs, events, pilots, settings, profile = [], [], [], [], [], []
         updates: list[dict[str, Any]] = []
         for kind, payload in items:
             if kind == "tasks":
@@ -184,7 +196,9 @@ class Journal:
                 pilots.append(payload)
             elif kind == "session":
                 settings.append(payload)
-        if not (tasks or events or pilots or settings):
+            elif kind == "profile":
+                profile.extend(payload)
+        if not (tasks or events or pilots or settings or profile):
             return []
         with transaction(self.connection):
             self.connection.executemany("INSERT OR IGNORE INTO blobs VALUES (?, ?)", blobs)
@@ -192,7 +206,9 @@ class Journal:
             self.connection.executemany('INSERT INTO events (uid, "update") VALUES (?, ?)', events)
             self.connection.executemany("INSERT OR REPLACE INTO pilots VALUES (?, ?, ?, ?, ?, ?, ?)", pilots)
             self.connection.executemany("INSERT OR REPLACE INTO session VALUES (?, ?)", settings)
-        self.rows_written += len(tasks) + len(events) + len(pilots) + len(settings)
+            self.connection.executemany('INSERT INTO profile (time, clock, component, "where", event, uid, name, '
+                                        "detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", profile)
+        self.rows_written += len(tasks) + len(events) + len(pilots) + len(settings) + len(profile)
         return updates
 
     # -- reading ------------------------------------------------------------------------------------------
@@ -214,6 +230,14 @@ class Journal:
     def events(self) -> Iterator[dict[str, Any]]:
         for (packed,) in self.connection.execute('SELECT "update" FROM events ORDER BY seq'):
             yield msgpack.unpackb(packed, raw=False, strict_map_key=False)
+
+    def profile(self) -> list[ProfileRow]:
+        """The profile rows in the order they were written ([] for a journal of an earlier release)."""
+        try:
+            return list(self.connection.execute(
+                'SELECT time, clock, component, "where", event, uid, name, detail FROM profile ORDER BY seq'))
+        except sqlite3.OperationalError:  # no such table
+            return []
 
     def counts(self) -> dict[str, int]:
         """Tasks per state, from the last event of each task (NEW for tasks without events)."""

@@ -6,7 +6,7 @@ unpickled only by a worker, which only talks to its own master.
 
 Who sends what::
 
-    agent  → client   Hello, BootstrapEvents, TaskUpdates, Heartbeat, AgentStopping
+    agent  → client   Hello, BootstrapEvents, TaskUpdates, AgentEvents, Heartbeat, AgentStopping
     client → agent    SubmitTasks, CancelTasks, Heartbeat, Shutdown, Acknowledge
     worker → master   WorkerHello, TaskUpdates, Heartbeat
     master → worker   RunTasks, CancelTasks, Heartbeat, Shutdown
@@ -30,7 +30,7 @@ import msgpack
 
 from scalems_like.errors import ProtocolError, ProtocolVersionError
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 """Bumped on every incompatible change; peers of another version are refused with a clear error."""
 
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
@@ -106,6 +106,17 @@ class BootstrapEvents(Message):
 
     tag: ClassVar[str] = "bootstrap_events"
     events: list  # [[time, step, state, exit_code], ...]
+
+
+@declare
+@dataclasses.dataclass(slots=True)
+class AgentEvents(Message):
+    """What happened in the agent besides task updates, for the session's profile: workers started and stopped,
+    scheduler decisions. Few, batched per master loop pass: ``[[time, component, where, event, uid, detail], ...]``,
+    the time on the agent's clock."""
+
+    tag: ClassVar[str] = "agent_events"
+    events: list
 
 
 @declare
@@ -300,10 +311,18 @@ def _check_events(tag: str, events: list[Any]) -> None:
         raise ProtocolError(f"message {tag!r}: an event is not a list")
 
 
+def _check_agent_events(tag: str, events: list[Any]) -> None:
+    for event in events:
+        if not (isinstance(event, list) and len(event) == 6 and _is(event[0], _NUMBER)
+                and all(isinstance(text, str) for text in event[1:])):
+            raise ProtocolError(f"message {tag!r}: an event is not [time, component, where, event, uid, detail]: "
+                                f"{str(event)[:80]!r}")
+
+
 _CONTENTS: dict[str, tuple[int, Callable[[str, Any], None]]] = {
     "submit": (0, _check_tasks), "run": (0, _check_tasks), "updates": (0, _check_updates),
     "cancel": (0, _check_strings), "ack": (0, _check_strings), "bootstrap_events": (0, _check_events),
-    "hello": (3, _check_nodes),
+    "hello": (3, _check_nodes), "agent_events": (0, _check_agent_events),
 }
 """What the list fields of a message contain: by tag, the field's position and its check."""
 

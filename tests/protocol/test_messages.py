@@ -52,3 +52,11 @@ def test_feedback_lines_parse_and_a_partial_line_waits() -> None:
 
     text = "1.5\tsandbox\tstarted\t0\n2.0\tsandbox\tfailed\t3\nbad line\n3.0\thooks\tsta"
     assert parse_events(text) == [(1.5, "sandbox", "started", 0), (2.0, "sandbox", "failed", 3)]
+
+
+def test_agent_events_round_trip_and_are_checked() -> None:
+    events = [[1.5, "worker", "node1", "start", "pilot.0000.worker.0", ""]]
+    assert protocol.decode(protocol.encode(protocol.AgentEvents(events))).events == events
+    bad = msgpack.packb([V, "agent_events", [[1.5, "worker", "node1", "start", 7, ""]]], use_bin_type=True)
+    with pytest.raises(ProtocolError, match="an event is not"):
+        protocol.decode(bad)
