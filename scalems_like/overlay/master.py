@@ -8,7 +8,7 @@ One ``poll`` over the client socket, the worker socket and the worker processes,
     handle_schedule          give queued tasks to workers (see scheduler.py)
     handle_deadlines         pilot runtime end, client gone past its grace period (see client_link.py), silent workers
     handle_heartbeats        tell the client and the workers we are alive
-    handle_flush             send the batched task updates to the client
+    handle_flush             send the batched task updates (and agent events, for the profile) to the client
 
 A task update from a worker counts only if that worker is still known and the update is for the task's current
 attempt: a worker declared lost (silent, unreachable, its process ended) may still talk, and is told to stop.
@@ -85,6 +85,9 @@ class Master:
             self.scheduler.add_node(node.name, node.cores, node.gpus, workers=per_node)
         self.tasks: dict[str, dict[str, Any]] = {}
         self.outbox: list[dict[str, Any]] = []
+        self.events: list[list[Any]] = []
+        """Agent events for the session's profile (AgentEvents), sent with the next flush."""
+        self.recorded_depth = 0
         self.worker_seen: dict[str, float] = {}
         self.lost_workers: set[str] = set()
         self.started: set[str] = set()
@@ -192,6 +195,7 @@ class Master:
                 node = message.node if message.node in self.scheduler.nodes else self.nodes[0].name
                 log.info("worker %s (pid %d) ready on node %s", worker, message.pid, node)
                 self.scheduler.add_worker(worker, node)
+                self.record("worker", node, "start", worker, f"pid {message.pid}")
             elif worker not in self.scheduler.workers:
                 log.error("dropped a %s from worker %s, which never said hello", message.tag, worker)
                 continue
@@ -263,6 +267,7 @@ class Master:
         if worker not in self.scheduler.workers:
             return
         log.error("worker %s lost: %s", worker, why)
+        self.record("worker", self.scheduler.workers[worker].node, "lost", worker, why)
         self.lost_workers.add(worker)
         self.worker_seen.pop(worker, None)
         for uid in self.scheduler.remove_worker(worker):
@@ -289,6 +294,11 @@ class Master:
         for task, reason in self.scheduler.take_rejected():  # workers were lost: it can never run here
             self.tasks.pop(task["uid"], None)
             self.outbox.append(self._update(task, TaskState.FAILED, reason=reason))
+            self.record("scheduler", self.host, "reject", task["uid"], reason)
+        depth = self.scheduler.depth
+        if assignments and not self.recorded_depth * 0.5 < depth < self.recorded_depth * 2:  # a change by 2x
+            self.recorded_depth = depth
+            self.record("scheduler", self.host, "depth", "", str(depth))
         for worker, tasks in assignments.items():
             self.send_worker(worker, protocol.RunTasks(tasks))
 
@@ -316,6 +326,13 @@ class Master:
         if self.outbox:
             self.link.send_updates(self.outbox)
             self.outbox = []
+        if self.events:
+            self.link.send(protocol.AgentEvents(self.events))
+            self.events = []
+
+    def record(self, component: str, where: str, event: str, uid: str, detail: str = "") -> None:
+        """Note an agent event for the session's profile (buffered: sent by the next flush)."""
+        self.events.append([time.time(), component, where, event, uid, detail])
 
     def request_stop(self, state: str, reason: str, tasks_end: TaskState = TaskState.FAILED) -> None:
         """Ask the loop to end (from a signal handler, say): the pilot ends ``state``, its tasks ``tasks_end``."""
@@ -375,6 +392,7 @@ class Master:
             self.outbox.append(self._update(task, end, **ending(False)))
         for worker in list(self.scheduler.workers):
             self.send_worker(worker, protocol.Shutdown(reason))
+            self.record("worker", self.scheduler.workers[worker].node, "stop", worker, reason)
         self.collect_last_updates()
         for update in self.outbox:  # the workers report what they stopped as CANCELED; say why
             if update["state"] == TaskState.CANCELED and update.get("worker"):
