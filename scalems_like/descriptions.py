@@ -127,6 +127,9 @@ class TaskDescription:
     a worker process. ``cores``/``gpus`` are per rank; ``ranks`` > 1 launches the executable with the resource's
     MPI launcher. ``timeout`` (seconds) kills the task; ``retries`` re-runs a failed task that many times.
     ``idempotent`` tasks may run again from the start when their pilot died while they ran (``Session.resume``).
+    ``inherit_environment=False`` starts an executable with ``environment`` only (not the pilot's variables).
+    ``wrapper`` is an argv run once around the whole launch, ``[*wrapper, *mpi_launcher_prefix, executable,
+    *arguments]``: a script that sets up, redirects and runs ``"$@"`` (the psij executor's launch script).
     """
 
     executable: str | None = None
@@ -147,6 +150,8 @@ class TaskDescription:
     retries: int = 0
     idempotent: bool = False
     tags: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    inherit_environment: bool = True
+    wrapper: Sequence[str] = ()
     input_staging: Sequence[Any] = ()
     """Directives run before the task starts (see :mod:`scalems_like.staging.directives`)."""
     output_staging: Sequence[Any] = ()
@@ -188,13 +193,18 @@ class TaskDescription:
         _check_int(owner, "gpus", self.gpus, 0)
         _check_int(owner, "ranks", self.ranks, 1)
         _check_int(owner, "retries", self.retries, 0)
-        if not isinstance(self.idempotent, bool):
-            raise _fail(owner, "idempotent", self.idempotent, "True or False")
+        for field in ("idempotent", "inherit_environment"):
+            if not isinstance(getattr(self, field), bool):
+                raise _fail(owner, field, getattr(self, field), "True or False")
+        if self.wrapper != () and (not _is_list_of_str(self.wrapper) or not self.wrapper
+                                   or not self.wrapper[0] or self.function is not None):
+            raise _fail(owner, "wrapper", self.wrapper, "a non-empty argv (a list of strings) for an executable task")
         _check_seconds(owner, "timeout", self.timeout, optional=True)
         if self.function is not None and self.ranks > 1:
             raise _fail(owner, "ranks", self.ranks, "1 for a function task (MPI ranks need an executable)")
         object.__setattr__(self, "arguments", tuple(self.arguments))
         object.__setattr__(self, "args", tuple(self.args))
+        object.__setattr__(self, "wrapper", tuple(self.wrapper))
 
     @property
     def kind(self) -> str:

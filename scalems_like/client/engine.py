@@ -8,7 +8,7 @@ User threads never touch the socket; they ``post`` callables that run on this th
     handle_bootstrap_feedback new bootstrap events of pilots not yet ACTIVE
     handle_timers             heartbeats to agents, silent agents, agents that never connect
     handle_dispatch           send tasks waiting on the client to ACTIVE pilots
-    handle_journal            queue this pass's state changes for the session's journal (one batch)
+    handle_journal            queue this pass's state changes and profile rows for the session's journal (one batch)
 
 A step that raises is logged and the loop goes on. Work that may block (canceling a batch job, a pilot's
 output staging) runs on a small thread pool and posts its outcome back to this thread.
@@ -37,6 +37,7 @@ from scalems_like.adapters import BatchAdapter, JobEvent, JobState
 from scalems_like.client.feedback import FeedbackReader, describe_step_failure, tail_of
 from scalems_like.client.journal import Journal
 from scalems_like.client.pilot import BootstrapEvent, Pilot
+from scalems_like.client.profiling import ProfileRecorder
 from scalems_like.client.task import Task
 from scalems_like.errors import ProtocolError, ProtocolVersionError, ScalemsError
 from scalems_like.network import bind_and_advertise, message_socket
@@ -102,6 +103,7 @@ class Engine:
         self.client_root = Path.cwd()
         self.journal: Journal | None = None
         self.journal_batch: list[dict[str, Any]] = []
+        self.profile = ProfileRecorder()
         self.hold_pending = False
         """True while a session is restored: pending tasks wait for the decision on a new pilot."""
         self.drops = protocol.DropLog(log)
@@ -280,6 +282,10 @@ class Engine:
                 self.on_agent_stopping(record, message)
             elif isinstance(message, protocol.BootstrapEvents):
                 self.on_bootstrap_events(record, message)
+            elif isinstance(message, protocol.Heartbeat):
+                self.profile.clock(record.pilot.uid, message.time)
+            elif isinstance(message, protocol.AgentEvents):
+                self.profile.agent_events(record.pilot.uid, message.events)
 
     def handle_bootstrap_feedback(self) -> None:
         now = time.time()
@@ -345,6 +351,7 @@ class Engine:
             if self.journal is not None:
                 self.journal.add_updates(self.journal_batch)
             self.journal_batch = []
+        self.profile.flush(self.journal)
 
     def on_journal_commit(self, updates: list[dict[str, Any]]) -> None:
         """(Journal thread) final results are durable: let their agents forget them."""
@@ -392,6 +399,7 @@ class Engine:
         pilot.nodes = [(str(n[0]), int(n[1]), int(n[2])) for n in hello.nodes]
         pilot.agent_host, pilot.agent_pid = hello.host, hello.pid
         record.greeted = True
+        self.profile.agent_hello(pilot.uid, hello.host, hello.time, hello.nodes)
         with self.lock:
             self.changed.notify_all()
         self.read_feedback(record)
@@ -409,10 +417,12 @@ class Engine:
                 event = BootstrapEvent((float(fields[0]), str(fields[1]), str(fields[2]), int(fields[3])))
                 if event not in known:
                     record.pilot.bootstrap_events.append(event)
+                    self.profile.bootstrap(record.pilot.uid, [event])
         record.pilot.bootstrap_events.sort(key=lambda event: event.time)
 
     def on_agent_stopping(self, record: PilotRecord, message: protocol.AgentStopping) -> None:
         record.stopping = (message.final_state, message.reason)
+        self.profile.pilot_event(record.pilot.uid, "agent_stopping", message.reason)
         if record.cancel_requested:
             self.end_pilot(record, PilotState.CANCELED, "canceled by the user")
         elif message.final_state == "FAILED":
@@ -463,6 +473,7 @@ class Engine:
             return
         pilot = record.pilot
         pilot.bootstrap_events.extend(events)
+        self.profile.bootstrap(pilot.uid, events)
         if pilot.state is PilotState.SUBMITTED:
             self.set_pilot_state(record, PilotState.BOOTSTRAPPING, "batch", events[0].time)
             record.job_started = record.job_started or time.time()
@@ -480,6 +491,7 @@ class Engine:
             pilot.state = state
             pilot.history.append((state, when, host))
             self.changed.notify_all()
+        self.profile.pilot_state(pilot.uid, state.value, host, when, pilot.failure if state.is_final else None)
         self.save_pilot(record)
         self.notify_pilot(pilot)
         return True
@@ -541,6 +553,7 @@ class Engine:
         """
         if cancel:
             record.cancel_requested = True
+        self.profile.pilot_event(record.pilot.uid, "shutdown_requested", reason)
         if record.pilot.state is PilotState.ACTIVE:
             self.send(record, protocol.encode(protocol.Shutdown(reason)))
         elif not record.pilot.state.is_final and not record.ending:

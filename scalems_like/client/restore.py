@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("scalems_like.client")
 
 _DESCRIPTION_KEYS = ("name", "environment", "working_directory", "cores", "gpus", "ranks", "stdin", "stdout",
-                     "stderr", "timeout", "retries", "idempotent", "tags")
+                     "stderr", "timeout", "retries", "idempotent", "tags", "inherit_environment", "wrapper")
 
 
 def description_from_wire(wire: dict[str, Any]) -> TaskDescription:

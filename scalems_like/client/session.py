@@ -310,6 +310,10 @@ class Session:
             "idempotent": description.idempotent,
             "tags": dict(description.tags),
         }
+        if not description.inherit_environment:  # (keys with their default value stay off the wire)
+            wire["inherit_environment"] = False
+        if description.wrapper:
+            wire["wrapper"] = list(description.wrapper)
         for field in ("input_staging", "output_staging"):
             directives = getattr(description, field)
             if directives:

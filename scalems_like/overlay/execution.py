@@ -154,8 +154,10 @@ def start_executable(task: dict[str, Any], mpi_launcher: str, base_environment: 
     sandbox = Path(task["sandbox"])
     sandbox.mkdir(mode=0o700, parents=True, exist_ok=True)
     environment = base_environment
+    if task.get("inherit_environment") is False:  # the task's variables only (psij's inherit_environment)
+        environment = {}
     if task.get("environment") or task.get("gpu_ids"):
-        environment = {**base_environment, **(task.get("environment") or {})}
+        environment = {**environment, **(task.get("environment") or {})}
         if task.get("gpu_ids"):
             environment["CUDA_VISIBLE_DEVICES"] = ",".join(str(gpu) for gpu in task["gpu_ids"])
     argv = [task["executable"], *task["arguments"]]
@@ -164,6 +166,8 @@ def start_executable(task: dict[str, Any], mpi_launcher: str, base_environment: 
         if not prefix:
             return f"ranks={task['ranks']} needs an MPI launcher, and this resource has mpi_launcher: none"
         argv = [*prefix, *argv]
+    if task.get("wrapper"):  # runs once around the whole launch (MPI launcher included)
+        argv = [*task["wrapper"], *argv]
     stderr_path = _resolve(sandbox, task["stderr"])
     try:
         with open(_resolve(sandbox, task["stdout"]), "wb") as stdout, open(stderr_path, "wb") as stderr, \

@@ -30,7 +30,7 @@ import msgpack
 
 from scalems_like.errors import ProtocolError, ProtocolVersionError
 
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 """Bumped on every incompatible change; peers of another version are refused with a clear error."""
 
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
@@ -45,6 +45,7 @@ TASK_TYPES: dict[str, type | tuple[type, ...]] = {
     "cores": int, "gpus": int, "ranks": int, "stdin": (str, _NONE), "stdout": str, "stderr": str,
     "timeout": (*_NUMBER, _NONE), "retries": int, "idempotent": bool, "tags": dict, "gpu_ids": list,
     "attempt": int, "placement": list, "input_staging": list, "output_staging": list,
+    "inherit_environment": bool, "wrapper": list,
 }
 """Keys of a task mapping on the wire and their types; ``kind`` is ``"executable"`` or ``"function"``."""
 TASK_KEYS = frozenset(TASK_TYPES)
@@ -288,6 +289,8 @@ def _check_tasks(tag: str, tasks: list[Any]) -> None:
         for key in ("stdin", "stdout", "stderr"):
             if isinstance(task.get(key), str) and not _relative_inside(task[key]):
                 raise ProtocolError(f"message {tag!r} item {index} {key} {task[key][:80]!r} leaves the task sandbox")
+        if "wrapper" in task and not all(isinstance(item, str) for item in task["wrapper"]):
+            raise ProtocolError(f"message {tag!r} item {index} has a wrapper that is not a list of strings")
 
 
 def _check_updates(tag: str, updates: list[Any]) -> None:
