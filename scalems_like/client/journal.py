@@ -241,13 +241,17 @@ class Journal:
 
     def counts(self) -> dict[str, int]:
         """Tasks per state, from the last event of each task (NEW for tasks without events)."""
+        # one grouped scan of events (a correlated subquery per task has no index to use: slow at 100k tasks)
         rows = self.connection.execute(
-            'SELECT t.uid, (SELECT e."update" FROM events e WHERE e.uid = t.uid ORDER BY e.seq DESC LIMIT 1) '
-            "FROM tasks t")
+            'SELECT e."update" FROM events e JOIN (SELECT MAX(seq) AS seq FROM events GROUP BY uid) last '
+            "ON e.seq = last.seq")
         counts: dict[str, int] = {}
-        for _uid, packed in rows:
-            state = "NEW" if packed is None else msgpack.unpackb(packed, raw=False)["state"]
+        for (packed,) in rows:
+            state = msgpack.unpackb(packed, raw=False)["state"]
             counts[state] = counts.get(state, 0) + 1
+        (total,) = self.connection.execute("SELECT COUNT(*) FROM tasks").fetchone()
+        if total > sum(counts.values()):
+            counts["NEW"] = total - sum(counts.values())
         return counts
 
 
