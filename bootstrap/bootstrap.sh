@@ -9,7 +9,9 @@
 #   environment   pick the Python (SCALEMS_ENV_KIND): an interpreter as it is; a venv or a conda env built
 #                 from a file, keyed by the spec's hash (built once, under a lock, into a temporary directory
 #                 renamed into place only when complete; reuse/update/recreate); or an existing conda env
-#   agent         check that the Python can import scalems_like, then exec the agent
+#   agent         check that the Python can import scalems_like, then exec the agent — or, in the sandbox of
+#                 a submitted session (scalems-like submit: a launch.sh beside this script), exec launch.sh,
+#                 which runs `scalems-like run` for the session inside this allocation (output: session.log)
 set -eu
 
 SANDBOX=${1:?usage: bootstrap.sh PILOT_SANDBOX}
@@ -222,10 +224,14 @@ main() {
     run_step hooks step_hooks
     run_step environment step_environment
     run_step agent step_agent
-    event agent_start started 0
     trap - EXIT HUP INT TERM
     PYTHONNOUSERSITE=1
     export PYTHONNOUSERSITE
+    if [ -f "$SANDBOX/launch.sh" ]; then
+        event session_start started 0
+        exec /bin/sh "$SANDBOX/launch.sh" >"$SANDBOX/session.log" 2>&1
+    fi
+    event agent_start started 0
     exec "$SCALEMS_PYTHON" -m scalems_like.agent "$SANDBOX" >"$FEEDBACK/agent.log" 2>&1
 }
 

@@ -26,6 +26,7 @@ from scalems_like.errors import (
     TaskTimeout,
     WaitTimeout,
 )
+from scalems_like.launcher.parameters import load_parameters
 from scalems_like.states import PilotState, TaskState
 
 __version__ = "0.1.0"
@@ -58,4 +59,5 @@ __all__ = [
     "current_session",
     "executable_app",
     "function_app",
+    "load_parameters",
 ]

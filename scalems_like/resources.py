@@ -201,3 +201,14 @@ def load_all() -> dict[str, ResourceConfig | ConfigError]:
         except ConfigError as error:
             result[name] = error
     return dict(sorted(result.items()))
+
+
+def inside_allocation(config: ResourceConfig) -> ResourceConfig:
+    """``config`` for a client that runs inside one of the resource's allocations (a submitted session).
+
+    Its pilots are forked there (scheduler ``local``) instead of queued as new batch jobs; the agent inherits the
+    allocation's environment (node list, module loads: the launcher's bootstrap already ran the pre-bootstrap
+    lines) and starts workers on every node with the resource's launch method; it reaches the client on this node.
+    """
+    return dataclasses.replace(config, scheduler="local", client_address="127.0.0.1", pre_bootstrap=(),
+                               status_polling_interval=min(config.status_polling_interval, 0.5))

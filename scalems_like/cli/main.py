@@ -11,12 +11,21 @@
     scalems-like run [--resource R] [--pilot cores=..,runtime=..] [--env NAME] SCRIPT [ARGS]
                                                  run a workflow script (sl.current_session()), wait, summarize
     scalems-like cache ls|clear [--json]         app results cached in this directory
+    scalems-like submit [--resource R] [--nodes N] [--runtime T] [--params FILE] SCRIPT [ARGS]
+                                                 the whole session as one batch job; follow its log
+    scalems-like ls [--sweep ID] [--json]        sessions, submitted and interactive: state, counts, age
+    scalems-like logs SESSION [--task UID] [-f]  a session's log (bootstrap, client output) or a task's output
+    scalems-like cancel SESSION | --queued       cancel a session's batch job (or pilots); all queued ones
+    scalems-like get SESSION [-o FILE]           archive its sandboxes, outputs and journal (no secret keys)
+    scalems-like delete SESSION [--yes]          remove a finished session's sandboxes and records
     scalems-like init NAME                       a template workflow project that runs as it is
     scalems-like version                         print the version and the wire protocol version
 
 ``--insecure`` (before the command): sessions use no CurveZMQ — for debugging only, and said loudly.
 
-Exit codes: 0 success; 1 failure (an invalid config, a failed build); 2 usage error.
+Exit codes: 0 success; 1 failure (an invalid config, a failed build, a task not DONE for run/submit, an
+operation refused: delete of a running session); 2 usage error (bad arguments; delete without --yes and no
+terminal). Every command has --help with examples; user errors print one line, never a traceback.
 """
 
 from __future__ import annotations
@@ -111,13 +120,13 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument("--follow", action="store_true", help="live view until every pilot has started or failed")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(handler=command_status)
-    from scalems_like.cli.init import add_command as add_init
-    from scalems_like.cli.run import add_command as add_run
-    from scalems_like.cli.sessions import add_commands
+    from scalems_like.cli import init, operations, run, sessions, submit
 
-    add_commands(commands)
-    add_run(commands)
-    add_init(commands)
+    sessions.add_commands(commands)
+    run.add_command(commands)
+    submit.add_command(commands)
+    operations.add_commands(commands)
+    init.add_command(commands)
     version = commands.add_parser("version", help="print the version")
     version.set_defaults(handler=command_version)
     return top

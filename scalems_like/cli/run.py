@@ -1,22 +1,31 @@
-"""``scalems-like run [--resource R] [--pilot KEY=VALUE,...] [--env NAME] SCRIPT [ARGS...]``: run a workflow script.
+"""``scalems-like run [--resource R] [--pilot KEY=VALUE,...] [--env NAME] [--params FILE] SCRIPT [ARGS]``: run a script.
 
 The command opens a session, submits the pilot, and runs SCRIPT as ``__main__`` (with ``sys.argv`` = SCRIPT
 ARGS...). The script needs no session code: ``sl.current_session()`` is the session. When the script returns, the
 command waits for every task the session holds, prints a summary (tasks by state, failures grouped by reason) and
-closes the session. Exit code: 0 when every task is DONE; 1 when one is not, or the script raised (its traceback is
-printed, the session closed, nothing it finished lost: the journal has it); 2 for bad arguments.
+closes the session. ``--params FILE`` / ``--param KEY=VALUE`` give the script one parameter set
+(``sl.load_parameters()``), recorded in the session's journal. SIGTERM (the batch system's cancel) ends the session
+as the end of the script would: pilots shut down, the journal closed.
+
+Exit code: 0 when every task is DONE; 1 when one is not, or the script raised (its traceback is printed, the
+session closed, nothing it finished lost: the journal has it); 2 for bad arguments.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import json
 import os
 import runpy
+import signal
 import sys
+import tempfile
+import threading
 import time
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +36,9 @@ from scalems_like.client import cache
 from scalems_like.client.session import Session
 from scalems_like.descriptions import PilotDescription
 from scalems_like.errors import ConfigError, WaitTimeout
+from scalems_like.launcher import parameters as workflow_parameters
+from scalems_like.launcher.record import record_end
+from scalems_like.resources import inside_allocation, load_resource
 from scalems_like.states import TaskState
 
 PILOT_KEYS: dict[str, type] = {"cores": int, "gpus": int, "nodes": int, "runtime": float, "queue": str,
@@ -48,6 +60,37 @@ def parse_pilot(text: str) -> dict[str, Any]:
     return fields
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived (scancel, qdel, ``scalems-like cancel``): end the session as after the script."""
+
+
+def _terminate(_number: int, _frame: object) -> None:
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def parameter_set(arguments: argparse.Namespace) -> Iterator[dict[str, object] | None]:
+    """The script's parameter set from --params/--param, put where ``sl.load_parameters()`` reads it."""
+    if not arguments.params and not arguments.param:
+        yield None
+        return
+    sets = workflow_parameters.parameter_sets(arguments.params, arguments.param)
+    if len(sets) != 1:
+        raise ConfigError(f"--params {arguments.params!r}: {len(sets)} parameter sets; run takes one "
+                          f"(scalems-like submit runs a sweep, one session per set)")
+    with tempfile.TemporaryDirectory(prefix="scalems-like-params.") as directory:
+        path = workflow_parameters.write_set(sets[0], Path(directory) / "parameters.json")
+        saved = os.environ.get(workflow_parameters.VARIABLE)
+        os.environ[workflow_parameters.VARIABLE] = str(path)
+        try:
+            yield sets[0]
+        finally:
+            if saved is None:
+                os.environ.pop(workflow_parameters.VARIABLE, None)
+            else:
+                os.environ[workflow_parameters.VARIABLE] = saved
+
+
 def run(arguments: argparse.Namespace) -> int:
     script = Path(arguments.script)
     if not script.is_file():
@@ -58,34 +101,67 @@ def run(arguments: argparse.Namespace) -> int:
     description = PilotDescription(resource=arguments.resource, **fields)
     if arguments.no_cache:
         os.environ[cache.NO_CACHE_VARIABLE] = "1"
+    main_thread = threading.current_thread() is threading.main_thread()  # signal handlers live there only
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
+    code = 1
+    try:
+        with parameter_set(arguments) as parameters:
+            code = run_session(arguments, script, description, parameters)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+        if arguments.session:
+            record_end(arguments.session, code)
+    return code
+
+
+def run_session(arguments: argparse.Namespace, script: Path, description: PilotDescription,
+                parameters: dict[str, object] | None) -> int:
     console = Console(stderr=True)
     failed_script = False
-    with Session() as session:
-        pilot = session.submit_pilot(description)
-        console.print(f"session {session.uid}: pilot {pilot.uid} on {description.resource}; running {script}",
-                      soft_wrap=True)
-        saved_argv, saved_path = sys.argv, list(sys.path)
-        sys.argv = [str(script), *arguments.arguments]
-        sys.path.insert(0, str(script.resolve().parent))
+    session = Session(arguments.session)
+    if arguments.in_allocation:
+        session.use_resource(inside_allocation(load_resource(description.resource)))
+    with session:
+        if parameters is not None:
+            session.record_info("parameters", json.dumps(parameters, sort_keys=True))
         started = time.monotonic()
         try:
-            runpy.run_path(str(script), run_name="__main__")
-        except SystemExit as exit_:
-            failed_script = exit_.code not in (None, 0)
-        except BaseException:  # the script's own failure: report it, then end the session as usual
+            pilot = session.submit_pilot(description)
+            console.print(f"session {session.uid}: pilot {pilot.uid} on {description.resource}; running {script}",
+                          soft_wrap=True)
+            failed_script = not run_script(script, arguments.arguments, console)
+            if not failed_script:
+                try:
+                    session.wait_tasks(timeout=arguments.timeout)
+                except WaitTimeout as error:
+                    console.print(f"[red]{error}[/red]; the session ends, canceling what is left", soft_wrap=True)
+        except Terminated:
             failed_script = True
-            console.print(f"[red]the script raised:[/red]\n{traceback.format_exc()}")
-        finally:
-            sys.argv, sys.path[:] = saved_argv, saved_path
-        if not failed_script:
-            try:
-                session.wait_tasks(timeout=arguments.timeout)
-            except WaitTimeout as error:
-                console.print(f"[red]{error}[/red]; the session ends, canceling what is left", soft_wrap=True)
+            console.print("[red]terminated (SIGTERM)[/red]: the session ends, canceling what is left")
         tasks = session.tasks
         elapsed = time.monotonic() - started
     print_summary(session.uid, tasks, elapsed, Console())
     return 0 if not failed_script and all(task.state is TaskState.DONE for task in tasks) else 1
+
+
+def run_script(script: Path, argv: list[str], console: Console) -> bool:
+    """Run the workflow script as ``__main__``; False when it failed (its traceback printed)."""
+    saved_argv, saved_path = sys.argv, list(sys.path)
+    sys.argv = [str(script), *argv]
+    sys.path.insert(0, str(script.resolve().parent))
+    try:
+        runpy.run_path(str(script), run_name="__main__")
+    except SystemExit as exit_:
+        return exit_.code in (None, 0)
+    except Terminated:
+        raise
+    except BaseException:  # the script's own failure: report it, then end the session as usual
+        console.print(f"[red]the script raised:[/red]\n{traceback.format_exc()}")
+        return False
+    finally:
+        sys.argv, sys.path[:] = saved_argv, saved_path
+    return True
 
 
 def print_summary(uid: str, tasks: list[Any], elapsed: float, console: Console) -> None:
@@ -119,6 +195,12 @@ def add_command(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     command.add_argument("--timeout", type=float, help="give up waiting for the tasks after this many seconds")
     command.add_argument("--no-cache", action="store_true",
                          help=f"run every app call, even those with a result in ./{cache.DIRECTORY}")
+    command.add_argument("--params", metavar="FILE",
+                         help="the script's parameters (YAML/JSON mapping), read with sl.load_parameters()")
+    command.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                         help="one parameter (a YAML scalar), over the file's; repeatable")
+    command.add_argument("--session", help=argparse.SUPPRESS)  # submit: the session uid chosen at submission
+    command.add_argument("--in-allocation", action="store_true", help=argparse.SUPPRESS)  # submit: fork the pilot
     command.add_argument("script")
     command.add_argument("arguments", nargs=argparse.REMAINDER, help="passed to the script as sys.argv[1:]")
     command.set_defaults(handler=run)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from scalems_like.cli.overview import journal_state
 from scalems_like.client.journal import Journal, list_journals
 from scalems_like.client.session import Session
 from scalems_like.errors import ConfigError
@@ -19,28 +19,12 @@ from scalems_like.states import TaskState
 STATES = [state.value for state in TaskState]
 
 
-def session_state(info: dict[str, str]) -> str:
-    """open / detached / closed from the journal; "interrupted" when its client died without closing it."""
-    state = info.get("state", "open")
-    if state == "open":
-        try:
-            pid = int(info.get("client_pid", "0"))
-            if pid <= 0:  # (os.kill(0, 0) would ask about this process group: always "alive")
-                return "interrupted"
-            os.kill(pid, 0)
-        except (ValueError, ProcessLookupError):
-            return "interrupted"
-        except PermissionError:
-            pass
-    return state
-
-
 def summary(uid: str) -> dict[str, object]:
     journal = Journal.open(uid)
     try:
         info = journal.info()
         pilots = journal.pilots()
-        return {"session": uid, "created": info.get("created", "?"), "state": session_state(info),
+        return {"session": uid, "created": info.get("created", "?"), "state": journal_state(info),
                 "pilots": {row[0]: row[5] for row in pilots}, "tasks": journal.counts()}
     finally:
         journal.connection.close()

@@ -42,6 +42,27 @@ def hook_script(lines: list[str]) -> str:
     return "\n".join(body) + "\n"
 
 
+def write_bootstrap(sandbox: Path, *, session_uid: str, uid: str, spec: environment.EnvironmentSpec,
+                    resource: ResourceConfig, hooks: tuple[str, ...] = ()) -> Path:
+    """Write the files the bootstrap reads into ``sandbox`` (``<session sandbox>/<uid>``); returns the script.
+
+    ``hooks``: pre-bootstrap lines run after the resource's and the environment's.
+    """
+    resource_sandbox = sandbox.parent.parent
+    wheel = build_wheel(resource_sandbox / "wheels") if environment.needs_wheel(spec) else None
+    digest = wheel.name.split("+g")[1].split("-")[0] if wheel else ""
+    script = Path(shutil.copy(paths.shipped_dir("bootstrap") / "bootstrap.sh", sandbox / "bootstrap.sh"))
+    settings = {"SCALEMS_PILOT_UID": uid, "SCALEMS_SESSION_UID": session_uid,
+                **environment.bootstrap_settings(spec, resource_sandbox, wheel, digest)}
+    write_private_file(sandbox / "bootstrap.env", "".join(
+        f"{key}={shlex.quote(value)}\nexport {key}\n" for key, value in settings.items()))
+    lines = [*resource.pre_bootstrap, *(f"module load {module}" for module in spec.modules), *hooks]
+    if lines:
+        write_private_file(sandbox / "pre_bootstrap.sh", hook_script(lines))
+    write_private_file(sandbox / "requirements.txt", "".join(f"{line}\n" for line in spec.requirements))
+    return script
+
+
 def render_pilot(*, session_uid: str, pilot_uid: str, description: PilotDescription, resource: ResourceConfig,
                  client_address: str, session_sandbox: Path, keys: AgentKeys | None) -> tuple[PilotJob, Path]:
     """Write the pilot sandbox and return the batch job that runs its bootstrap (and the sandbox).
@@ -49,20 +70,9 @@ def render_pilot(*, session_uid: str, pilot_uid: str, description: PilotDescript
     ``keys``: the agent's CurveZMQ keys, written to ``keys/agent.json`` (None: an insecure pilot).
     """
     spec = environment.parse(description.environment, resource)
-    resource_sandbox = session_sandbox.parent
-    wheel = build_wheel(resource_sandbox / "wheels") if environment.needs_wheel(spec) else None
-    digest = wheel.name.split("+g")[1].split("-")[0] if wheel else ""
     sandbox = make_private_directory(session_sandbox / pilot_uid)
-    script = shutil.copy(paths.shipped_dir("bootstrap") / "bootstrap.sh", sandbox / "bootstrap.sh")
-    settings = {"SCALEMS_PILOT_UID": pilot_uid, "SCALEMS_SESSION_UID": session_uid,
-                **environment.bootstrap_settings(spec, resource_sandbox, wheel, digest)}
-    write_private_file(sandbox / "bootstrap.env", "".join(
-        f"{key}={shlex.quote(value)}\nexport {key}\n" for key, value in settings.items()))
-    hooks = [*resource.pre_bootstrap, *(f"module load {module}" for module in spec.modules),
-             *description.pre_bootstrap]
-    if hooks:
-        write_private_file(sandbox / "pre_bootstrap.sh", hook_script(hooks))
-    write_private_file(sandbox / "requirements.txt", "".join(f"{line}\n" for line in spec.requirements))
+    script = write_bootstrap(sandbox, session_uid=session_uid, uid=pilot_uid, spec=spec, resource=resource,
+                             hooks=description.pre_bootstrap)
     cores = description.cores or resource.cores_per_node
     AgentConfig(
         pilot_uid=pilot_uid, session_uid=session_uid, client_address=client_address, pilot_sandbox=str(sandbox),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import itertools
 import logging
@@ -12,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
@@ -32,13 +33,16 @@ from scalems_like.staging.directives import check_client_side, for_shared_filesy
 from scalems_like.staging.runner import run_directives, sandbox_roots
 from scalems_like.states import PilotState, TaskState, pilot_reached
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
 log = logging.getLogger("scalems_like.client")
 
 CLOSE_PATIENCE = 30.0
 """Seconds ``close()`` waits for agents to shut down before canceling their batch jobs."""
 
 
-def _new_session_uid() -> str:
+def new_session_uid() -> str:
     stamp = datetime.datetime.now().strftime("%Y%m%d.%H%M%S")
     return f"session.{stamp}.{os.getpid()}.{os.urandom(2).hex()}"
 
@@ -83,7 +87,7 @@ class Session:
     """
 
     def __init__(self, uid: str | None = None, *, journal: bool = True) -> None:
-        self.uid = uid or _new_session_uid()
+        self.uid = uid or new_session_uid()
         self._journaling = journal
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
@@ -193,6 +197,17 @@ class Session:
         """The session's sandbox on ``resource``."""
         config = self._resource(resource)
         return paths.expand(config.sandbox) / self.uid
+
+    def record_info(self, key: str, value: str) -> None:
+        """Keep ``key = value`` in the session's journal (e.g. the workflow's parameters; read by ``status``)."""
+        self.open()
+        if self._journal is not None:
+            self._journal.set(key, value)
+
+    def use_resource(self, config: ResourceConfig) -> None:
+        """Use ``config`` for the pilots that name ``config.name`` (instead of loading it from the files)."""
+        with self._lock:
+            self._resources[config.name] = config
 
     def _resource(self, name: str) -> ResourceConfig:
         if name not in self._resources:
@@ -336,16 +351,40 @@ class Session:
             cached = self._pickled_functions[function] = cloudpickle.dumps(function)
         return cached
 
-    def wait_tasks(self, tasks: Sequence[Task] | None = None, timeout: float | None = None) -> list[Task]:
-        """Block until every task (default: all of the session's) is final. Raises WaitTimeout on timeout."""
+    def wait_tasks(self, tasks: Sequence[Task] | None = None, timeout: float | None = None, *,
+                   progress: bool | Console = False) -> list[Task]:
+        """Block until every task (default: all of the session's) is final. Raises WaitTimeout on timeout.
+
+        ``progress``: show a live view meanwhile (pilots, tasks by state, throughput, ETA) on stderr, or on the
+        rich Console given; only on a terminal.
+        """
         remaining = list(self.tasks if tasks is None else tasks)
 
         def reached() -> bool:
             nonlocal remaining
             remaining = [task for task in remaining if not task.state.is_final]
             return not remaining
-        self._wait_for(reached, timeout, lambda: f"{len(remaining)} task(s) not final, e.g. {remaining[:3]}")
+        with contextlib.ExitStack() as display:
+            if progress is not False:
+                from scalems_like.analytics.progress import live_progress
+                display.enter_context(live_progress(self, remaining, None if progress is True else progress))
+            self._wait_for(reached, timeout, lambda: f"{len(remaining)} task(s) not final, e.g. {remaining[:3]}")
         return list(self.tasks if tasks is None else tasks)
+
+    def profile(self, *, frame: bool = True) -> Any:
+        """Every recorded event of this session, one row each (task states with where and when and the worker
+        slot, pilot states, bootstrap steps, workers started and stopped, ...; see
+        :mod:`scalems_like.analytics.profile`): a pandas DataFrame when pandas is installed and ``frame``, else a
+        list of dicts."""
+        from scalems_like.analytics.profile import as_frame, load_rows
+
+        if self._journal is None:
+            raise ScalemsError(f"session {self.uid} keeps no journal (journal=False): it has no profile")
+        if self._opened and not self._closed:  # what the I/O thread holds goes to the journal first
+            self._engine.call(self._engine.handle_journal)
+            self._journal.flush()
+        rows = load_rows(self.uid)
+        return as_frame(rows) if frame else rows
 
     def cancel_tasks(self, tasks: Sequence[Task]) -> None:
         """Cancel tasks: those still on the client end CANCELED at once, the others when their agent says so."""

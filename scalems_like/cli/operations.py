@@ -1,0 +1,282 @@
+"""``scalems-like ls | logs | cancel | get | delete``: operate on sessions from the terminal.
+
+All read the same records as ``reattach``/``resume``: the session journal and, for submitted sessions, the
+launch record beside it (see :mod:`scalems_like.cli.overview`). Exit codes: 0 success; 1 the operation could
+not be done (the message says why: e.g. ``delete`` of a running session); 2 usage error (bad arguments,
+``delete`` without ``--yes`` and no terminal to ask).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import sqlite3
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.prompt import Confirm
+from rich.table import Table
+
+from scalems_like.adapters import JobEvent, adapter_for
+from scalems_like.cli import follow
+from scalems_like.cli.overview import find, is_finished, overviews, sandboxes
+from scalems_like.client.journal import journal_path
+from scalems_like.errors import ConfigError
+from scalems_like.launcher.bundle import human_size
+from scalems_like.launcher.record import LaunchRecord, record_canceled, session_directory
+from scalems_like.launcher.state import ask_batch_system
+from scalems_like.resources import load_resource
+from scalems_like.states import TaskState
+
+STATES = [state.value for state in TaskState]
+SECRET_NAMES = ("keys", "keys.json")
+"""Never put into an archive: the session's and agents' CurveZMQ secret keys."""
+
+
+def age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def run_ls(arguments: argparse.Namespace) -> int:
+    rows = overviews()
+    if arguments.sweep:
+        rows = [row for row in rows if row.get("sweep") == arguments.sweep]
+    if arguments.json:
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    table = Table(title=f"sessions (newest first): {len(rows)}")
+    for column in ("session", "kind", "resource", "state", "batch id", "tasks", "age", "detail"):
+        table.add_column(column, justify="right" if column == "age" else "left", overflow="fold")
+    for row in rows:
+        tasks = ", ".join(f"{row['tasks'][state]} {state}" for state in STATES if row["tasks"].get(state))
+        table.add_row(row["session"], row["kind"], row["resource"], row["state"], row.get("batch_id") or "",
+                      tasks, age(row["age"]), row.get("detail") or "")
+    Console().print(table)
+    return 0
+
+
+# -- logs ---------------------------------------------------------------------------------------------------
+def task_files(uid: str, record: LaunchRecord | None, pilots: list[dict[str, Any]], task: str) -> list[Path]:
+    """The stdout/stderr files of a task, in whichever pilot sandbox ran it (the last attempt last)."""
+    found: list[Path] = []
+    for sandbox in sandboxes(uid, record, pilots):
+        for directory in sorted(sandbox.glob(f"pilot.*/tasks/{task}")):
+            found += [path for path in sorted(directory.iterdir()) if path.is_file()]
+    return found
+
+
+def run_logs(arguments: argparse.Namespace) -> int:
+    record, _journal = find(arguments.session)
+    (row,) = overviews([arguments.session], patience=0.0)
+    console = Console()
+    if arguments.task:
+        files = task_files(arguments.session, record, row["pilots"], arguments.task)
+        if not files:
+            raise ConfigError(f"--task {arguments.task!r}: no sandbox of that task in session {arguments.session}")
+        for path in files:
+            console.rule(str(path))
+            sys.stdout.write(path.read_text(errors="replace"))
+        return 0
+    sources = follow.log_sources(arguments.session, record, row["pilots"])
+    if not arguments.follow:
+        for source in sources:
+            follow.print_source(source)
+        return 0
+    return follow.follow_session(arguments.session, record, sources)
+
+
+# -- cancel -------------------------------------------------------------------------------------------------
+def cancel_launch(record: LaunchRecord, console: Console, patience: float = 30.0) -> str:
+    """Cancel a submitted session's batch job through its psij executor; wait until the job has ended."""
+    adapter = adapter_for(load_resource(record.resource), record.launcher_sandbox.parent)
+    record_canceled(record.uid, f"scalems-like cancel (pid {os.getpid()})")
+    if adapter.attach(record.native_id, lambda _event: None):
+        adapter.cancel(record.native_id)
+    deadline = time.monotonic() + patience
+    while time.monotonic() < deadline:  # the batch system's own pace: ask until it says the job ended
+        answer = ask_batch_system([record], patience=2.0)[record.uid]
+        if answer is False or (isinstance(answer, JobEvent) and answer.state.is_final):
+            return "canceled"
+        time.sleep(0.5)
+    console.print(f"[yellow]{record.uid}: canceled, but {record.resource} still reports job {record.native_id}"
+                  f"[/yellow]", soft_wrap=True)
+    return "canceling"
+
+
+def cancel_pilots(row: dict[str, Any]) -> str:
+    """An interactive session: cancel the batch jobs of its live pilots (its client, if alive, sees them end)."""
+    live = [pilot for pilot in row["pilots"] if pilot["state"] in ("SUBMITTED", "BOOTSTRAPPING", "ACTIVE")
+            and pilot.get("batch_id")]
+    for pilot in live:
+        adapter = adapter_for(load_resource(pilot["resource"]), Path(pilot["sandbox"]).parent)
+        if adapter.attach(pilot["batch_id"], lambda _event: None):
+            adapter.cancel(pilot["batch_id"])
+    return f"canceled {len(live)} pilot job(s)" if live else "nothing to cancel: no live pilot"
+
+
+def run_cancel(arguments: argparse.Namespace) -> int:
+    if bool(arguments.session) == bool(arguments.queued):
+        raise ConfigError("cancel: give a SESSION, or --queued (every queued submitted session), not both")
+    console = Console(stderr=True)
+    if arguments.queued:
+        targets = [row for row in overviews() if row["kind"] == "submitted" and row["state"] == "QUEUED"]
+    else:
+        find(arguments.session)
+        targets = overviews([arguments.session])
+    results = []
+    for row in targets:
+        record, _journal = find(row["session"])
+        if row["kind"] == "submitted" and record is not None:
+            outcome = (f"nothing to cancel: already {row['state']}" if row["state"] in ("DONE", "FAILED", "CANCELED")
+                       else cancel_launch(record, console))
+        else:
+            outcome = cancel_pilots(row)
+        results.append({"session": row["session"], "was": row["state"], "outcome": outcome})
+    if arguments.json:
+        print(json.dumps(results, indent=2))
+    elif not results:
+        console.print("no queued submitted session")
+    else:
+        for result in results:
+            console.print(f"{result['session']} ({result['was']}): {result['outcome']}", soft_wrap=True)
+    return 0 if all(result["outcome"] != "canceling" for result in results) else 1
+
+
+# -- get ----------------------------------------------------------------------------------------------------
+def _no_secrets(member: tarfile.TarInfo) -> tarfile.TarInfo | None:
+    return None if Path(member.name).name in SECRET_NAMES else member
+
+
+def journal_copy(uid: str, directory: Path) -> Path:
+    """A consistent copy of the journal (SQLite's backup: safe while a client writes to it)."""
+    target = directory / "journal.sqlite"
+    with contextlib.closing(sqlite3.connect(journal_path(uid))) as source, \
+            contextlib.closing(sqlite3.connect(target)) as copy:
+        source.backup(copy)
+    return target
+
+
+def run_get(arguments: argparse.Namespace) -> int:
+    uid = arguments.session
+    record, has_journal = find(uid)
+    (row,) = overviews([uid], patience=0.0)
+    output = Path(arguments.output or f"{uid}.tar.gz")
+    if output.exists() and not arguments.force:
+        raise ConfigError(f"--output {str(output)!r} exists (give --force to replace it)")
+    console = Console(stderr=True)
+    if not is_finished(row):
+        console.print(f"[yellow]{uid} is {row['state']}: the archive is a snapshot of what is there now[/yellow]")
+    descriptor, temporary = tempfile.mkstemp(dir=output.resolve().parent, prefix=f".{output.name}.")
+    os.close(descriptor)
+    try:
+        with tempfile.TemporaryDirectory() as scratch, tarfile.open(temporary, "w:gz", compresslevel=3) as archive:
+            for sandbox in sandboxes(uid, record, row["pilots"]):
+                archive.add(sandbox, arcname=f"{uid}/sandbox", filter=_no_secrets)
+            if has_journal:
+                archive.add(journal_copy(uid, Path(scratch)), arcname=f"{uid}/journal.sqlite")
+            for path in sorted(session_directory(uid).glob("launch.*")):
+                archive.add(path, arcname=f"{uid}/{path.name}")
+        os.replace(temporary, output)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    size = output.stat().st_size
+    if arguments.json:
+        print(json.dumps({"session": uid, "archive": str(output.resolve()), "bytes": size}))
+    else:
+        console.print(f"{uid}: {output} ({human_size(size)}; secret keys left out)", soft_wrap=True)
+    return 0
+
+
+# -- delete -------------------------------------------------------------------------------------------------
+def tree_size(path: Path) -> tuple[int, int]:
+    files = size = 0
+    for directory, _subdirectories, names in os.walk(path):
+        for name in names:
+            with contextlib.suppress(OSError):
+                size += (Path(directory) / name).lstat().st_size
+                files += 1
+    return files, size
+
+
+def run_delete(arguments: argparse.Namespace) -> int:
+    uid = arguments.session
+    record, _journal = find(uid)
+    (row,) = overviews([uid])
+    if not is_finished(row):
+        raise ConfigError(f"session {uid} is {row['state']} ({row.get('detail') or 'not finished'}): "
+                          f"only finished sessions are deleted (scalems-like cancel {uid} first)")
+    targets = [*sandboxes(uid, record, row["pilots"]), session_directory(uid)]
+    counted = [tree_size(path) for path in targets]
+    files, size = sum(count for count, _ in counted), sum(size for _, size in counted)
+    console = Console(stderr=True)
+    if not arguments.yes:
+        if not console.is_terminal:
+            console.print(f"[red]error:[/red] delete {uid}: no terminal to ask; give --yes to delete without asking")
+            return 2
+        listing = "\n  ".join(str(path) for path in targets)
+        if not Confirm.ask(f"delete {uid} ({row['state']}): {files} files, {human_size(size)} in\n  {listing}\n?",
+                           console=console, default=False):
+            console.print("nothing deleted")
+            return 1
+    for path in targets:
+        shutil.rmtree(path, ignore_errors=True)
+    left = [str(path) for path in targets if path.exists()]
+    if arguments.json:
+        print(json.dumps({"session": uid, "deleted": [str(path) for path in targets], "files": files,
+                          "bytes": size, "left": left}))
+    else:
+        console.print(f"deleted {uid}: {files} files, {human_size(size)}", soft_wrap=True)
+    if left:
+        console.print(f"[red]could not remove:[/red] {', '.join(left)}", soft_wrap=True)
+    return 1 if left else 0
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    formatter = argparse.RawDescriptionHelpFormatter
+    ls = commands.add_parser("ls", help="sessions (submitted and interactive): state, resource, task counts, age",
+                             formatter_class=formatter, epilog="examples:\n  scalems-like ls\n"
+                             "  scalems-like ls --sweep sweep.20261123.101500.4242 --json")
+    ls.add_argument("--sweep", help="only the sessions of this sweep (as printed by submit)")
+    ls.add_argument("--json", action="store_true", help="machine-readable output")
+    ls.set_defaults(handler=run_ls)
+    logs = commands.add_parser("logs", help="a session's log (bootstrap steps, the client's output), or a task's",
+                               formatter_class=formatter, epilog="examples:\n  scalems-like logs SESSION -f\n"
+                               "  scalems-like logs SESSION --task task.000003")
+    logs.add_argument("session")
+    logs.add_argument("--task", help="show this task's stdout and stderr files instead")
+    logs.add_argument("-f", "--follow", action="store_true", help="go on printing until the session ends (Ctrl-C "
+                                                                  "stops following; the session goes on)")
+    logs.set_defaults(handler=run_logs)
+    cancel = commands.add_parser("cancel", help="cancel a session's batch job (submitted) or pilots (interactive)",
+                                 formatter_class=formatter, epilog="examples:\n  scalems-like cancel SESSION\n"
+                                 "  scalems-like cancel --queued   # every submitted session still queued")
+    cancel.add_argument("session", nargs="?")
+    cancel.add_argument("--queued", action="store_true", help="cancel every submitted session that is still queued")
+    cancel.add_argument("--json", action="store_true", help="machine-readable output")
+    cancel.set_defaults(handler=run_cancel)
+    get = commands.add_parser("get", help="archive a session's sandboxes, outputs and journal into this directory",
+                              formatter_class=formatter, epilog="example:\n  scalems-like get SESSION "
+                              "&& tar xzf SESSION.tar.gz SESSION/sandbox/launcher/project")
+    get.add_argument("session")
+    get.add_argument("--output", "-o", help="the archive's path (default: ./SESSION.tar.gz)")
+    get.add_argument("--force", action="store_true", help="replace an existing archive")
+    get.add_argument("--json", action="store_true", help="machine-readable output")
+    get.set_defaults(handler=run_get)
+    delete = commands.add_parser("delete", help="remove a finished session: its sandboxes and its records",
+                                 formatter_class=formatter, epilog="example:\n  scalems-like delete SESSION --yes")
+    delete.add_argument("session")
+    delete.add_argument("--yes", "-y", action="store_true", help="do not ask")
+    delete.add_argument("--json", action="store_true", help="machine-readable output")
+    delete.set_defaults(handler=run_delete)

@@ -1,0 +1,130 @@
+"""What the operations commands know of a session, gathered once: journal, launch record, batch state.
+
+A session is *submitted* (``scalems-like submit``: a launch record, its client ran in a batch job) or
+*interactive* (its client ran where the user started it: a journal only). Both have a journal once their client
+started; a submitted session still queued has only its launch record.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from scalems_like import paths
+from scalems_like.client.journal import Journal, journal_path
+from scalems_like.errors import ConfigError
+from scalems_like.launcher.record import LaunchRecord, read_record, session_directory, session_uids
+from scalems_like.launcher.state import LaunchState, launch_states
+from scalems_like.resources import ResourceConfig, load_all
+
+LIVE_PILOT_STATES = ("NEW", "SUBMITTED", "BOOTSTRAPPING", "ACTIVE")
+
+
+def journal_state(info: dict[str, str]) -> str:
+    """open / detached / closed from the journal; "interrupted" when its client died without closing it."""
+    state = info.get("state", "open")
+    if state == "open":
+        try:
+            pid = int(info.get("client_pid", "0"))
+            if pid <= 0:  # (os.kill(0, 0) would ask about this process group: always "alive")
+                return "interrupted"
+            os.kill(pid, 0)
+        except (ValueError, ProcessLookupError):
+            return "interrupted"
+        except PermissionError:
+            pass
+    return state
+
+
+def read_journal(uid: str) -> dict[str, Any] | None:
+    """Info, pilots and task counts of a session's journal; None when it has none (yet)."""
+    if not journal_path(uid).is_file():
+        return None
+    journal = Journal.open(uid)
+    try:
+        info = journal.info()
+        pilots = [{"pilot": row[0], "resource": row[2], "sandbox": row[3], "batch_id": row[4], "state": row[5],
+                   "failure": row[6]} for row in journal.pilots()]
+        return {"info": info, "pilots": pilots, "tasks": journal.counts()}
+    finally:
+        journal.connection.close()
+
+
+def created_at(uid: str, record: LaunchRecord | None) -> float:
+    if record is not None:
+        return record.submitted
+    try:  # session.YYYYMMDD.HHMMSS.pid.random
+        stamp = ".".join(uid.split(".")[1:3])
+        return datetime.datetime.strptime(stamp, "%Y%m%d.%H%M%S").timestamp()
+    except ValueError:
+        path = session_directory(uid)
+        return path.stat().st_mtime if path.exists() else time.time()
+
+
+def overview(uid: str, record: LaunchRecord | None, launch: LaunchState | None) -> dict[str, Any]:
+    """One session as the commands show it (JSON-able)."""
+    journal = read_journal(uid)
+    pilots = journal["pilots"] if journal else []
+    row: dict[str, Any] = {
+        "session": uid, "kind": "submitted" if record else "interactive",
+        "resource": record.resource if record else ",".join(sorted({pilot["resource"] for pilot in pilots})),
+        "created": created_at(uid, record), "tasks": journal["tasks"] if journal else {},
+        "pilots": pilots, "parameters": json.loads(journal["info"].get("parameters", "null")) if journal else None,
+    }
+    row["age"] = time.time() - row["created"]
+    if record is not None and launch is not None:
+        row.update(state=launch.state, detail=launch.detail, batch_id=record.native_id, sweep=record.sweep,
+                   step=launch.step, script=record.script, parameters=record.parameters)
+    elif journal is not None:
+        state = journal_state(journal["info"])
+        live = [pilot["pilot"] for pilot in pilots if pilot["state"] in LIVE_PILOT_STATES]
+        detail = f"{len(live)} live pilot(s)" if live and state != "open" else ""
+        row.update(state=state, detail=detail, batch_id=None, sweep=None, step=None)
+    return row
+
+
+def find(uid: str) -> tuple[LaunchRecord | None, bool]:
+    """(launch record, has a journal); ConfigError naming the session if neither exists."""
+    record = read_record(uid)
+    has_journal = journal_path(uid).is_file()
+    if record is None and not has_journal:
+        raise ConfigError(f"no session {uid!r} (scalems-like ls lists them; their records are in "
+                          f"{paths.user_data_dir() / 'sessions'})")
+    return record, has_journal
+
+
+def overviews(uids: list[str] | None = None, patience: float = 5.0) -> list[dict[str, Any]]:
+    """Every session (or those named), newest first, with the batch system asked about undecided launches."""
+    wanted = uids if uids is not None else session_uids()
+    records = {uid: read_record(uid) for uid in wanted}
+    launched = [record for record in records.values() if record is not None]
+    states = launch_states(launched, patience) if launched else {}
+    return [overview(uid, records[uid], states.get(uid)) for uid in wanted]
+
+
+def sandboxes(uid: str, record: LaunchRecord | None, rows: list[dict[str, Any]]) -> list[Path]:
+    """The session's sandboxes on every resource it used (the directories named after it)."""
+    found: set[Path] = set()
+    if record is not None:
+        found.add(Path(record.sandbox).parent)
+    for pilot in rows:
+        if pilot.get("sandbox"):
+            found.add(Path(pilot["sandbox"]).parent)
+    for config in load_all().values():
+        if isinstance(config, ResourceConfig):
+            candidate = paths.expand(config.sandbox) / uid
+            if candidate.is_dir():
+                found.add(candidate)
+    return sorted(path for path in found if path.name == uid and path.is_dir())
+
+
+def is_finished(row: dict[str, Any]) -> bool:
+    """Nothing of the session runs or waits: it may be deleted."""
+    if row["kind"] == "submitted":
+        return row["state"] in ("DONE", "FAILED", "CANCELED")
+    live = [pilot for pilot in row["pilots"] if pilot["state"] in LIVE_PILOT_STATES]
+    return row["state"] in ("closed", "interrupted") and not live

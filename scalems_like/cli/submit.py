@@ -1,0 +1,96 @@
+"""``scalems-like submit``: a whole session — client and agent — submitted as one batch job.
+
+    scalems-like submit [--resource R] [--nodes N] [--cores C] [--runtime T] [--queue Q] [--account A]
+                        [--env NAME] [--project DIR] [--params FILE] [--param KEY=VALUE ...] [--detach]
+                        SCRIPT [ARGS...]
+
+The project directory (default: the current one; ``.scalemsignore`` leaves files out) is bundled, its size
+shown, and staged into the session sandbox; the batch job runs ``scalems-like run SCRIPT ARGS`` there, inside
+the allocation, with the session's agent on the allocation's nodes. The command prints the session id and
+follows the session's log until it ends (exit code 0 when every task was DONE, 1 otherwise) or until Ctrl-C
+(the job goes on: ``scalems-like logs SESSION -f``).
+
+A ``--params`` file holding a list of sets is a sweep: one session (one batch job) per set, sharing a sweep id.
+One session per set, rather than one session running every set as an ensemble, because each set then has its
+own journal, log, status, cancel and archive, a failure in one set leaves the others alone, and small jobs fit
+the scheduler's backfill; an ensemble inside one session is what a workflow script does with ``app.map``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from scalems_like.cli import follow
+from scalems_like.launcher.bundle import IGNORE_FILE, collect, human_size
+from scalems_like.launcher.parameters import parameter_sets
+from scalems_like.launcher.submission import Shape, relative_script, submit_session, sweep_id
+
+
+def run(arguments: argparse.Namespace) -> int:
+    project = Path(arguments.project or ".").resolve()
+    sets = parameter_sets(arguments.params, arguments.param)
+    shape = Shape(nodes=arguments.nodes, cores=arguments.cores, runtime=arguments.runtime, queue=arguments.queue,
+                  account=arguments.account, environment=arguments.env)
+    script = relative_script(project, arguments.script)
+    console = Console(stderr=True)
+    bundle = collect(project)
+    console.print(f"bundling {project}: {len(bundle.files)} files, {human_size(bundle.size)} before compression "
+                  f"({IGNORE_FILE} leaves files out)", soft_wrap=True)
+    sweep = sweep_id() if len(sets) > 1 else None
+    records = [submit_session(resource=arguments.resource, bundle=bundle, script=script,
+                              arguments=list(arguments.arguments), parameters=each, shape=shape, sweep=sweep)
+               for each in sets]
+    if arguments.json:
+        print(json.dumps([{"session": record.uid, "batch_id": record.native_id, "resource": record.resource,
+                           "sweep": record.sweep, "parameters": record.parameters} for record in records], indent=2))
+    elif sweep:
+        table = Table(title=f"sweep {sweep}: {len(records)} sessions on {arguments.resource}")
+        for column in ("session", "batch id", "parameters"):
+            table.add_column(column)
+        for record in records:
+            table.add_row(record.uid, record.native_id, json.dumps(record.parameters, sort_keys=True))
+        Console().print(table)
+    else:
+        (record,) = records
+        print(record.uid, flush=True)
+        console.print(f"submitted session {record.uid} to {record.resource} as batch job {record.native_id}",
+                      soft_wrap=True)
+    if arguments.detach or arguments.json or sweep:
+        if sweep and not arguments.json:
+            console.print(f"follow one with: scalems-like logs SESSION -f; all: scalems-like ls --sweep {sweep}")
+        return 0
+    console.print("following its log; Ctrl-C stops following (the session goes on)")
+    (record,) = records
+    return follow.follow_session(record.uid, record, follow.log_sources(record.uid, record, []))
+
+
+def add_command(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    command = commands.add_parser(
+        "submit", help="submit a whole session (client and agent) as one batch job; follow its log",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+               "  scalems-like submit --resource slurm --nodes 2 --runtime 3600 workflow.py\n"
+               "  scalems-like submit --params sweep.yaml --param steps=500 workflow.py   # one session per set\n"
+               "  scalems-like submit --resource local --detach workflow.py && scalems-like ls")
+    command.add_argument("--resource", default="local", help="where the session runs (default: local)")
+    command.add_argument("--nodes", type=int, default=1, help="nodes of the allocation (default: 1)")
+    command.add_argument("--cores", type=int, help="cores per node (default: whole nodes)")
+    command.add_argument("--runtime", type=float, default=3600.0, help="walltime in seconds (default: 3600)")
+    command.add_argument("--queue", help="batch queue / partition")
+    command.add_argument("--account", help="account (project) charged")
+    command.add_argument("--env", help="a named environment profile for the session (scalems-like env list)")
+    command.add_argument("--project", help="the project directory to bundle (default: the current directory)")
+    command.add_argument("--params", metavar="FILE", help="parameters (YAML/JSON): a mapping, or a list of "
+                                                          "mappings for a sweep (one session per set)")
+    command.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                         help="one parameter (a YAML scalar), over the file's in every set; repeatable")
+    command.add_argument("--detach", action="store_true", help="print the session id and return at once")
+    command.add_argument("--json", action="store_true", help="machine-readable output (implies --detach)")
+    command.add_argument("script", help="the workflow script, inside the project directory")
+    command.add_argument("arguments", nargs=argparse.REMAINDER, help="passed to the script as sys.argv[1:]")
+    command.set_defaults(handler=run)
