@@ -1,0 +1,117 @@
+"""A live view of a wait: each pilot's state (and bootstrap step), tasks by state, throughput and ETA.
+
+The view is drawn by rich's :class:`~rich.live.Live` on its own timer thread (a few times a second), which asks
+:class:`ProgressView` for a fresh picture: nothing happens per task event, and the session's I/O thread never
+waits for the display. Each refresh looks only at the tasks not yet final (a final task is counted once and
+forgotten). Off when the console is not a terminal (a pipe, a log file, a batch job's output).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import datetime
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from scalems_like.states import PilotState, TaskState
+
+if TYPE_CHECKING:
+    from scalems_like.client.pilot import Pilot
+    from scalems_like.client.session import Session
+    from scalems_like.client.task import Task
+
+REFRESH_PER_SECOND = 4.0
+RATE_WINDOW = 10.0
+"""Seconds of history the throughput is measured over."""
+_FINAL = frozenset(state for state in TaskState if state.is_final)
+_WAITING = frozenset({TaskState.NEW, TaskState.SUBMITTED, TaskState.QUEUED})
+
+
+class ProgressView:
+    """What the display shows; rich calls :meth:`__rich__` at every refresh."""
+
+    def __init__(self, session: Session, tasks: Sequence[Task], clock: Callable[[], float] = time.monotonic) -> None:
+        self.session = session
+        self.total = len(tasks)
+        self.remaining = list(tasks)
+        self.final: collections.Counter[str] = collections.Counter()
+        self.clock = clock
+        self.started = clock()
+        self.samples: collections.deque[tuple[float, int]] = collections.deque()
+
+    def counts(self) -> dict[str, int]:
+        """Tasks by state: queued (NEW, SUBMITTED, QUEUED), running, and each final state."""
+        still, waiting, running = [], 0, 0
+        for task in self.remaining:
+            state = task.state
+            if state in _FINAL:
+                self.final[state.value] += 1
+            else:
+                still.append(task)
+                waiting += state in _WAITING
+                running += state is TaskState.RUNNING
+        self.remaining = still
+        return {"queued": waiting, "running": running, **{state.value: self.final[state.value] for state in _FINAL}}
+
+    def rate(self, finished: int) -> float:
+        """Tasks finished per second over the last :data:`RATE_WINDOW` seconds."""
+        now = self.clock()
+        self.samples.append((now, finished))
+        while len(self.samples) > 2 and now - self.samples[1][0] >= RATE_WINDOW:
+            self.samples.popleft()
+        then, before = self.samples[0]
+        return (finished - before) / (now - then) if now > then else 0.0
+
+    def __rich__(self) -> Group:
+        counts = self.counts()
+        finished = self.total - len(self.remaining)
+        rate = self.rate(finished)
+        left = len(self.remaining)
+        eta = _duration(left / rate) if rate > 0 and left else "-"
+        parts = [f"{finished}/{self.total} final", f"{counts['DONE']} done", f"{counts['running']} running",
+                 f"{counts['queued']} queued"]
+        parts += [f"{counts[state]} {state.lower()}" for state in ("FAILED", "CANCELED") if counts[state]]
+        parts += [f"{rate:,.0f} tasks/s" if rate >= 10 else f"{rate:.1f} tasks/s", f"ETA {eta}",
+                  f"{_duration(self.clock() - self.started)} elapsed"]
+        grid = Table.grid(padding=(0, 1))
+        grid.add_row(Text("tasks", style="bold"), ProgressBar(total=max(self.total, 1), completed=finished, width=30),
+                     Text(" · ".join(parts)))
+        return Group(*[self.pilot_line(pilot) for pilot in self.session.pilots], grid)
+
+    @staticmethod
+    def pilot_line(pilot: Pilot) -> Text:
+        state = pilot.state
+        text = Text(f"{pilot.uid} ", style="bold")
+        text.append(state.value, style={"ACTIVE": "green", "FAILED": "red"}.get(state.value, "yellow"))
+        if state is PilotState.BOOTSTRAPPING and pilot.bootstrap_step:
+            text.append(f" · bootstrap step: {pilot.bootstrap_step}")
+        nodes = pilot.nodes
+        if nodes:
+            text.append(f" · {sum(node[1] for node in nodes)} cores on {len(nodes)} node(s)")
+        return text
+
+
+def _duration(seconds: float) -> str:
+    return str(datetime.timedelta(seconds=round(seconds)))
+
+
+@contextlib.contextmanager
+def live_progress(session: Session, tasks: Sequence[Task], console: Console | None = None,
+                  refresh_per_second: float = REFRESH_PER_SECOND) -> Iterator[ProgressView | None]:
+    """Show the progress of ``tasks`` while the block runs (on stderr by default); nothing if the console is
+    not a terminal (then it yields None)."""
+    console = console or Console(stderr=True)
+    if not console.is_terminal:
+        yield None
+        return
+    view = ProgressView(session, tasks)
+    with Live(view, console=console, refresh_per_second=refresh_per_second):
+        yield view
