@@ -18,6 +18,10 @@
     scalems-like cancel SESSION | --queued       cancel a session's batch job (or pilots); all queued ones
     scalems-like get SESSION [-o FILE]           archive its sandboxes, outputs and journal (no secret keys)
     scalems-like delete SESSION [--yes]          remove a finished session's sandboxes and records
+    scalems-like profile SESSION [--csv FILE] [--json]
+                                                 every recorded event of a session (CSV, JSON), or its summary
+    scalems-like plot SESSION [--out FILE.png|FILE.html]
+                                                 timeline per worker slot, utilisation, pilots' time split
     scalems-like init NAME                       a template workflow project that runs as it is
     scalems-like version                         print the version and the wire protocol version
 
@@ -120,12 +124,13 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument("--follow", action="store_true", help="live view until every pilot has started or failed")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(handler=command_status)
-    from scalems_like.cli import init, operations, run, sessions, submit
+    from scalems_like.cli import init, operations, profile, run, sessions, submit
 
     sessions.add_commands(commands)
     run.add_command(commands)
     submit.add_command(commands)
     operations.add_commands(commands)
+    profile.add_commands(commands)
     init.add_command(commands)
     version = commands.add_parser("version", help="print the version")
     version.set_defaults(handler=command_version)
