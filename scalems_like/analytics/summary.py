@@ -169,9 +169,10 @@ def _times_table(summary: dict[str, Any]) -> Table:
 
 
 def _pilots_table(pilots: list[dict[str, Any]]) -> Table:
-    table = Table(title="pilots: where the core-time went")
-    for column in ("pilot", "state", "cores", "queued", "bootstrap", "busy", "idle", "shutdown", "utilisation"):
-        table.add_column(column, justify="left" if column in ("pilot", "state") else "right")
+    table = Table(title="pilots: where the core-time went",
+                  caption="shares of cores * (end - bootstrap start); used: busy cores / cores while active")
+    for column in ("pilot", "state", "cores", "queued", "boot", "busy", "idle", "stop", "used"):
+        table.add_column(column, justify="left" if column in ("pilot", "state") else "right", no_wrap=True)
     for pilot in pilots:
         split = pilot["split"] or {}
         whole = sum(split.values())

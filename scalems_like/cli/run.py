@@ -14,7 +14,6 @@ session closed, nothing it finished lost: the journal has it); 2 for bad argumen
 from __future__ import annotations
 
 import argparse
-import collections
 import contextlib
 import json
 import os
@@ -32,6 +31,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from scalems_like.analytics.summary import session_summary, summary_tables
 from scalems_like.client import cache
 from scalems_like.client.session import Session
 from scalems_like.descriptions import PilotDescription
@@ -133,7 +133,7 @@ def run_session(arguments: argparse.Namespace, script: Path, description: PilotD
             failed_script = not run_script(script, arguments.arguments, console)
             if not failed_script:
                 try:
-                    session.wait_tasks(timeout=arguments.timeout)
+                    session.wait_tasks(timeout=arguments.timeout, progress=True)
                 except WaitTimeout as error:
                     console.print(f"[red]{error}[/red]; the session ends, canceling what is left", soft_wrap=True)
         except Terminated:
@@ -165,24 +165,11 @@ def run_script(script: Path, argv: list[str], console: Console) -> bool:
 
 
 def print_summary(uid: str, tasks: list[Any], elapsed: float, console: Console) -> None:
-    counts = collections.Counter(task.state.value for task in tasks)
+    """Tasks by final state, task times, pilot utilisation and time split, the slowest tasks, failures by reason
+    (read from the session's journal: call it once the session is closed)."""
     console.print(f"{uid}: {len(tasks)} task(s) in {elapsed:.1f} s", soft_wrap=True)
-    table = Table()
-    table.add_column("state")
-    table.add_column("tasks", justify="right")
-    for state in TaskState:
-        if counts.get(state.value):
-            table.add_row(state.value, str(counts[state.value]))
-    console.print(table)
-    reasons = collections.Counter(task.reason or "(no reason)" for task in tasks
-                                  if task.state in (TaskState.FAILED, TaskState.CANCELED))
-    if reasons:
-        failures = Table(title="not DONE, by reason")
-        failures.add_column("tasks", justify="right")
-        failures.add_column("reason")
-        for reason, count in reasons.most_common(10):
-            failures.add_row(str(count), reason.splitlines()[0][:200])
-        console.print(failures)
+    for table in summary_tables(session_summary(uid, tasks=len(tasks))):
+        console.print(table)
 
 
 def add_command(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
