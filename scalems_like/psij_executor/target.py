@@ -81,17 +81,12 @@ def _pilot_fields(url: str, query: str) -> dict[str, object]:
         pairs = urllib.parse.parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
     except ValueError:
         raise ConfigError(f"executor url {url!r}: the query {query!r} is not KEY=VALUE&...") from None
+    known = (*_INTEGER_KEYS, *_NUMBER_KEYS, *_TEXT_KEYS)
     for key, value in pairs:
+        if key not in known:
+            raise ConfigError(f"executor url {url!r}: unknown key {key!r} (known: {', '.join(known)})")
         try:
-            if key in _INTEGER_KEYS:
-                fields[key] = int(value)
-            elif key in _NUMBER_KEYS:
-                fields[key] = float(value)
-            elif key in _TEXT_KEYS:
-                fields[key] = value
-            else:
-                known = ", ".join((*_INTEGER_KEYS, *_NUMBER_KEYS, *_TEXT_KEYS))
-                raise ConfigError(f"executor url {url!r}: unknown key {key!r} (known: {known})")
+            fields[key] = int(value) if key in _INTEGER_KEYS else float(value) if key in _NUMBER_KEYS else value
         except ValueError:
             raise ConfigError(f"executor url {url!r}: {key}={value!r} is not a number") from None
     return fields
