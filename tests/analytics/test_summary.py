@@ -1,0 +1,121 @@
+"""Profile rows of a known session (written to a real journal) → intervals, pilot phases, summary, tables."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+from scalems_like.analytics.intervals import pilot_phases, task_intervals
+from scalems_like.analytics.profile import load_rows
+from scalems_like.analytics.summary import session_summary, summary_tables
+from scalems_like.client.journal import Journal
+from scalems_like.errors import ConfigError
+
+AGENT_BEHIND = 5.0
+"""The agent's clock is 5 s behind the client's: agent-stamped times are corrected by +5."""
+
+
+def agent(when: float) -> float:
+    return when - AGENT_BEHIND
+
+
+def task_updates() -> list[dict[str, Any]]:
+    """t1 DONE after 4 s on w0, t2 and t3 FAILED (same reason) after 4 s each, t4 canceled before it ran."""
+    updates = [{"uid": f"t{i}", "state": "SUBMITTED", "time": 103.5, "host": "client", "pilot": "pilot.0000",
+                "sandbox": "/x"} for i in range(1, 5)]
+    for uid, slot, start, end, state in (("t1", "w.0", 104, 108, "DONE"), ("t2", "w.1", 106, 110, "FAILED"),
+                                         ("t3", "w.0", 109, 113, "FAILED")):
+        updates.append({"uid": uid, "state": "RUNNING", "time": agent(start), "host": "n1", "worker": slot})
+        updates.append({"uid": uid, "state": state, "time": agent(end), "host": "n1", "worker": slot,
+                        **({"reason": "exited with code 3"} if state == "FAILED" else {})})
+    updates.append({"uid": "t4", "state": "CANCELED", "time": 113.0, "host": "client", "reason": "session closed"})
+    return updates
+
+
+def profile_rows() -> list[tuple[Any, ...]]:
+    pilot = "pilot.0000"
+    return [
+        (100.0, "client", "pilot", "client", "SUBMITTED", pilot, "", ""),
+        (101.0, "client", "pilot", "batch", "BOOTSTRAPPING", pilot, "", ""),
+        (agent(101.5), pilot, "bootstrap", "", "started", pilot, "environment", "0"),
+        (agent(102.5), pilot, "bootstrap", "", "done", pilot, "environment", "0"),
+        (agent(103.0), pilot, "agent", "n1", "hello", pilot, "", json.dumps([["n1", 2, 0]])),
+        (agent(103.0), pilot, "pilot", "n1", "ACTIVE", pilot, "", ""),
+        (103.1, "client", "clock", "client", "offset", pilot, "", repr(AGENT_BEHIND + 0.2)),
+        (104.1, "client", "clock", "client", "offset", pilot, "", repr(AGENT_BEHIND)),  # the smaller one counts
+        (agent(103.2), pilot, "worker", "n1", "start", "w.0", "", "pid 1"),
+        (agent(103.2), pilot, "worker", "n1", "start", "w.1", "", "pid 2"),
+        (113.0, "client", "pilot", "client", "shutdown_requested", pilot, "", "session closed"),
+        (114.0, "client", "pilot", "client", "DONE", pilot, "", ""),
+    ]
+
+
+@pytest.fixture
+def session_uid() -> str:
+    uid = "session.test.summary"
+    journal = Journal.create(uid, {"uid": uid})
+    wires = [(f"t{i}", i, {"uid": f"t{i}", "kind": "executable", "name": "sim" if i < 3 else None, "cores": 1})
+             for i in range(1, 6)]  # t5 never left the client: NEW
+    journal.commit([("tasks", wires), ("events", task_updates()), ("profile", profile_rows())])
+    journal.connection.close()
+    return uid
+
+
+def test_rows_are_in_client_time_with_agent_times_corrected(session_uid: str) -> None:
+    rows = load_rows(session_uid)
+    running = [row for row in rows if row["event"] == "RUNNING"]
+    assert [(row["uid"], row["time"], row["stamped"], row["slot"]) for row in running] == [
+        ("t1", 104.0, 99.0, "w.0"), ("t2", 106.0, 101.0, "w.1"), ("t3", 109.0, 104.0, "w.0")]
+    assert running[0]["pilot"] == "pilot.0000" and running[0]["name"] == "sim" and running[0]["cores"] == 1
+    submitted = next(row for row in rows if row["event"] == "SUBMITTED" and row["component"] == "task")
+    assert submitted["time"] == submitted["stamped"] == 103.5  # the client's own stamp is not corrected
+    assert [row["time"] for row in rows] == sorted(row["time"] for row in rows)
+    steps = [(row["name"], row["event"], row["time"]) for row in rows if row["component"] == "bootstrap"]
+    assert steps == [("environment", "started", 101.5), ("environment", "done", 102.5)]
+
+
+def test_intervals_and_phases(session_uid: str) -> None:
+    rows = load_rows(session_uid)
+    intervals = task_intervals(rows)
+    assert [(i.uid, i.start, i.end, i.slot, i.state) for i in intervals] == [
+        ("t1", 104, 108, "w.0", "DONE"), ("t2", 106, 110, "w.1", "FAILED"), ("t3", 109, 113, "w.0", "FAILED")]
+    (pilot,) = pilot_phases(rows, intervals).values()
+    assert (pilot.submitted, pilot.bootstrapping, pilot.active, pilot.shutdown, pilot.end) == (100, 101, 103, 113, 114)
+    assert (pilot.state, pilot.cores, pilot.slots) == ("DONE", 2, ["w.0", "w.1"])
+
+
+def test_summary_numbers(session_uid: str) -> None:
+    summary = session_summary(session_uid)
+    assert summary["tasks"] == 5
+    assert summary["states"] == {"NEW": 1, "DONE": 1, "FAILED": 2, "CANCELED": 1}
+    assert summary["task_seconds"] == {"total": 12.0, "median": 4.0, "max": 4.0}
+    assert summary["makespan"] == pytest.approx(113 - 103.5)
+    assert summary["utilisation"] == pytest.approx(12 / 20)  # active 103..113 on 2 cores
+    (pilot,) = summary["pilots"]
+    assert pilot["split"] == pytest.approx({"bootstrap": 4, "busy": 12, "idle": 8, "shutdown": 2})
+    assert pilot["queued"] == 1 and pilot["utilisation"] == pytest.approx(0.6)
+    assert summary["failures"] == [
+        {"reason": "exited with code 3", "state": "FAILED", "count": 2, "example": "t2"},
+        {"reason": "session closed", "state": "CANCELED", "count": 1, "example": "t4"}]
+    assert [item["uid"] for item in summary["slowest"]] == ["t1", "t2", "t3"]
+    json.dumps(summary)  # JSON-able as it is
+
+
+def test_summary_tables_render(session_uid: str) -> None:
+    console = Console(record=True, width=100)
+    for table in summary_tables(session_summary(session_uid)):
+        console.print(table)
+    text = console.export_text()
+    assert "│ FAILED   │     2 │" in text and "│ NEW      │     1 │" in text
+    assert "│     2 │ exited with code 3 │" in text and "not DONE, by reason" in text
+    assert "│ pilot.0000 │ DONE  │     2 │ 1.00 s │  15% │  46% │  31% │   8% │ 60.0% │" in text
+
+
+def test_a_session_without_a_journal_is_named(session_uid: str) -> None:
+    expected = "session 'session.nope': no journal for session 'session.nope' at "
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        session_summary("session.nope")
