@@ -1,10 +1,10 @@
-"""Profile rows of a known session (written to a real journal) → intervals, pilot phases, summary, tables."""
+"""Profile rows of a known session (``session_uid``: a real journal, see known_session.py) → intervals, pilot
+phases, summary, tables."""
 
 from __future__ import annotations
 
 import json
 import re
-from typing import Any
 
 import pytest
 from rich.console import Console
@@ -12,57 +12,7 @@ from rich.console import Console
 from scalems_like.analytics.intervals import pilot_phases, task_intervals
 from scalems_like.analytics.profile import load_rows
 from scalems_like.analytics.summary import session_summary, summary_tables
-from scalems_like.client.journal import Journal
 from scalems_like.errors import ConfigError
-
-AGENT_BEHIND = 5.0
-"""The agent's clock is 5 s behind the client's: agent-stamped times are corrected by +5."""
-
-
-def agent(when: float) -> float:
-    return when - AGENT_BEHIND
-
-
-def task_updates() -> list[dict[str, Any]]:
-    """t1 DONE after 4 s on w0, t2 and t3 FAILED (same reason) after 4 s each, t4 canceled before it ran."""
-    updates = [{"uid": f"t{i}", "state": "SUBMITTED", "time": 103.5, "host": "client", "pilot": "pilot.0000",
-                "sandbox": "/x"} for i in range(1, 5)]
-    for uid, slot, start, end, state in (("t1", "w.0", 104, 108, "DONE"), ("t2", "w.1", 106, 110, "FAILED"),
-                                         ("t3", "w.0", 109, 113, "FAILED")):
-        updates.append({"uid": uid, "state": "RUNNING", "time": agent(start), "host": "n1", "worker": slot})
-        updates.append({"uid": uid, "state": state, "time": agent(end), "host": "n1", "worker": slot,
-                        **({"reason": "exited with code 3"} if state == "FAILED" else {})})
-    updates.append({"uid": "t4", "state": "CANCELED", "time": 113.0, "host": "client", "reason": "session closed"})
-    return updates
-
-
-def profile_rows() -> list[tuple[Any, ...]]:
-    pilot = "pilot.0000"
-    return [
-        (100.0, "client", "pilot", "client", "SUBMITTED", pilot, "", ""),
-        (101.0, "client", "pilot", "batch", "BOOTSTRAPPING", pilot, "", ""),
-        (agent(101.5), pilot, "bootstrap", "", "started", pilot, "environment", "0"),
-        (agent(102.5), pilot, "bootstrap", "", "done", pilot, "environment", "0"),
-        (agent(103.0), pilot, "agent", "n1", "hello", pilot, "", json.dumps([["n1", 2, 0]])),
-        (agent(103.0), pilot, "pilot", "n1", "ACTIVE", pilot, "", ""),
-        (103.1, "client", "clock", "client", "offset", pilot, "", repr(AGENT_BEHIND + 0.2)),
-        (104.1, "client", "clock", "client", "offset", pilot, "", repr(AGENT_BEHIND)),  # the smaller one counts
-        (agent(103.2), pilot, "worker", "n1", "start", "w.0", "", "pid 1"),
-        (agent(103.2), pilot, "worker", "n1", "start", "w.1", "", "pid 2"),
-        (113.0, "client", "pilot", "client", "shutdown_requested", pilot, "", "session closed"),
-        (114.0, "client", "pilot", "client", "DONE", pilot, "", ""),
-    ]
-
-
-@pytest.fixture
-def session_uid() -> str:
-    uid = "session.test.summary"
-    journal = Journal.create(uid, {"uid": uid})
-    wires = [(f"t{i}", i, {"uid": f"t{i}", "kind": "executable", "name": "sim" if i < 3 else None, "cores": 1})
-             for i in range(1, 6)]  # t5 never left the client: NEW
-    journal.commit([("tasks", wires), ("events", task_updates()), ("profile", profile_rows())])
-    journal.connection.close()
-    return uid
 
 
 def test_rows_are_in_client_time_with_agent_times_corrected(session_uid: str) -> None:
