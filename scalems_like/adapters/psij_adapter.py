@@ -7,6 +7,7 @@ far too slow to tell a user anything in time).
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import io
 import logging
@@ -38,6 +39,7 @@ class PsijAdapter(BatchAdapter):
         self.polling_interval = polling_interval
         self._executor: Any = None
         self._jobs: dict[str, Any] = {}
+        self._attached: set[str] = set()
         self._lock = threading.Lock()
 
     def _get_executor(self) -> Any:
@@ -119,6 +121,7 @@ class PsijAdapter(BatchAdapter):
             return False
         with self._lock:
             self._jobs[native_id] = psij_job
+            self._attached.add(native_id)
         return True
 
     @staticmethod
@@ -134,7 +137,33 @@ class PsijAdapter(BatchAdapter):
             psij_job = self._jobs.get(native_id)
         if psij_job is None or psij_job.status.final:
             return
+        if self.executor_name == "local" and native_id in self._attached:
+            terminate_local(int(native_id))
+            return
         try:
             psij_job.cancel()
         except Exception as error:  # e.g. scancel on a job that ended meanwhile: nothing left to cancel
             log.warning("cancel of %s job %s: %s", self.executor_name, native_id, error)
+
+
+def terminate_local(pid: int, patience: float = 30.0) -> None:
+    """End a local job this process did not start: SIGTERM, then SIGKILL to its process tree after ``patience``.
+
+    psij-python 0.9.11's local executor cannot cancel an attached process: it kills it, finds it a zombie, kills
+    it again, and the NoSuchProcess that follows ends its (only) reaper thread with a logging error — after which
+    no local job in the process is ever reported again. SIGTERM first also lets a session's client end the
+    session properly (its pilots shut down, its journal closed).
+    """
+    import psutil  # psij's own dependency
+
+    try:
+        root = psutil.Process(pid)
+        tree = [root, *root.children(recursive=True)]
+        root.terminate()
+    except psutil.NoSuchProcess:
+        return
+    _gone, alive = psutil.wait_procs(tree[:1], timeout=patience)
+    for process in [*alive, *tree[1:]]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if process.is_running():
+                process.kill()

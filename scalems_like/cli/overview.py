@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,8 @@ def read_journal(uid: str) -> dict[str, Any] | None:
         pilots = [{"pilot": row[0], "resource": row[2], "sandbox": row[3], "batch_id": row[4], "state": row[5],
                    "failure": row[6]} for row in journal.pilots()]
         return {"info": info, "pilots": pilots, "tasks": journal.counts()}
+    except sqlite3.OperationalError:  # a client creating it this very moment: no tables yet
+        return None
     finally:
         journal.connection.close()
 

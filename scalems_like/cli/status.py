@@ -1,7 +1,10 @@
-"""``scalems-like status SESSION``: what a session's pilots are doing, read from their sandboxes.
+"""``scalems-like status SESSION``: what a session and its pilots are doing.
 
-For each pilot: its sandbox, the bootstrap step it is in (or the one that failed, with its exit code), and
-whether its agent runs or has ended and why. (Task counts by state come with the session journal.)
+The session: submitted or interactive, its state (for a submitted one: the batch job's, asked through psij
+when the files do not say), its parameters. Each pilot, read from its sandbox: the bootstrap step it is in (or
+the one that failed, with its exit code), whether its agent runs or has ended and why. From the journal: tasks
+by state, throughput (final tasks per second of the session's makespan) and the summary of
+:mod:`scalems_like.analytics.summary` (task times, utilisation, slowest tasks, failures by reason).
 """
 
 from __future__ import annotations
@@ -17,6 +20,10 @@ from rich.live import Live
 from rich.table import Table
 
 from scalems_like import paths
+from scalems_like.analytics.intervals import FINAL
+from scalems_like.analytics.summary import session_summary, summary_tables
+from scalems_like.cli.overview import find, overviews
+from scalems_like.client.journal import journal_path
 from scalems_like.errors import ConfigError
 from scalems_like.protocol.feedback import parse_events
 from scalems_like.resources import ResourceConfig, load_all
@@ -68,19 +75,51 @@ def render(resource: str, session: Path, pilots: list[dict[str, Any]]) -> Table:
     return table
 
 
+def session_part(uid: str) -> dict[str, Any]:
+    """State, counts, throughput and summary from the journal and launch record (empty if it has neither)."""
+    try:
+        find(uid)
+    except ConfigError:
+        return {}
+    (row,) = overviews([uid])
+    part = {key: row.get(key) for key in ("kind", "state", "detail", "batch_id", "sweep", "parameters", "tasks")}
+    part["summary"] = session_summary(uid) if journal_path(uid).is_file() else None
+    if part["summary"]:
+        finished = sum(count for state, count in part["summary"]["states"].items() if state in FINAL)
+        makespan = part["summary"]["makespan"]
+        part["throughput"] = finished / makespan if makespan else None
+    return part
+
+
+def print_session_part(console: Console, part: dict[str, Any]) -> None:
+    if not part:
+        return
+    counts = ", ".join(f"{count} {state}" for state, count in part["tasks"].items()) or "no task yet"
+    throughput = f"; {part['throughput']:.1f} tasks/s" if part.get("throughput") else ""
+    console.print(f"{part['kind']} session: {part['state']}" + (f" ({part['detail']})" if part["detail"] else "")
+                  + (f"; batch job {part['batch_id']}" if part["batch_id"] else "") + f"; tasks: {counts}"
+                  + throughput, soft_wrap=True)
+    if part.get("parameters"):
+        console.print(f"parameters: {json.dumps(part['parameters'], sort_keys=True)}", soft_wrap=True)
+    for table in summary_tables(part["summary"]) if part.get("summary") else []:
+        console.print(table)
+
+
 def run(arguments: argparse.Namespace) -> int:
     resource, session = find_session(arguments.session, arguments.resource)
 
     def collect() -> list[dict[str, Any]]:
         return [pilot_status(path) for path in sorted(session.glob("pilot.*")) if path.is_dir()]
 
+    part = session_part(session.name)
     if arguments.json:
         print(json.dumps({"session": session.name, "resource": resource, "sandbox": str(session),
-                          "pilots": collect()}, indent=2))
+                          "pilots": collect(), **part}, indent=2, default=str))
         return 0
     console = Console()
     if not arguments.follow:
         console.print(render(resource, session, collect()))
+        print_session_part(console, part)
         return 0
     pilots = collect()
     with Live(render(resource, session, pilots), console=console, refresh_per_second=4) as live:

@@ -1,0 +1,46 @@
+"""The project bundle: .scalemsignore rules, what is always left out, the archive."""
+
+from __future__ import annotations
+
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from scalems_like.errors import ConfigError
+from scalems_like.launcher.bundle import collect, human_size
+
+
+def make_project(root: Path) -> Path:
+    for name, size in {"workflow.py": 10, "data/in.txt": 5, "data/raw/huge.bin": 1000, "run.log": 7,
+                       "keep.log": 3, "build/out.o": 4, "notes/build": 2, ".git/HEAD": 1,
+                       "pkg/__pycache__/m.pyc": 9}.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x" * size)
+    (root / ".scalemsignore").write_text("# outputs of earlier runs\n*.log\n!keep.log\ndata/raw\nbuild/\n\n")
+    return root
+
+
+def test_ignore_rules_follow_gitignore_habits(tmp_path: Path) -> None:
+    bundle = collect(make_project(tmp_path))
+    # *.log by name anywhere, taken back by !keep.log; data/raw by path; build/ only as a directory
+    # (notes/build is a file and stays); .git and __pycache__ are always left out
+    assert bundle.files == (".scalemsignore", "data/in.txt", "keep.log", "notes/build", "workflow.py")
+    assert bundle.size == sum((tmp_path / name).stat().st_size for name in bundle.files)
+
+
+def test_archive_holds_exactly_the_bundle(tmp_path: Path) -> None:
+    bundle = collect(make_project(tmp_path / "project"))
+    archive = bundle.write(tmp_path / "bundle.tar.gz")
+    with tarfile.open(archive) as unpacking:
+        assert sorted(member.name for member in unpacking.getmembers()) == list(bundle.files)
+
+
+def test_a_missing_project_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="project directory .*nope.*not a directory"):
+        collect(tmp_path / "nope")
+
+
+def test_human_size() -> None:
+    assert [human_size(value) for value in (5, 2048, 3 * 1024 ** 3)] == ["5 B", "2.0 KiB", "3.0 GiB"]
