@@ -1,7 +1,9 @@
-"""``scalems-like init NAME``: a template project that runs as it is with ``scalems-like run``.
+"""``scalems-like init NAME``: a template project that runs as it is with ``scalems-like run`` and ``submit``.
 
     NAME/workflow.py            an ensemble and a reduction written with apps; reads parameters.yaml
-    NAME/parameters.yaml        the workflow's parameters
+    NAME/parameters.yaml        the workflow's default parameters (sl.load_parameters)
+    NAME/sweep.yaml             three parameter sets: scalems-like submit --params sweep.yaml workflow.py
+    NAME/.scalemsignore         what submit leaves out of the project bundle
     NAME/resources/cluster.yaml a resource config to adapt for a cluster (copy it to the user's resource configs)
     NAME/README.md              how to run it
 """
@@ -17,6 +19,8 @@ from scalems_like.errors import ConfigError
 WORKFLOW = '''"""{name}: an ensemble of simulations and their reduction.
 
     scalems-like run --pilot cores=2,runtime=600 workflow.py
+    scalems-like submit --resource local --runtime 600 workflow.py    # the whole session as a batch job
+    scalems-like submit --params sweep.yaml workflow.py               # one session per parameter set
 """
 
 from pathlib import Path
@@ -25,7 +29,8 @@ import yaml
 
 import scalems_like as sl
 
-parameters = yaml.safe_load((Path(__file__).parent / "parameters.yaml").read_text())
+# parameters.yaml holds the defaults; --params FILE / --param KEY=VALUE (run, submit) override them
+parameters = sl.load_parameters(yaml.safe_load((Path(__file__).parent / "parameters.yaml").read_text()))
 
 
 @sl.executable_app(outputs=["result.txt"])
@@ -49,9 +54,15 @@ summary = summarize(*[read_result(member.outputs["result.txt"]) for member in me
 print(f"{name}: {{summary}}")
 '''
 
-PARAMETERS = """# Parameters of workflow.py (read with yaml.safe_load)
+PARAMETERS = """# Parameters of workflow.py: its defaults (--params FILE / --param KEY=VALUE override them)
 members: 10     # how many simulations
 steps: 1000     # passed to each simulation
+"""
+
+SWEEP = """# A parameter sweep: `scalems-like submit --params sweep.yaml workflow.py` submits one session per set
+- {members: 4, steps: 100}
+- {members: 4, steps: 200}
+- {members: 8, steps: 100}
 """
 
 RESOURCE = """# A resource config for a SLURM cluster. Adapt it, then copy it to your own resource configs:
@@ -71,6 +82,11 @@ agent_address: hostname
 status_polling_interval: 10
 """
 
+IGNORE = """# left out of the bundle that `scalems-like submit` stages (one pattern per line, as .gitignore)
+.scalems-like-cache/
+session.*.tar.gz
+"""
+
 README = """# {name}
 
 A scalems_like workflow project.
@@ -78,12 +94,16 @@ A scalems_like workflow project.
 ```sh
 scalems-like run --pilot cores=2,runtime=600 workflow.py        # on this machine
 scalems-like run --resource cluster --pilot nodes=2,runtime=3600 workflow.py   # see resources/cluster.yaml
+scalems-like submit --resource local --runtime 600 workflow.py  # the whole session as one batch job
+scalems-like submit --resource cluster --nodes 2 --params sweep.yaml workflow.py   # a sweep: a session per set
+scalems-like ls; scalems-like logs SESSION -f; scalems-like get SESSION
 ```
 
 - `workflow.py` — an ensemble of `members` simulations (an executable app writing `result.txt`) and a reduction
   (function apps reading those files). Results are cached in `.scalems-like-cache/`: a second run re-runs nothing
   (`--no-cache` to force, `scalems-like cache clear` to forget).
-- `parameters.yaml` — the workflow's parameters.
+- `parameters.yaml` — the workflow's default parameters (`sl.load_parameters`); `sweep.yaml` — three sets.
+- `.scalemsignore` — what `submit` leaves out of the bundle (the cache, archives of earlier sessions).
 - `resources/cluster.yaml` — a resource config to adapt and copy into your resource configs.
 """
 
@@ -96,10 +116,13 @@ def run(arguments: argparse.Namespace) -> int:
     name = target.name
     (target / "workflow.py").write_text(WORKFLOW.format(name=name))
     (target / "parameters.yaml").write_text(PARAMETERS)
+    (target / "sweep.yaml").write_text(SWEEP)
+    (target / ".scalemsignore").write_text(IGNORE)
     (target / "resources" / "cluster.yaml").write_text(RESOURCE.format(config_dir=paths.user_config_dir()))
     (target / "README.md").write_text(README.format(name=name))
-    print(f"created {target}/: workflow.py, parameters.yaml, resources/cluster.yaml, README.md\n"
-          f"run it:  cd {target} && scalems-like run --pilot cores=2,runtime=600 workflow.py")
+    print(f"created {target}/: workflow.py, parameters.yaml, sweep.yaml, resources/cluster.yaml, README.md\n"
+          f"run it:  cd {target} && scalems-like run --pilot cores=2,runtime=600 workflow.py\n"
+          f"or as a batch job:  cd {target} && scalems-like submit --resource local --runtime 600 workflow.py")
     return 0
 
 

@@ -20,12 +20,18 @@ def test_the_template_project_runs_as_it_is(tmp_path: Path, isolated_dirs: Path)
     assert created.returncode == 0, created.stderr
     project = tmp_path / "my-ensemble"
     assert sorted(str(path.relative_to(project)) for path in project.rglob("*")) == [
-        "README.md", "parameters.yaml", "resources", "resources/cluster.yaml", "workflow.py"]
+        ".scalemsignore", "README.md", "parameters.yaml", "resources", "resources/cluster.yaml", "sweep.yaml",
+        "workflow.py"]
     for run, tasks in ((1, 21), (2, 0)):  # 10 simulations, 10 reads, 1 summary; then all from the cache
         result = scalems_like("run", "--pilot", "cores=2,runtime=120", "workflow.py", cwd=project)
         assert result.returncode == 0, (run, result.stderr)
         assert "my-ensemble: {'members': 10, 'mean': 535.5, 'best': 0}" in result.stdout
         assert f": {tasks} task(s) in" in result.stdout
+    submitted = scalems_like("submit", "--resource", "local", "--runtime", "600", "--param", "members=4",
+                             "workflow.py", cwd=project)  # as a batch job; the cache is not taken along
+    assert submitted.returncode == 0, submitted.stderr
+    assert "my-ensemble: {'members': 4, 'mean': 628.5, 'best': 0}" in submitted.stdout
+    assert ": 9 task(s) in" in submitted.stdout
     (isolated_dirs / "config" / "resources").mkdir(parents=True)
     (project / "resources" / "cluster.yaml").rename(isolated_dirs / "config" / "resources" / "cluster.yaml")
     cluster = load_resource("cluster")
