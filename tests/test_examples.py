@@ -24,3 +24,26 @@ def test_durable_example_reattaches_and_resumes() -> None:
     assert lines[1] == "reattached: 20 of 20 tasks DONE"
     assert lines[2].startswith("pilot pilot.0000 ended FAILED: ")
     assert lines[3] == "resumed: 6 of 6 tasks DONE; 2 ran on the new pilot"
+
+
+def test_sweep_example_submits_one_session_per_set(tmp_path: Path) -> None:
+    """As its docstring says: ``submit --params sweep.yaml`` from examples/sweep, then each session followed."""
+    import json
+
+    def scalems_like(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "scalems_like", *argv], capture_output=True, text=True,
+                              timeout=180, cwd=EXAMPLES / "sweep")
+
+    submitted = scalems_like("submit", "--runtime", "600", "--params", "sweep.yaml", "--json", "workflow.py")
+    assert submitted.returncode == 0, submitted.stderr
+    sessions = json.loads(submitted.stdout)
+    outputs = []
+    for session in sessions:
+        followed = scalems_like("logs", session["session"], "-f")
+        assert followed.returncode == 0, followed.stderr
+        outputs += [line for line in followed.stdout.splitlines() if line.startswith("T=")]
+    assert outputs == ["T=300 replicas=4 mean energy=-156.250", "T=310 replicas=2 mean energy=-232.500",
+                       "T=320 replicas=4 mean energy=-166.667"]
+    listed = json.loads(scalems_like("ls", "--sweep", sessions[0]["sweep"], "--json").stdout)
+    assert sorted(row["parameters"]["temperature"] for row in listed) == [300, 310, 320]
+    assert all(row["state"] == "DONE" for row in listed)
