@@ -11,6 +11,8 @@ from __future__ import annotations
 import collections
 import contextlib
 import datetime
+import itertools
+import operator
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
@@ -28,11 +30,15 @@ if TYPE_CHECKING:
     from scalems_like.client.session import Session
     from scalems_like.client.task import Task
 
-REFRESH_PER_SECOND = 4.0
+REFRESH_PER_SECOND = 2.0
 RATE_WINDOW = 10.0
 """Seconds of history the throughput is measured over."""
-_FINAL = frozenset(state for state in TaskState if state.is_final)
-_WAITING = frozenset({TaskState.NEW, TaskState.SUBMITTED, TaskState.QUEUED})
+_FINAL = tuple(state for state in TaskState if state.is_final)
+_WAITING = (TaskState.NEW, TaskState.SUBMITTED, TaskState.QUEUED)
+_STATE = operator.attrgetter("state")
+_BY_ID = {id(state): state for state in TaskState}
+_FINAL_IDS = tuple(id(state) for state in _FINAL)
+_LIVE_IDS = frozenset(id(state) for state in TaskState if not state.is_final)
 
 
 class ProgressView:
@@ -48,18 +54,19 @@ class ProgressView:
         self.samples: collections.deque[tuple[float, int]] = collections.deque()
 
     def counts(self) -> dict[str, int]:
-        """Tasks by state: queued (NEW, SUBMITTED, QUEUED), running, and each final state."""
-        still, waiting, running = [], 0, 0
-        for task in self.remaining:
-            state = task.state
-            if state in _FINAL:
-                self.final[state.value] += 1
-            else:
-                still.append(task)
-                waiting += state in _WAITING
-                running += state is TaskState.RUNNING
-        self.remaining = still
-        return {"queued": waiting, "running": running, **{state.value: self.final[state.value] for state in _FINAL}}
+        """Tasks by state: queued (NEW, SUBMITTED, QUEUED), running, and each final state.
+
+        Counted in C (``map``, ``Counter`` of the states' ids: an enum's own hash is Python code), so that a
+        refresh over 100 000 waiting tasks takes milliseconds.
+        """
+        ids = list(map(id, map(_STATE, self.remaining)))
+        counts = collections.Counter(ids)
+        if any(counts[key] for key in _FINAL_IDS):
+            for key in _FINAL_IDS:
+                self.final[_BY_ID[key].value] += counts[key]
+            self.remaining = list(itertools.compress(self.remaining, map(_LIVE_IDS.__contains__, ids)))
+        return {"queued": sum(counts[id(state)] for state in _WAITING), "running": counts[id(TaskState.RUNNING)],
+                **{state.value: self.final[state.value] for state in _FINAL}}
 
     def rate(self, finished: int) -> float:
         """Tasks finished per second over the last :data:`RATE_WINDOW` seconds."""
