@@ -47,3 +47,17 @@ def test_sweep_example_submits_one_session_per_set(tmp_path: Path) -> None:
     listed = json.loads(scalems_like("ls", "--sweep", sessions[0]["sweep"], "--json").stdout)
     assert sorted(row["parameters"]["temperature"] for row in listed) == [300, 310, 320]
     assert all(row["state"] == "DONE" for row in listed)
+
+
+def test_profile_plot_example_writes_its_csv_and_picture(tmp_path: Path) -> None:
+    import csv
+
+    result = subprocess.run([sys.executable, str(EXAMPLES / "profile_plot.py"), str(tmp_path)], capture_output=True,
+                            text=True, timeout=180, check=True)
+    lines = result.stdout.splitlines()
+    assert lines[0].endswith("profile rows; states {'DONE': 24, 'FAILED': 1}")
+    assert lines[1:3] == ["slots used: 2", "failures: [('exited with code 3', 1)]"]
+    with open(tmp_path / "profile.csv", newline="") as handle:
+        running = [row for row in csv.DictReader(handle) if row["event"] == "RUNNING"]
+    assert len(running) == 25 and all(row["slot"].startswith("pilot.0000.worker.") for row in running)
+    assert (tmp_path / "run.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

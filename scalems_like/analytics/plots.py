@@ -34,11 +34,13 @@ STATE_COLORS = {"DONE": "#4c9f70", "FAILED": "#d1495b", "CANCELED": "#9e9e9e", "
                 "QUEUED": "#f4a259"}
 """Bars by the state that ended them (QUEUED: the attempt failed and the task was retried)."""
 SPLIT_COLORS = {"bootstrap": "#8d99ae", "busy": "#4c9f70", "idle": "#e9c46a", "shutdown": "#6d597a"}
-NAME_COLORS = 10
+NAME_PALETTE = (0, 1, 2, 4, 5, 6, 7, 8, 9)
+"""tab10 without its red, which outlines failures."""
+NAME_COLORS = len(NAME_PALETTE)
+"""At most this many task names get colors of their own."""
 OTHER_COLOR = "#577590"
 MAX_OUTLINED = 5000
 """Above this many bars, they are drawn without outlines or antialiasing (a picture of 100 000 tasks in seconds)."""
-"""At most this many task names get colors of their own."""
 
 
 def plot_session(source: str | Sequence[Row], out: str | Path, *, title: str | None = None) -> Path:
@@ -99,8 +101,8 @@ def _colors(intervals: Sequence[Interval]) -> tuple[dict[str, str], str]:
     if 1 < len(names) <= NAME_COLORS:
         from matplotlib import colormaps
 
-        palette = colormaps["tab10"]
-        return {name: _hex(palette(index)) for index, name in enumerate(names)}, "name"
+        palette = [colormaps["tab10"](index) for index in NAME_PALETTE]
+        return {name: _hex(palette[index]) for index, name in enumerate(names)}, "name"
     return STATE_COLORS, "state"
 
 
@@ -144,8 +146,7 @@ def draw_timeline(axes: Axes, intervals: Sequence[Interval], slots: list[tuple[P
     if key == "name" and any(interval.state in ("FAILED", "QUEUED") for interval in intervals):
         handles.append(Patch(facecolor="white", edgecolor=STATE_COLORS["FAILED"], label="failed"))
     handles += [Patch(color=SPLIT_COLORS[part], alpha=0.25, label=part) for part in ("bootstrap", "shutdown")]
-    axes.legend(handles=handles, loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False,
-                ncols=min(7, len(handles)))
+    axes.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
     axes.grid(axis="x", alpha=0.3)
 
 
