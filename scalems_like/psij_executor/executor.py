@@ -55,8 +55,7 @@ class ScalemsLikeJobExecutor(JobExecutor):
     def attach(self, job: Job, native_id: str) -> None:
         """Follow the job ``native_id`` (``SESSION_UID/TASK_UID``, from any process): its session is reattached
         unless this executor holds it (refused while another live client holds it)."""
-        job.executor = self
-        self.jobs.attach(job, native_id)
+        self.jobs.attach(job, native_id, self)
 
     def close(self) -> None:
         """Close the sessions of this executor: pilots end, unfinished jobs end CANCELED (also at exit)."""

@@ -6,7 +6,7 @@ import os
 import threading
 from collections.abc import Callable
 
-from psij import InvalidJobException, Job, JobSpec, JobState, JobStatus, SubmitException
+from psij import InvalidJobException, Job, JobExecutor, JobSpec, JobState, JobStatus, SubmitException
 
 from scalems_like.client.task import Task
 from scalems_like.errors import ScalemsError
@@ -44,8 +44,9 @@ class PilotJobs:
         job._native_id = mapping.native_id(session.uid, task.uid)
         self._follow(job, task)
 
-    def attach(self, job: Job, native: str) -> None:
-        """Follow the task ``native`` names (``SESSION_UID/TASK_UID``), reattaching its session if needed."""
+    def attach(self, job: Job, native: str, executor: JobExecutor) -> None:
+        """Follow the task ``native`` names (``SESSION_UID/TASK_UID``), reattaching its session if needed; the job
+        is bound to ``executor`` once the task is found."""
         if job.status.state != JobState.NEW:
             raise InvalidJobException("Job must be in the NEW state")
         session_uid, task_uid = mapping.parse_native_id(native)
@@ -53,6 +54,7 @@ class PilotJobs:
         task = next((task for task in session.tasks if task.uid == task_uid), None)
         if task is None:
             raise InvalidJobException(f"session {session_uid} has no task {task_uid}")
+        job.executor = executor
         job._native_id = native
         self._follow(job, task)
 
