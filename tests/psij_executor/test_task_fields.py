@@ -1,0 +1,42 @@
+"""The two task fields the psij executor needs: ``inherit_environment`` and ``wrapper`` (description, wire, worker)."""
+
+from pathlib import Path
+
+import msgpack
+import pytest
+
+import scalems_like as sl
+from scalems_like import protocol
+from scalems_like.overlay.execution import start_executable
+
+
+def test_the_fields_are_checked_where_they_are_described() -> None:
+    task = sl.TaskDescription(executable="x", wrapper=["/bin/sh", "-c", 'exec "$@"', "wrap"],
+                              inherit_environment=False)
+    assert task.wrapper == ("/bin/sh", "-c", 'exec "$@"', "wrap") and task.inherit_environment is False
+    with pytest.raises(sl.ConfigError, match=r"TaskDescription\.wrapper = "):
+        sl.TaskDescription(function=print, wrapper=["/bin/sh"])
+    with pytest.raises(sl.ConfigError, match=r"TaskDescription\.wrapper = "):
+        sl.TaskDescription(executable="x", wrapper=[""])
+    with pytest.raises(sl.ConfigError, match=r"TaskDescription\.inherit_environment = 'no'"):
+        sl.TaskDescription(executable="x", inherit_environment="no")  # type: ignore[arg-type]
+
+
+def test_a_wrapper_of_other_than_strings_is_refused_on_the_wire() -> None:
+    task = {"uid": "task.000001", "kind": "executable", "executable": "x", "arguments": [], "wrapper": ["sh", 1]}
+    data = msgpack.packb([protocol.PROTOCOL_VERSION, "submit", [task]], use_bin_type=True)
+    with pytest.raises(sl.ProtocolError, match="wrapper that is not a list of strings"):
+        protocol.decode(data)
+
+
+def test_the_worker_runs_the_wrapper_around_the_command_with_only_the_tasks_variables(tmp_path: Path) -> None:
+    task = {"uid": "task.000001", "sandbox": str(tmp_path), "executable": "/usr/bin/env", "arguments": [],
+            "ranks": 1, "stdout": "stdout", "stderr": "stderr", "environment": {"ONLY": "this"},
+            "inherit_environment": False, "wrapper": ["/bin/sh", "-c", 'echo wrapped; exec "$@"', "wrap"]}
+    running = start_executable(task, "none", {"FROM_WORKER": "1", "PATH": "/usr/bin:/bin"})
+    assert not isinstance(running, str), running
+    update: dict[str, object] = {}
+    running.finish(update)
+    assert update["state"] == "DONE"
+    lines = (tmp_path / "stdout").read_text().splitlines()
+    assert lines[0] == "wrapped" and "ONLY=this" in lines and not any(line.startswith("FROM_WORKER") for line in lines)
