@@ -38,7 +38,7 @@ def test_archive_holds_exactly_the_bundle(tmp_path: Path) -> None:
 
 
 def test_a_missing_project_is_named(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="project directory .*nope.*not a directory"):
+    with pytest.raises(ConfigError, match=r"project directory .*nope.*not a directory"):
         collect(tmp_path / "nope")
 
 
