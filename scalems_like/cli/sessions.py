@@ -7,7 +7,6 @@ import json
 import time
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from scalems_like.cli.overview import journal_state
@@ -62,15 +61,7 @@ def run_reattach(arguments: argparse.Namespace, *, resume: bool) -> int:
     if arguments.detach:
         session.detach()
     else:
-        with Progress(TextColumn("tasks"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=console, disable=not console.is_terminal) as progress:
-            bar = progress.add_task("tasks", total=len(tasks))
-            while True:
-                done = sum(task.state.is_final for task in tasks)
-                progress.update(bar, completed=done)
-                if done == len(tasks):
-                    break
-                time.sleep(0.2)
+        session.wait_tasks(tasks, progress=console)  # the live view only on a terminal
         session.close()
     counts: dict[str, int] = {}
     for task in tasks:
