@@ -147,23 +147,26 @@ class PsijAdapter(BatchAdapter):
 
 
 def terminate_local(pid: int, patience: float = 30.0) -> None:
-    """End a local job this process did not start: SIGTERM, then SIGKILL to its process tree after ``patience``.
+    """End a local job this process did not start: SIGTERM to its process tree, SIGKILL to what is left after
+    ``patience`` seconds.
 
     psij-python 0.9.11's local executor cannot cancel an attached process: it kills it, finds it a zombie, kills
     it again, and the NoSuchProcess that follows ends its (only) reaper thread with a logging error — after which
-    no local job in the process is ever reported again. SIGTERM first also lets a session's client end the
-    session properly (its pilots shut down, its journal closed).
+    no local job in the process is ever reported again. The job's own process is psij's launcher shell, which does
+    not pass signals on: every process of the tree gets SIGTERM, so a session's client ends the session properly
+    (its pilots shut down, its journal closed) while its agent and workers stop.
     """
     import psutil  # psij's own dependency
 
     try:
         root = psutil.Process(pid)
         tree = [root, *root.children(recursive=True)]
-        root.terminate()
     except psutil.NoSuchProcess:
         return
-    _gone, alive = psutil.wait_procs(tree[:1], timeout=patience)
-    for process in [*alive, *tree[1:]]:
+    for process in reversed(tree):  # the leaves (workers, agent, the client) before the shells around them
         with contextlib.suppress(psutil.NoSuchProcess):
-            if process.is_running():
-                process.kill()
+            process.terminate()
+    _gone, alive = psutil.wait_procs(tree, timeout=patience)
+    for process in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()

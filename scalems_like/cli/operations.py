@@ -17,7 +17,7 @@ import sqlite3
 import sys
 import tarfile
 import tempfile
-import time
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,6 @@ from scalems_like.client.journal import journal_path
 from scalems_like.errors import ConfigError
 from scalems_like.launcher.bundle import human_size
 from scalems_like.launcher.record import LaunchRecord, record_canceled, session_directory
-from scalems_like.launcher.state import ask_batch_system
 from scalems_like.resources import load_resource
 from scalems_like.states import TaskState
 
@@ -100,17 +99,20 @@ def run_logs(arguments: argparse.Namespace) -> int:
 def cancel_launch(record: LaunchRecord, console: Console, patience: float = 30.0) -> str:
     """Cancel a submitted session's batch job through its psij executor; wait until the job has ended."""
     adapter = adapter_for(load_resource(record.resource), record.launcher_sandbox.parent)
+    ended = threading.Event()
+
+    def on_event(event: JobEvent) -> None:
+        if event.state.is_final:
+            ended.set()
+
+    if not adapter.attach(record.native_id, on_event):
+        return f"nothing to cancel: {record.resource} no longer knows job {record.native_id}"
     record_canceled(record.uid, f"scalems-like cancel (pid {os.getpid()})")
-    if adapter.attach(record.native_id, lambda _event: None):
-        adapter.cancel(record.native_id)
-    deadline = time.monotonic() + patience
-    while time.monotonic() < deadline:  # the batch system's own pace: ask until it says the job ended
-        answer = ask_batch_system([record], patience=2.0)[record.uid]
-        if answer is False or (isinstance(answer, JobEvent) and answer.state.is_final):
-            return "canceled"
-        time.sleep(0.5)
-    console.print(f"[yellow]{record.uid}: canceled, but {record.resource} still reports job {record.native_id}"
-                  f"[/yellow]", soft_wrap=True)
+    adapter.cancel(record.native_id)
+    if ended.wait(patience):
+        return "canceled"
+    console.print(f"[yellow]{record.uid}: canceled, but {record.resource} still reports job {record.native_id} "
+                  f"after {patience:.0f} s[/yellow]", soft_wrap=True)
     return "canceling"
 
 
@@ -181,8 +183,9 @@ def run_get(arguments: argparse.Namespace) -> int:
     os.close(descriptor)
     try:
         with tempfile.TemporaryDirectory() as scratch, tarfile.open(temporary, "w:gz", compresslevel=3) as archive:
-            for sandbox in sandboxes(uid, record, row["pilots"]):
-                archive.add(sandbox, arcname=f"{uid}/sandbox", filter=_no_secrets)
+            for number, sandbox in enumerate(sandboxes(uid, record, row["pilots"])):  # one per resource root
+                name = "sandbox" if number == 0 else f"sandbox-{number + 1}"
+                archive.add(sandbox, arcname=f"{uid}/{name}", filter=_no_secrets)
             if has_journal:
                 archive.add(journal_copy(uid, Path(scratch)), arcname=f"{uid}/journal.sqlite")
             for path in sorted(session_directory(uid).glob("launch.*")):

@@ -3,6 +3,7 @@
 ``.scalemsignore`` in the project directory holds one pattern per line (``#`` starts a comment), in the
 spirit of ``.gitignore``: a pattern matches a path relative to the project, or any single name in it
 (``*.log``, ``data/raw``, ``build/``); a trailing ``/`` matches directories only; ``!pattern`` takes a file back.
+A symbolic link is taken as a link (to a directory too): its target must be where the job can see it.
 :data:`ALWAYS_IGNORED` is never taken along.
 """
 
@@ -87,7 +88,9 @@ def collect(root: Path) -> Bundle:
         prefix = "" if base == "." else f"{base}/"
         subdirectories[:] = sorted(name for name in subdirectories
                                    if not ignored(rules, prefix + name, True))
-        for name in names:
+        linked = [name for name in subdirectories if (Path(directory) / name).is_symlink()]
+        subdirectories[:] = [name for name in subdirectories if name not in linked]  # os.walk would not enter them
+        for name in [*names, *linked]:
             relative = prefix + name
             if ignored(rules, relative, False):
                 continue

@@ -64,7 +64,7 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
 def parameter_sets(file: str | None, overrides: Sequence[str]) -> list[dict[str, Any]]:
     """The sets to run: the file's (or one empty set), each updated with the overrides."""
     sets = read_sets(Path(file)) if file else [{}]
-    extra = parse_overrides(overrides)
+    extra = _check_set(parse_overrides(overrides), f"--param {' '.join(overrides)!r}")
     return [{**each, **extra} for each in sets]
 
 

@@ -63,7 +63,8 @@ def from_files(record: LaunchRecord) -> LaunchState | None:
     """What the files say for sure (a final state), or None."""
     end, canceled = read_end(record.uid), read_canceled(record.uid)
     step, failure = bootstrap_step(record.launcher_sandbox)
-    if canceled is not None and (end is not None or failure is not None):
+    ended_badly = failure is not None or (end is not None and end.get("exit_code") != 0)
+    if canceled is not None and ended_badly:  # (a session that ended DONE while a cancel came stays DONE)
         return LaunchState("CANCELED", f"canceled by {canceled.get('by', '?')}", step)
     if end is not None:
         code = end.get("exit_code")

@@ -3,7 +3,8 @@
 The launcher sandbox is ``<resource sandbox>/<session uid>/launcher``: the pilot bootstrap's files, plus
 ``project.tar.gz`` and the project unpacked from it (``project/``), ``parameters.json`` and ``launch.sh``, which
 the bootstrap execs once the environment is ready (instead of an agent). ``launch.sh`` runs
-``scalems-like run --session UID --in-allocation`` in ``project/``: the session's pilot is started inside the same
+``scalems-like run --session UID --in-allocation --params ../parameters.json`` in ``project/`` (``run`` records
+the set in the journal and gives the script an absolute path to it): the session's pilot is started inside the same
 allocation by fork, and its agent spreads workers over the allocation's nodes with the resource's launch method.
 """
 
@@ -26,7 +27,7 @@ from scalems_like.client.pilot_job import make_private_directory, write_bootstra
 from scalems_like.client.session import new_session_uid
 from scalems_like.errors import ConfigError
 from scalems_like.launcher.bundle import Bundle
-from scalems_like.launcher.parameters import VARIABLE, write_set
+from scalems_like.launcher.parameters import write_set
 from scalems_like.launcher.record import LaunchRecord
 from scalems_like.protocol.curve import INSECURE_VARIABLE, insecure_requested
 from scalems_like.resources import ResourceConfig, load_resource
@@ -53,24 +54,29 @@ class Shape:
             raise ConfigError(f"--nodes {self.nodes!r}: expected a whole number of nodes, at least 1")
         if self.cores is not None and self.cores < 1:
             raise ConfigError(f"--cores {self.cores!r}: expected at least 1 core per node")
-        if not self.runtime > 60:
-            raise ConfigError(f"--runtime {self.runtime!r}: expected more than 60 seconds")
+        if not self.runtime >= 120:
+            raise ConfigError(f"--runtime {self.runtime!r}: expected at least 120 seconds (the session's pilot "
+                              f"gets the walltime less a margin for the bootstrap and the shutdown)")
+
+    @property
+    def pilot_runtime(self) -> float:
+        """The session's pilot ends this much before the walltime: time for the client to close the session."""
+        return self.runtime - min(300.0, max(60.0, self.runtime / 10))
 
 
 def launch_script(uid: str, record_script: str, arguments: list[str], resource: str, shape: Shape) -> str:
     """``launch.sh``: the session's client, run in the project copy, with this client's data and config dirs."""
-    pilot = f"nodes={shape.nodes},runtime={max(60.0, shape.runtime - 30)}"
+    pilot = f"nodes={shape.nodes},runtime={shape.pilot_runtime}"
     if shape.cores:
         pilot += f",cores={shape.cores}"
     exports = {
         "SCALEMS_LIKE_DATA_DIR": str(paths.user_data_dir()),
         "SCALEMS_LIKE_CONFIG_DIR": str(paths.user_config_dir()),
-        VARIABLE: "../parameters.json",
     }
     if insecure_requested():
         exports[INSECURE_VARIABLE] = "1"
     command = ["exec", '"$SCALEMS_PYTHON"', "-m", "scalems_like", "run", "--session", uid, "--in-allocation",
-               "--resource", shlex.quote(resource), "--pilot", pilot,
+               "--resource", shlex.quote(resource), "--pilot", pilot, "--params", "../parameters.json",
                *(["--env", shlex.quote(shape.environment)] if shape.environment else []),
                shlex.quote(record_script), *map(shlex.quote, arguments)]
     lines = ["# written by scalems-like submit: the session's client, inside the allocation",
@@ -115,21 +121,20 @@ def submit_session(*, resource: str, bundle: Bundle, script: str, arguments: lis
                    parameters: dict[str, Any], shape: Shape, sweep: str | None = None) -> LaunchRecord:
     """Stage the bundle and submit the session's batch job; returns its launch record (already written).
 
-    ``script`` is relative to the bundle's root. Raises ConfigError / SubmitError; on a refusal the launcher
-    sandbox is removed (nothing was recorded).
+    ``script`` is relative to the bundle's root. Raises ConfigError / SubmitError; on any failure the
+    session sandbox is removed (nothing was recorded).
     """
     if script not in bundle.files:
         raise ConfigError(f"script {script!r}: not in the project bundle of {bundle.root} "
                           f"(outside the project directory, or excluded by its .scalemsignore)")
     config = load_resource(resource)
     uid = new_session_uid()
-    job, sandbox = render_launcher(uid=uid, config=config, bundle=bundle, script=script, arguments=arguments,
-                                   parameters=parameters, shape=shape)
-    adapter = adapter_for(config, sandbox.parent)
     try:
-        native_id = adapter.submit(job, _ignore)
-    except BaseException:
-        shutil.rmtree(sandbox, ignore_errors=True)
+        job, sandbox = render_launcher(uid=uid, config=config, bundle=bundle, script=script, arguments=arguments,
+                                       parameters=parameters, shape=shape)
+        native_id = adapter_for(config, sandbox.parent).submit(job, _ignore)
+    except BaseException:  # nothing recorded: leave nothing behind either
+        shutil.rmtree(paths.expand(config.sandbox) / uid, ignore_errors=True)
         raise
     record = LaunchRecord(
         uid=uid, resource=resource, native_id=native_id, submitted=time.time(), script=script,

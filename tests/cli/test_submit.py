@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from scalems_like.cli.main import main
-from scalems_like.launcher.record import read_record, session_directory
+from scalems_like.launcher.record import read_end, read_record, session_directory
 
 WORKFLOW = '''import os, sys
 import scalems_like as sl
@@ -139,6 +139,11 @@ def test_ctrl_c_stops_following_not_the_session_and_cancel_ends_it(
     assert code == 0 and json.loads(out) == [{"session": uid, "was": "RUNNING", "outcome": "canceled"}]
     row = ls_rows(capsys)[uid]
     assert row["state"] == "CANCELED" and row["detail"].startswith("canceled by scalems-like cancel")
+    # the client got SIGTERM and ended its session as after a script: recorded end, pilot ended, journal closed
+    assert read_end(uid) is not None and read_end(uid)["exit_code"] == 1  # type: ignore[index]
+    assert [pilot["state"] for pilot in row["pilots"]] in (["DONE"], ["CANCELED"], ["FAILED"])
+    log = read_record(uid).session_log.read_text()  # type: ignore[union-attr]
+    assert "terminated (SIGTERM)" in log
     code, out, _ = cli(["cancel", uid, "--json"], capsys)
     assert json.loads(out)[0]["outcome"] == "nothing to cancel: already CANCELED"
     assert cli(["delete", uid, "--yes"], capsys)[0] == 0
@@ -174,10 +179,14 @@ def test_user_errors_are_one_line_each(tmp_path: Path, capsys: pytest.CaptureFix
             (["submit", "--resource", "nowhere", "workflow.py"], "nowhere"),
             (["logs", "session.nope"], "no session 'session.nope'"),
             (["cancel"], "give a SESSION, or --queued"),
+            (["submit", "--runtime", "90", "workflow.py"], "--runtime 90.0: expected at least 120 seconds"),
+            (["submit", "--param", "day=2024-01-01", "workflow.py"], "a parameter value cannot be recorded"),
     ):
         code, _, err = cli(arguments, capsys)
         assert code == 1 and message in err and "Traceback" not in err, (arguments, err)
-    assert ls_rows(capsys) == {}  # nothing was submitted by any of them
+    assert ls_rows(capsys) == {}  # nothing was submitted by any of them, and nothing was left behind
+    sandbox = Path(os.environ["SCALEMS_LIKE_DATA_DIR"]) / "sandbox"
+    assert not sandbox.exists() or not list(sandbox.glob("session.*"))
 
 
 @pytest.mark.slurm

@@ -44,3 +44,17 @@ def test_a_missing_project_is_named(tmp_path: Path) -> None:
 
 def test_human_size() -> None:
     assert [human_size(value) for value in (5, 2048, 3 * 1024 ** 3)] == ["5 B", "2.0 KiB", "3.0 GiB"]
+
+
+def test_symlinks_are_kept_as_links_directories_too(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    (project / "sub").mkdir(parents=True)
+    (project / "sub" / "b.txt").write_text("b")
+    (tmp_path / "outside").mkdir()
+    (project / "data").symlink_to(tmp_path / "outside")
+    (project / "rel").symlink_to("sub")
+    bundle = collect(project)
+    assert bundle.files == ("data", "rel", "sub/b.txt")
+    with tarfile.open(bundle.write(tmp_path / "b.tar.gz")) as unpacking:
+        links = {member.name: member.linkname for member in unpacking.getmembers() if member.issym()}
+    assert links == {"data": str(tmp_path / "outside"), "rel": "sub"}

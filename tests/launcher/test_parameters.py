@@ -39,6 +39,8 @@ def test_bad_files_are_named_with_the_problem(tmp_path: Path, text: str, message
 def test_bad_overrides_and_missing_files_are_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="--param 'steps': expected KEY=VALUE"):
         parse_overrides(["steps"])
+    with pytest.raises(ConfigError, match="a parameter value cannot be recorded"):
+        parameter_sets(None, ["day=2024-01-01"])  # YAML reads a date: not JSON, so not recordable
     with pytest.raises(ConfigError, match=r"--params .*missing\.yaml"):
         parameter_sets(str(tmp_path / "missing.yaml"), [])
 

@@ -74,3 +74,10 @@ def test_canceled_wins_once_the_job_is_over(tmp_path: Path) -> None:
     assert combine(record, False).state == "CANCELED"
     record_end(record.uid, 1)  # SIGTERM ended the client: still a cancel, not a failure
     assert combine(record, None).state == "CANCELED"
+
+
+def test_a_session_that_ended_done_while_a_cancel_came_stays_done(tmp_path: Path) -> None:
+    record = make_record(tmp_path)
+    record_canceled(record.uid, "test")
+    record_end(record.uid, 0)
+    assert combine(record, False).state == "DONE"
