@@ -148,6 +148,17 @@ def _resolve(sandbox: Path, name: str) -> Path:
     return path if path.is_absolute() else sandbox / path
 
 
+LAUNCHER_VARIABLES = ("SLURM_", "PMI", "PMIX_", "OMPI_", "HYDRA_", "I_MPI_", "PALS_", "PBS_")
+"""Prefixes of the variables an MPI launcher needs to start ranks inside the allocation (srun without
+``SLURM_JOB_ID`` asks for a new allocation)."""
+
+
+def launcher_environment(base: dict[str, str]) -> dict[str, str]:
+    """What an MPI task that inherits no environment still gets: PATH and the allocation's launcher variables
+    (the launcher passes them on to the ranks: the one deviation from "the task's variables only")."""
+    return {key: value for key, value in base.items() if key == "PATH" or key.startswith(LAUNCHER_VARIABLES)}
+
+
 def start_executable(task: dict[str, Any], mpi_launcher: str, base_environment: dict[str, str]
                      ) -> RunningExecutable | str:
     """Start an executable task; returns the running process, or the reason it could not start."""
@@ -155,7 +166,7 @@ def start_executable(task: dict[str, Any], mpi_launcher: str, base_environment: 
     sandbox.mkdir(mode=0o700, parents=True, exist_ok=True)
     environment = base_environment
     if task.get("inherit_environment") is False:  # the task's variables only (psij's inherit_environment)
-        environment = {}
+        environment = launcher_environment(base_environment) if task["ranks"] > 1 else {}
     if task.get("environment") or task.get("gpu_ids"):
         environment = {**environment, **(task.get("environment") or {})}
         if task.get("gpu_ids"):
