@@ -177,15 +177,19 @@ class Engine:
             raise ScalemsError(f"session {self.session.uid} is closed")
         return future.result()
 
-    def in_background(self, function: Callable[[], Any], then: Callable[[Any], None] | None = None) -> None:
-        """Run blocking ``function`` off the I/O thread; ``then(result)`` runs back on the I/O thread."""
+    def in_background(self, function: Callable[[], Any], then: Callable[[Any], None] | None = None,
+                      failed: Callable[[Exception], None] | None = None) -> None:
+        """Run blocking ``function`` off the I/O thread; ``then(result)`` runs back on the I/O thread, or
+        ``failed(error)`` if it raised (so what waits for it — a pilot ending — is never left waiting)."""
         assert self.blocking is not None
 
         def run() -> None:
             try:
                 result = function()
-            except Exception:
+            except Exception as error:
                 log.exception("background work failed")
+                if failed is not None:
+                    self.post(lambda error=error: failed(error))  # (the name ends with the except block)
                 return
             if then is not None:
                 self.post(lambda: then(result))
@@ -534,7 +538,8 @@ class Engine:
                 log.error("pilot %s: %s", pilot.uid, failure)
                 pilot.staging_failure = failure
             self.set_pilot_state(record, state, "client", time.time())
-        self.in_background(lambda: run_directives(directives, roots, "output"), staged)
+        self.in_background(lambda: run_directives(directives, roots, "output"), staged,
+                           lambda error: staged(f"output staging failed: {type(error).__name__}: {error}"))
 
     def fail_pending_without_pilots(self, why: str) -> None:
         """Tasks waiting on the client fail when no pilot that could run them is left."""

@@ -136,3 +136,30 @@ def test_hostile_or_impossible_directives_are_refused_at_submission(
     with pytest.raises(sl.ConfigError, match=match):
         session.submit_tasks([shell("true", **staging)])
     assert session.tasks == []  # nothing was submitted
+
+
+def test_pilot_output_staging_runs_when_the_pilot_ends(workdir: Path) -> None:
+    with sl.Session() as session:
+        pilot = session.submit_pilot(sl.PilotDescription(
+            cores=1, output_staging=["pilot:///agent.log > client:///logs/agent.log"]))
+        pilot.wait("ACTIVE", timeout=60)
+    assert pilot.state is sl.PilotState.DONE and pilot.staging_failure is None
+    assert "agent" in (workdir / "logs" / "agent.log").read_text()
+
+
+def test_an_unexpected_error_in_pilot_output_staging_still_ends_the_pilot(
+        workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The staging runs off the I/O thread; if it raises (not a StagingError: a bug, a full disk...) the pilot
+    must still reach its final state, with the error as its staging failure, instead of staying "ending"."""
+    from scalems_like.client import engine
+
+    def explode(*_arguments: object) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(engine, "run_directives", explode)
+    with sl.Session() as session:
+        pilot = session.submit_pilot(sl.PilotDescription(
+            cores=1, output_staging=["pilot:///agent.log > client:///logs/agent.log"]))
+        pilot.wait("ACTIVE", timeout=60)
+    assert pilot.state is sl.PilotState.DONE
+    assert pilot.staging_failure == "output staging failed: RuntimeError: disk on fire"
