@@ -153,7 +153,7 @@ def terminate_local(pid: int, patience: float = 30.0) -> None:
     psij-python 0.9.11's local executor cannot cancel an attached process: it kills it, finds it a zombie, kills
     it again, and the NoSuchProcess that follows ends its (only) reaper thread with a logging error — after which
     no local job in the process is ever reported again. The job's own process is psij's launcher shell, which does
-    not pass signals on: every process of the tree gets SIGTERM, so a session's client ends the session properly
+    not pass signals on: every process below it gets SIGTERM, so a session's client ends the session properly
     (its pilots shut down, its journal closed) while its agent and workers stop.
     """
     import psutil  # psij's own dependency
@@ -163,8 +163,8 @@ def terminate_local(pid: int, patience: float = 30.0) -> None:
         tree = [root, *root.children(recursive=True)]
     except psutil.NoSuchProcess:
         return
-    for process in reversed(tree):  # the leaves (workers, agent, the client) before the shells around them
-        with contextlib.suppress(psutil.NoSuchProcess):
+    for process in reversed(tree[1:]):  # not psij's launcher shell: it ends by itself when its command has
+        with contextlib.suppress(psutil.NoSuchProcess):  # ended, so an agent's last word comes before the job's end
             process.terminate()
     _gone, alive = psutil.wait_procs(tree, timeout=patience)
     for process in alive:

@@ -242,6 +242,11 @@ class Master:
             self.poller.unregister(pidfd)
             os.close(pidfd)
             code = process.wait()
+            if code in (-signal.SIGTERM, 128 + signal.SIGTERM) and self.stop_reason is None:
+                self.termination_signaled(1.0)  # the job's end reached the workers first: wait for ours
+            if self.stop_reason is not None:  # the pilot is ending anyway: its reason is the better one
+                log.info("worker process %d (%s) ended with code %d", process.pid, prefix, code)
+                continue
             log.error("worker process %d (%s) ended with code %d", process.pid, prefix, code)
             for worker in [w for w in self.scheduler.workers if w == prefix or w.startswith(prefix + ".")]:
                 self.lose_worker(worker, f"its process ended with code {code}")
@@ -273,6 +278,8 @@ class Master:
         for uid in self.scheduler.remove_worker(worker):
             task = self.tasks[uid]
             self.kill_orphan(task)
+            if self.stop_reason is not None:
+                continue  # the pilot is ending: its tasks end with its reason (stop_everything)
             reason = f"worker {worker} lost: {why}"
             if task["attempt"] < task["retries"] and self.stop_reason is None:
                 self.retry(task, reason)
@@ -390,9 +397,9 @@ class Master:
         for task in self.scheduler.drain_pending():
             self.tasks.pop(task["uid"], None)
             self.outbox.append(self._update(task, end, **ending(False)))
-        for worker in list(self.scheduler.workers):
-            self.send_worker(worker, protocol.Shutdown(reason))
-            self.record("worker", self.scheduler.workers[worker].node, "stop", worker, reason)
+        for worker, state in list(self.scheduler.workers.items()):
+            self.record("worker", state.node, "stop", worker, reason)
+            self.send_worker(worker, protocol.Shutdown(reason))  # (may lose it: gone from scheduler.workers)
         self.collect_last_updates()
         for update in self.outbox:  # the workers report what they stopped as CANCELED; say why
             if update["state"] == TaskState.CANCELED and update.get("worker"):
@@ -418,11 +425,15 @@ class Master:
         self.context.term()
 
     def collect_last_updates(self, patience: float = 5.0) -> None:
-        """Give the workers ``patience`` seconds to report the tasks they were running."""
+        """Give the workers ``patience`` seconds to report the tasks they were running (not when every worker
+        process has already ended: a SIGTERM to the whole job reaches them too, and nobody is left to report)."""
         end = time.time() + patience
-        while self.tasks and time.time() < end and self.scheduler.workers:
-            if self.workers.poll(max(0.0, end - time.time()) * 1000):
+        while self.tasks and time.time() < end and self.scheduler.workers and self.workers_alive():
+            if self.workers.poll(min(0.25, max(0.0, end - time.time())) * 1000):
                 self.handle_worker_messages()
+
+    def workers_alive(self) -> bool:
+        return any(process.poll() is None for process, _ in self.processes.values())
 
     # -- helpers -------------------------------------------------------------------------------------
     def _update(self, task: dict[str, Any], state: TaskState, **fields: Any) -> dict[str, Any]:

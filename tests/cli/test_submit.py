@@ -234,3 +234,29 @@ def test_slurm_session_runs_inside_its_own_allocation_and_queued_ones_cancel(
         for uid in submitted:
             if session_directory(uid).exists() and ls_rows(capsys)[uid]["state"] not in ("DONE", "FAILED", "CANCELED"):
                 main(["cancel", uid])
+
+
+def test_cancel_of_an_interactive_session_ends_its_pilot_saying_why(capsys: pytest.CaptureFixture[str]) -> None:
+    """``scalems-like cancel`` from another terminal on a session whose client runs: the pilot's job gets SIGTERM
+    (its launcher shell last, so the agent's own word arrives before the job's end), and the pilot and its running
+    task end with the agent's explanation, not "batch job failed" nor "worker lost"."""
+    import scalems_like as sl
+
+    with sl.Session() as session:
+        pilot = session.submit_pilot(sl.PilotDescription(cores=1, runtime=300))
+        (task,) = session.submit_tasks([sl.TaskDescription(executable="/bin/sleep", arguments=["60"])])
+        pilot.wait("ACTIVE", timeout=60)
+        deadline = time.monotonic() + 60
+        while task.state is not sl.TaskState.RUNNING and time.monotonic() < deadline:
+            time.sleep(0.05)  # (a task has no wait-for-RUNNING; its state is set by the session's I/O thread)
+        assert task.state is sl.TaskState.RUNNING
+        result = subprocess.run([sys.executable, "-m", "scalems_like", "cancel", session.uid, "--json"],
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)[0]["outcome"] == "canceled 1 pilot job(s)"
+        pilot.wait(timeout=60)
+        task.wait(timeout=60)
+    assert pilot.state is sl.PilotState.FAILED and "the agent received SIGTERM" in (pilot.failure or "")
+    assert task.state is sl.TaskState.FAILED
+    assert task.reason is not None and task.reason.startswith("the agent received SIGTERM")
+    assert task.reason.endswith("while the task ran")
