@@ -11,7 +11,8 @@ User threads never touch the socket; they ``post`` callables that run on this th
     handle_journal            queue this pass's state changes and profile rows for the session's journal (one batch)
 
 A step that raises is logged and the loop goes on. Work that may block (canceling a batch job, a pilot's
-output staging) runs on a small thread pool and posts its outcome back to this thread.
+output staging) runs on a small thread pool and posts its outcome back to this thread. What pilot events mean
+for a pilot's state is :mod:`scalems_like.client.pilot_lifecycle`'s part; the engine hands them to it.
 """
 
 from __future__ import annotations
@@ -28,22 +29,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import cloudpickle
 import zmq
 from zmq.auth.thread import ThreadAuthenticator
 
 from scalems_like import protocol
-from scalems_like.adapters import BatchAdapter, JobEvent, JobState
-from scalems_like.client.feedback import FeedbackReader, describe_step_failure, tail_of
+from scalems_like.adapters import JobEvent
 from scalems_like.client.journal import Journal
-from scalems_like.client.pilot import BootstrapEvent, Pilot
+from scalems_like.client.pilot_lifecycle import PilotLifecycle, PilotRecord
 from scalems_like.client.profiling import ProfileRecorder
 from scalems_like.client.task import Task
 from scalems_like.errors import ProtocolError, ProtocolVersionError, ScalemsError
 from scalems_like.network import bind_and_advertise, message_socket
 from scalems_like.protocol import curve
-from scalems_like.staging.runner import outputs_for, run_directives, sandbox_roots
-from scalems_like.states import PilotState, TaskState, pilot_transition_allowed
+from scalems_like.states import PilotState, TaskState
 
 if TYPE_CHECKING:
     from scalems_like.client.session import Session
@@ -55,30 +53,6 @@ CHUNK = 2000
 """Tasks per SubmitTasks message."""
 FEEDBACK_INTERVAL = 0.1
 """Seconds between reads of the bootstrap events of pilots that are starting."""
-
-
-class PilotRecord:
-    """What the engine tracks of a pilot beyond its public handle."""
-
-    def __init__(self, pilot: Pilot, adapter: BatchAdapter) -> None:
-        self.pilot = pilot
-        self.adapter = adapter
-        self.description_pickle = cloudpickle.dumps(pilot.description)
-        self.resend: list[dict[str, Any]] = []
-        """Task mappings to send again when the agent greets a reattached client (it drops those it knows)."""
-        self.greeted = False
-        """The agent said hello to this client (after a reattach: it found the new address)."""
-        self.reattached = False
-        """Followed again by a reattached client: tasks wait until its agent greets."""
-        self.feedback = FeedbackReader(pilot.sandbox)
-        self.job_started: float | None = None
-        self.next_feedback_read = 0.0
-        self.ending: tuple[PilotState, str] | None = None
-        """The final state the pilot is headed for while its output staging runs."""
-        self.last_seen = 0.0
-        self.outstanding: set[str] = set()
-        self.stopping: tuple[str, str] | None = None
-        self.cancel_requested = False
 
 
 class Engine:
@@ -108,6 +82,8 @@ class Engine:
         """True while a session is restored: pending tasks wait for the decision on a new pilot."""
         self.drops = protocol.DropLog(log)
         self.authenticator: ThreadAuthenticator | None = None
+        self.lifecycle = PilotLifecycle(self)
+        """Pilot state changes; the engine hands it every pilot event (see its module)."""
 
     # -- life cycle ----------------------------------------------------------------------------------
     def start(self) -> None:
@@ -195,13 +171,6 @@ class Engine:
                 self.post(lambda: then(result))
         self.blocking.submit(run)
 
-    def cancel_job(self, record: PilotRecord) -> None:
-        """Cancel the pilot's batch job (in the background: psij runs scancel/qdel)."""
-        record.cancel_requested = True
-        native_id = record.pilot.native_id
-        if native_id:
-            self.in_background(lambda: record.adapter.cancel(native_id))
-
     def endpoint_for(self, address: str) -> str:
         """Bind the agents' socket for ``address`` (once) and return the address agents connect to.
 
@@ -272,7 +241,7 @@ class Engine:
                 message = protocol.decode(data)
             except ProtocolVersionError as error:  # its agent runs another release: say so, do not wait
                 if not record.pilot.state.is_final and not record.ending:
-                    self.fail_pilot(record, f"its agent cannot talk to this client: {error}")
+                    self.lifecycle.fail_pilot(record, f"its agent cannot talk to this client: {error}")
                 continue
             except ProtocolError as error:
                 self.drops.dropped(f"pilot {record.pilot.uid}", error)
@@ -281,11 +250,11 @@ class Engine:
             if isinstance(message, protocol.TaskUpdates):
                 self.apply_updates(record, message.updates)
             elif isinstance(message, protocol.Hello):
-                self.on_hello(record, message)
+                self.lifecycle.on_hello(record, message)
             elif isinstance(message, protocol.AgentStopping):
-                self.on_agent_stopping(record, message)
+                self.lifecycle.on_agent_stopping(record, message)
             elif isinstance(message, protocol.BootstrapEvents):
-                self.on_bootstrap_events(record, message)
+                self.lifecycle.on_bootstrap_events(record, message)
             elif isinstance(message, protocol.Heartbeat):
                 self.profile.clock(record.pilot.uid, message.time)
             elif isinstance(message, protocol.AgentEvents):
@@ -297,7 +266,7 @@ class Engine:
             starting = record.pilot.state in (PilotState.SUBMITTED, PilotState.BOOTSTRAPPING)
             if starting and now >= record.next_feedback_read:
                 record.next_feedback_read = now + FEEDBACK_INTERVAL
-                self.read_feedback(record)
+                self.lifecycle.read_feedback(record)
 
     def handle_timers(self) -> None:
         now = time.time()
@@ -308,23 +277,8 @@ class Engine:
                 if record.pilot.state is PilotState.ACTIVE:
                     self.send(record, beat)
         for record in list(self.pilots.values()):
-            pilot, resource = record.pilot, record.pilot.resource
-            if record.ending:
-                continue
-            if record.reattached and not record.greeted and now - record.last_seen > resource.heartbeat_timeout:
-                self.fail_pilot(record, f"its agent did not answer the reattached client within "
-                                f"{resource.heartbeat_timeout:g} s (killed, or its node is lost)")
-                self.cancel_job(record)
-            elif pilot.state is PilotState.ACTIVE and now - record.last_seen > resource.heartbeat_timeout:
-                self.fail_pilot(record, f"agent silent for {now - record.last_seen:.0f} s (no heartbeat); "
-                                f"agent log ends with:\n{tail_of(pilot.sandbox / 'agent.log', 20)}")
-                self.cancel_job(record)
-            elif (pilot.state is PilotState.BOOTSTRAPPING and record.job_started is not None
-                  and now - record.job_started > resource.agent_connect_timeout):
-                step = pilot.bootstrap_step or "none reported"
-                self.fail_pilot(record, f"the batch job runs but its agent did not connect within "
-                                f"{resource.agent_connect_timeout:g} s (last bootstrap step: {step})")
-                self.cancel_job(record)
+            if not record.ending:
+                self.lifecycle.check_liveness(record, now)
 
     def handle_dispatch(self) -> None:
         active = [r for r in self.pilots.values()
@@ -375,11 +329,24 @@ class Engine:
             if record is not None and record.pilot.state is PilotState.ACTIVE:
                 self.send(record, protocol.encode(protocol.Acknowledge(pilot_uids)))
 
+    # -- pilots: what the session asks for (the work is the lifecycle's) ------------------------------
+    def on_job_event(self, record: PilotRecord, event: JobEvent) -> None:
+        self.lifecycle.on_job_event(record, event)
+
+    def set_pilot_state(self, record: PilotRecord, state: PilotState, host: str, when: float) -> bool:
+        return self.lifecycle.set_pilot_state(record, state, host, when)
+
     def save_pilot(self, record: PilotRecord) -> None:
-        pilot = record.pilot
-        if self.journal is not None:
-            self.journal.save_pilot((pilot.uid, record.description_pickle, pilot.resource.name, str(pilot.sandbox),
-                                     pilot.native_id, pilot.state.value, pilot.failure))
+        self.lifecycle.save_pilot(record)
+
+    def end_pilot(self, record: PilotRecord, state: PilotState, reason: str) -> None:
+        self.lifecycle.end_pilot(record, state, reason)
+
+    def stop_pilot(self, record: PilotRecord, reason: str, *, cancel: bool) -> None:
+        self.lifecycle.stop_pilot(record, reason, cancel=cancel)
+
+    def cancel_job(self, record: PilotRecord) -> None:
+        self.lifecycle.cancel_job(record)
 
     # -- applying what happened ----------------------------------------------------------------------
     def apply_updates(self, record: PilotRecord, updates: list[dict[str, Any]]) -> None:
@@ -398,149 +365,6 @@ class Engine:
                 self.queue_callbacks(task, state)
             self.changed.notify_all()
 
-    def on_hello(self, record: PilotRecord, hello: protocol.Hello) -> None:
-        pilot = record.pilot
-        pilot.nodes = [(str(n[0]), int(n[1]), int(n[2])) for n in hello.nodes]
-        pilot.agent_host, pilot.agent_pid = hello.host, hello.pid
-        record.greeted = True
-        self.profile.agent_hello(pilot.uid, hello.host, hello.time, hello.nodes)
-        with self.lock:
-            self.changed.notify_all()
-        self.read_feedback(record)
-        if record.resend:  # a reattached client: what it sent before may not have arrived
-            self.send(record, protocol.encode(protocol.SubmitTasks(record.resend)))
-            record.resend = []
-        self.set_pilot_state(record, PilotState.ACTIVE, hello.host, hello.time)
-        log.info("pilot %s ACTIVE on %s: %s", pilot.uid, hello.host, pilot.nodes)
-
-    def on_bootstrap_events(self, record: PilotRecord, message: protocol.BootstrapEvents) -> None:
-        """Events the agent forwards: add those the sandbox file did not show this client."""
-        known = set(record.pilot.bootstrap_events)
-        for fields in message.events:
-            with contextlib.suppress(TypeError, ValueError, IndexError):
-                event = BootstrapEvent((float(fields[0]), str(fields[1]), str(fields[2]), int(fields[3])))
-                if event not in known:
-                    record.pilot.bootstrap_events.append(event)
-                    self.profile.bootstrap(record.pilot.uid, [event])
-        record.pilot.bootstrap_events.sort(key=lambda event: event.time)
-
-    def on_agent_stopping(self, record: PilotRecord, message: protocol.AgentStopping) -> None:
-        record.stopping = (message.final_state, message.reason)
-        self.profile.pilot_event(record.pilot.uid, "agent_stopping", message.reason)
-        if record.cancel_requested:
-            self.end_pilot(record, PilotState.CANCELED, "canceled by the user")
-        elif message.final_state == "FAILED":
-            self.fail_pilot(record, message.reason)
-        else:
-            self.end_pilot(record, PilotState.DONE, message.reason)
-
-    def on_job_event(self, record: PilotRecord, event: JobEvent) -> None:
-        pilot = record.pilot
-        log.info("pilot %s: batch job %s %s", pilot.uid, event.state.value, event.message or "")
-        if pilot.state is PilotState.NEW:  # psij may report the job before submit() returns
-            self.set_pilot_state(record, PilotState.SUBMITTED, "batch", event.time)
-        if event.state is JobState.RUNNING:
-            record.job_started = record.job_started or time.time()
-            self.set_pilot_state(record, PilotState.BOOTSTRAPPING, "batch", event.time)
-        if not event.state.is_final or pilot.state.is_final or record.ending:
-            return
-        self.handle_agent_messages()  # the agent's last words (AgentStopping) may still wait in the socket
-        if pilot.state.is_final or record.ending:
-            return
-        self.read_feedback(record)
-        if pilot.state.is_final:  # the feedback said why
-            return
-        if record.cancel_requested or event.state is JobState.CANCELED:
-            self.end_pilot(record, PilotState.CANCELED, event.message or "batch job canceled")
-            return
-        self.fail_pilot(record, self.explain_job_end(record, event))
-
-    def explain_job_end(self, record: PilotRecord, event: JobEvent) -> str:
-        pilot = record.pilot
-        when = "while the agent ran" if pilot.state is PilotState.ACTIVE else "before the agent connected"
-        code = "" if event.exit_code is None else f", exit code {event.exit_code}"
-        text = f"batch job {event.state.value.lower()}{code} {when}"
-        if event.message:
-            text += f": {event.message.strip()}"
-        if pilot.bootstrap_events and pilot.state is not PilotState.ACTIVE:
-            last = pilot.bootstrap_events[-1]
-            text += f"; last bootstrap step: {last.step} ({last.state})"
-        for name in ("bootstrap/agent.log", "agent.log", "job.err"):
-            tail = tail_of(pilot.sandbox / name, 20)
-            if tail:
-                text += f"\n{name} ends with:\n{tail}"
-        return text
-
-    def read_feedback(self, record: PilotRecord) -> None:
-        events = record.feedback.read_new()
-        if not events:
-            return
-        pilot = record.pilot
-        pilot.bootstrap_events.extend(events)
-        self.profile.bootstrap(pilot.uid, events)
-        if pilot.state is PilotState.SUBMITTED:
-            self.set_pilot_state(record, PilotState.BOOTSTRAPPING, "batch", events[0].time)
-            record.job_started = record.job_started or time.time()
-        for event in events:
-            if event.state == "failed":
-                self.fail_pilot(record, describe_step_failure(record.feedback, event))
-                return
-        self.notify_pilot(pilot)
-
-    def set_pilot_state(self, record: PilotRecord, state: PilotState, host: str, when: float) -> bool:
-        pilot = record.pilot
-        with self.lock:
-            if not pilot_transition_allowed(pilot.state, state):
-                return False
-            pilot.state = state
-            pilot.history.append((state, when, host))
-            self.changed.notify_all()
-        self.profile.pilot_state(pilot.uid, state.value, host, when, pilot.failure if state.is_final else None)
-        self.save_pilot(record)
-        self.notify_pilot(pilot)
-        return True
-
-    def notify_pilot(self, pilot: Pilot) -> None:
-        state = pilot.state
-        self.callbacks.extend(lambda c=c: c(pilot, state) for c in pilot._callbacks)
-
-    def fail_pilot(self, record: PilotRecord, failure: str) -> None:
-        if record.pilot.state.is_final or record.ending:
-            return
-        record.pilot.failure = failure
-        log.error("pilot %s FAILED: %s", record.pilot.uid, failure)
-        self.end_pilot(record, PilotState.FAILED, failure)
-
-    def end_pilot(self, record: PilotRecord, state: PilotState, reason: str) -> None:
-        """End the pilot: its unfinished tasks fail (or are canceled) with the reason; its output directives
-        run in the background, and the pilot reaches ``state`` once they are done."""
-        pilot = record.pilot
-        if pilot.state.is_final or record.ending:
-            return
-        record.ending = (state, reason)
-        first_line = reason.splitlines()[0] if reason else state.value
-        why = f"pilot {pilot.uid} ended {state.value}: {first_line}"
-        if state is PilotState.CANCELED:
-            self.end_tasks(list(record.outstanding), TaskState.CANCELED, why)
-        else:
-            self.interrupt_tasks(list(record.outstanding), why)
-        record.outstanding.clear()
-        self.fail_pending_without_pilots(f"pilot {pilot.uid} ended {state.value}: {first_line}")
-        outcome = {PilotState.DONE: "DONE", PilotState.FAILED: "FAILED"}.get(state, "CANCELED")
-        directives = outputs_for(pilot.description.output_staging, outcome)
-        if not directives:
-            self.set_pilot_state(record, state, "client", time.time())
-            return
-        roots = {**sandbox_roots(pilot.sandbox), "client": self.client_root}
-
-        def staged(failure: str | None) -> None:
-            if failure is not None:
-                log.error("pilot %s: %s", pilot.uid, failure)
-                pilot.staging_failure = failure
-            self.set_pilot_state(record, state, "client", time.time())
-        self.in_background(lambda: run_directives(directives, roots, "output"), staged,
-                           lambda error: staged(f"output staging failed: {type(error).__name__}: {error}"))
-
     def fail_pending_without_pilots(self, why: str) -> None:
         """Tasks waiting on the client fail when no pilot that could run them is left."""
         if not self.pending or not self.session._pilots or self.hold_pending:
@@ -550,21 +374,6 @@ class Engine:
         uids = [task.uid for task in self.pending]
         self.pending.clear()
         self.end_tasks(uids, TaskState.FAILED, f"no live pilot to run it: {why}")
-
-    def stop_pilot(self, record: PilotRecord, reason: str, *, cancel: bool) -> None:
-        """Ask an ACTIVE pilot's agent to shut down, or cancel the batch job of a pilot that is not ACTIVE.
-
-        ``cancel``: the pilot ends CANCELED (else DONE, once its agent has stopped).
-        """
-        if cancel:
-            record.cancel_requested = True
-        self.profile.pilot_event(record.pilot.uid, "shutdown_requested", reason)
-        if record.pilot.state is PilotState.ACTIVE:
-            self.send(record, protocol.encode(protocol.Shutdown(reason)))
-        elif not record.pilot.state.is_final and not record.ending:
-            self.cancel_job(record)
-            if record.pilot.state is PilotState.NEW or not record.pilot.native_id:
-                self.end_pilot(record, PilotState.CANCELED, reason)
 
     def end_tasks(self, uids: list[str], state: TaskState, reason: str) -> None:
         now = time.time()

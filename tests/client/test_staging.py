@@ -151,12 +151,12 @@ def test_an_unexpected_error_in_pilot_output_staging_still_ends_the_pilot(
         workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The staging runs off the I/O thread; if it raises (not a StagingError: a bug, a full disk...) the pilot
     must still reach its final state, with the error as its staging failure, instead of staying "ending"."""
-    from scalems_like.client import engine
+    from scalems_like.client import pilot_lifecycle
 
     def explode(*_arguments: object) -> None:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(engine, "run_directives", explode)
+    monkeypatch.setattr(pilot_lifecycle, "run_directives", explode)
     with sl.Session() as session:
         pilot = session.submit_pilot(sl.PilotDescription(
             cores=1, output_staging=["pilot:///agent.log > client:///logs/agent.log"]))
