@@ -1,13 +1,20 @@
 """Reattach and resume: a session rebuilt from its journal and reconnected to what is left of its pilots.
 
-1. ``load``: tasks and pilots as the journal left them (the journal's events replayed through ``Task._apply``).
-2. For each pilot that was not final, the updates in its agent's journal (results that finished
-   while no client listened), and whether its agent is alive (``agent.alive`` fresh, no ``agent.stopped``).
-3. Live pilots are followed again: the new client's address goes to ``client.json``, where the agent finds it
-   and reconnects; the tasks sent to it are sent again (the agent drops those it has). Pilots that are gone end
-   with their agent's own reason; their unfinished tasks end FAILED, marked ``interrupted``.
+1. ``load``: tasks and pilots as the journal left them (the journal's events replayed through ``Task._apply``;
+   a function shared by many tasks is unpickled once).
+2. Tasks the journal left unfinished under a pilot it has final (the client died between the two rows) end as
+   that pilot's end would have ended them: FAILED and ``interrupted`` (CANCELED under a canceled pilot).
+3. For each pilot that was not final, off the I/O thread: the updates in its agent's journal (results that
+   finished while no client listened), and whether its agent is alive (``agent.alive`` fresh, no
+   ``agent.stopped``). Live pilots are followed again: the new client's address goes to ``client.json``, where
+   the agent finds it and reconnects; the tasks sent to it are sent again (the agent drops those it has). Pilots
+   that are gone end with their agent's own reason; their unfinished tasks end FAILED, marked ``interrupted``.
 4. ``resume`` only: interrupted tasks (of this restore, or of pilots that ended while the earlier client watched:
    walltime, node failure) run again on a new pilot; finished tasks never do.
+
+A restore that fails on the way (a corrupt journal row, a pilot sandbox that cannot be read) stops what it
+started (the I/O thread, the journal's writer), leaves the journal's session state as it was and raises a
+ScalemsError naming the session and the cause.
 """
 
 from __future__ import annotations
@@ -16,6 +23,8 @@ import itertools
 import json
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +36,7 @@ from scalems_like.client.journal import Journal
 from scalems_like.client.pilot import Pilot
 from scalems_like.client.task import Task
 from scalems_like.descriptions import PilotDescription, TaskDescription
-from scalems_like.errors import ConfigError, WaitTimeout
+from scalems_like.errors import ConfigError, ScalemsError, WaitTimeout
 from scalems_like.protocol.records import (
     CLIENT_FILE,
     FILE_NAME,
@@ -47,12 +56,16 @@ _DESCRIPTION_KEYS = ("name", "environment", "working_directory", "cores", "gpus"
                      "stderr", "timeout", "retries", "idempotent", "tags", "inherit_environment", "wrapper")
 
 
-def description_from_wire(wire: dict[str, Any]) -> TaskDescription:
-    """The TaskDescription a task mapping was made from (staging paths as resolved at submission)."""
+def description_from_wire(wire: dict[str, Any], functions: dict[bytes, Any] | None = None) -> TaskDescription:
+    """The TaskDescription a task mapping was made from (staging paths as resolved at submission).
+
+    ``functions``: functions already unpickled, by their pickle (the journal stores a function once, by digest,
+    and hands every task of it the same bytes): 10 000 tasks of one function unpickle it once.
+    """
     fields = {key: wire[key] for key in _DESCRIPTION_KEYS if key in wire}
     if "function" in wire:
         args, kwargs = cloudpickle.loads(wire["call_arguments"])
-        description = TaskDescription(function=cloudpickle.loads(wire["function"]), args=args, kwargs=kwargs,
+        description = TaskDescription(function=_function(wire["function"], functions), args=args, kwargs=kwargs,
                                       **fields)
     else:
         description = TaskDescription(executable=wire["executable"], arguments=wire["arguments"], **fields)
@@ -62,11 +75,20 @@ def description_from_wire(wire: dict[str, Any]) -> TaskDescription:
     return description
 
 
+def _function(pickle: bytes, functions: dict[bytes, Any] | None) -> Any:
+    if functions is None:
+        return cloudpickle.loads(pickle)
+    if pickle not in functions:  # (a bytes object caches its hash: the same blob is looked up in O(1))
+        functions[pickle] = cloudpickle.loads(pickle)
+    return functions[pickle]
+
+
 def load(session: Session, journal: Journal) -> dict[str, dict[str, Any]]:
     """Fill ``session`` with the journal's tasks and pilots; returns the task mappings by uid."""
     wires: dict[str, dict[str, Any]] = {}
+    functions: dict[bytes, Any] = {}
     for uid, wire in journal.tasks():
-        session._tasks[uid] = Task(uid, description_from_wire(wire), session)
+        session._tasks[uid] = Task(uid, description_from_wire(wire, functions), session)
         wires[uid] = wire
     for update in journal.events():
         task = session._tasks.get(update.get("uid"))
@@ -82,10 +104,26 @@ def load(session: Session, journal: Journal) -> dict[str, dict[str, Any]]:
 
 
 def restore(session: Session, *, resume: bool, pilot_description: PilotDescription | None) -> Session:
+    """Rebuild ``session`` from its journal and reconnect it (see the module); raises ScalemsError if that
+    fails on the way, having stopped what it started (FileNotFoundError if the session has no journal)."""
     journal = Journal.open(session.uid)
-    wires = load(session, journal)
-    session._journal = journal
-    session.open()
+    state = "detached"
+    try:
+        state = journal.info().get("state", state)
+        wires = load(session, journal)
+        session._journal = journal
+        session.open()
+        reconnect(session, wires, resume=resume, pilot_description=pilot_description)
+    except Exception as error:
+        abandon(session, journal, state)
+        cause = str(error) if type(error) is ScalemsError else f"{type(error).__name__}: {error}"
+        raise ScalemsError(f"session {session.uid} could not be {'resumed' if resume else 'reattached'}: "
+                           f"{cause}") from error
+    return session
+
+
+def reconnect(session: Session, wires: dict[str, dict[str, Any]], *, resume: bool,
+              pilot_description: PilotDescription | None) -> None:
     engine = session._engine
     unsent = [task for task in session._tasks.values() if task.state is TaskState.NEW]
 
@@ -94,19 +132,9 @@ def restore(session: Session, *, resume: bool, pilot_description: PilotDescripti
         for task in unsent:
             engine.wire[task.uid] = {**wires[task.uid], "attempt": task.attempt}
         engine.pending.extend(unsent)
+        end_orphans(session)
     engine.call(queue_unsent)
-    for pilot in [p for p in session._pilots.values() if not p.state.is_final]:
-        record = PilotRecord(pilot, session._adapter(pilot.resource, pilot.sandbox.parent))
-        engine.call(lambda r=record: reconnect_or_end(session, r, wires))
-    followed = [r for r in engine.call(lambda: list(engine.pilots.values())) if not r.pilot.state.is_final]
-    patience = max([r.pilot.resource.heartbeat_timeout for r in followed], default=0) + 5
-
-    def settled() -> bool:  # every followed agent has greeted the new client, or was found gone
-        return all(r.greeted or r.ending or r.pilot.state.is_final for r in followed)
-    try:
-        session._wait_for(settled, patience, lambda: "")
-    except WaitTimeout:
-        log.warning("session %s: not every pilot settled within %g s of the reattach", session.uid, patience)
+    settle_pilots(session, wires)
     if resume:
         engine.call(lambda: requeue_interrupted(session, wires))
     waiting = engine.call(lambda: len(engine.pending))
@@ -119,7 +147,63 @@ def restore(session: Session, *, resume: bool, pilot_description: PilotDescripti
         engine.hold_pending = False
         engine.fail_pending_without_pilots("every pilot of the session has ended")
     engine.call(release)
-    return session
+
+
+def abandon(session: Session, journal: Journal, state: str) -> None:
+    """Undo what a restore that failed had started: the I/O thread stops, the journal's session state is what it
+    was before, the journal closes. Pilots go on (as after ``detach``)."""
+    session._closed = True
+    if session._opened:
+        session._engine.stop()
+    journal.set("state", state)
+    journal.close()
+
+
+def end_orphans(session: Session) -> None:
+    """(I/O thread) tasks the journal left unfinished under a pilot it has final end as that pilot's end ended
+    them live (the client died after the pilot's row was committed, before its tasks' ends were)."""
+    orphans: dict[str, list[str]] = {}
+    for task in session._tasks.values():
+        if task.pilot is not None and not task.state.is_final:
+            orphans.setdefault(task.pilot, []).append(task.uid)
+    for pilot_uid, uids in orphans.items():
+        pilot = session._pilots.get(pilot_uid)
+        if pilot is None or not pilot.state.is_final:
+            continue
+        why = f"pilot {pilot.uid} ended {pilot.state.value}"
+        why += f": {pilot.failure.splitlines()[0]}" if pilot.failure else " (the journal has no end for this task)"
+        if pilot.state is PilotState.CANCELED:
+            session._engine.end_tasks(uids, TaskState.CANCELED, why)
+        else:
+            session._engine.interrupt_tasks(uids, why)
+
+
+def settle_pilots(session: Session, wires: dict[str, dict[str, Any]]) -> None:
+    """Follow again, or end, every pilot the journal left non-final; wait until each agent greeted or was found
+    gone. Raises ScalemsError naming the pilots whose sandbox could not be looked at."""
+    engine = session._engine
+    records = [PilotRecord(pilot, session._adapter(pilot.resource, pilot.sandbox.parent))
+               for pilot in session._pilots.values() if not pilot.state.is_final]
+    problems: list[str] = []
+
+    def failed(record: PilotRecord) -> Callable[[Exception], None]:
+        def report(error: Exception) -> None:
+            with engine.lock:
+                problems.append(f"pilot {record.pilot.uid} ({record.pilot.sandbox}): {type(error).__name__}: {error}")
+                engine.changed.notify_all()
+        return report
+    for record in records:
+        engine.call(lambda r=record: reconnect_or_end(session, r, wires, failed(r)))
+    patience = max([r.pilot.resource.heartbeat_timeout for r in records], default=0) + 5
+
+    def settled() -> bool:  # every followed agent has greeted the new client, or was found gone
+        return bool(problems) or all(r.greeted or r.ending or r.pilot.state.is_final for r in records)
+    try:
+        session._wait_for(settled, patience, lambda: "")
+    except WaitTimeout:
+        log.warning("session %s: not every pilot settled within %g s of the reattach", session.uid, patience)
+    if problems:
+        raise ScalemsError("; ".join(problems))
 
 
 def last_description(session: Session) -> PilotDescription:
@@ -128,20 +212,49 @@ def last_description(session: Session) -> PilotDescription:
     return list(session._pilots.values())[-1].description
 
 
-def reconnect_or_end(session: Session, record: PilotRecord, wires: dict[str, dict[str, Any]]) -> None:
-    """(I/O thread) follow a pilot again if its agent lives; else end it (its unfinished tasks: interrupted)."""
+@dataclass(frozen=True)
+class AgentTraces:
+    """What a pilot's agent left in its sandbox, read off the I/O thread."""
+
+    updates: list[dict[str, Any]]
+    """Task updates of its journal (``agent.journal``), in order."""
+    stopped: tuple[str, str] | None
+    """(final state, reason) it wrote as it exited, or None."""
+    silence: float | None
+    """Seconds since its last heartbeat touched ``agent.alive`` (None: never)."""
+
+    @classmethod
+    def read(cls, sandbox: Path) -> AgentTraces:
+        return cls(read_records(sandbox / FILE_NAME), read_stopped(sandbox), seconds_since_alive(sandbox))
+
+
+def reconnect_or_end(session: Session, record: PilotRecord, wires: dict[str, dict[str, Any]],
+                     failed: Callable[[Exception], None]) -> None:
+    """(I/O thread) read what the pilot's agent left (in the background: a shared file system may be slow), then
+    follow the pilot again if its agent lives, else end it (its unfinished tasks: interrupted)."""
+    def then(traces: AgentTraces) -> None:
+        try:
+            follow_or_end(session, record, wires, traces, failed)
+        except Exception as error:  # (e.g. the client address cannot be bound): the restore says so
+            log.exception("pilot %s could not be followed again", record.pilot.uid)
+            failed(error)
+    session._engine.in_background(lambda: AgentTraces.read(record.pilot.sandbox), then, failed)
+
+
+def follow_or_end(session: Session, record: PilotRecord, wires: dict[str, dict[str, Any]], traces: AgentTraces,
+                  failed: Callable[[Exception], None]) -> None:
+    """(I/O thread) the pilot takes its place in the engine with what its agent left, then is followed or ended."""
     engine, pilot = session._engine, record.pilot
+    record.last_seen = time.time()  # (not silent since 1970: the liveness check sees it from now on)
     engine.pilots[pilot.uid] = record
-    recovered = read_records(pilot.sandbox / FILE_NAME)
-    if recovered:
-        engine.apply_updates(record, recovered)
+    if traces.updates:
+        engine.apply_updates(record, traces.updates)
     mine = [t for t in session._tasks.values() if t.pilot == pilot.uid and not t.state.is_final]
     record.outstanding = {task.uid for task in mine}
-    stopped = read_stopped(pilot.sandbox)
-    silence = seconds_since_alive(pilot.sandbox)
+    stopped, silence = traces.stopped, traces.silence
     if stopped is None and pilot.state is PilotState.ACTIVE and silence is not None \
             and silence < pilot.resource.heartbeat_timeout:
-        follow(session, record, [wires[task.uid] for task in mine])
+        follow(session, record, [wires[task.uid] for task in mine], failed)
         return
     if stopped is not None:
         state = PilotState.FAILED if stopped[0] == "FAILED" else PilotState.DONE
@@ -150,24 +263,31 @@ def reconnect_or_end(session: Session, record: PilotRecord, wires: dict[str, dic
         state, reason = PilotState.FAILED, f"it was {pilot.state.value} when the client left, and never reported"
     else:
         state, reason = PilotState.FAILED, f"its agent stopped answering {silence:.0f} s ago (killed, or node lost)"
-    # a batch job still queued or running would only idle: give the allocation back (never for a local pilot:
-    # its "job id" is a pid, which the system may have given to another process since)
-    if pilot.resource.scheduler != "local" and pilot.native_id \
-            and record.adapter.attach(pilot.native_id, lambda _event: None):
-        engine.cancel_job(record)
     pilot.failure = pilot.failure or reason
     engine.end_pilot(record, state, reason)
+    # a batch job still queued or running would only idle: give the allocation back (never for a local pilot:
+    # its "job id" is a pid, which the system may have given to another process since)
+    native_id = pilot.native_id
+    if pilot.resource.scheduler != "local" and native_id:
+        engine.in_background(lambda: record.adapter.attach(native_id, lambda _event: None),
+                             lambda attached: engine.cancel_job(record) if attached else None)
 
 
-def follow(session: Session, record: PilotRecord, resend: list[dict[str, Any]]) -> None:
+def follow(session: Session, record: PilotRecord, resend: list[dict[str, Any]],
+           failed: Callable[[Exception], None]) -> None:
+    """(I/O thread) wait for the agent to find this client: its address in ``client.json``, the batch job
+    followed again (both written off the I/O thread)."""
     engine, pilot = session._engine, record.pilot
     address = engine.endpoint_for(pilot.resource.client_address)
-    write_private_file(pilot.sandbox / CLIENT_FILE, json.dumps({"address": address, "time": time.time()}))
-    record.last_seen = time.time()
     record.resend = resend
     record.reattached = True
-    if pilot.native_id and pilot.resource.scheduler != "local":  # a local "job id" is a pid: never follow one
-        record.adapter.attach(pilot.native_id, lambda event: engine.post(lambda: engine.on_job_event(record, event)))
+
+    def publish() -> None:
+        write_private_file(pilot.sandbox / CLIENT_FILE, json.dumps({"address": address, "time": time.time()}))
+        if pilot.native_id and pilot.resource.scheduler != "local":  # a local "job id" is a pid: never follow one
+            record.adapter.attach(pilot.native_id,
+                                  lambda event: engine.post(lambda: engine.on_job_event(record, event)))
+    engine.in_background(publish, None, failed)
     log.info("pilot %s: waiting for its agent at %s", pilot.uid, address)
 
 
