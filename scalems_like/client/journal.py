@@ -179,6 +179,13 @@ class Journal:
                 return
 
     def commit(self, items: list[tuple[str, Any]]) -> list[dict[str, Any]]:
+        """Write one batch in one transaction; returns its task updates.
+
+        Batches are taken from the queue in order and each commits whole or not at all, so a row is durable only
+        with every row queued before it: the journal never holds a pilot's final row without the task updates
+        queued ahead of it (the engine queues a pass's task updates before a pilot's row). Rows of one kind keep
+        their queue order (events get rising ``seq``; the last row of a pilot or a setting wins).
+        """
         tasks, blobs, events, pilots, settings, profile = [], [], [], [], [], []
         updates: list[dict[str, Any]] = []
         for kind, payload in items:

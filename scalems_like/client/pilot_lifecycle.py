@@ -185,8 +185,11 @@ class PilotLifecycle:
         return True
 
     def save_pilot(self, record: PilotRecord) -> None:
+        """Queue the pilot's row behind the task updates applied before it (the journal commits in queue order):
+        the journal never holds a pilot's end without the ends it gave its tasks."""
         pilot, journal = record.pilot, self.engine.journal
         if journal is not None:
+            self.engine.handle_journal()
             journal.save_pilot((pilot.uid, record.description_pickle, pilot.resource.name, str(pilot.sandbox),
                                 pilot.native_id, pilot.state.value, pilot.failure))
 

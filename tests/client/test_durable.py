@@ -12,11 +12,16 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 import scalems_like as sl
 from scalems_like import PilotState, TaskState
 from scalems_like.cli.main import main as cli
+from scalems_like.client.journal import Journal
 from scalems_like.protocol.records import read_records
 from tests.processes import alive, wait_until
 
@@ -144,3 +149,31 @@ def test_runtime_end_with_tasks_queued_then_resume(tmp_path: Path) -> None:
     finally:
         resumed.close()
     assert marker_lines(marks) == {"first": 1, "queued": 1}
+
+
+def test_a_pilots_final_row_goes_to_the_journal_after_its_tasks_ends(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The journal commits in the order rows were queued (one transaction per batch): a client killed at any
+    moment leaves its tasks' ends in the journal whenever the journal has their pilot's end."""
+    order: list[tuple[str, str]] = []
+    save_pilot, add_updates = Journal.save_pilot, Journal.add_updates
+
+    def saving(journal: Journal, row: tuple[Any, ...]) -> None:
+        order.append((row[0], row[5]))
+        save_pilot(journal, row)  # type: ignore[arg-type]
+
+    def adding(journal: Journal, updates: list[dict[str, Any]]) -> None:
+        order.extend((update["uid"], update["state"]) for update in updates)
+        add_updates(journal, updates)
+    monkeypatch.setattr(Journal, "save_pilot", saving)
+    monkeypatch.setattr(Journal, "add_updates", adding)
+    running = threading.Event()
+    with sl.Session() as session:
+        pilot = session.submit_pilot(sl.PilotDescription(cores=1, runtime=300))
+        (task,) = session.submit_tasks([sl.TaskDescription(executable="/bin/sleep", arguments=["60"])])
+        task.add_callback(lambda _task, state: running.set() if state is TaskState.RUNNING else None)
+        assert running.wait(60)
+        assert pilot.agent_pid is not None
+        os.kill(pilot.agent_pid, signal.SIGKILL)
+        assert pilot.wait(timeout=60) is PilotState.FAILED
+        assert task.state is TaskState.FAILED and task.interrupted == "running"
+    assert order.index((task.uid, "FAILED")) < order.index((pilot.uid, "FAILED"))
