@@ -7,6 +7,8 @@
 2. Reattach time: a client submits ``--missed`` function tasks and is killed with SIGKILL; once its agent has
    finished them all, ``scalems-like reattach SESSION --detach`` runs: command start → every missed result in
    hand (the command's own report), and the same for ``Session.reattach`` inside this process.
+3. Restore time: ``Session.reattach`` of the closed ``--functions``-task session of step 1 (one function pickled by
+   value, as a script's own functions are): the journal read back, every description and event replayed.
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ def square(x: int) -> int:
     return x * x
 
 
-def functions_per_s(journal: bool, count: int) -> float:
+def functions_per_s(journal: bool, count: int) -> tuple[float, str]:
+    """Function tasks per second, and the session's uid."""
     with sl.Session(journal=journal) as session:
         session.submit_pilot(sl.PilotDescription(cores=2, runtime=600)).wait("ACTIVE")
         start = time.perf_counter()
@@ -49,7 +52,17 @@ def functions_per_s(journal: bool, count: int) -> float:
         assert all(task.state is sl.TaskState.DONE for task in tasks)
         if journal:
             assert session._journal is not None and session._journal.flush()
-    return count / elapsed
+    return count / elapsed, session.uid
+
+
+def restore_closed(uid: str, count: int) -> float:
+    start = time.perf_counter()
+    session = sl.Session.reattach(uid)
+    elapsed = time.perf_counter() - start
+    if len(session.tasks) != count or not all(task.state is sl.TaskState.DONE for task in session.tasks):
+        raise SystemExit("Session.reattach of a closed session did not bring back every task")
+    session.detach()
+    return elapsed
 
 
 def killed_client(missed: int) -> tuple[str, Path]:
@@ -104,13 +117,15 @@ def main() -> None:
     os.environ.setdefault("SCALEMS_LIKE_DATA_DIR", tempfile.mkdtemp(prefix="scalems-like-benchmark-"))
     with_journal, without = [], []
     for _ in range(2):
-        without.append(functions_per_s(False, arguments.functions))
-        with_journal.append(functions_per_s(True, arguments.functions))
+        without.append(functions_per_s(False, arguments.functions)[0])
+        rate, journaled = functions_per_s(True, arguments.functions)
+        with_journal.append(rate)
     results = {
         "functions_per_s_with_journal": max(with_journal),
         "functions_per_s_without_journal": max(without),
         "reattach_command_s": reattach_command(arguments.missed),
         "reattach_in_process_s": reattach_in_process(arguments.missed),
+        "restore_closed_s": restore_closed(journaled, arguments.functions),
     }
     results["journal_cost"] = 1 - results["functions_per_s_with_journal"] / results["functions_per_s_without_journal"]
     if arguments.json:
@@ -122,6 +137,7 @@ def main() -> None:
     print(f"reattach, {arguments.missed} missed results: `scalems-like reattach --detach` "
           f"{results['reattach_command_s']:.2f} s (command start → all in hand); "
           f"Session.reattach {results['reattach_in_process_s']:.2f} s")
+    print(f"restore of a closed session of {arguments.functions} function tasks: {results['restore_closed_s']:.2f} s")
 
 
 if __name__ == "__main__":
