@@ -290,15 +290,13 @@ class Engine:
         while self.pending:
             record = min(active, key=lambda r: len(r.outstanding))
             batch = []
+            tasks_directory = f"{record.pilot.sandbox}/tasks/"
             with self.lock:
                 while self.pending and len(batch) < CHUNK:
                     task = self.pending.popleft()
-                    sandbox = record.pilot.sandbox / "tasks" / task.uid
-                    if not self.transition(task, TaskState.SUBMITTED, "client", now, None,
-                                           pilot=record.pilot.uid, sandbox=str(sandbox)):
+                    if not self.transition(task, TaskState.SUBMITTED, now, None, pilot=record.pilot.uid,
+                                           sandbox=tasks_directory + task.uid):
                         continue  # canceled while waiting here
-                    task.pilot = record.pilot.uid
-                    task.sandbox = sandbox
                     record.outstanding.add(task.uid)
                     batch.append(self.wire.pop(task.uid))
             if batch:
@@ -356,13 +354,9 @@ class Engine:
                 task = tasks.get(update.get("uid")) if isinstance(update, dict) else None
                 if task is None:
                     continue
-                state = task._apply(update)
-                if state is None:
-                    continue  # stale, or delivered again after a reattach
-                self.journal_batch.append(update)
-                if state.is_final:
+                state = self.apply(task, update)  # (None: stale, or delivered again after a reattach)
+                if state is not None and state.is_final:
                     record.outstanding.discard(task.uid)
-                self.queue_callbacks(task, state)
             self.changed.notify_all()
 
     def fail_pending_without_pilots(self, why: str) -> None:
@@ -380,7 +374,7 @@ class Engine:
         tasks = self.session._tasks
         with self.lock:
             for uid in uids:
-                if self.transition(tasks[uid], state, "client", now, reason):
+                if self.transition(tasks[uid], state, now, reason):
                     self.wire.pop(uid, None)
             self.changed.notify_all()
 
@@ -391,21 +385,26 @@ class Engine:
             for uid in uids:
                 task = self.session._tasks[uid]
                 interrupted = "running" if task.state is TaskState.RUNNING else "queued"
-                if self.transition(task, TaskState.FAILED, "client", now, reason, interrupted=interrupted):
-                    task.interrupted = interrupted
+                self.transition(task, TaskState.FAILED, now, reason, interrupted=interrupted)
             self.changed.notify_all()
 
-    def transition(self, task: Task, state: TaskState, host: str, when: float, reason: str | None = None,
-                   **journaled: Any) -> bool:
-        """A state change decided on the client (not reported by an agent); False if not allowed."""
-        if not task._set_state(state, host, when, reason):
-            return False
-        update = {"uid": task.uid, "state": state.value, "time": when, "host": host, **journaled}
+    def transition(self, task: Task, state: TaskState, when: float, reason: str | None = None,
+                   **fields: Any) -> bool:
+        """A state change decided on the client (not reported by an agent), with ``fields`` of the update
+        (``pilot``, ``sandbox``, ``interrupted``); False if not allowed."""
+        update = {"uid": task.uid, "state": state.value, "time": when, "host": "client", **fields}
         if reason is not None:
             update["reason"] = reason
-        self.journal_batch.append(update)
-        self.queue_callbacks(task, state)
-        return True
+        return self.apply(task, update) is not None
+
+    def apply(self, task: Task, update: dict[str, Any]) -> TaskState | None:
+        """Apply one update, from an agent or decided here, as a journal replay applies it (``Task._apply``);
+        journal it and queue the task's callbacks. Returns the new state, or None if the update was stale."""
+        state = task._apply(update)
+        if state is not None:
+            self.journal_batch.append(update)
+            self.queue_callbacks(task, state)
+        return state
 
     def queue_callbacks(self, task: Task, state: TaskState) -> None:
         if task._callbacks:

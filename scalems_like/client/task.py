@@ -158,7 +158,8 @@ class Task(concurrent.futures.Future[Any]):
 
     # -- used by the session's I/O thread ------------------------------------------------------------
     def _apply(self, update: dict[str, Any]) -> TaskState | None:
-        """Apply one update from the agent; returns the new state, or None if it was stale."""
+        """Apply one update (an agent's, or one decided on the client), live or replayed from the journal: the
+        one way a task changes state besides :meth:`_requeue`. Returns the new state, or None if it was stale."""
         try:
             state = TaskState(update["state"])
         except (KeyError, ValueError):
@@ -186,7 +187,7 @@ class Task(concurrent.futures.Future[Any]):
             self._output = update["output"]
         if "interrupted" in update:
             self.interrupted = update["interrupted"]
-        if "pilot" in update:  # client-side updates only (journal replay): where the task was sent
+        if "pilot" in update:  # client-side updates only: where the task was sent
             self.pilot = update["pilot"]
             self.sandbox = Path(update["sandbox"]) if update.get("sandbox") else None
         self._settle()
@@ -202,16 +203,6 @@ class Task(concurrent.futures.Future[Any]):
         with self._condition:  # the future was settled by the failure: it is pending again
             self._state, self._result, self._exception = "PENDING", None, None
         return update
-
-    def _set_state(self, state: TaskState, host: str, when: float, reason: str | None = None) -> bool:
-        if not task_transition_allowed(self.state, state):
-            return False
-        self.state = state
-        self.history.append((state, when, host))
-        if reason is not None:
-            self.reason = reason
-        self._settle()
-        return True
 
     def _settle(self) -> None:
         """Settle the future once the task is final (waking ``concurrent.futures.wait``, asyncio, callbacks)."""
