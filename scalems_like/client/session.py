@@ -8,28 +8,27 @@ import itertools
 import logging
 import os
 import sys
-import sysconfig
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import cloudpickle
-
 from scalems_like import paths
 from scalems_like.adapters import BatchAdapter, adapter_for
-from scalems_like.client.engine import Engine, PilotRecord
+from scalems_like.client.engine import Engine
 from scalems_like.client.journal import Journal, now_text
 from scalems_like.client.pilot import Pilot
 from scalems_like.client.pilot_job import make_private_directory, render_pilot
+from scalems_like.client.pilot_lifecycle import PilotRecord
 from scalems_like.client.task import Task
+from scalems_like.client.task_wire import to_wire
 from scalems_like.descriptions import PilotDescription, TaskDescription
 from scalems_like.errors import ConfigError, ScalemsError, SubmitError, WaitTimeout
 from scalems_like.protocol.curve import SESSION_KEYS_FILE, SessionKeys, insecure_requested, warn_insecure
 from scalems_like.resources import ResourceConfig, load_resource
 from scalems_like.staging.actions import StagingError
-from scalems_like.staging.directives import check_client_side, for_shared_filesystem
+from scalems_like.staging.directives import check_client_side
 from scalems_like.staging.runner import run_directives, sandbox_roots
 from scalems_like.states import PilotState, TaskState, pilot_reached
 
@@ -45,25 +44,6 @@ CLOSE_PATIENCE = 30.0
 def new_session_uid() -> str:
     stamp = datetime.datetime.now().strftime("%Y%m%d.%H%M%S")
     return f"session.{stamp}.{os.getpid()}.{os.urandom(2).hex()}"
-
-
-def _installed_roots() -> tuple[str, ...]:
-    roots = {sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")}
-    return tuple(sorted(str(Path(root).resolve()) for root in roots))
-
-
-def pickle_by_value_if_local(function: Callable[..., Any]) -> None:
-    """Send the code of functions from the user's own modules (scripts, test files), not a reference to them.
-
-    cloudpickle pickles functions of importable modules by reference; a worker can import installed
-    packages, but not a module that lives only in the user's working directory.
-    """
-    module = sys.modules.get(getattr(function, "__module__", "") or "")
-    path = getattr(module, "__file__", None)
-    if module is None or path is None or module.__name__ == "__main__":
-        return
-    if not str(Path(path).resolve()).startswith(_installed_roots()):
-        cloudpickle.register_pickle_by_value(module)
 
 
 _CURRENT: list[Session] = []
@@ -294,7 +274,7 @@ class Session:
             for field in ("input_staging", "output_staging"):
                 for directive in getattr(description, field):
                     check_client_side(directive, client_root, f"submit_tasks: item {index}: {field}")
-        encoded = [self._to_wire(description, client_root) for description in descriptions]
+        encoded = [to_wire(description, client_root, self._pickled_functions) for description in descriptions]
         tasks, wire = [], {}
         with self._lock:  # numbers and insertion together: concurrent submitters get distinct, ordered uids
             start = len(self._tasks)
@@ -314,42 +294,6 @@ class Session:
         if not self._engine.post(enqueue):
             raise ScalemsError(f"session {self.uid} is closed")
         return tasks
-
-    def _to_wire(self, description: TaskDescription, client_root: Path) -> dict[str, Any]:
-        wire: dict[str, Any] = {
-            "name": description.name, "kind": description.kind,
-            "environment": dict(description.environment),
-            "working_directory": description.working_directory, "cores": description.cores, "gpus": description.gpus,
-            "ranks": description.ranks, "stdin": description.stdin, "stdout": description.stdout,
-            "stderr": description.stderr, "timeout": description.timeout, "retries": description.retries,
-            "idempotent": description.idempotent,
-            "tags": dict(description.tags),
-        }
-        if not description.inherit_environment:  # (keys with their default value stay off the wire)
-            wire["inherit_environment"] = False
-        if description.wrapper:
-            wire["wrapper"] = list(description.wrapper)
-        for field in ("input_staging", "output_staging"):
-            directives = getattr(description, field)
-            if directives:
-                wire[field] = [for_shared_filesystem(d, client_root).to_wire() for d in directives]
-        if description.function is not None:
-            wire["function"] = self._pickle_function(description.function)
-            wire["call_arguments"] = cloudpickle.dumps((tuple(description.args), dict(description.kwargs)))
-        else:
-            wire["executable"] = description.executable
-            wire["arguments"] = list(description.arguments)
-        return wire
-
-    def _pickle_function(self, function: Callable[..., Any]) -> bytes:
-        try:
-            cached = self._pickled_functions.get(function)
-        except TypeError:  # unhashable callable
-            return cloudpickle.dumps(function)
-        if cached is None:
-            pickle_by_value_if_local(function)
-            cached = self._pickled_functions[function] = cloudpickle.dumps(function)
-        return cached
 
     def wait_tasks(self, tasks: Sequence[Task] | None = None, timeout: float | None = None, *,
                    progress: bool | Console = False) -> list[Task]:

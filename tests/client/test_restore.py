@@ -22,6 +22,7 @@ import scalems_like as sl
 from scalems_like import PilotState, TaskState, protocol
 from scalems_like.client import restore as restore_module
 from scalems_like.client.journal import Journal, journal_path, now_text
+from scalems_like.client.task_wire import to_wire
 from scalems_like.errors import ScalemsError
 from scalems_like.protocol.records import encode_record
 from tests.processes import alive, wait_until
@@ -32,8 +33,7 @@ def write_journal(uid: str, sandbox: Path, pilot_state: str, descriptions: list[
     """The journal of a detached session with one local pilot (``pilot.0000`` in ``sandbox``)."""
     journal = Journal.create(uid, {"uid": uid, "created": now_text(), "state": "detached"})
     journal.start()
-    encoder = sl.Session()  # (no I/O: only its task encoding is used)
-    journal.add_tasks([(f"task.{i:06d}", i, {**encoder._to_wire(d, Path.cwd()), "uid": f"task.{i:06d}"})
+    journal.add_tasks([(f"task.{i:06d}", i, {**to_wire(d, Path.cwd(), {}), "uid": f"task.{i:06d}"})
                        for i, d in enumerate(descriptions)])
     journal.add_updates(events)
     journal.save_pilot(("pilot.0000", cloudpickle.dumps(sl.PilotDescription(cores=1, runtime=60)), "local",
