@@ -39,7 +39,6 @@ class PsijAdapter(BatchAdapter):
         self.polling_interval = polling_interval
         self._executor: Any = None
         self._jobs: dict[str, Any] = {}
-        self._attached: set[str] = set()
         self._lock = threading.Lock()
 
     def _get_executor(self) -> Any:
@@ -121,7 +120,6 @@ class PsijAdapter(BatchAdapter):
             return False
         with self._lock:
             self._jobs[native_id] = psij_job
-            self._attached.add(native_id)
         return True
 
     @staticmethod
@@ -133,11 +131,12 @@ class PsijAdapter(BatchAdapter):
         return forward
 
     def cancel(self, native_id: str) -> None:
+        """Cancel the job (a local job: its process tree gets SIGTERM, SIGKILL after 30 s; this can block as long)."""
         with self._lock:
             psij_job = self._jobs.get(native_id)
         if psij_job is None or psij_job.status.final:
             return
-        if self.executor_name == "local" and native_id in self._attached:
+        if self.executor_name == "local":  # psij's own cancel can end its reaper thread: see terminate_local
             terminate_local(int(native_id))
             return
         try:
@@ -150,9 +149,12 @@ def terminate_local(pid: int, patience: float = 30.0) -> None:
     """End a local job this process did not start: SIGTERM to its process tree, SIGKILL to what is left after
     ``patience`` seconds.
 
-    psij-python 0.9.11's local executor cannot cancel an attached process: it kills it, finds it a zombie, kills
-    it again, and the NoSuchProcess that follows ends its (only) reaper thread with a logging error — after which
-    no local job in the process is ever reported again. The job's own process is psij's launcher shell, which does
+    psij-python 0.9.11's local executor cancels from its (only) reaper thread, by SIGKILL to the job's process
+    tree, again on every pass until the job is reaped: an attached process stays a zombie (so the kill is
+    repeated and fails with NoSuchProcess), and a child that ends between the listing of the tree and its kill
+    does the same. The failed pass is logged with a format error and leaves the reaper's list of finished jobs
+    stale; the next pass then dies on a KeyError — after which no local job in the process is ever reported
+    again. This is used for every local job instead. The job's own process is psij's launcher shell, which does
     not pass signals on: every process below it gets SIGTERM, so a session's client ends the session properly
     (its pilots shut down, its journal closed) while its agent and workers stop.
     """

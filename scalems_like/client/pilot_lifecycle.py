@@ -146,6 +146,9 @@ class PilotLifecycle:
             self.set_pilot_state(record, PilotState.BOOTSTRAPPING, "batch", events[0].time)
             record.job_started = record.job_started or time.time()
         for event in events:
+            if event.state == "failed" and record.cancel_requested:  # the cancel's SIGTERM ended the step
+                self.end_pilot(record, PilotState.CANCELED, f"canceled during bootstrap step '{event.step}'")
+                return
             if event.state == "failed":
                 self.fail_pilot(record, describe_step_failure(record.feedback, event))
                 return

@@ -77,6 +77,21 @@ def test_cancel_queued_and_running_pilots(session: sl.Session) -> None:
         time.sleep(0.2)
 
 
+def test_cancel_during_the_bootstrap_ends_canceled(session: sl.Session) -> None:
+    """scancel's SIGTERM ends the running hook: its failed step is the cancel, not a bootstrap failure."""
+    pilot = session.submit_pilot(sl.PilotDescription(resource="slurm", runtime=300, pre_bootstrap=["sleep 120"]))
+    deadline = time.monotonic() + 60
+    while pilot.bootstrap_step != "hooks":
+        assert time.monotonic() < deadline, f"the hook did not start: {pilot.state}"
+        time.sleep(0.1)
+    pilot.cancel()
+    assert pilot.wait(timeout=60) is PilotState.CANCELED
+    deadline = time.monotonic() + 30
+    while squeue_state(pilot.native_id or "") not in ("CANCELLED", ""):
+        assert time.monotonic() < deadline, "the batch job was not canceled"
+        time.sleep(0.2)
+
+
 def test_job_canceled_outside_the_session(session: sl.Session) -> None:
     import subprocess
 
