@@ -258,7 +258,7 @@ class Engine:
             elif isinstance(message, protocol.Heartbeat):
                 self.profile.clock(record.pilot.uid, message.time)
             elif isinstance(message, protocol.AgentEvents):
-                self.profile.agent_events(record.pilot.uid, message.events)
+                self.lifecycle.on_agent_events(record, message)
 
     def handle_bootstrap_feedback(self) -> None:
         now = time.time()

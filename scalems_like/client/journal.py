@@ -246,6 +246,29 @@ class Journal:
         except sqlite3.OperationalError:  # no such table
             return []
 
+    def agent_marks(self) -> dict[str, float]:
+        """Pilot uid → the latest time its agent stamped on a row this journal has (hello, pilot states, agent
+        events; not bootstrap steps, which come from their own file): agent events journaled by the agent after it
+        reached no client (see :mod:`scalems_like.protocol.records`)."""
+        try:
+            return dict(self.connection.execute(
+                "SELECT clock, MAX(time) FROM profile WHERE clock != 'client' AND component != 'bootstrap' "
+                "GROUP BY clock"))
+        except sqlite3.OperationalError:  # no such table
+            return {}
+
+    def bootstrap_steps(self) -> dict[str, list[tuple[float, str, str, int]]]:
+        """Pilot uid → its bootstrap events (time, step, state, exit code) as recorded, in order."""
+        steps: dict[str, list[tuple[float, str, str, int]]] = {}
+        try:
+            rows = self.connection.execute(
+                "SELECT uid, time, name, event, detail FROM profile WHERE component = 'bootstrap' ORDER BY seq")
+            for uid, when, step, state, code in rows:
+                steps.setdefault(uid, []).append((when, step, state, int(code)))
+        except (sqlite3.OperationalError, ValueError):  # no such table; a row of another release
+            pass
+        return steps
+
     def counts(self) -> dict[str, int]:
         """Tasks per state, from the last event of each task (NEW for tasks without events)."""
         # one grouped scan of events (a correlated subquery per task has no index to use: slow at 100k tasks)

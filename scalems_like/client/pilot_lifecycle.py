@@ -22,6 +22,8 @@ from scalems_like import protocol
 from scalems_like.adapters import BatchAdapter, JobEvent, JobState
 from scalems_like.client.feedback import FeedbackReader, describe_step_failure, tail_of
 from scalems_like.client.pilot import BootstrapEvent, Pilot
+from scalems_like.protocol.records import FILE_NAME as AGENT_JOURNAL
+from scalems_like.protocol.records import read_journal
 from scalems_like.staging.runner import outputs_for, run_directives, sandbox_roots
 from scalems_like.states import PilotState, TaskState, pilot_transition_allowed
 
@@ -53,6 +55,11 @@ class PilotRecord:
         self.outstanding: set[str] = set()
         self.stopping: tuple[str, str] | None = None
         self.cancel_requested = False
+        self.profile_mark: float | None = None
+        """Followed again by a reattached client: the latest agent time the journal's profile had for this pilot;
+        when the agent greets, the agent events after it are taken from the agent's journal."""
+        self.received_events: set[tuple[Any, ...]] | None = None
+        """Agent events that came over the socket since the reattach, until that catch-up is done."""
 
 
 class PilotLifecycle:
@@ -76,6 +83,27 @@ class PilotLifecycle:
             record.resend = []
         self.set_pilot_state(record, PilotState.ACTIVE, hello.host, hello.time)
         log.info("pilot %s ACTIVE on %s: %s", pilot.uid, hello.host, pilot.nodes)
+        if record.profile_mark is not None:
+            self.catch_up_agent_events(record, record.profile_mark)
+            record.profile_mark = None
+
+    def catch_up_agent_events(self, record: PilotRecord, mark: float) -> None:
+        """(a reattached agent greeted) the agent events it journaled after ``mark`` and sent while no client
+        listened go into the profile; those that came over the socket meanwhile are there already."""
+        def add(events: list[list[Any]]) -> None:
+            received = record.received_events or set()
+            missed = [event for event in events if float(event[0]) > mark and tuple(event) not in received]
+            self.engine.profile.agent_events(record.pilot.uid, missed)
+            record.received_events = None
+        journal = record.pilot.sandbox / AGENT_JOURNAL
+        self.engine.in_background(lambda: read_journal(journal)[1], add,
+                                  lambda error: log.warning("pilot %s: agent events while no client listened "
+                                                            "are not in the profile: %s", record.pilot.uid, error))
+
+    def on_agent_events(self, record: PilotRecord, message: protocol.AgentEvents) -> None:
+        if record.received_events is not None:
+            record.received_events.update(tuple(event) for event in message.events)
+        self.engine.profile.agent_events(record.pilot.uid, message.events)
 
     def on_bootstrap_events(self, record: PilotRecord, message: protocol.BootstrapEvents) -> None:
         """Events the agent forwards: add those the sandbox file did not show this client."""
@@ -136,10 +164,13 @@ class PilotLifecycle:
         return text
 
     def read_feedback(self, record: PilotRecord) -> None:
+        pilot = record.pilot
         events = record.feedback.read_new()
+        if events and pilot.bootstrap_events:  # a reattached client reads the file again from its start
+            known = set(pilot.bootstrap_events)
+            events = [event for event in events if event not in known]
         if not events:
             return
-        pilot = record.pilot
         pilot.bootstrap_events.extend(events)
         self.engine.profile.bootstrap(pilot.uid, events)
         if pilot.state is PilotState.SUBMITTED:

@@ -33,14 +33,14 @@ import cloudpickle
 from scalems_like.agent.config import write_private_file
 from scalems_like.client.engine import PilotRecord
 from scalems_like.client.journal import Journal
-from scalems_like.client.pilot import Pilot
+from scalems_like.client.pilot import BootstrapEvent, Pilot
 from scalems_like.client.task import Task
 from scalems_like.descriptions import PilotDescription, TaskDescription
 from scalems_like.errors import ConfigError, ScalemsError, WaitTimeout
 from scalems_like.protocol.records import (
     CLIENT_FILE,
     FILE_NAME,
-    read_records,
+    read_journal,
     read_stopped,
     seconds_since_alive,
 )
@@ -94,9 +94,11 @@ def load(session: Session, journal: Journal) -> dict[str, dict[str, Any]]:
         task = session._tasks.get(update.get("uid"))
         if task is not None:
             task._apply(update)
+    steps = journal.bootstrap_steps()
     for uid, description, resource, sandbox, native_id, state, failure in journal.pilots():
         pilot = Pilot(uid, cloudpickle.loads(description), session._resource(resource), Path(sandbox), session)
         pilot.state, pilot.native_id, pilot.failure = PilotState(state), native_id, failure
+        pilot.bootstrap_events = [BootstrapEvent(event) for event in steps.get(uid, [])]
         pilot.history.append((pilot.state, time.time(), "journal"))
         session._pilots[uid] = pilot
     session._pilot_numbers = itertools.count(len(session._pilots))
@@ -184,6 +186,10 @@ def settle_pilots(session: Session, wires: dict[str, dict[str, Any]]) -> None:
     engine = session._engine
     records = [PilotRecord(pilot, session._adapter(pilot.resource, pilot.sandbox.parent))
                for pilot in session._pilots.values() if not pilot.state.is_final]
+    assert session._journal is not None
+    marks = session._journal.agent_marks()
+    for record in records:  # agent events it sent while no client listened are taken from its journal
+        record.profile_mark = marks.get(record.pilot.uid, float("-inf"))
     problems: list[str] = []
 
     def failed(record: PilotRecord) -> Callable[[Exception], None]:
@@ -218,6 +224,8 @@ class AgentTraces:
 
     updates: list[dict[str, Any]]
     """Task updates of its journal (``agent.journal``), in order."""
+    events: list[list[Any]]
+    """Agent events of its journal, in order."""
     stopped: tuple[str, str] | None
     """(final state, reason) it wrote as it exited, or None."""
     silence: float | None
@@ -225,7 +233,7 @@ class AgentTraces:
 
     @classmethod
     def read(cls, sandbox: Path) -> AgentTraces:
-        return cls(read_records(sandbox / FILE_NAME), read_stopped(sandbox), seconds_since_alive(sandbox))
+        return cls(*read_journal(sandbox / FILE_NAME), read_stopped(sandbox), seconds_since_alive(sandbox))
 
 
 def reconnect_or_end(session: Session, record: PilotRecord, wires: dict[str, dict[str, Any]],
@@ -254,8 +262,12 @@ def follow_or_end(session: Session, record: PilotRecord, wires: dict[str, dict[s
     stopped, silence = traces.stopped, traces.silence
     if stopped is None and pilot.state is PilotState.ACTIVE and silence is not None \
             and silence < pilot.resource.heartbeat_timeout:
+        record.received_events = set()  # (its missed events are read once it greets: it may send more until then)
         follow(session, record, [wires[task.uid] for task in mine], failed)
         return
+    mark = record.profile_mark if record.profile_mark is not None else float("-inf")
+    record.profile_mark = None
+    engine.profile.agent_events(pilot.uid, [event for event in traces.events if float(event[0]) > mark])
     if stopped is not None:
         state = PilotState.FAILED if stopped[0] == "FAILED" else PilotState.DONE
         reason = f"its agent ended while no client was attached: {stopped[1]}"

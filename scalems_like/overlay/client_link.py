@@ -140,6 +140,13 @@ class ClientLink:
         assert self.socket is not None
         self.socket.send(message)
 
+    def send_events(self, events: list[list[Any]]) -> None:
+        """Journal, then send an AgentEvents message (a reattached client takes those it missed from the journal)."""
+        message = protocol.encode(protocol.AgentEvents(events))
+        append_record(self.journal_fd, message)
+        assert self.socket is not None
+        self.socket.send(message)
+
     # -- time ----------------------------------------------------------------------------------------
     def heartbeat(self, now: float) -> None:
         self.send(protocol.Heartbeat(now))

@@ -334,7 +334,7 @@ class Master:
             self.link.send_updates(self.outbox)
             self.outbox = []
         if self.events:
-            self.link.send(protocol.AgentEvents(self.events))
+            self.link.send_events(self.events)
             self.events = []
 
     def record(self, component: str, where: str, event: str, uid: str, detail: str = "") -> None:

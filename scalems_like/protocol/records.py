@@ -3,15 +3,17 @@
 ``client.json``    address of a client that reattached (written by the client; the agent follows it)
 ``agent.alive``    touched by the agent on every heartbeat (a client tells a live agent from a gone one)
 ``agent.stopped``  the agent's final state and reason, written as it exits
-``agent.journal``  every task update the agent sent, in order (below)
+``agent.journal``  every task update and agent event the agent sent, in order (below)
 
-The agent's journal, ``PILOT_SANDBOX/agent.journal``: every task update the agent sent, in order.
+The agent's journal, ``PILOT_SANDBOX/agent.journal``: every task update and every profile event (AgentEvents) the
+agent sent, in order.
 
-Written by the agent (appended in batches, one ``write`` each), read by a client that resumes a session whose
-pilot is gone: results that never reached the client are taken from here, and tasks that had started are told
-from tasks that had not. Format: records of ``[4-byte big-endian length][a TaskUpdates message]`` — the very
-bytes the agent sent (packed once), so a record is ``[version, "updates", [update, ...]]``.
-A record cut short (the agent was killed mid-write) ends the readable part; nothing before it is lost.
+Written by the agent (appended in batches, one ``write`` each), read by a client that reattaches or resumes:
+results that never reached the client are taken from here, tasks that had started are told from tasks that had
+not, and the session's profile gets the agent events it missed. Format: records of ``[4-byte big-endian
+length][a TaskUpdates or AgentEvents message]`` — the very bytes the agent sent (packed once), so a record is
+``[version, "updates", [update, ...]]`` or ``[version, "agent_events", [event, ...]]``. A record cut short (the
+agent was killed mid-write) ends the readable part; nothing before it is lost. Records of other types are skipped.
 """
 
 from __future__ import annotations
@@ -79,11 +81,18 @@ def append_record(fd: int, message: bytes) -> None:
 
 def read_records(path: Path) -> list[dict[str, Any]]:
     """Every task update of the journal at ``path``, in order; [] if there is none."""
+    return read_journal(path)[0]
+
+
+def read_journal(path: Path) -> tuple[list[dict[str, Any]], list[list[Any]]]:
+    """(every task update, every agent event ``[time, component, where, event, uid, detail]``) of the journal at
+    ``path``, each in order; empty lists if there is none."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        return []
+        return [], []
     updates: list[dict[str, Any]] = []
+    events: list[list[Any]] = []
     offset = 0
     while offset + _LENGTH.size <= len(data):
         (length,) = _LENGTH.unpack_from(data, offset)
@@ -94,7 +103,16 @@ def read_records(path: Path) -> list[dict[str, Any]]:
             record = msgpack.unpackb(data[offset + _LENGTH.size:end], raw=False, strict_map_key=False)
         except Exception:  # msgpack raises several unrelated types
             break
-        if isinstance(record, list) and len(record) == 3 and record[1] == "updates" and isinstance(record[2], list):
-            updates.extend(update for update in record[2] if isinstance(update, dict) and "uid" in update)
+        if isinstance(record, list) and len(record) == 3 and isinstance(record[2], list):
+            if record[1] == "updates":
+                updates.extend(update for update in record[2] if isinstance(update, dict) and "uid" in update)
+            elif record[1] == "agent_events":
+                events.extend(event for event in record[2] if _is_agent_event(event))
         offset = end
-    return updates
+    return updates, events
+
+
+def _is_agent_event(event: Any) -> bool:
+    """``[time, component, where, event, uid, detail]`` (as the AgentEvents message checks it)."""
+    return (isinstance(event, list) and len(event) == 6 and isinstance(event[0], (int, float))
+            and not isinstance(event[0], bool) and all(isinstance(text, str) for text in event[1:]))

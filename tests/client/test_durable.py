@@ -22,8 +22,8 @@ import scalems_like as sl
 from scalems_like import PilotState, TaskState
 from scalems_like.cli.main import main as cli
 from scalems_like.client.journal import Journal
-from scalems_like.protocol.records import read_records
-from tests.processes import alive, wait_until
+from scalems_like.protocol.records import read_journal, read_records
+from tests.processes import alive, processes, wait_until
 
 CLIENT = textwrap.dedent("""
     import sys
@@ -73,6 +73,85 @@ def test_client_killed_then_reattach_collects_what_finished_meanwhile(tmp_path: 
     assert pilot.state is PilotState.DONE
     assert marker_lines(marks) == {str(i): 1 for i in range(6)}  # nothing ran twice
     assert cli(["sessions", "--json"]) == 0
+    # the profile: every agent event once (those sent while no client listened from the agent's journal), every
+    # bootstrap step once (the reattached client read the bootstrap's file again from its start)
+    journal_events = read_journal(journal)[1]
+    reader = Journal.open(uid)
+    rows = reader.profile()
+    reader.close()
+    agent_rows = [(when, component, where, event, task, detail)
+                  for when, clock, component, where, event, task, _name, detail in rows
+                  if clock == pilot.uid and component not in ("bootstrap", "agent", "pilot")]
+    assert sorted(agent_rows) == sorted(tuple(event) for event in journal_events)
+    steps = [(when, name, event) for when, _clock, component, _where, event, _uid, name, _detail in rows
+             if component == "bootstrap"]
+    assert len(steps) == len(set(steps)) and {(name, event) for _when, name, event in steps} >= {
+        ("environment", "started"), ("environment", "done"), ("agent", "started")}
+
+
+LONE_TASK = textwrap.dedent("""
+    import sys
+    import time
+    import scalems_like as sl
+    session = sl.Session()
+    session.submit_pilot(sl.PilotDescription(cores=2, runtime=300))
+    (task,) = session.submit_tasks([sl.TaskDescription(executable="/bin/sleep", arguments=[sys.argv[1]])])
+    while task.state is not sl.TaskState.RUNNING:
+        time.sleep(0.05)
+    print(session.uid, flush=True)
+    time.sleep(600)
+""")
+
+
+def test_agent_events_while_no_client_listened_reach_the_reattached_profile(tmp_path: Path) -> None:
+    """A worker killed while no client is attached: the agent's "lost" event (sent to nobody) is in the profile
+    of the reattached session, once; its task ended FAILED with the reason."""
+    token = str(3000 + os.getpid() % 1000)  # a sleep no other test runs
+    client = subprocess.Popen([sys.executable, "-c", LONE_TASK, token], stdout=subprocess.PIPE, text=True)
+    assert client.stdout is not None
+    uid = client.stdout.readline().strip()
+    client.kill()
+    client.wait()
+    ((_sleep, worker),) = processes(f"/bin/sleep {token}")
+    os.kill(worker, signal.SIGKILL)
+    (sandbox,) = (Path(os.environ["SCALEMS_LIKE_DATA_DIR"]) / "sandbox" / uid).glob("pilot.*")
+    wait_until(lambda: any(event[3] == "lost" for event in read_journal(sandbox / "agent.journal")[1]),
+               timeout=30, what="the agent journaled the lost worker")
+    session = sl.Session.reattach(uid)
+    try:
+        (task,) = session.tasks
+        assert task.state is TaskState.FAILED and "lost: its process ended with code -9" in (task.reason or "")
+    finally:
+        session.close()
+    reader = Journal.open(uid)
+    rows = reader.profile()
+    reader.close()
+    lost = [row for row in rows if row[2] == "worker" and row[4] == "lost"]
+    assert len(lost) == 1 and lost[0][1] == "pilot.0000" and "code -9" in lost[0][7], lost
+    stops = [row for row in rows if row[2] == "worker" and row[4] == "stop"]
+    assert len(stops) >= 1  # (sent over the socket to the reattached client)
+
+
+def test_agent_that_ended_while_detached_leaves_its_last_events_to_the_profile() -> None:
+    """The pilot's runtime ends while no client is attached: the reattached session's profile has each worker's
+    start (received live) and stop (sent to nobody, read from the agent's journal) exactly once."""
+    session = sl.Session()
+    pilot = session.submit_pilot(sl.PilotDescription(cores=2, runtime=6))
+    pilot.wait("ACTIVE", timeout=60)
+    wait_until(lambda: sum(row["event"] == "start" for row in session.profile(frame=False)
+                           if row["component"] == "worker") == 2, timeout=30, what="both workers' start recorded")
+    uid, sandbox = session.uid, pilot.sandbox
+    session.detach()
+    wait_until(lambda: (sandbox / "agent.stopped").exists(), timeout=60, what="the agent ended by its runtime")
+    with sl.Session.reattach(uid) as again:
+        (pilot,) = again.pilots
+        assert pilot.state is PilotState.DONE
+    reader = Journal.open(uid)
+    rows = reader.profile()
+    reader.close()
+    workers = sorted((row[4], row[5]) for row in rows if row[2] == "worker")
+    assert workers == [("start", "pilot.0000.worker.0000"), ("start", "pilot.0000.worker.0001"),
+                       ("stop", "pilot.0000.worker.0000"), ("stop", "pilot.0000.worker.0001")], workers
 
 
 def test_sessions_lists_state_and_counts(capsys) -> None:  # type: ignore[no-untyped-def]
