@@ -311,14 +311,14 @@ def requeue_interrupted(session: Session, wires: dict[str, dict[str, Any]]) -> i
         for task in session._tasks.values():
             if task.state is not TaskState.FAILED or task.interrupted is None:
                 continue
+            attempt = task.attempt
             if task.interrupted == "running":
                 if not (task.description.idempotent or task.attempt < task.description.retries):
                     continue  # its reason already says its pilot ended while it ran
-                task.attempt += 1
-            engine.journal_batch.append(task._requeue(now, f"resumed after: {task.reason}"))
+                attempt += 1
+            engine.apply(task, task._requeue_update(now, f"resumed after: {task.reason}", attempt))
             engine.wire[task.uid] = {**wires[task.uid], "attempt": task.attempt}
             engine.pending.append(task)
-            engine.queue_callbacks(task, TaskState.NEW)
             again += 1
         engine.changed.notify_all()
     return again

@@ -159,7 +159,8 @@ class Task(concurrent.futures.Future[Any]):
     # -- used by the session's I/O thread ------------------------------------------------------------
     def _apply(self, update: dict[str, Any]) -> TaskState | None:
         """Apply one update (an agent's, or one decided on the client), live or replayed from the journal: the
-        one way a task changes state besides :meth:`_requeue`. Returns the new state, or None if it was stale."""
+        one way a task changes state (a ``requeue`` update: back to NEW). Returns the new state, or None if it was
+        stale."""
         try:
             state = TaskState(update["state"])
         except (KeyError, ValueError):
@@ -193,16 +194,18 @@ class Task(concurrent.futures.Future[Any]):
         self._settle()
         return state
 
-    def _requeue(self, when: float, reason: str) -> dict[str, Any]:
-        """Back to NEW, to run on another pilot (``Session.resume``); returns the journal's update."""
-        update = {"uid": self.uid, "state": TaskState.NEW.value, "time": when, "host": "client", "reason": reason,
-                  "requeue": True, "pilot": None, "sandbox": None, "attempt": self.attempt}
+    def _requeue_update(self, when: float, reason: str, attempt: int) -> dict[str, Any]:
+        """The update that sends this task back to NEW, to run on another pilot (``Session.resume``)."""
+        return {"uid": self.uid, "state": TaskState.NEW.value, "time": when, "host": "client", "reason": reason,
+                "requeue": True, "pilot": None, "sandbox": None, "attempt": attempt}
+
+    def _requeue(self, when: float, reason: str) -> None:
+        """Back to NEW (applied by :meth:`_apply` from a ``requeue`` update)."""
         self.state = TaskState.NEW
         self.history.append((TaskState.NEW, when, "client"))
         self.reason, self.pilot, self.sandbox, self.interrupted = reason, None, None, None
         with self._condition:  # the future was settled by the failure: it is pending again
             self._state, self._result, self._exception = "PENDING", None, None
-        return update
 
     def _settle(self) -> None:
         """Settle the future once the task is final (waking ``concurrent.futures.wait``, asyncio, callbacks)."""
