@@ -12,7 +12,8 @@
 4. ``resume`` only: interrupted tasks (of this restore, or of pilots that ended while the earlier client watched:
    walltime, node failure) run again on a new pilot; finished tasks never do.
 
-A restore that fails on the way (a corrupt journal row, a pilot sandbox that cannot be read) stops what it
+A session another live client process holds is refused at once (:mod:`scalems_like.client.client_lock`). A restore
+that fails on the way (a corrupt journal row, a pilot sandbox that cannot be read) stops what it
 started (the I/O thread, the journal's writer), leaves the journal's session state as it was and raises a
 ScalemsError naming the session and the cause.
 """
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import cloudpickle
 
 from scalems_like.agent.config import write_private_file
+from scalems_like.client.client_lock import ClientLock, SessionInUse
 from scalems_like.client.engine import PilotRecord
 from scalems_like.client.journal import Journal
 from scalems_like.client.pilot import BootstrapEvent, Pilot
@@ -109,6 +111,11 @@ def restore(session: Session, *, resume: bool, pilot_description: PilotDescripti
     """Rebuild ``session`` from its journal and reconnect it (see the module); raises ScalemsError if that
     fails on the way, having stopped what it started (FileNotFoundError if the session has no journal)."""
     journal = Journal.open(session.uid)
+    try:  # before anything is read: a session another live client holds is left alone
+        session._client_lock = ClientLock.acquire(journal.path.parent, session.uid)
+    except SessionInUse:
+        journal.close()
+        raise
     state = "detached"
     try:
         state = journal.info().get("state", state)
@@ -159,6 +166,7 @@ def abandon(session: Session, journal: Journal, state: str) -> None:
         session._engine.stop()
     journal.set("state", state)
     journal.close()
+    session._release_client_lock()
 
 
 def end_orphans(session: Session) -> None:

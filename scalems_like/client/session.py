@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from scalems_like import paths
 from scalems_like.adapters import BatchAdapter, adapter_for
+from scalems_like.client.client_lock import ClientLock
 from scalems_like.client.engine import Engine
 from scalems_like.client.journal import Journal, now_text
 from scalems_like.client.pilot import Pilot
@@ -82,6 +83,7 @@ class Session:
         self._opened = False
         self._closed = False
         self._journal: Journal | None = None
+        self._client_lock: ClientLock | None = None
         self._keys: SessionKeys | None = None
         """CurveZMQ keys of the session (None: insecure, for debugging; see protocol/curve.py)."""
 
@@ -106,6 +108,8 @@ class Session:
             return
         if self._journal is None and self._journaling:
             self._journal = Journal.create(self.uid, {"uid": self.uid, "created": now_text()})
+        if self._journal is not None and self._client_lock is None:  # (a restore took it before reading)
+            self._client_lock = ClientLock.acquire(self._journal.path.parent, self.uid)
         if self._journal is not None:
             self._journal.set("state", "open")
             self._journal.set("client_pid", str(os.getpid()))
@@ -160,6 +164,7 @@ class Session:
         if self._journal is not None:
             self._journal.set("state", "detached")
             self._journal.close()
+        self._release_client_lock()
 
     # -- what the session owns -----------------------------------------------------------------------
     @property
@@ -376,6 +381,13 @@ class Session:
             if self._journal is not None:
                 self._journal.set("state", "closed")
                 self._journal.close()
+            self._release_client_lock()
+
+    def _release_client_lock(self) -> None:
+        """Let another client reattach (see :mod:`scalems_like.client.client_lock`)."""
+        if self._client_lock is not None:
+            self._client_lock.release()
+            self._client_lock = None
 
     def _shut_pilots_down(self, patience: float) -> None:
         engine = self._engine

@@ -21,6 +21,7 @@ import pytest
 import scalems_like as sl
 from scalems_like import PilotState, TaskState
 from scalems_like.cli.main import main as cli
+from scalems_like.client.client_lock import SessionInUse
 from scalems_like.client.journal import Journal
 from scalems_like.protocol.records import read_journal, read_records
 from tests.processes import alive, processes, wait_until
@@ -52,6 +53,10 @@ def test_client_killed_then_reattach_collects_what_finished_meanwhile(tmp_path: 
     client = subprocess.Popen([sys.executable, "-c", CLIENT, str(marks)], stdout=subprocess.PIPE, text=True)
     assert client.stdout is not None
     uid = client.stdout.readline().strip()
+    # the client lives: another client is refused at once and changes nothing (the agent serves one client)
+    with pytest.raises(SessionInUse, match=f"session {uid} is in use by a live client: process {client.pid} on "):
+        sl.Session.reattach(uid)
+    assert cli(["resume", uid]) == 1
     client.kill()  # SIGKILL: no close, no journal flush beyond what was committed
     client.wait()
     (pilot_sandbox,) = (Path(os.environ["SCALEMS_LIKE_DATA_DIR"]) / "sandbox" / uid).glob("pilot.*")

@@ -1,0 +1,73 @@
+"""One client per session: an exclusive lock on ``DATA_DIR/sessions/UID/client.lock`` while a client has it open.
+
+An agent serves one client. A second client that reattached to a session another live process holds would take
+its agents away from it (the first client then fails their pilots as silent and cancels their jobs), and two
+clients recovering the same session at once would each write their own view of it into the journal. So the
+process that opens a session — new, reattached or resumed — takes the lock (``flock``, released by the kernel
+when the process dies, however it dies) and keeps it until ``close()`` or ``detach()``; ``reattach`` and
+``resume`` of a held session fail at once, naming the holder, and change nothing.
+
+The file says who holds it (``{"pid", "host", "since"}``; written after locking, for the error message only: the
+lock, not the text, decides).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import socket
+import time
+from pathlib import Path
+
+from scalems_like.errors import ScalemsError
+
+LOCK_FILE = "client.lock"
+
+
+class SessionInUse(ScalemsError):
+    """Another live client process holds the session."""
+
+
+class ClientLock:
+    """The held lock of one session's client (see the module)."""
+
+    def __init__(self, path: Path, descriptor: int) -> None:
+        self.path = path
+        self.descriptor = descriptor
+
+    @classmethod
+    def acquire(cls, directory: Path, uid: str) -> ClientLock:
+        """Lock session ``uid`` (its journal ``directory``) for this process; raises SessionInUse naming the
+        holder if another process has it."""
+        path = directory / LOCK_FILE
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(descriptor)
+            raise SessionInUse(f"session {uid} is in use by {describe_holder(path)}: it must detach "
+                               "(Session.detach()) or end before another client can reattach or resume it") from None
+        holder = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()})
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, holder.encode(), 0)
+        return cls(path, descriptor)
+
+    def release(self) -> None:
+        if self.descriptor < 0:
+            return
+        with contextlib.suppress(OSError):
+            os.ftruncate(self.descriptor, 0)
+        os.close(self.descriptor)  # (closing the descriptor releases the lock)
+        self.descriptor = -1
+
+
+def describe_holder(path: Path) -> str:
+    """"process PID on HOST (since TIME)" from the lock file, or "another client process"."""
+    try:
+        holder = json.loads(path.read_text())
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(holder["since"])))
+        return f"a live client: process {int(holder['pid'])} on {holder['host']} (since {since})"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "another live client process"
