@@ -44,6 +44,12 @@ from scalems_like.states import PilotState, TaskState
 
 log = logging.getLogger("scalems_like.master")
 
+TERMINATION_PATIENCE = 1.0
+"""Seconds to wait for the agent's own SIGTERM after a worker or a task ended by one (a job's end signals every
+process of it; the agent's reason — the pilot ends, its tasks are interrupted — is the better one)."""
+SIGTERM_ENDINGS = frozenset({"killed by signal SIGTERM", f"exited with code {128 + signal.SIGTERM}"})
+"""Reasons of a task (executable) that ended by a SIGTERM it did not get from its worker (see execution.py)."""
+
 
 @dataclasses.dataclass(frozen=True)
 class Stop:
@@ -92,6 +98,8 @@ class Master:
         self.lost_workers: set[str] = set()
         self.started: set[str] = set()
         """Tasks whose current attempt a worker reported RUNNING."""
+        self.held: dict[str, tuple[dict[str, Any], float]] = {}
+        """Tasks whose process ended by SIGTERM, held (update, until when) in case the agent's own follows."""
         self.pids: dict[str, tuple[int, str | None]] = {}
         """Process id and host of running executable tasks (to kill them if their worker is lost)."""
         self.drops = protocol.DropLog(log)
@@ -163,7 +171,8 @@ class Master:
 
     def poll_timeout(self) -> float:
         now = time.time()
-        return max(0.0, min(self.last_heartbeat + self.config.heartbeat_interval, self.deadline) - now)
+        held = min((until for _update, until in self.held.values()), default=self.deadline)
+        return max(0.0, min(self.last_heartbeat + self.config.heartbeat_interval, self.deadline, held) - now)
 
     def handle_client_messages(self) -> None:
         for message in self.link.receive():
@@ -220,13 +229,33 @@ class Master:
             self.scheduler.finished(uid)
             if "started" in update:
                 self.scheduler.observe_duration(update["time"] - update["started"])
-            if state is TaskState.FAILED and task["attempt"] < task["retries"] and self.stop_reason is None:
-                self.retry(task, update["reason"])
+            if state is TaskState.FAILED and str(update.get("reason")) in SIGTERM_ENDINGS:
+                # a batch system that ends the job signals every process of it: the task's SIGTERM often comes
+                # just before or after the agent's, whose reason (the pilot's end: interrupted) is the better one
+                # (once the agent stops, a held task ends with the stop's reason: stop_everything)
+                self.held[uid] = (update, time.time() + TERMINATION_PATIENCE)
                 continue
-            del self.tasks[uid]
-            self.started.discard(uid)
-            self.pids.pop(uid, None)
-            self.outbox.append(update)
+            self.finish(task, update, state)
+
+    def finish(self, task: dict[str, Any], update: dict[str, Any], state: TaskState) -> None:
+        """A task's attempt ended: run it again if it failed with retries left, else report its end."""
+        uid = task["uid"]
+        if state is TaskState.FAILED and task["attempt"] < task["retries"] and self.stop_reason is None:
+            self.retry(task, update["reason"])
+            return
+        del self.tasks[uid]
+        self.started.discard(uid)
+        self.pids.pop(uid, None)
+        self.outbox.append(update)
+
+    def release_held(self, now: float) -> None:
+        """Held SIGTERM endings (see handle_task_updates) whose patience ran out without the agent's own
+        SIGTERM: the task alone was signaled, and that is its end."""
+        for uid, (update, until) in list(self.held.items()):
+            if now >= until:
+                del self.held[uid]
+                if uid in self.tasks:
+                    self.finish(self.tasks[uid], update, TaskState.FAILED)
 
     def retry(self, task: dict[str, Any], reason: str) -> None:
         task["attempt"] += 1
@@ -243,14 +272,14 @@ class Master:
             os.close(pidfd)
             code = process.wait()
             if code in (-signal.SIGTERM, 128 + signal.SIGTERM) and self.stop_reason is None:
-                self.termination_signaled(1.0)  # the job's end reached the workers first: wait for ours
+                self.termination_signaled(TERMINATION_PATIENCE)  # the job's end reached the workers first
             if self.stop_reason is not None:  # the pilot is ending anyway: its reason is the better one
                 log.info("worker process %d (%s) ended with code %d", process.pid, prefix, code)
                 continue
             log.error("worker process %d (%s) ended with code %d", process.pid, prefix, code)
             for worker in [w for w in self.scheduler.workers if w == prefix or w.startswith(prefix + ".")]:
                 self.lose_worker(worker, f"its process ended with code {code}")
-        if not self.processes and self.stop_reason is None and not self.termination_signaled(1.0):
+        if not self.processes and self.stop_reason is None and not self.termination_signaled(TERMINATION_PATIENCE):
             logs = sorted((Path(self.config.pilot_sandbox) / "workers").glob("*.log"))
             tail = logs[0].read_text(errors="replace").strip().splitlines()[-10:] if logs else []
             self.stop_reason = Stop(PilotState.FAILED, f"every worker process ended; "
@@ -311,6 +340,7 @@ class Master:
 
     def handle_deadlines(self) -> None:
         now = time.time()
+        self.release_held(now)
         if now >= self.deadline:
             self.stop_reason = Stop(PilotState.DONE, f"pilot runtime of {self.config.runtime:g} s ended")
         elif (reason := self.link.check(now, self.context, self.poller)) is not None:
@@ -384,7 +414,8 @@ class Master:
 
         The stopped tasks end in the state the stop's cause says (:attr:`Stop.tasks_end`). Those that end FAILED
         (runtime end, a failure, the client gone) are marked ``interrupted`` — ``"queued"`` or ``"running"`` — so
-        that a resumed session knows they can run again on another pilot.
+        that a resumed session knows they can run again on another pilot; so are tasks that ended by a SIGTERM
+        of their own just before or during the stop (:attr:`held`: the job's end reached them first).
         """
         assert self.stop_reason is not None
         reason, end = self.stop_reason.reason, self.stop_reason.tasks_end
@@ -428,7 +459,8 @@ class Master:
         """Give the workers ``patience`` seconds to report the tasks they were running (not when every worker
         process has already ended: a SIGTERM to the whole job reaches them too, and nobody is left to report)."""
         end = time.time() + patience
-        while self.tasks and time.time() < end and self.scheduler.workers and self.workers_alive():
+        while len(self.tasks) > len(self.held) and time.time() < end and self.scheduler.workers \
+                and self.workers_alive():
             if self.workers.poll(min(0.25, max(0.0, end - time.time())) * 1000):
                 self.handle_worker_messages()
 

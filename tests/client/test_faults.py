@@ -119,3 +119,42 @@ def test_an_agent_of_another_protocol_version_fails_its_pilot_with_that_reason(s
     assert pilot.wait(timeout=60) is sl.PilotState.FAILED
     assert pilot.failure == (f"its agent cannot talk to this client: peer speaks protocol version 1, this side "
                              f"speaks {protocol.PROTOCOL_VERSION}: install the same scalems_like version on both sides")
+
+
+def test_a_task_signaled_just_before_its_agent_is_interrupted_by_the_pilots_end(session: sl.Session,
+                                                                                local_pilot: sl.Pilot) -> None:
+    """As when a batch system ends the job (scancel, walltime): every process gets SIGTERM, the task's often
+    first. The task ends with the pilot's reason, marked interrupted (a resume runs it again if idempotent)."""
+    token = str(4000 + os.getpid() % 1000)
+    (task,) = session.submit_tasks([sl.TaskDescription(executable="/bin/sleep", arguments=[token], idempotent=True)])
+    deadline = time.monotonic() + 30
+    while task.state is not TaskState.RUNNING:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    ((sleeper, _worker),) = processes(f"/bin/sleep {token}")
+    os.kill(sleeper, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while alive(sleeper):  # (its worker reaps it and reports at once: the agent hears of it first)
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert local_pilot.agent_pid is not None
+    os.kill(local_pilot.agent_pid, signal.SIGTERM)
+    assert task.wait(timeout=30) is TaskState.FAILED
+    assert task.interrupted == "running", task.reason
+    assert (task.reason or "").startswith("the agent received SIGTERM"), task.reason
+    assert local_pilot.wait(timeout=30) is sl.PilotState.FAILED
+
+
+def test_a_task_signaled_alone_ends_killed_by_sigterm(session: sl.Session, local_pilot: sl.Pilot) -> None:
+    token = str(5000 + os.getpid() % 1000)
+    (task,) = session.submit_tasks([sl.TaskDescription(executable="/bin/sleep", arguments=[token])])
+    deadline = time.monotonic() + 30
+    while task.state is not TaskState.RUNNING:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    ((sleeper, _worker),) = processes(f"/bin/sleep {token}")
+    os.kill(sleeper, signal.SIGTERM)
+    assert task.wait(timeout=30) is TaskState.FAILED
+    assert task.reason == "killed by signal SIGTERM" and task.exit_code == 143 and task.interrupted is None
+    (after,) = session.submit_tasks([sl.TaskDescription(function=abs, args=(-2,))])
+    assert after.result(timeout=30) == 2 and local_pilot.state is sl.PilotState.ACTIVE
