@@ -24,6 +24,7 @@ from scalems_like.errors import (
     TaskCanceled,
     TaskFailed,
     TaskTimeout,
+    TaskWasCanceled,
     WaitTimeout,
 )
 from scalems_like.launcher.parameters import load_parameters
@@ -54,6 +55,7 @@ __all__ = [
     "TaskFailed",
     "TaskState",
     "TaskTimeout",
+    "TaskWasCanceled",
     "WaitTimeout",
     "__version__",
     "current_session",

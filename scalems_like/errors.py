@@ -7,6 +7,7 @@
     ├── SubmitError               a pilot job could not be submitted (``transient`` says if a retry may work)
     ├── PilotFailed               a pilot ended FAILED; ``failure`` says why (step, exit code, output tail)
     ├── TaskFailed                a task ended FAILED or CANCELED; raised by ``Task.result()``
+    │   └── TaskWasCanceled       ... CANCELED (also a ``concurrent.futures.CancelledError``, as a Future's)
     └── WaitTimeout               a ``wait`` ran out of time (also a :class:`TimeoutError`)
 
     TaskInterrupt (a BaseException, like KeyboardInterrupt: a task's ``except Exception`` does not swallow it)
@@ -16,6 +17,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 from collections.abc import Sequence
 
 
@@ -74,6 +76,10 @@ class TaskFailed(ScalemsError):
         self.task_uid = task_uid
         self.state = state
         self.reason = reason
+
+
+class TaskWasCanceled(TaskFailed, concurrent.futures.CancelledError):
+    """A task ended CANCELED (``result()`` raises it, as a cancelled Future's raises CancelledError)."""
 
 
 class TaskInterrupt(BaseException):

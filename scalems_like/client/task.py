@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import cloudpickle
 
 from scalems_like.descriptions import TaskDescription
-from scalems_like.errors import TaskFailed
+from scalems_like.errors import TaskFailed, TaskWasCanceled
 from scalems_like.states import TaskState, task_transition_allowed
 
 if TYPE_CHECKING:
@@ -116,6 +116,8 @@ class Task(concurrent.futures.Future[Any]):
         self.wait(timeout)
         if self.state is TaskState.DONE:
             return None
+        if self.state is TaskState.CANCELED:
+            return TaskWasCanceled(self.uid, self.state.value, self.reason or "")
         return self._remote_exception() or TaskFailed(self.uid, self.state.value, self.reason or "")
 
 

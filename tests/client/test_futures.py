@@ -53,6 +53,10 @@ def test_failed_and_canceled_tasks_settle_their_futures(session: sl.Session, loc
     assert sleeping.cancel() is True
     (canceled,), _ = concurrent.futures.wait([sleeping], timeout=60)
     assert canceled.cancelled() and canceled.state is TaskState.CANCELED
+    with pytest.raises(concurrent.futures.CancelledError) as raised:  # as a cancelled Future's result() does
+        sleeping.result()
+    assert isinstance(raised.value, sl.TaskWasCanceled) and isinstance(raised.value, sl.TaskFailed)
+    assert raised.value.reason == sleeping.reason and "canceled" in str(raised.value)
     assert sleeping.cancel() is False  # already ended
     late = threading.Event()
     sleeping.add_done_callback(lambda task: late.set())  # a callback added after the end runs at once
