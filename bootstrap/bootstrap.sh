@@ -11,7 +11,9 @@
 #                 renamed into place only when complete; reuse/update/recreate); or an existing conda env
 #   agent         check that the Python can import scalems_like, then exec the agent — or, in the sandbox of
 #                 a submitted session (scalems-like submit: a launch.sh beside this script), exec launch.sh,
-#                 which runs `scalems-like run` for the session inside this allocation (output: session.log)
+#                 which runs `scalems-like run` for the session inside this allocation (output: session.log);
+#                 a venv or conda env is activated first (its bin/ first on PATH, VIRTUAL_ENV or CONDA_PREFIX
+#                 set), so executable tasks find its programs as function tasks find its modules
 set -eu
 
 SANDBOX=${1:?usage: bootstrap.sh PILOT_SANDBOX}
@@ -214,6 +216,17 @@ if str(PROTOCOL_VERSION) != sys.argv[1]:
 ' "$SCALEMS_PROTOCOL"
 }
 
+activate() {  # what `source bin/activate` / `conda activate` would do for the tasks: the env's bin/ first
+    prefix=${SCALEMS_PYTHON%/bin/python}
+    case "$SCALEMS_ENV_KIND" in
+        venv) VIRTUAL_ENV=$prefix; export VIRTUAL_ENV ;;
+        conda | conda-file) CONDA_PREFIX=$prefix; export CONDA_PREFIX ;;
+        *) return 0 ;;  # an interpreter as it is: the job's PATH as it is
+    esac
+    PATH="$prefix/bin:$PATH"
+    export PATH
+}
+
 main() {
     mkdir -p "$FEEDBACK"
     trap on_exit EXIT
@@ -225,6 +238,7 @@ main() {
     run_step environment step_environment
     run_step agent step_agent
     trap - EXIT HUP INT TERM
+    activate
     PYTHONNOUSERSITE=1
     export PYTHONNOUSERSITE
     if [ -f "$SANDBOX/launch.sh" ]; then

@@ -58,11 +58,25 @@ def test_venv_is_built_once_then_reused_and_recreated(session: sl.Session) -> No
     (built,) = envs(session)
     assert python.endswith(f"/envs/{built}/bin/python") and version
     assert "built " in environment_log(first)
-    second, (python_again, _) = run_on_new_pilot(session, spec)
-    assert python_again == python and "reusing " in environment_log(second)
+    env_prefix = python.removesuffix("/bin/python")
+    second = session.submit_pilot(sl.PilotDescription(cores=1, environment=spec))
+    assert activated(session) == (f"{env_prefix}/bin/python3", f"VIRTUAL_ENV={env_prefix}")  # executables, too
+    second.cancel()
+    second.wait(timeout=60)
+    assert "reusing " in environment_log(second)
     third, _ = run_on_new_pilot(session, {**spec, "mode": "recreate"})
     assert "built " in environment_log(third)
     assert envs(session) == [built]  # no lock or half-built env left
+
+
+def activated(session: sl.Session) -> tuple[str, str]:
+    """(the python3 an executable task finds on PATH, its VIRTUAL_ENV= or CONDA_PREFIX= line) on the session's
+    live pilot."""
+    (task,) = session.submit_tasks([sl.TaskDescription(executable="/bin/sh", arguments=[
+        "-c", "command -v python3; env | grep -E '^(VIRTUAL_ENV|CONDA_PREFIX)=' || true"])])
+    assert task.result(timeout=300) == 0, task.reason
+    lines = (task.stdout or "").splitlines()
+    return lines[0], lines[1] if len(lines) > 1 else ""
 
 
 def path_without(tool: str) -> str:
@@ -220,6 +234,7 @@ def test_existing_conda_prefix_is_used_as_it_is(session: sl.Session, tmp_path: P
     python, _ = task.result(timeout=120)
     assert python == str(prefix / "bin" / "python")
     assert f"using the conda env {prefix} as it is" in environment_log(pilot)
+    assert activated(session) == (str(prefix / "bin" / "python3"), f"CONDA_PREFIX={prefix}")
 
 
 def test_conda_env_created_from_a_file_runs_the_right_commands(
