@@ -7,7 +7,6 @@ started; a submitted session still queued has only its launch record.
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import sqlite3
@@ -18,7 +17,7 @@ from typing import Any
 from scalems_like import paths
 from scalems_like.client.journal import Journal, journal_path
 from scalems_like.errors import ConfigError
-from scalems_like.launcher.record import LaunchRecord, read_record, session_directory, session_uids
+from scalems_like.launcher.record import LaunchRecord, created_from_uid, read_record, session_directory, session_uids
 from scalems_like.launcher.state import LaunchState, launch_states
 from scalems_like.resources import ResourceConfig, load_all
 
@@ -60,12 +59,11 @@ def read_journal(uid: str) -> dict[str, Any] | None:
 def created_at(uid: str, record: LaunchRecord | None) -> float:
     if record is not None:
         return record.submitted
-    try:  # session.YYYYMMDD.HHMMSS.pid.random
-        stamp = ".".join(uid.split(".")[1:3])
-        return datetime.datetime.strptime(stamp, "%Y%m%d.%H%M%S").timestamp()
-    except ValueError:
-        path = session_directory(uid)
-        return path.stat().st_mtime if path.exists() else time.time()
+    created = created_from_uid(uid)
+    if created is not None:
+        return created
+    path = session_directory(uid)
+    return path.stat().st_mtime if path.exists() else time.time()
 
 
 def overview(uid: str, record: LaunchRecord | None, launch: LaunchState | None) -> dict[str, Any]:

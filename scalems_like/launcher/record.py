@@ -10,6 +10,7 @@ Each file has one writer, so none is ever read half-updated; all are written ato
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 import time
 from pathlib import Path
@@ -102,11 +103,31 @@ def read_canceled(uid: str) -> dict[str, Any] | None:
     return _read_marker(uid, CANCELED)
 
 
+def created_from_uid(uid: str) -> float | None:
+    """The creation time a session uid carries (``session.YYYYMMDD.HHMMSS.PID.HEX``, to the second); None if it
+    carries none."""
+    try:
+        stamp = ".".join(uid.split(".")[1:3])
+        return datetime.datetime.strptime(stamp, "%Y%m%d.%H%M%S").timestamp()
+    except ValueError:
+        return None
+
+
+def newest_first(uids: list[str]) -> list[str]:
+    """``uids`` by the creation time in each uid, newest first (uids of one second: by uid, a stable order).
+
+    Not by any file's modification time: reading a journal creates and removes SQLite's -wal/-shm files, which
+    changes its directory's time, and a listing ordered by it changed order each time it was read. Uids without
+    a time come last.
+    """
+    return sorted(uids, key=lambda uid: (created_from_uid(uid) or 0.0, uid), reverse=True)
+
+
 def session_uids() -> list[str]:
-    """Every session the client side knows (journaled, submitted, or both), newest first."""
+    """Every session the client side knows (journaled, submitted, or both), newest first (see newest_first)."""
     root = paths.user_data_dir() / "sessions"
     if not root.is_dir():
         return []
-    found = [path for path in root.iterdir()
+    found = [path.name for path in root.iterdir()
              if path.is_dir() and ((path / RECORD).is_file() or (path / "journal.sqlite").is_file())]
-    return [path.name for path in sorted(found, key=lambda path: path.stat().st_mtime, reverse=True)]
+    return newest_first(found)
