@@ -60,6 +60,20 @@ class PilotJob:
     account: str | None = None
     project: str | None = None
     custom_attributes: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    role: str = "the pilot job"
+    """How errors name the job (a submitted session's own job: "the session's batch job")."""
+
+    def request(self) -> str:
+        """What the job asks of the batch system, as a user reads it in an error: ``nodes=50, cores per node=4,
+        runtime=3600 s, queue=debug``."""
+        parts = [f"nodes={self.nodes}",
+                 f"cores per node={self.cores_per_node if self.cores_per_node is not None else 'all (whole nodes)'}"]
+        if self.gpus_per_node:
+            parts.append(f"GPUs per node={self.gpus_per_node}")
+        parts += [f"runtime={self.runtime:g} s", f"queue={self.queue or '(the default)'}"]
+        parts += [f"{name}={value}" for name, value in (("account", self.account), ("project", self.project)) if value]
+        parts += [f"{key}={value}" for key, value in self.custom_attributes.items()]
+        return ", ".join(parts)
 
 
 class BatchAdapter(abc.ABC):

@@ -12,6 +12,7 @@ import datetime
 import io
 import logging
 import math
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -63,8 +64,11 @@ class PsijAdapter(BatchAdapter):
         """The psij Job for ``job`` (no I/O)."""
         import psij
 
+        executable, arguments = job.executable, list(job.arguments)
+        if self.executor_name == "local":
+            executable, arguments = in_own_session(executable, arguments)
         spec = psij.JobSpec(
-            executable=job.executable, arguments=list(job.arguments), directory=job.directory,
+            executable=executable, arguments=arguments, directory=job.directory,
             environment=dict(job.environment), stdout_path=job.stdout, stderr_path=job.stderr,
             name=job.name, inherit_environment=True,
         )
@@ -102,7 +106,9 @@ class PsijAdapter(BatchAdapter):
             self._get_executor().submit(psij_job)
         except (psij.SubmitException, psij.InvalidJobException) as error:
             transient = bool(getattr(error, "transient", False))
-            raise SubmitError(f"{self.executor_name} refused the pilot job: {error}", transient=transient) from None
+            said = str(error).strip() or type(error).__name__  # (sbatch's text ends with a blank line)
+            raise SubmitError(f"{self.executor_name} refused {job.role} ({job.request()}): {said}",
+                              transient=transient) from None
         native_id = str(psij_job.native_id)
         with self._lock:
             self._jobs[native_id] = psij_job
@@ -143,6 +149,19 @@ class PsijAdapter(BatchAdapter):
             psij_job.cancel()
         except Exception as error:  # e.g. scancel on a job that ended meanwhile: nothing left to cancel
             log.warning("cancel of %s job %s: %s", self.executor_name, native_id, error)
+
+
+def in_own_session(executable: str, arguments: list[str]) -> tuple[str, list[str]]:
+    """A local job's command run in a session (and process group) of its own, by util-linux ``setsid --wait``.
+
+    psij's local executor starts jobs in the client's process group: a terminal's Ctrl-C (SIGINT to its foreground
+    process group) would reach the job's agent and workers beside the client, and kill them before the client could
+    cancel anything. ``--wait``: ``setsid`` forks when its caller leads a process group; without it the job would
+    seem to end at once. It never forks here (psij's launcher shell runs it as a plain child), so the job's process
+    tree, which :func:`terminate_local` walks, is unchanged. Without ``setsid`` the job stays in the client's group.
+    """
+    setsid = shutil.which("setsid")
+    return (setsid, ["--wait", executable, *arguments]) if setsid else (executable, arguments)
 
 
 def terminate_local(pid: int, patience: float = 30.0) -> None:

@@ -103,16 +103,14 @@ def render_launcher(*, uid: str, config: ResourceConfig, bundle: Bundle, script:
     spec = environment.parse(shape.environment, config)
     bootstrap = write_bootstrap(sandbox, session_uid=uid, uid=LAUNCHER, spec=spec, resource=config)
     write_private_file(sandbox / "launch.sh", launch_script(uid, script, arguments, config.name, shape))
-    executable, first = "/bin/sh", [str(bootstrap), str(sandbox)]
-    if config.scheduler == "local" and shutil.which("setsid"):
-        # its own session: the user's Ctrl-C on the submitting terminal must not reach the job
-        executable, first = shutil.which("setsid") or "setsid", ["/bin/sh", *first]
+    # (a local job runs in its own session: the user's Ctrl-C on the submitting terminal does not reach it; see
+    # adapters.psij_adapter.in_own_session)
     job = PilotJob(
-        name=f"scalems-{uid}", executable=executable, arguments=tuple(first), directory=sandbox,
+        name=f"scalems-{uid}", executable="/bin/sh", arguments=(str(bootstrap), str(sandbox)), directory=sandbox,
         stdout=sandbox / "job.out", stderr=sandbox / "job.err", environment={}, nodes=shape.nodes,
         cores_per_node=shape.cores or config.cores_per_node, gpus_per_node=config.gpus_per_node,
         runtime=shape.runtime, queue=shape.queue or config.queue, account=shape.account or config.account,
-        project=config.project, custom_attributes=config.custom_attributes,
+        project=config.project, custom_attributes=config.custom_attributes, role="the session's batch job",
     )
     return job, sandbox
 

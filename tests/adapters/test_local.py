@@ -7,10 +7,14 @@ report another pilot.
 
 from __future__ import annotations
 
+import os
 import time
+
+import psutil
 
 import scalems_like as sl
 from scalems_like import PilotState
+from scalems_like.adapters.psij_adapter import terminate_local
 from tests.processes import alive, processes, wait_until
 
 
@@ -44,3 +48,23 @@ def test_cancel_of_a_pilot_whose_bootstrap_already_ended(session: sl.Session) ->
     assert failing.state is PilotState.FAILED
     pilot = session.submit_pilot(sl.PilotDescription(resource="local", cores=1, runtime=300))
     assert pilot.wait("ACTIVE", timeout=120) is PilotState.ACTIVE
+
+
+def test_a_local_pilot_runs_in_its_own_session_and_terminate_local_still_ends_it(session: sl.Session) -> None:
+    """A terminal's Ctrl-C must not reach the pilot (its own session, by ``setsid --wait``), and the cancel of its
+    job (``terminate_local``, as ``scalems-like cancel`` does for an interactive session) still ends its bootstrap
+    shell, agent, workers and tasks: they are all below the job's process."""
+    pilot = session.submit_pilot(sl.PilotDescription(resource="local", cores=1, runtime=300))
+    (task,) = session.submit_tasks([sl.TaskDescription(executable="/bin/sleep", arguments=["95.25"])])
+    wait_until(lambda: bool(processes("/bin/sleep 95.25")), timeout=120, what="the task running")
+    ((sleeper, _parent),) = processes("/bin/sleep 95.25")
+    job = psutil.Process(int(pilot.native_id))
+    below = job.children(recursive=True)
+    (agent,) = [process for process in below if "scalems_like.agent" in " ".join(process.cmdline())]
+    assert os.getsid(agent.pid) != os.getsid(0) and os.getpgid(agent.pid) != os.getpgid(0)
+    assert sleeper in [process.pid for process in below]
+    started = time.monotonic()
+    terminate_local(int(pilot.native_id))
+    assert time.monotonic() - started < 35  # SIGTERM was enough (SIGKILL only after 30 s)
+    assert not [process.pid for process in below if alive(process.pid)]
+    assert pilot.wait(timeout=60).is_final and task.wait(timeout=60).is_final

@@ -53,6 +53,15 @@ def test_rejected_job_reports_sbatch_message(session: sl.Session) -> None:
     assert task.wait(timeout=10) is TaskState.FAILED and task.reason.startswith("no live pilot to run it")
 
 
+def test_an_impossible_request_names_what_was_asked_beside_sbatchs_message(session: sl.Session) -> None:
+    with pytest.raises(sl.SubmitError) as refused:  # the cluster has 4 nodes
+        session.submit_pilot(sl.PilotDescription(resource="slurm", nodes=50, runtime=600))
+    message = str(refused.value)
+    assert message.startswith("slurm refused the pilot job (nodes=50, cores per node=all (whole nodes), "
+                              "runtime=600 s, queue=(the default)): sbatch: error: "), message
+    assert "More processors requested than permitted" in message and message == message.strip()
+
+
 def test_cancel_queued_and_running_pilots(session: sl.Session) -> None:
     running = session.submit_pilot(sl.PilotDescription(resource="slurm", nodes=4, runtime=300))
     running.wait("ACTIVE", timeout=120)
