@@ -11,13 +11,14 @@ from rich.table import Table
 
 import scalems_like as sl
 from scalems_like.agent.config import write_private_file
+from scalems_like.cli.console import cli_console
 from scalems_like.client import environment
 from scalems_like.errors import ConfigError
 from scalems_like.resources import load_resource
 
 
 def run(arguments: argparse.Namespace) -> int:
-    console = Console()
+    console = cli_console()
     directory = environment.profile_path("x").parent
     if arguments.action == "list":
         table = Table(title=f"environment profiles in {directory}")

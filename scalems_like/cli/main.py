@@ -28,8 +28,10 @@
 ``--insecure`` (before the command): sessions use no CurveZMQ — for debugging only, and said loudly.
 
 Exit codes: 0 success; 1 failure (an invalid config, a failed build, a task not DONE for run/submit, an
-operation refused: delete of a running session); 2 usage error (bad arguments; delete without --yes and no
-terminal). Every command has --help with examples; user errors print one line, never a traceback.
+operation refused: delete of a running session; a session or file named that does not exist); 2 usage error (a
+malformed, out-of-range, missing or conflicting argument, checked before anything is done; delete without --yes
+and no terminal); 130 ``run`` interrupted by Ctrl-C (the session canceled); 141 stdout's reader closed the pipe
+(``| head``), quietly. Every command has --help with examples; user errors print one line, never a traceback.
 """
 
 from __future__ import annotations
@@ -39,14 +41,18 @@ import json
 import os
 import sys
 
-from rich.console import Console
 from rich.table import Table
 
 import scalems_like
 from scalems_like import protocol
+from scalems_like.cli.console import cli_console
+from scalems_like.cli.usage import UsageError
 from scalems_like.errors import ConfigError, ScalemsError
 from scalems_like.protocol.curve import INSECURE_VARIABLE
 from scalems_like.resources import config_files, load_all
+
+BROKEN_PIPE = 128 + 13
+"""The exit code when stdout's reader closed the pipe early (as a shell reports a command ended by SIGPIPE)."""
 
 
 def command_resources(arguments: argparse.Namespace) -> int:
@@ -69,7 +75,7 @@ def command_resources(arguments: argparse.Namespace) -> int:
                 table.add_row(name, "", "", "", f"[red]{value}[/red]")
             else:
                 table.add_row(name, value.scheduler, value.launch_method, value.sandbox, "[green]ok[/green]")
-        Console().print(table)
+        cli_console().print(table)
     return 1 if any(isinstance(value, ConfigError) for value in everything.values()) else 0
 
 
@@ -137,14 +143,33 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def quiet_broken_pipe() -> int:
+    """The reader of stdout went away: end quietly, as a command killed by SIGPIPE would (exit 128 + 13).
+
+    What is left in stdout's buffer can never be written: stdout goes to /dev/null so that Python's flush at exit
+    does not fail a second time (Python's documented recipe, see the ``signal`` module's notes on SIGPIPE).
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return BROKEN_PIPE
+
+
 def main(argv: list[str] | None = None) -> int:
     arguments = parser().parse_args(argv)
     if arguments.insecure:
         os.environ[INSECURE_VARIABLE] = "1"  # read where each session opens; the warning comes from there
     try:
-        return int(arguments.handler(arguments))
+        code = int(arguments.handler(arguments))
+        sys.stdout.flush()  # here, so that a closed pipe shows now (not as an error at the interpreter's exit)
+        return code
+    except BrokenPipeError:  # `scalems-like profile S --json | head`: the reader has all it wanted
+        return quiet_broken_pipe()
+    except UsageError as error:  # a command line that cannot be used as given
+        cli_console(stderr=True).print(f"[red]error:[/red] {error}", soft_wrap=True)
+        return 2
     except ScalemsError as error:  # user errors: a message, never a traceback
-        Console(stderr=True).print(f"[red]error:[/red] {error}", soft_wrap=True)
+        cli_console(stderr=True).print(f"[red]error:[/red] {error}", soft_wrap=True)
         return 1
 
 

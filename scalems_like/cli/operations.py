@@ -27,7 +27,9 @@ from rich.table import Table
 
 from scalems_like.adapters import JobEvent, adapter_for
 from scalems_like.cli import follow
+from scalems_like.cli.console import cli_console, header
 from scalems_like.cli.overview import find, is_finished, overviews, sandboxes
+from scalems_like.cli.usage import UsageError
 from scalems_like.client.journal import journal_path
 from scalems_like.errors import ConfigError
 from scalems_like.launcher.bundle import human_size
@@ -56,12 +58,15 @@ def run_ls(arguments: argparse.Namespace) -> int:
         return 0
     table = Table(title=f"sessions (newest first): {len(rows)}")
     for column in ("session", "kind", "resource", "state", "batch id", "tasks", "age", "detail"):
-        table.add_column(column, justify="right" if column == "age" else "left", overflow="fold")
+        if column == "session":  # an id is of use only whole: never folded over lines
+            table.add_column(column, no_wrap=True)
+        else:
+            table.add_column(column, justify="right" if column == "age" else "left", overflow="fold")
     for row in rows:
         tasks = ", ".join(f"{row['tasks'][state]} {state}" for state in STATES if row["tasks"].get(state))
         table.add_row(row["session"], row["kind"], row["resource"], row["state"], row.get("batch_id") or "",
                       tasks, age(row["age"]), row.get("detail") or "")
-    Console().print(table)
+    cli_console().print(table)
     return 0
 
 
@@ -78,13 +83,13 @@ def task_files(uid: str, record: LaunchRecord | None, pilots: list[dict[str, Any
 def run_logs(arguments: argparse.Namespace) -> int:
     record, _journal = find(arguments.session)
     (row,) = overviews([arguments.session], patience=0.0)
-    console = Console()
+    console = cli_console()
     if arguments.task:
         files = task_files(arguments.session, record, row["pilots"], arguments.task)
         if not files:
             raise ConfigError(f"--task {arguments.task!r}: no sandbox of that task in session {arguments.session}")
         for path in files:
-            console.rule(str(path))
+            header(console, str(path))
             sys.stdout.write(path.read_text(errors="replace"))
         return 0
     sources = follow.log_sources(arguments.session, record, row["pilots"])
@@ -128,9 +133,11 @@ def cancel_pilots(row: dict[str, Any]) -> str:
 
 
 def run_cancel(arguments: argparse.Namespace) -> int:
-    if bool(arguments.session) == bool(arguments.queued):
-        raise ConfigError("cancel: give a SESSION, or --queued (every queued submitted session), not both")
-    console = Console(stderr=True)
+    if not arguments.session and not arguments.queued:
+        raise UsageError("cancel: nothing to cancel: give a SESSION, or --queued (every queued submitted session)")
+    if arguments.session and arguments.queued:
+        raise UsageError(f"cancel: give a SESSION ({arguments.session}) or --queued, not both")
+    console = cli_console(stderr=True)
     if arguments.queued:
         targets = [row for row in overviews() if row["kind"] == "submitted" and row["state"] == "QUEUED"]
     else:
@@ -176,7 +183,7 @@ def run_get(arguments: argparse.Namespace) -> int:
     output = Path(arguments.output or f"{uid}.tar.gz")
     if output.exists() and not arguments.force:
         raise ConfigError(f"--output {str(output)!r} exists (give --force to replace it)")
-    console = Console(stderr=True)
+    console = cli_console(stderr=True)
     if not is_finished(row):
         console.print(f"[yellow]{uid} is {row['state']}: the archive is a snapshot of what is there now[/yellow]")
     descriptor, temporary = tempfile.mkstemp(dir=output.resolve().parent, prefix=f".{output.name}.")
@@ -223,7 +230,7 @@ def run_delete(arguments: argparse.Namespace) -> int:
     targets = [*sandboxes(uid, record, row["pilots"]), session_directory(uid)]
     counted = [tree_size(path) for path in targets]
     files, size = sum(count for count, _ in counted), sum(size for _, size in counted)
-    console = Console(stderr=True)
+    console = cli_console(stderr=True)
     if not arguments.yes:
         if not console.is_terminal:
             console.print(f"[red]error:[/red] delete {uid}: no terminal to ask; give --yes to delete without asking")

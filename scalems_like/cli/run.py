@@ -5,10 +5,13 @@ ARGS...). The script needs no session code: ``sl.current_session()`` is the sess
 command waits for every task the session holds, prints a summary (tasks by state, failures grouped by reason) and
 closes the session. ``--params FILE`` / ``--param KEY=VALUE`` give the script one parameter set
 (``sl.load_parameters()``), recorded in the session's journal. SIGTERM (the batch system's cancel) ends the session
-as the end of the script would: pilots shut down, the journal closed.
+as the end of the script would: pilots shut down, the journal closed. Ctrl-C (SIGINT) cancels the session: its
+unfinished tasks and its pilots end CANCELED (a local pilot runs in a session of its own, so the terminal's
+interrupt reaches only this command), the summary is printed, the exit code is 130.
 
 Exit code: 0 when every task is DONE; 1 when one is not, or the script raised (its traceback is printed, the
-session closed, nothing it finished lost: the journal has it); 2 for bad arguments.
+session closed, nothing it finished lost: the journal has it); 2 for bad arguments (a malformed ``--pilot``,
+``--param`` or ``--timeout``); 130 after Ctrl-C.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from rich.console import Console
 from rich.table import Table
 
 from scalems_like.analytics.summary import session_summary, summary_tables
+from scalems_like.cli.console import cli_console
+from scalems_like.cli.usage import UsageError, arguments_checked, key_value, positive_seconds
 from scalems_like.client import cache
 from scalems_like.client.session import Session
 from scalems_like.descriptions import PilotDescription
@@ -52,12 +57,16 @@ def parse_pilot(text: str) -> dict[str, Any]:
     for item in filter(None, (part.strip() for part in text.split(","))):
         key, separator, value = item.partition("=")
         if not separator or key not in PILOT_KEYS:
-            raise ConfigError(f"--pilot {item!r}: expected KEY=VALUE with KEY one of {', '.join(PILOT_KEYS)}")
+            raise UsageError(f"--pilot {item!r}: expected KEY=VALUE with KEY one of {', '.join(PILOT_KEYS)}")
         try:
             fields[key] = PILOT_KEYS[key](value)
         except ValueError:
-            raise ConfigError(f"--pilot {key}={value!r}: expected {PILOT_KEYS[key].__name__}") from None
+            raise UsageError(f"--pilot {key}={value!r}: expected {PILOT_KEYS[key].__name__}") from None
     return fields
+
+
+INTERRUPTED = 128 + 2
+"""The exit code after Ctrl-C (as a shell reports a command ended by SIGINT)."""
 
 
 class Terminated(BaseException):
@@ -76,7 +85,7 @@ def parameter_set(arguments: argparse.Namespace) -> Iterator[dict[str, object] |
         return
     sets = workflow_parameters.parameter_sets(arguments.params, arguments.param)
     if len(sets) != 1:
-        raise ConfigError(f"--params {arguments.params!r}: {len(sets)} parameter sets; run takes one "
+        raise UsageError(f"--params {arguments.params!r}: {len(sets)} parameter sets; run takes one "
                           f"(scalems-like submit runs a sweep, one session per set)")
     with tempfile.TemporaryDirectory(prefix="scalems-like-params.") as directory:
         path = workflow_parameters.write_set(sets[0], Path(directory) / "parameters.json")
@@ -98,11 +107,13 @@ def run(arguments: argparse.Namespace) -> int:
     fields = parse_pilot(arguments.pilot or "")
     if arguments.env:
         fields["environment"] = arguments.env
-    description = PilotDescription(resource=arguments.resource, **fields)
+    with arguments_checked("--pilot"):
+        description = PilotDescription(resource=arguments.resource, **fields)
     if arguments.no_cache:
         os.environ[cache.NO_CACHE_VARIABLE] = "1"
     main_thread = threading.current_thread() is threading.main_thread()  # signal handlers live there only
     previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
+    interrupt = signal.getsignal(signal.SIGINT)
     code = 1
     try:
         with parameter_set(arguments) as parameters:
@@ -110,6 +121,7 @@ def run(arguments: argparse.Namespace) -> int:
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGINT, interrupt)
         if arguments.session:
             record_end(arguments.session, code)
     return code
@@ -117,8 +129,8 @@ def run(arguments: argparse.Namespace) -> int:
 
 def run_session(arguments: argparse.Namespace, script: Path, description: PilotDescription,
                 parameters: dict[str, object] | None) -> int:
-    console = Console(stderr=True)
-    failed_script = False
+    console = cli_console(stderr=True)
+    ended = "returned"  # how the script's part ended: returned, failed (raised, SIGTERM) or interrupted (Ctrl-C)
     session = Session(arguments.session)
     if arguments.in_allocation:
         session.use_resource(inside_allocation(load_resource(description.resource)))
@@ -130,19 +142,40 @@ def run_session(arguments: argparse.Namespace, script: Path, description: PilotD
             pilot = session.submit_pilot(description)
             console.print(f"session {session.uid}: pilot {pilot.uid} on {description.resource}; running {script}",
                           soft_wrap=True)
-            failed_script = not run_script(script, arguments.arguments, console)
-            if not failed_script:
+            if not run_script(script, arguments.arguments, console):
+                ended = "failed"
+            else:
                 try:
                     session.wait_tasks(timeout=arguments.timeout, progress=True)
                 except WaitTimeout as error:
                     console.print(f"[red]{error}[/red]; the session ends, canceling what is left", soft_wrap=True)
         except Terminated:
-            failed_script = True
+            ended = "failed"
             console.print("[red]terminated (SIGTERM)[/red]: the session ends, canceling what is left")
+        except KeyboardInterrupt:
+            ended = "interrupted"
+            cancel_on_interrupt(session, console)
         tasks = session.tasks
         elapsed = time.monotonic() - started
-    print_summary(session.uid, tasks, elapsed, Console())
-    return 0 if not failed_script and all(task.state is TaskState.DONE for task in tasks) else 1
+    print_summary(session.uid, tasks, elapsed, cli_console())
+    if ended == "interrupted":
+        return INTERRUPTED
+    return 0 if ended == "returned" and all(task.state is TaskState.DONE for task in tasks) else 1
+
+
+def cancel_on_interrupt(session: Session, console: Console) -> None:
+    """Ctrl-C: cancel the unfinished tasks and the pilots (the session's close then waits for them to end).
+
+    Further Ctrl-Cs are ignored until the session is closed (``run`` restores the handler): a second interrupt
+    in the middle of the close would leave the pilots running with no client.
+    """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    console.print("[red]interrupted (Ctrl-C)[/red]: canceling the session's tasks and pilots", soft_wrap=True)
+    session.cancel_tasks([task for task in session.tasks if not task.state.is_final])
+    for pilot in session.pilots:
+        if not pilot.state.is_final:
+            pilot.cancel()
 
 
 def run_script(script: Path, argv: list[str], console: Console) -> bool:
@@ -154,7 +187,7 @@ def run_script(script: Path, argv: list[str], console: Console) -> bool:
         runpy.run_path(str(script), run_name="__main__")
     except SystemExit as exit_:
         return exit_.code in (None, 0)
-    except Terminated:
+    except (Terminated, KeyboardInterrupt):  # the session's end, not the script's failure
         raise
     except BaseException:  # the script's own failure: report it, then end the session as usual
         console.print(f"[red]the script raised:[/red]\n{traceback.format_exc()}")
@@ -179,12 +212,13 @@ def add_command(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     command.add_argument("--resource", default="local", help="where the pilot runs (default: local)")
     command.add_argument("--pilot", help=f"the pilot's shape: KEY=VALUE,... with KEY in {', '.join(PILOT_KEYS)}")
     command.add_argument("--env", help="a named environment profile for the pilot (scalems-like env list)")
-    command.add_argument("--timeout", type=float, help="give up waiting for the tasks after this many seconds")
+    command.add_argument("--timeout", type=positive_seconds,
+                         help="give up waiting for the tasks after this many seconds (> 0)")
     command.add_argument("--no-cache", action="store_true",
                          help=f"run every app call, even those with a result in ./{cache.DIRECTORY}")
     command.add_argument("--params", metavar="FILE",
                          help="the script's parameters (YAML/JSON mapping), read with sl.load_parameters()")
-    command.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+    command.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", type=key_value,
                          help="one parameter (a YAML scalar), over the file's; repeatable")
     command.add_argument("--session", help=argparse.SUPPRESS)  # submit: the session uid chosen at submission
     command.add_argument("--in-allocation", action="store_true", help=argparse.SUPPRESS)  # submit: fork the pilot
@@ -211,6 +245,6 @@ def run_cache(arguments: argparse.Namespace) -> int:
         table.add_column(column, justify="right" if column == "bytes" else "left")
     for entry in found:
         table.add_row(entry["key"][:16], entry["app"], entry["created"], str(entry["bytes"]))
-    Console().print(table)
+    cli_console().print(table)
     return 0
 

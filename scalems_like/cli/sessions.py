@@ -6,13 +6,14 @@ import argparse
 import json
 import time
 
-from rich.console import Console
 from rich.table import Table
 
+from scalems_like.cli.console import cli_console
 from scalems_like.cli.overview import journal_state
-from scalems_like.client.journal import Journal, list_journals
+from scalems_like.client.journal import Journal, journal_path
 from scalems_like.client.session import Session
 from scalems_like.errors import ConfigError
+from scalems_like.launcher.record import session_uids
 from scalems_like.states import TaskState
 
 STATES = [state.value for state in TaskState]
@@ -30,20 +31,20 @@ def summary(uid: str) -> dict[str, object]:
 
 
 def run_sessions(arguments: argparse.Namespace) -> int:
-    rows = [summary(uid) for uid, _path, _mtime in list_journals()]
+    rows = [summary(uid) for uid in session_uids() if journal_path(uid).is_file()]
     if arguments.json:
         print(json.dumps(rows, indent=2))
         return 0
     table = Table(title="sessions (newest first)")
     for column in ("session", "created", "state", "pilots", *STATES):
-        table.add_column(column, justify="right" if column in STATES else "left")
+        table.add_column(column, justify="right" if column in STATES else "left", no_wrap=column == "session")
     for row in rows:
         pilots = row["pilots"]
         assert isinstance(pilots, dict) and isinstance(row["tasks"], dict)
         live = sum(1 for state in pilots.values() if state not in ("DONE", "FAILED", "CANCELED"))
         table.add_row(str(row["session"]), str(row["created"]), str(row["state"]), f"{live} live / {len(pilots)}",
                       *[str(row["tasks"].get(state, "")) for state in STATES])
-    Console().print(table)
+    cli_console().print(table)
     return 0
 
 
@@ -53,7 +54,7 @@ def run_reattach(arguments: argparse.Namespace, *, resume: bool) -> int:
         session = Session.resume(arguments.session) if resume else Session.reattach(arguments.session)
     except FileNotFoundError as error:
         raise ConfigError(str(error)) from None
-    console = Console(stderr=True)
+    console = cli_console(stderr=True)
     tasks = session.tasks
     finished = sum(task.state.is_final for task in tasks)
     console.print(f"{'resumed' if resume else 'reattached'} {session.uid}: {len(tasks)} task(s), "
@@ -66,13 +67,15 @@ def run_reattach(arguments: argparse.Namespace, *, resume: bool) -> int:
     counts: dict[str, int] = {}
     for task in tasks:
         counts[task.state.value] = counts.get(task.state.value, 0) + 1
-    table = Table(title=f"{session.uid}")
+    output = cli_console()
+    output.print(f"{session.uid}: tasks by state", soft_wrap=True)  # (a table's title wraps at the table's width)
+    table = Table()
     for column in ("state", "tasks"):
         table.add_column(column)
     for state in STATES:
         if counts.get(state):
             table.add_row(state, str(counts[state]))
-    Console().print(table)
+    output.print(table)
     return 0 if all(task.state is TaskState.DONE for task in tasks) else 1
 
 

@@ -22,6 +22,7 @@ from rich.table import Table
 from scalems_like import paths
 from scalems_like.analytics.intervals import FINAL
 from scalems_like.analytics.summary import session_summary, summary_tables
+from scalems_like.cli.console import cli_console
 from scalems_like.cli.overview import find, overviews
 from scalems_like.client.journal import journal_path
 from scalems_like.errors import ConfigError
@@ -116,7 +117,7 @@ def run(arguments: argparse.Namespace) -> int:
         print(json.dumps({"session": session.name, "resource": resource, "sandbox": str(session),
                           "pilots": collect(), **part}, indent=2, default=str))
         return 0
-    console = Console()
+    console = cli_console()
     if not arguments.follow:
         console.print(render(resource, session, collect()))
         print_session_part(console, part)

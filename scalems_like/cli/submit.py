@@ -22,10 +22,11 @@ import argparse
 import json
 from pathlib import Path
 
-from rich.console import Console
 from rich.table import Table
 
 from scalems_like.cli import follow
+from scalems_like.cli.console import cli_console
+from scalems_like.cli.usage import arguments_checked, key_value
 from scalems_like.launcher.bundle import IGNORE_FILE, collect, human_size
 from scalems_like.launcher.parameters import parameter_sets
 from scalems_like.launcher.submission import Shape, relative_script, submit_session, sweep_id
@@ -34,10 +35,11 @@ from scalems_like.launcher.submission import Shape, relative_script, submit_sess
 def run(arguments: argparse.Namespace) -> int:
     project = Path(arguments.project or ".").resolve()
     sets = parameter_sets(arguments.params, arguments.param)
-    shape = Shape(nodes=arguments.nodes, cores=arguments.cores, runtime=arguments.runtime, queue=arguments.queue,
-                  account=arguments.account, environment=arguments.env)
+    with arguments_checked():  # (its messages name the option: --nodes, --cores, --runtime)
+        shape = Shape(nodes=arguments.nodes, cores=arguments.cores, runtime=arguments.runtime,
+                      queue=arguments.queue, account=arguments.account, environment=arguments.env)
     script = relative_script(project, arguments.script)
-    console = Console(stderr=True)
+    console = cli_console(stderr=True)
     bundle = collect(project)
     console.print(f"bundling {project}: {len(bundle.files)} files, {human_size(bundle.size)} before compression "
                   f"({IGNORE_FILE} leaves files out)", soft_wrap=True)
@@ -54,7 +56,7 @@ def run(arguments: argparse.Namespace) -> int:
             table.add_column(column)
         for record in records:
             table.add_row(record.uid, record.native_id, json.dumps(record.parameters, sort_keys=True))
-        Console().print(table)
+        cli_console().print(table)
     else:
         (record,) = records
         print(record.uid, flush=True)
@@ -87,7 +89,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     command.add_argument("--project", help="the project directory to bundle (default: the current directory)")
     command.add_argument("--params", metavar="FILE", help="parameters (YAML/JSON): a mapping, or a list of "
                                                           "mappings for a sweep (one session per set)")
-    command.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+    command.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", type=key_value,
                          help="one parameter (a YAML scalar), over the file's in every set; repeatable")
     command.add_argument("--detach", action="store_true", help="print the session id and return at once")
     command.add_argument("--json", action="store_true", help="machine-readable output (implies --detach)")

@@ -174,16 +174,20 @@ def test_user_errors_are_one_line_each(tmp_path: Path, capsys: pytest.CaptureFix
     for arguments, message in (
             (["submit", "missing.py"], "script 'missing.py': no such file"),
             (["submit", "scratch.bin"], "not in the project bundle"),
-            (["submit", "--nodes", "0", "workflow.py"], "--nodes 0: expected a whole number of nodes"),
             (["submit", "--params", "sweep.yaml", "workflow.py"], "item 0: a parameter set must be a mapping"),
             (["submit", "--resource", "nowhere", "workflow.py"], "nowhere"),
             (["logs", "session.nope"], "no session 'session.nope'"),
-            (["cancel"], "give a SESSION, or --queued"),
-            (["submit", "--runtime", "90", "workflow.py"], "--runtime 90.0: expected at least 120 seconds"),
             (["submit", "--param", "day=2024-01-01", "workflow.py"], "a parameter value cannot be recorded"),
     ):
         code, _, err = cli(arguments, capsys)
         assert code == 1 and message in err and "Traceback" not in err, (arguments, err)
+    for arguments, message in (  # usage errors: exit 2
+            (["submit", "--nodes", "0", "workflow.py"], "--nodes 0: expected a whole number of nodes"),
+            (["cancel"], "nothing to cancel: give a SESSION, or --queued"),
+            (["submit", "--runtime", "90", "workflow.py"], "--runtime 90.0: expected at least 120 seconds"),
+    ):
+        code, _, err = cli(arguments, capsys)
+        assert code == 2 and message in err and "Traceback" not in err, (arguments, err)
     assert ls_rows(capsys) == {}  # nothing was submitted by any of them, and nothing was left behind
     sandbox = Path(os.environ["SCALEMS_LIKE_DATA_DIR"]) / "sandbox"
     assert not sandbox.exists() or not list(sandbox.glob("session.*"))
@@ -260,3 +264,17 @@ def test_cancel_of_an_interactive_session_ends_its_pilot_saying_why(capsys: pyte
     assert task.state is sl.TaskState.FAILED
     assert task.reason is not None and task.reason.startswith("the agent received SIGTERM")
     assert task.reason.endswith("while the task ran")
+
+
+@pytest.mark.slurm
+@pytest.mark.usefixtures("slurm")
+def test_an_impossible_allocation_names_the_sessions_batch_job_and_what_it_asked(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(make_project(tmp_path / "project"))
+    code, _, err = cli(["submit", "--resource", "slurm", "--nodes", "50", "--runtime", "600", "--detach",
+                        "workflow.py"], capsys)
+    message = " ".join(err.split())
+    assert code == 1 and "slurm refused the session's batch job (nodes=50, " in message, message
+    assert "runtime=600 s, queue=(the default)): sbatch: error: " in message
+    assert "More processors requested than permitted" in message and "pilot job" not in message
+    assert ls_rows(capsys) == {}  # nothing recorded

@@ -1,0 +1,30 @@
+"""The rich consoles of the CLI's commands: one place decides how wide their output is.
+
+On a terminal, output is as wide as the terminal. Anywhere else (a file, a pipe, ``ssh host cmd``, CI logs) rich
+would assume 80 columns and cut or wrap session ids; there the consoles have no practical width limit, so every
+id and path prints whole, on one line, and ``grep``/``awk`` see it.
+"""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+UNLIMITED_WIDTH = 100_000
+"""Columns of a console that writes to no terminal (tables stay as narrow as their contents)."""
+
+
+def cli_console(*, stderr: bool = False) -> Console:
+    """A console on stdout (or stderr): the terminal's width, or no width limit when it is not a terminal."""
+    on_terminal = Console(stderr=stderr)
+    if on_terminal.is_terminal:
+        return on_terminal
+    return Console(stderr=stderr, width=UNLIMITED_WIDTH)
+
+
+def header(output: Console, text: str) -> None:
+    """A header line before a block of output: a rule across a terminal, ``==> text <==`` elsewhere (as ``tail``
+    prints file names), never cut."""
+    if output.is_terminal:
+        output.rule(text)
+    else:
+        output.print(f"==> {text} <==", soft_wrap=True, markup=False, highlight=False)

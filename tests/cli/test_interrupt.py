@@ -1,0 +1,63 @@
+"""Ctrl-C during ``scalems-like run`` on ``local``: the terminal's SIGINT reaches the client alone, which cancels.
+
+A terminal sends SIGINT to its foreground process group; the test starts ``run`` as the leader of a group of its
+own and signals that group, as the terminal would.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from scalems_like.client.journal import Journal
+from tests.processes import processes, wait_until
+
+SLEEP = ["/bin/sleep", "91.75"]  # (a command line no other test uses: found by ps below)
+
+
+def session_processes(uid: str) -> dict[int, str]:
+    """Command lines by pid of the processes running for session ``uid`` (its sandbox is in their arguments)."""
+    listing = subprocess.run(["ps", "-wweo", "pid=,args="], capture_output=True, text=True, check=True).stdout
+    found = (line.strip().split(None, 1) for line in listing.splitlines() if uid in line)
+    return {int(pid): args for pid, args in found}
+
+
+def test_ctrl_c_cancels_the_session_and_exits_130(tmp_path: Path) -> None:
+    script = tmp_path / "sleepers.py"
+    script.write_text("import scalems_like as sl\n"
+                      f"sl.current_session().submit_tasks([sl.TaskDescription(executable={SLEEP[0]!r}, "
+                      f"arguments=[{SLEEP[1]!r}]) for _ in range(4)])\n")
+    command = [sys.executable, "-m", "scalems_like", "run", "--pilot", "cores=2,runtime=300", str(script)]
+    run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                           start_new_session=True)
+    try:
+        assert run.stderr is not None
+        for line in run.stderr:  # (printed before the script runs)
+            uid = re.match(r"session (session\.\S+): pilot", line)
+            if uid:
+                break
+        assert uid, "no session line"
+        wait_until(lambda: len(processes(" ".join(SLEEP))) == 2, timeout=120, what="two tasks running")
+        (agent,) = [pid for pid, args in session_processes(uid.group(1)).items() if "-m scalems_like.agent" in args]
+        assert os.getsid(agent) != run.pid  # the pilot's agent is not in the terminal's session
+        os.killpg(run.pid, signal.SIGINT)
+        out, err = run.communicate(timeout=90)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
+    assert run.returncode == 130, out + err
+    assert "interrupted (Ctrl-C): canceling the session's tasks and pilots" in err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    journal = Journal.open(uid.group(1))
+    try:
+        assert journal.counts() == {"CANCELED": 4}
+        assert [row[5] for row in journal.pilots()] == ["CANCELED"]
+    finally:
+        journal.connection.close()
+    assert "│ CANCELED │     4 │" in out
+    assert session_processes(uid.group(1)) == {}  # no agent, worker or task left
