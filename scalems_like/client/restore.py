@@ -23,6 +23,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ from scalems_like.errors import ConfigError, ScalemsError, WaitTimeout
 from scalems_like.protocol.records import (
     CLIENT_FILE,
     FILE_NAME,
+    read_alive,
     read_journal,
     read_stopped,
     seconds_since_alive,
@@ -238,10 +240,31 @@ class AgentTraces:
     """(final state, reason) it wrote as it exited, or None."""
     silence: float | None
     """Seconds since its last heartbeat touched ``agent.alive`` (None: never)."""
+    gone: str | None = None
+    """"process PID on HOST" if the agent ran on this host and that process no longer runs, else None."""
 
     @classmethod
     def read(cls, sandbox: Path) -> AgentTraces:
-        return cls(*read_journal(sandbox / FILE_NAME), read_stopped(sandbox), seconds_since_alive(sandbox))
+        return cls(*read_journal(sandbox / FILE_NAME), read_stopped(sandbox), seconds_since_alive(sandbox),
+                   gone_from_this_host(sandbox))
+
+
+def gone_from_this_host(sandbox: Path) -> str | None:
+    """"process PID on HOST" if the agent of ``sandbox`` ran on this host and its process has ended (a process
+    that has its pid now may be another one: then the heartbeat's age decides, as for an agent on another host)."""
+    import psutil  # (psij's own dependency)
+
+    alive = read_alive(sandbox)
+    if alive is None or alive[1] != socket.gethostname():
+        return None
+    try:
+        if psutil.Process(alive[0]).status() != psutil.STATUS_ZOMBIE:  # (killed, not yet reaped by its parent)
+            return None
+    except psutil.NoSuchProcess:
+        pass
+    except psutil.Error:  # (not ours to look at: another user's process has that pid now)
+        return None
+    return f"process {alive[0]} on {alive[1]}"
 
 
 def reconnect_or_end(session: Session, record: PilotRecord, wires: dict[str, dict[str, Any]],
@@ -268,7 +291,7 @@ def follow_or_end(session: Session, record: PilotRecord, wires: dict[str, dict[s
     mine = [t for t in session._tasks.values() if t.pilot == pilot.uid and not t.state.is_final]
     record.outstanding = {task.uid for task in mine}
     stopped, silence = traces.stopped, traces.silence
-    if stopped is None and pilot.state is PilotState.ACTIVE and silence is not None \
+    if stopped is None and traces.gone is None and pilot.state is PilotState.ACTIVE and silence is not None \
             and silence < pilot.resource.heartbeat_timeout:
         record.received_events = set()  # (its missed events are read once it greets: it may send more until then)
         follow(session, record, [wires[task.uid] for task in mine], failed)
@@ -279,6 +302,8 @@ def follow_or_end(session: Session, record: PilotRecord, wires: dict[str, dict[s
     if stopped is not None:
         state = PilotState.FAILED if stopped[0] == "FAILED" else PilotState.DONE
         reason = f"its agent ended while no client was attached: {stopped[1]}"
+    elif traces.gone is not None:
+        state, reason = PilotState.FAILED, f"its agent ({traces.gone}) ended while no client was attached"
     elif silence is None:
         state, reason = PilotState.FAILED, f"it was {pilot.state.value} when the client left, and never reported"
     else:

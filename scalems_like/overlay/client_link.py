@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import os
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,9 @@ class ClientLink:
              greeting: list[protocol.Message]) -> None:
         """Open the journal, connect to the client (a reattached one if it left its address) and greet it."""
         self.journal_fd = os.open(self.sandbox / JOURNAL_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with contextlib.suppress(OSError):  # who the agent is: a client that reattaches on this host checks the pid
+            who = {"pid": os.getpid(), "host": socket.gethostname()}
+            write_private_file(self.sandbox / ALIVE_FILE, json.dumps(who))
         self.greeting = greeting
         self.reattached = read_client_address(self.sandbox)
         self.address = self.reattached[0] if self.reattached else self.config.client_address

@@ -1,7 +1,8 @@
 """Files in the pilot sandbox through which agent and client meet outside the socket.
 
 ``client.json``    address of a client that reattached (written by the client; the agent follows it)
-``agent.alive``    touched by the agent on every heartbeat (a client tells a live agent from a gone one)
+``agent.alive``    the agent's pid and host, written as it starts, then touched on every heartbeat (a client tells a
+                   live agent from a gone one: by the age of the touch, or at once if the process is gone)
 ``agent.stopped``  the agent's final state and reason, written as it exits
 ``agent.journal``  every task update and agent event the agent sent, in order (below)
 
@@ -56,6 +57,15 @@ def read_stopped(sandbox: Path) -> tuple[str, str] | None:
     """(final state, reason) the agent wrote as it exited, or None while it runs (or if it was killed)."""
     fields = _read_fields(sandbox / STOPPED_FILE, "state", "reason")
     return (fields[0], fields[1]) if fields else None
+
+
+def read_alive(sandbox: Path) -> tuple[int, str] | None:
+    """(pid, host) of the agent as it wrote them when it started, or None."""
+    fields = _read_fields(sandbox / ALIVE_FILE, "pid", "host")
+    try:
+        return (int(fields[0]), fields[1]) if fields else None
+    except ValueError:
+        return None
 
 
 def seconds_since_alive(sandbox: Path) -> float | None:
