@@ -14,6 +14,7 @@ import argparse
 from pathlib import Path
 
 from scalems_like import paths
+from scalems_like.cli.usage import UsageError
 from scalems_like.errors import ConfigError
 
 WORKFLOW = '''"""{name}: an ensemble of simulations and their reduction.
@@ -109,6 +110,8 @@ scalems-like ls; scalems-like logs SESSION -f; scalems-like get SESSION
 
 
 def run(arguments: argparse.Namespace) -> int:
+    if not arguments.name.strip():
+        raise UsageError(f"init {arguments.name!r}: expected the new project's directory name")
     target = Path(arguments.name)
     if target.exists() and any(target.iterdir()):
         raise ConfigError(f"init {arguments.name!r}: {target} exists and is not empty; choose another name")

@@ -45,9 +45,12 @@ def test_cancel_says_what_is_missing_or_conflicting(capsys: pytest.CaptureFixtur
     assert "give a SESSION (session.20261123.101500.4242.ab12) or --queued, not both" in capsys.readouterr().err
 
 
-def test_plot_to_an_unknown_format_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+def test_plot_to_an_unknown_format_and_init_without_a_name_are_usage_errors(
+        capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plot", "session.20261123.101500.4242.ab12", "--out", "run.txt"]) == 2
     assert "--out 'run.txt': expected a file name ending in" in capsys.readouterr().err
+    assert main(["init", " "]) == 2
+    assert "init ' ': expected the new project's directory name" in capsys.readouterr().err
 
 
 def test_a_missing_session_or_script_is_a_failure_not_a_usage_error(tmp_path: Path) -> None:
