@@ -12,6 +12,7 @@ import datetime
 import io
 import logging
 import math
+import os
 import shutil
 import threading
 import time
@@ -65,7 +66,7 @@ class PsijAdapter(BatchAdapter):
         import psij
 
         executable, arguments = job.executable, list(job.arguments)
-        if self.executor_name == "local":
+        if self.executor_name == "local" and not inside_batch_job():
             executable, arguments = in_own_session(executable, arguments)
         spec = psij.JobSpec(
             executable=executable, arguments=arguments, directory=job.directory,
@@ -151,6 +152,16 @@ class PsijAdapter(BatchAdapter):
             log.warning("cancel of %s job %s: %s", self.executor_name, native_id, error)
 
 
+BATCH_JOB_VARIABLES = ("SLURM_JOB_ID", "PBS_JOBID")
+
+
+def inside_batch_job() -> bool:
+    """This process runs inside a batch job (a submitted session's client): its local jobs stay in the job's
+    process group, where a batch system that tracks jobs by process group (SLURM ``proctrack/pgid``) finds
+    them when it ends the job. (No terminal sends Ctrl-C there.)"""
+    return any(name in os.environ for name in BATCH_JOB_VARIABLES)
+
+
 def in_own_session(executable: str, arguments: list[str]) -> tuple[str, list[str]]:
     """A local job's command run in a session (and process group) of its own, by util-linux ``setsid --wait``.
 
@@ -181,13 +192,39 @@ def terminate_local(pid: int, patience: float = 30.0) -> None:
 
     try:
         root = psutil.Process(pid)
-        tree = [root, *root.children(recursive=True)]
     except psutil.NoSuchProcess:
         return
-    for process in reversed(tree[1:]):  # not psij's launcher shell: it ends by itself when its command has
-        with contextlib.suppress(psutil.NoSuchProcess):  # ended, so an agent's last word comes before the job's end
-            process.terminate()
-    _gone, alive = psutil.wait_procs(tree, timeout=patience)
-    for process in alive:
+    # The tree grows while the job starts (setsid forks the bootstrap, the bootstrap starts the agent, the agent
+    # its workers): it is walked again until the job has ended. Neither psij's launcher shell nor the setsid
+    # between it and the job get SIGTERM (neither passes it on: a killed setsid would orphan the job, out of
+    # this tree); both end by themselves when the job has, so an agent's last word comes before the job's end.
+    signaled: set[int] = set()
+    deadline = time.monotonic() + patience
+    while _running(root) and time.monotonic() < deadline:
         with contextlib.suppress(psutil.NoSuchProcess):
-            process.kill()
+            for process in root.children(recursive=True):
+                if process.pid not in signaled and not _is_setsid(process):
+                    signaled.add(process.pid)
+                    with contextlib.suppress(psutil.NoSuchProcess):
+                        process.terminate()
+        psutil.wait_procs([root], timeout=0.1)
+    with contextlib.suppress(psutil.NoSuchProcess):
+        for process in [*root.children(recursive=True), root]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+
+
+def _running(process: Any) -> bool:
+    import psutil
+
+    try:
+        return bool(process.status() != psutil.STATUS_ZOMBIE)
+    except psutil.Error:
+        return False
+
+
+def _is_setsid(process: Any) -> bool:
+    try:
+        return bool(process.name() == "setsid")
+    except Exception:  # (psutil: gone, or not ours)
+        return False

@@ -60,6 +60,21 @@ def current_session() -> Session:
     return _CURRENT[0]
 
 
+def check_fits(description: PilotDescription, resource: ResourceConfig) -> None:
+    """A pilot that cannot be what it asks on this resource is refused (ConfigError naming field and value);
+    more cores than this machine has on a machine-local resource is allowed (oversubscription), with a warning."""
+    if resource.scheduler != "local" or resource.launch_method != "fork":
+        return
+    if description.nodes != 1:
+        raise ConfigError(f"PilotDescription.nodes = {description.nodes}: resource {resource.name!r} runs pilots on "
+                          "this machine only (scheduler local, launch_method fork): nodes must be 1")
+    machine = os.cpu_count() or 1
+    if description.cores and description.cores > machine:
+        log.warning("PilotDescription.cores = %d on resource %r: this machine has %d; the pilot starts a worker "
+                    "per core and they will share the machine's %d", description.cores, resource.name, machine,
+                    machine)
+
+
 class Session:
     """A workflow session: submit pilots and tasks, wait for them; ``close()`` (or ``with``) ends everything.
 
@@ -211,8 +226,9 @@ class Session:
         for field in ("input_staging", "output_staging"):
             for directive in getattr(description, field):
                 check_client_side(directive, Path.cwd(), f"PilotDescription.{field}")
-        self.open()
         resource = self._resource(description.resource)
+        check_fits(description, resource)
+        self.open()
         self._heartbeat_interval = min(self._heartbeat_interval, resource.heartbeat_interval)
         address = self._engine.endpoint_for(resource.client_address)
         with self._lock:
