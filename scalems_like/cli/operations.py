@@ -101,8 +101,16 @@ def run_logs(arguments: argparse.Namespace) -> int:
 
 
 # -- cancel -------------------------------------------------------------------------------------------------
-def cancel_launch(record: LaunchRecord, console: Console, patience: float = 30.0) -> str:
-    """Cancel a submitted session's batch job through its psij executor; wait until the job has ended."""
+CLIENT_GRACE = 30.0
+"""Seconds a running submitted session's own client has to cancel its tasks and pilots and end, before its batch
+job is canceled."""
+
+
+def cancel_launch(record: LaunchRecord, console: Console, *, running: bool, patience: float = 30.0) -> str:
+    """Cancel a submitted session: the ``launch.canceled`` record first — a ``running`` session's client sees it
+    and cancels its own tasks and pilots (they end CANCELED), then ends, and its job with it — then, if the job is
+    still there (queued, bootstrapping, or a client that did not end within :data:`CLIENT_GRACE` s), the batch
+    job through its psij executor. Waits until the job has ended."""
     adapter = adapter_for(load_resource(record.resource), record.launcher_sandbox.parent)
     ended = threading.Event()
 
@@ -113,6 +121,8 @@ def cancel_launch(record: LaunchRecord, console: Console, patience: float = 30.0
     if not adapter.attach(record.native_id, on_event):
         return f"nothing to cancel: {record.resource} no longer knows job {record.native_id}"
     record_canceled(record.uid, f"scalems-like cancel (pid {os.getpid()})")
+    if running and ended.wait(CLIENT_GRACE):
+        return "canceled"
     adapter.cancel(record.native_id)
     if ended.wait(patience):
         return "canceled"
@@ -148,7 +158,7 @@ def run_cancel(arguments: argparse.Namespace) -> int:
         record, _journal = find(row["session"])
         if row["kind"] == "submitted" and record is not None:
             outcome = (f"nothing to cancel: already {row['state']}" if row["state"] in ("DONE", "FAILED", "CANCELED")
-                       else cancel_launch(record, console))
+                       else cancel_launch(record, console, running=row["state"] == "RUNNING"))
         else:
             outcome = cancel_pilots(row)
         results.append({"session": row["session"], "was": row["state"], "outcome": outcome})

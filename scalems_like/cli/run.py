@@ -42,7 +42,7 @@ from scalems_like.client.session import Session
 from scalems_like.descriptions import PilotDescription
 from scalems_like.errors import ConfigError, WaitTimeout
 from scalems_like.launcher import parameters as workflow_parameters
-from scalems_like.launcher.record import record_end
+from scalems_like.launcher.record import read_canceled, record_end
 from scalems_like.resources import inside_allocation, load_resource
 from scalems_like.states import TaskState
 
@@ -75,6 +75,44 @@ class Terminated(BaseException):
 
 def _terminate(_number: int, _frame: object) -> None:
     raise Terminated()
+
+
+class Canceled(BaseException):
+    """``scalems-like cancel`` asked a submitted session to end (its ``launch.canceled`` record appeared)."""
+
+
+def _cancel(_number: int, _frame: object) -> None:
+    raise Canceled()
+
+
+CANCEL_CHECK_INTERVAL = 0.5
+"""Seconds between looks for the ``launch.canceled`` record of a submitted session's own client."""
+
+
+@contextlib.contextmanager
+def watching_for_cancel(uid: str | None) -> Iterator[None]:
+    """(a submitted session's client, on the main thread) turn ``scalems-like cancel``'s record into a
+    :class:`Canceled` in the main thread (by SIGUSR1), so the session cancels its tasks and pilots itself — tasks
+    and pilots end CANCELED, not FAILED as under the batch system's SIGTERM — before its batch job ends."""
+    if uid is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(CANCEL_CHECK_INTERVAL):
+            if read_canceled(uid) is not None:
+                signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGUSR1)
+                return
+    previous = signal.signal(signal.SIGUSR1, _cancel)
+    watcher = threading.Thread(target=watch, name="cancel-watch", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        watcher.join()
+        signal.signal(signal.SIGUSR1, previous)
 
 
 @contextlib.contextmanager
@@ -134,7 +172,7 @@ def run_session(arguments: argparse.Namespace, script: Path, description: PilotD
     session = Session(arguments.session)
     if arguments.in_allocation:
         session.use_resource(inside_allocation(load_resource(description.resource)))
-    with session:
+    with session, watching_for_cancel(arguments.session if arguments.in_allocation else None):
         if parameters is not None:
             session.record_info("parameters", json.dumps(parameters, sort_keys=True))
         started = time.monotonic()
@@ -154,7 +192,10 @@ def run_session(arguments: argparse.Namespace, script: Path, description: PilotD
             console.print("[red]terminated (SIGTERM)[/red]: the session ends, canceling what is left")
         except KeyboardInterrupt:
             ended = "interrupted"
-            cancel_on_interrupt(session, console)
+            cancel_on_interrupt(session, console, "interrupted (Ctrl-C)")
+        except Canceled:
+            ended = "interrupted"
+            cancel_on_interrupt(session, console, "canceled (scalems-like cancel)")
         tasks = session.tasks
         elapsed = time.monotonic() - started
     print_summary(session.uid, tasks, elapsed, cli_console())
@@ -163,15 +204,16 @@ def run_session(arguments: argparse.Namespace, script: Path, description: PilotD
     return 0 if ended == "returned" and all(task.state is TaskState.DONE for task in tasks) else 1
 
 
-def cancel_on_interrupt(session: Session, console: Console) -> None:
-    """Ctrl-C: cancel the unfinished tasks and the pilots (the session's close then waits for them to end).
+def cancel_on_interrupt(session: Session, console: Console, why: str) -> None:
+    """Ctrl-C (or ``scalems-like cancel``): cancel the unfinished tasks and the pilots (the session's close then
+    waits for them to end).
 
     Further Ctrl-Cs are ignored until the session is closed (``run`` restores the handler): a second interrupt
     in the middle of the close would leave the pilots running with no client.
     """
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-    console.print("[red]interrupted (Ctrl-C)[/red]: canceling the session's tasks and pilots", soft_wrap=True)
+    console.print(f"[red]{why}[/red]: canceling the session's tasks and pilots", soft_wrap=True)
     session.cancel_tasks([task for task in session.tasks if not task.state.is_final])
     for pilot in session.pilots:
         if not pilot.state.is_final:
@@ -187,7 +229,7 @@ def run_script(script: Path, argv: list[str], console: Console) -> bool:
         runpy.run_path(str(script), run_name="__main__")
     except SystemExit as exit_:
         return exit_.code in (None, 0)
-    except (Terminated, KeyboardInterrupt):  # the session's end, not the script's failure
+    except (Terminated, Canceled, KeyboardInterrupt):  # the session's end, not the script's failure
         raise
     except BaseException:  # the script's own failure: report it, then end the session as usual
         console.print(f"[red]the script raised:[/red]\n{traceback.format_exc()}")

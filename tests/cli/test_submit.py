@@ -15,13 +15,16 @@ from pathlib import Path
 import pytest
 
 from scalems_like.cli.main import main
+from scalems_like.client.journal import Journal
 from scalems_like.launcher.record import read_end, read_record, session_directory
 
 WORKFLOW = '''import os, sys
 import scalems_like as sl
 
-parameters = sl.load_parameters({"members": 2, "wait_for": ""})
+parameters = sl.load_parameters({"members": 2, "wait_for": "", "sleeper": 0})
 session = sl.current_session()
+if parameters["sleeper"]:  # a task that runs until the session ends
+    session.submit_tasks([sl.TaskDescription(executable="/bin/sleep", arguments=[str(parameters["sleeper"])])])
 if parameters["wait_for"]:  # a test's gate: the session stays RUNNING until the file appears
     import time
     while not os.path.exists(parameters["wait_for"]):
@@ -121,8 +124,8 @@ def test_ctrl_c_stops_following_not_the_session_and_cancel_ends_it(
     monkeypatch.chdir(project)
     gate = tmp_path / "gate"
     follower = subprocess.Popen([sys.executable, "-m", "scalems_like", "submit", "--runtime", "600", "--param",
-                                 f"wait_for={gate}", "workflow.py"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, start_new_session=True)
+                                 f"wait_for={gate}", "--param", "sleeper=300", "workflow.py"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     assert follower.stdout is not None
     uid = follower.stdout.readline().strip()
     for line in follower.stdout:  # until the session's client runs
@@ -139,11 +142,15 @@ def test_ctrl_c_stops_following_not_the_session_and_cancel_ends_it(
     assert code == 0 and json.loads(out) == [{"session": uid, "was": "RUNNING", "outcome": "canceled"}]
     row = ls_rows(capsys)[uid]
     assert row["state"] == "CANCELED" and row["detail"].startswith("canceled by scalems-like cancel")
-    # the client got SIGTERM and ended its session as after a script: recorded end, pilot ended, journal closed
-    assert read_end(uid) is not None and read_end(uid)["exit_code"] == 1  # type: ignore[index]
-    assert [pilot["state"] for pilot in row["pilots"]] in (["DONE"], ["CANCELED"], ["FAILED"])
+    # the client saw the cancel and canceled its own tasks and pilot before its job ended: recorded end (as after
+    # Ctrl-C), the pilot and the running task CANCELED, journal closed
+    assert read_end(uid) is not None and read_end(uid)["exit_code"] == 130  # type: ignore[index]
+    assert [pilot["state"] for pilot in row["pilots"]] == ["CANCELED"]
+    journal = Journal.open(uid)
+    assert journal.counts() == {"CANCELED": 1} and journal.info()["state"] == "closed"
+    journal.close()
     log = read_record(uid).session_log.read_text()  # type: ignore[union-attr]
-    assert "terminated (SIGTERM)" in log
+    assert "canceled (scalems-like cancel): canceling the session's tasks and pilots" in log
     code, out, _ = cli(["cancel", uid, "--json"], capsys)
     assert json.loads(out)[0]["outcome"] == "nothing to cancel: already CANCELED"
     assert cli(["delete", uid, "--yes"], capsys)[0] == 0
