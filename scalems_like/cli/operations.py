@@ -30,7 +30,7 @@ from scalems_like.cli import follow
 from scalems_like.cli.console import cli_console, header
 from scalems_like.cli.overview import find, is_finished, overviews, sandboxes
 from scalems_like.cli.usage import UsageError
-from scalems_like.client.journal import journal_path
+from scalems_like.client.journal import Journal, journal_path
 from scalems_like.errors import ConfigError
 from scalems_like.launcher.bundle import human_size
 from scalems_like.launcher.record import LaunchRecord, record_canceled, session_directory
@@ -80,14 +80,39 @@ def task_files(uid: str, record: LaunchRecord | None, pilots: list[dict[str, Any
     return found
 
 
+def print_task_record(console: Console, uid: str, task: str) -> bool:
+    """What the journal holds of a task's end: state, reason, exit code, a function's printed output and remote
+    traceback (which live nowhere else); False if the journal does not know the task."""
+    if not journal_path(uid).is_file():
+        return False
+    journal = Journal.open(uid)
+    try:
+        updates = journal.task_updates(task)
+    finally:
+        journal.connection.close()
+    if not updates:
+        return False
+    last = updates[-1]
+    header(console, f"task {task} (the session's journal)")
+    lines = [f"state: {last.get('state')}" + (f" (attempt {last['attempt']})" if last.get("attempt") else "")]
+    lines += [f"{key.replace('_', ' ')}: {last[key]}" for key in ("reason", "exit_code") if last.get(key) is not None]
+    print("\n".join(lines))
+    for key, title in (("output", "printed output"), ("traceback", "traceback (on the worker)")):
+        if last.get(key):
+            print(f"{title}:\n{str(last[key]).rstrip()}")
+    return True
+
+
 def run_logs(arguments: argparse.Namespace) -> int:
     record, _journal = find(arguments.session)
     (row,) = overviews([arguments.session], patience=0.0)
     console = cli_console()
     if arguments.task:
         files = task_files(arguments.session, record, row["pilots"], arguments.task)
-        if not files:
-            raise ConfigError(f"--task {arguments.task!r}: no sandbox of that task in session {arguments.session}")
+        known = print_task_record(console, arguments.session, arguments.task)
+        if not files and not known:
+            raise ConfigError(f"--task {arguments.task!r}: no such task in session {arguments.session} (neither "
+                              "in its journal nor in a pilot sandbox)")
         for path in files:
             header(console, str(path))
             sys.stdout.write(path.read_text(errors="replace"))

@@ -24,6 +24,7 @@ from scalems_like.analytics.intervals import FINAL
 from scalems_like.analytics.summary import session_summary, summary_tables
 from scalems_like.cli.console import cli_console
 from scalems_like.cli.overview import find, overviews
+from scalems_like.client.feedback import tail_of
 from scalems_like.client.journal import journal_path
 from scalems_like.errors import ConfigError
 from scalems_like.protocol.feedback import parse_events
@@ -50,7 +51,9 @@ def pilot_status(sandbox: Path) -> dict[str, Any]:
         when, step, state, code = events[-1]
         status.update(step=step, step_state=state, since=when, state="BOOTSTRAPPING")
         if state == "failed":
-            status.update(state="FAILED", failure=f"bootstrap step '{step}' failed with exit code {code}")
+            tail = tail_of(sandbox / "bootstrap" / f"{step}.log", 10)
+            status.update(state="FAILED", failure=f"bootstrap step '{step}' failed with exit code {code}"
+                          + (f"; its output ends with:\n{tail}" if tail else ""))
         elif step == "agent_start":
             status["state"] = "ACTIVE"
     agent_log = sandbox / "agent.log"
@@ -63,6 +66,19 @@ def pilot_status(sandbox: Path) -> dict[str, Any]:
     tasks = sandbox / "tasks"
     status["task_sandboxes"] = sum(1 for _ in tasks.iterdir()) if tasks.is_dir() else 0
     return status
+
+
+def with_journal(pilots: list[dict[str, Any]], journaled: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The sandbox's view of each pilot, corrected by the journal's where it has the pilot ended: its final state
+    and the failure the client explained (step, exit code, output tail; or the agent's own reason)."""
+    ended = {row["pilot"]: row for row in journaled if row["state"] in ("DONE", "FAILED", "CANCELED")}
+    for pilot in pilots:
+        row = ended.get(pilot["pilot"])
+        if row is not None:
+            pilot["state"] = row["state"]
+            if row.get("failure"):
+                pilot["failure"] = row["failure"]
+    return pilots
 
 
 def render(resource: str, session: Path, pilots: list[dict[str, Any]]) -> Table:
@@ -83,7 +99,8 @@ def session_part(uid: str) -> dict[str, Any]:
     except ConfigError:
         return {}
     (row,) = overviews([uid])
-    part = {key: row.get(key) for key in ("kind", "state", "detail", "batch_id", "sweep", "parameters", "tasks")}
+    part = {key: row.get(key) for key in ("kind", "state", "detail", "batch_id", "sweep", "parameters", "tasks",
+                                          "resource", "pilots")}
     part["summary"] = session_summary(uid) if journal_path(uid).is_file() else None
     if part["summary"]:
         finished = sum(count for state, count in part["summary"]["states"].items() if state in FINAL)
@@ -109,10 +126,13 @@ def print_session_part(console: Console, part: dict[str, Any]) -> None:
 def run(arguments: argparse.Namespace) -> int:
     resource, session = find_session(arguments.session, arguments.resource)
 
-    def collect() -> list[dict[str, Any]]:
-        return [pilot_status(path) for path in sorted(session.glob("pilot.*")) if path.is_dir()]
-
     part = session_part(session.name)
+    journaled = part.pop("pilots", None) or []
+    resource = part.pop("resource", None) or resource  # (resources may share a sandbox root: the record knows)
+
+    def collect() -> list[dict[str, Any]]:
+        found = [pilot_status(path) for path in sorted(session.glob("pilot.*")) if path.is_dir()]
+        return with_journal(found, journaled)
     if arguments.json:
         print(json.dumps({"session": session.name, "resource": resource, "sandbox": str(session),
                           "pilots": collect(), **part}, indent=2, default=str))

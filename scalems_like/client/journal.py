@@ -238,6 +238,11 @@ class Journal:
         for (packed,) in self.connection.execute('SELECT "update" FROM events ORDER BY seq'):
             yield msgpack.unpackb(packed, raw=False, strict_map_key=False)
 
+    def task_updates(self, uid: str) -> list[dict[str, Any]]:
+        """The updates of one task, in order ([] for a task the journal does not know)."""
+        rows = self.connection.execute('SELECT "update" FROM events WHERE uid = ? ORDER BY seq', (uid,))
+        return [msgpack.unpackb(packed, raw=False, strict_map_key=False) for (packed,) in rows]
+
     def profile(self) -> list[ProfileRow]:
         """The profile rows in the order they were written ([] for a journal of an earlier release)."""
         try:
