@@ -33,6 +33,10 @@ on_exit() {  # the shell exits in the middle of a step (a hook ran `exit`, a com
     status=$?
     if [ -n "$CURRENT_STEP" ]; then
         [ "$status" -ne 0 ] || status=1
+        if [ "$CURRENT_STEP" = hooks ] && [ -n "${_scalems_hook:-}" ]; then  # a line ran `exit`: name it
+            echo "pre-bootstrap line ${_scalems_hook%%:*} ended the bootstrap with exit code $status:" \
+                "${_scalems_hook#*: }" >>"$FEEDBACK/hooks.log"
+        fi
         event "$CURRENT_STEP" failed "$status"
     fi
     exit "$status"

@@ -36,6 +36,7 @@ def hook_script(lines: list[str]) -> str:
     """Pre-bootstrap lines as a sourced script in which each line returns its failure."""
     body = ["# pre-bootstrap lines (resource config first, then the pilot description)"]
     for number, line in enumerate(lines, 1):
+        body.append(f"_scalems_hook={shlex.quote(f'{number}: {line}')}  # (named by the bootstrap if it exits)")
         body.append(line)
         body.append(f'_status=$?; [ "$_status" -eq 0 ] || {{ echo "pre-bootstrap line {number} failed with '
                     f'exit code $_status: "{shlex.quote(line)}; return "$_status"; }}')

@@ -221,6 +221,10 @@ def test_failing_pre_bootstrap_hook_names_step_exit_code_and_output(session: sl.
     assert "bootstrap step 'hooks'" in str(raised.value)
     assert [e.step for e in pilot.bootstrap_events] == ["sandbox", "sandbox", "hooks", "hooks"]
     assert time.monotonic() - started < 60
+    exiting = session.submit_pilot(sl.PilotDescription(cores=1, pre_bootstrap=["true", "exit 7", "echo never"]))
+    assert exiting.wait(timeout=60) is PilotState.FAILED
+    assert exiting.failure.startswith("bootstrap step 'hooks' failed with exit code 7; its output ends with:")
+    assert "pre-bootstrap line 2 ended the bootstrap with exit code 7: exit 7" in exiting.failure
 
 
 def test_missing_python_fails_the_environment_step(session: sl.Session) -> None:
