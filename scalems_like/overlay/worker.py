@@ -97,7 +97,7 @@ class Worker:
         rank = next((environ[name] for name in RANK_VARIABLES if name in environ), None)
         node = environ.get("SLURMD_NODENAME") or environ.get("SCALEMS_NODE") or socket.gethostname()
         return cls(
-            master_address, uid if rank is None else f"{uid}.{rank}", node,
+            master_address, uid if rank is None else f"{uid}.{rank.zfill(4)}", node,  # (as fork names its workers)
             heartbeat_interval=float(environ.get("SCALEMS_HEARTBEAT_INTERVAL", "1")),
             heartbeat_timeout=float(environ.get("SCALEMS_HEARTBEAT_TIMEOUT", "10")),
             mpi_launcher=environ.get("SCALEMS_MPI_LAUNCHER", "none"),

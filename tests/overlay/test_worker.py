@@ -32,7 +32,7 @@ def test_worker_from_environment_reads_the_agent_variables_and_the_launcher_rank
         "PATH": "/usr/bin",
     }
     worker = Worker.from_environment("tcp://127.0.0.1:1", "pilot.worker", environ)
-    assert (worker.uid, worker.node, worker.mpi_launcher) == ("pilot.worker.3", "n7", "srun")
+    assert (worker.uid, worker.node, worker.mpi_launcher) == ("pilot.worker.0003", "n7", "srun")  # (as fork names them)
     assert (worker.heartbeat_interval, worker.heartbeat_timeout) == (2.5, 30.0)
     assert worker.environment["PATH"] == "/usr/bin" and "SCALEMS_NODE" in worker.environment
     assert "SLURM_PROCID" not in worker.environment and "SLURM_NODELIST" not in worker.environment  # step's own
