@@ -231,12 +231,22 @@ def run_script(script: Path, argv: list[str], console: Console) -> bool:
         return exit_.code in (None, 0)
     except (Terminated, Canceled, KeyboardInterrupt):  # the session's end, not the script's failure
         raise
-    except BaseException:  # the script's own failure: report it, then end the session as usual
-        console.print(f"[red]the script raised:[/red]\n{traceback.format_exc()}")
+    except BaseException as error:  # the script's own failure: report it, then end the session as usual
+        console.print("[red]the script raised:[/red]", soft_wrap=True)
+        console.print(script_traceback(error, script), soft_wrap=True, markup=False, highlight=False)
         return False
     finally:
         sys.argv, sys.path[:] = saved_argv, saved_path
     return True
+
+
+def script_traceback(error: BaseException, script: Path) -> str:
+    """The traceback of ``error`` from the script's own first frame on (not this command's or runpy's)."""
+    frames = error.__traceback__
+    target = script.resolve()
+    while frames is not None and Path(frames.tb_frame.f_code.co_filename).resolve() != target:
+        frames = frames.tb_next
+    return "".join(traceback.format_exception(type(error), error, frames or error.__traceback__)).rstrip()
 
 
 def print_summary(uid: str, tasks: list[Any], elapsed: float, console: Console) -> None:

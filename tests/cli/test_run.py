@@ -59,6 +59,9 @@ def test_a_script_that_raises_exits_1_and_shows_its_traceback(tmp_path: Path) ->
     result = run("--pilot", "cores=1,runtime=60", str(script), "--flag")
     assert result.returncode == 1
     assert "the script raised" in result.stderr and "RuntimeError: my bug" in result.stderr
+    trace = result.stderr.split("the script raised:", 1)[1]
+    assert trace.split("\n")[2].startswith(f'  File "{script}", line 3, in <module>')  # the script's frames only
+    assert "runpy" not in trace and "cli/run.py" not in trace
 
 
 def test_bad_arguments_name_the_key_and_the_value(tmp_path: Path) -> None:
