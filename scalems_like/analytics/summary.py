@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import statistics
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,6 +23,8 @@ from rich.table import Table
 from scalems_like.analytics.intervals import FINAL, PilotPhases, pilot_phases, task_intervals
 from scalems_like.analytics.profile import Row, load_rows, task_count
 from scalems_like.analytics.utilisation import Interval, busy_core_seconds, time_split
+from scalems_like.client.client_lock import is_held
+from scalems_like.client.journal import journal_path
 
 SLOWEST = 5
 FAILURE_GROUPS = 10
@@ -45,13 +48,15 @@ def session_summary(source: str | Sequence[Row], *, tasks: int | None = None) ->
     states = collections.Counter(row["event"] for row in last.values())
     if tasks is not None and tasks > len(last):
         states["NEW"] += tasks - len(last)
-    intervals = task_intervals(rows)
+    # a session a live client holds goes on: what runs has run until now (not until its last recorded event)
+    now = time.time() if uid is not None and is_held(journal_path(uid).parent) else None
+    intervals = task_intervals(rows, now)
     pilots = pilot_phases(rows, intervals)
-    end = max((row["time"] for row in rows), default=0.0)
+    end = max((row["time"] for row in rows), default=0.0) if now is None else now
     return {
         "session": uid, "tasks": sum(states.values()),
         "states": {state: states[state] for state in STATE_ORDER if states.get(state)},
-        "task_seconds": _task_seconds(intervals), "makespan": _makespan(rows),
+        "task_seconds": _task_seconds(intervals), "makespan": _makespan(rows, now),
         "utilisation": overall_utilisation(pilots.values(), intervals, end),
         "pilots": [_pilot_summary(pilot, intervals, end) for pilot in pilots.values()],
         "slowest": _slowest(intervals), "failures": _failures(last.values()),
@@ -67,9 +72,12 @@ def _task_seconds(intervals: Sequence[Interval]) -> dict[str, float]:
             "max": max(seconds, default=0.0)}
 
 
-def _makespan(rows: Sequence[Row]) -> float:
+def _makespan(rows: Sequence[Row], now: float | None = None) -> float:
+    """First submission to the last final state (to ``now`` for a live session)."""
     submitted = [row["time"] for row in rows if row["component"] == "task" and row["event"] == "SUBMITTED"]
     finished = [row["time"] for row in rows if row["component"] == "task" and row["event"] in FINAL]
+    if now is not None and submitted:
+        return max(0.0, now - min(submitted))
     return max(0.0, max(finished) - min(submitted)) if submitted and finished else 0.0
 
 

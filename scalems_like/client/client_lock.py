@@ -63,6 +63,21 @@ class ClientLock:
         self.descriptor = -1
 
 
+def is_held(directory: Path) -> bool:
+    """A live client holds the session of journal ``directory`` now (looked at without taking the lock)."""
+    try:
+        descriptor = os.open(directory / LOCK_FILE, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(descriptor)
+    return False
+
+
 def describe_holder(path: Path) -> str:
     """"process PID on HOST (since TIME)" from the lock file, or "another client process"."""
     try:

@@ -132,7 +132,7 @@ def test_plot_command_writes_png_and_html(finished: Finished, data_dir: None, tm
     assert main(["plot", uid, "--out", str(tmp_path / "run.html")]) == 0
     page = (tmp_path / "run.html").read_text()
     assert "<img" in page and "src='data:image/png;base64,iVBORw0KGgo" in page and "exited with code 3" in page
-    assert main(["plot", uid, "--out", str(tmp_path / "run.svg")]) == 1
+    assert main(["plot", uid, "--out", str(tmp_path / "run.svg")]) == 2  # a usage error
     assert "--out '" in capsys.readouterr().err
 
 
