@@ -290,21 +290,5 @@ class Journal:
         return counts
 
 
-def list_journals() -> list[tuple[str, Path, float]]:
-    """(session uid, journal path, modification time) of every journaled session, newest first."""
-    root = paths.user_data_dir() / "sessions"
-    found = []
-    for path in root.glob("*/journal.sqlite") if root.is_dir() else []:
-        found.append((path.parent.name, path, max(path.stat().st_mtime, _wal_mtime(path))))
-    return sorted(found, key=lambda item: item[2], reverse=True)
-
-
-def _wal_mtime(path: Path) -> float:
-    try:
-        return Path(f"{path}-wal").stat().st_mtime
-    except OSError:
-        return 0.0
-
-
 def now_text() -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S")
