@@ -37,6 +37,13 @@ from scalems_like.errors import ProtocolError
 from scalems_like.network import bind_and_advertise, message_socket
 from scalems_like.overlay.client_link import ClientLink
 from scalems_like.overlay.scheduler import Scheduler
+from scalems_like.overlay.worker_processes import (
+    TERMINATION_PATIENCE,
+    WorkerProcesses,
+    ended_by_sigterm,
+    termination_signaled,
+    worker_log_tail,
+)
 from scalems_like.protocol import curve
 from scalems_like.protocol.curve import AgentKeys
 from scalems_like.protocol.feedback import parse_events
@@ -44,9 +51,6 @@ from scalems_like.states import PilotState, TaskState
 
 log = logging.getLogger("scalems_like.master")
 
-TERMINATION_PATIENCE = 1.0
-"""Seconds to wait for the agent's own SIGTERM after a worker or a task ended by one (a job's end signals every
-process of it; the agent's reason — the pilot ends, its tasks are interrupted — is the better one)."""
 SIGTERM_ENDINGS = frozenset({"killed by signal SIGTERM", f"exited with code {128 + signal.SIGTERM}"})
 """Reasons of a task (executable) that ended by a SIGTERM it did not get from its worker (see execution.py)."""
 
@@ -103,7 +107,6 @@ class Master:
         self.pids: dict[str, tuple[int, str | None]] = {}
         """Process id and host of running executable tasks (to kill them if their worker is lost)."""
         self.drops = protocol.DropLog(log)
-        self.processes: dict[int, tuple[subprocess.Popen[bytes], str]] = {}  # pidfd → (process, uid prefix)
         self.deadline = time.time() + config.runtime - min(30.0, 0.05 * config.runtime)
         self.last_heartbeat = 0.0
         self.stop_reason: Stop | None = None
@@ -115,6 +118,7 @@ class Master:
         self.keys = keys
         self.authenticator: ThreadAuthenticator | None = None
         self.poller = zmq.Poller()
+        self.processes = WorkerProcesses(self.poller)
 
     @classmethod
     def open(cls, config: AgentConfig, nodes: list[Node], per_node: int, width: int) -> Master:
@@ -147,10 +151,7 @@ class Master:
 
     def watch(self, processes: list[tuple[subprocess.Popen[bytes], str]]) -> None:
         """Watch launched processes; each is given with the uid (prefix) of the workers it runs."""
-        for process, prefix in processes:
-            pidfd = os.pidfd_open(process.pid)
-            self.processes[pidfd] = (process, prefix)
-            self.poller.register(pidfd, zmq.POLLIN)
+        self.processes.watch(processes)
 
     # -- the loop ------------------------------------------------------------------------------------
     def run(self) -> tuple[str, str]:
@@ -266,36 +267,18 @@ class Master:
         self.scheduler.submit([task])
 
     def handle_worker_exits(self, events: dict[Any, int]) -> None:
-        for pidfd in [fd for fd in events if isinstance(fd, int) and fd in self.processes]:
-            process, prefix = self.processes.pop(pidfd)
-            self.poller.unregister(pidfd)
-            os.close(pidfd)
-            code = process.wait()
-            if code in (-signal.SIGTERM, 128 + signal.SIGTERM) and self.stop_reason is None:
-                self.termination_signaled(TERMINATION_PATIENCE)  # the job's end reached the workers first
+        for process, prefix, code in self.processes.ended(events):
+            if ended_by_sigterm(code) and self.stop_reason is None:
+                termination_signaled()  # the job's end reached the workers first: wait for the agent's own
             if self.stop_reason is not None:  # the pilot is ending anyway: its reason is the better one
                 log.info("worker process %d (%s) ended with code %d", process.pid, prefix, code)
                 continue
             log.error("worker process %d (%s) ended with code %d", process.pid, prefix, code)
             for worker in [w for w in self.scheduler.workers if w == prefix or w.startswith(prefix + ".")]:
                 self.lose_worker(worker, f"its process ended with code {code}")
-        if not self.processes and self.stop_reason is None and not self.termination_signaled(TERMINATION_PATIENCE):
-            logs = sorted((Path(self.config.pilot_sandbox) / "workers").glob("*.log"))
-            tail = logs[0].read_text(errors="replace").strip().splitlines()[-10:] if logs else []
-            self.stop_reason = Stop(PilotState.FAILED, f"every worker process ended; "
-                                    f"{logs[0] if logs else 'the worker log'} ends with:\n" + "\n".join(tail))
-
-    def termination_signaled(self, patience: float) -> bool:
-        """Wait up to ``patience`` s for a SIGTERM: when the batch system ends a job, the workers' step often
-        dies a moment before the agent hears of it, and the job's end is the better explanation."""
-        signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])
-        try:
-            if signal.sigtimedwait([signal.SIGTERM], patience) is None:
-                return False
-        finally:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM])
-        signal.raise_signal(signal.SIGTERM)  # let the agent's handler say why
-        return True
+        if not self.processes and self.stop_reason is None and not termination_signaled():
+            self.stop_reason = Stop(PilotState.FAILED, "every worker process ended; "
+                                    + worker_log_tail(Path(self.config.pilot_sandbox)))
 
     def lose_worker(self, worker: str, why: str) -> None:
         if worker not in self.scheduler.workers:
@@ -440,9 +423,7 @@ class Master:
         self.tasks.clear()
         self.handle_flush()
         self.link.send(protocol.AgentStopping(self.stop_reason.pilot_state.value, reason))
-        for process, _ in self.processes.values():
-            if process.poll() is None:
-                process.terminate()
+        self.processes.terminate()
         self.close()
 
     def close(self) -> None:
@@ -460,12 +441,9 @@ class Master:
         process has already ended: a SIGTERM to the whole job reaches them too, and nobody is left to report)."""
         end = time.time() + patience
         while len(self.tasks) > len(self.held) and time.time() < end and self.scheduler.workers \
-                and self.workers_alive():
+                and self.processes.alive():
             if self.workers.poll(min(0.25, max(0.0, end - time.time())) * 1000):
                 self.handle_worker_messages()
-
-    def workers_alive(self) -> bool:
-        return any(process.poll() is None for process, _ in self.processes.values())
 
     # -- helpers -------------------------------------------------------------------------------------
     def _update(self, task: dict[str, Any], state: TaskState, **fields: Any) -> dict[str, Any]:
