@@ -198,19 +198,29 @@ def terminate_local(pid: int, patience: float = 30.0) -> None:
     # its workers): it is walked again until the job has ended. Neither psij's launcher shell nor the setsid
     # between it and the job get SIGTERM (neither passes it on: a killed setsid would orphan the job, out of
     # this tree); both end by themselves when the job has, so an agent's last word comes before the job's end.
-    signaled: set[int] = set()
+    signaled: dict[int, Any] = {}
     deadline = time.monotonic() + patience
-    while _running(root) and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        root_runs = _running(root)
         with contextlib.suppress(psutil.NoSuchProcess):
-            for process in root.children(recursive=True):
+            for process in root.children(recursive=True) if root_runs else []:
                 if process.pid not in signaled and not _is_setsid(process):
-                    signaled.add(process.pid)
+                    signaled[process.pid] = process
                     with contextlib.suppress(psutil.NoSuchProcess):
                         process.terminate()
-        psutil.wait_procs([root], timeout=0.1)
+        left = [process for process in signaled.values() if _running(process)]
+        if not root_runs and not left:
+            return
+        if left:  # (never wait on the root: psij's own child, which psij reaps; the others are not ours)
+            psutil.wait_procs(left, timeout=0.1)
+        else:  # (the root's end is not a pidfd this thread can wait on without reaping it: look again soon)
+            time.sleep(0.1)
+    survivors = [*signaled.values()]
     with contextlib.suppress(psutil.NoSuchProcess):
-        for process in [*root.children(recursive=True), root]:
-            with contextlib.suppress(psutil.NoSuchProcess):
+        survivors += [*root.children(recursive=True), root]
+    for process in survivors:  # ignored SIGTERM for ``patience`` s (or kept starting processes)
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if _running(process):
                 process.kill()
 
 

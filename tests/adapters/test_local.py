@@ -68,3 +68,19 @@ def test_a_local_pilot_runs_in_its_own_session_and_terminate_local_still_ends_it
     assert time.monotonic() - started < 35  # SIGTERM was enough (SIGKILL only after 30 s)
     assert not [process.pid for process in below if alive(process.pid)]
     assert pilot.wait(timeout=60).is_final and task.wait(timeout=60).is_final
+
+
+def test_what_ignores_the_cancels_sigterm_is_killed_after_the_patience() -> None:
+    """A job whose process ignores SIGTERM (and outlives the job's own shell): SIGKILL once the patience ran
+    out; the job's root (psij's child here: Popen's) is never reaped by the cancel."""
+    import subprocess
+
+    token = str(6000 + os.getpid() % 1000)
+    job = subprocess.Popen(["/bin/sh", "-c", f"(trap '' TERM; exec sleep {token}.5) & sleep 100"])
+    wait_until(lambda: bool(processes(f"sleep {token}.5")), timeout=10, what="the stubborn process started")
+    ((stubborn, _parent),) = processes(f"sleep {token}.5")
+    started = time.monotonic()
+    terminate_local(job.pid, patience=2.0)
+    assert 1.9 < time.monotonic() - started < 10
+    wait_until(lambda: not alive(stubborn), timeout=5, what="the stubborn process killed")  # (SIGKILL is async)
+    assert job.wait(timeout=10) in (143, -15)  # Popen reaped its own child (had the cancel, Popen would say 0)
