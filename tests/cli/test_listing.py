@@ -61,7 +61,8 @@ def test_logs_of_a_task_name_its_files_whole(tmp_path: Path) -> None:
         (task,) = session.submit_tasks([sl.TaskDescription(executable="/bin/echo", arguments=["hello"])])
         assert task.result(timeout=120) == 0
     output = scalems_like("logs", session.uid, "--task", task.uid).stdout
-    headers = [line for line in output.splitlines() if line.startswith("==> ")]
+    journaled, *headers = [line for line in output.splitlines() if line.startswith("==> ")]
+    assert journaled == f"==> task {task.uid} (the session's journal) <=="
     assert headers and all(line.endswith(" <==") and f"/{session.uid}/pilot.0000/tasks/{task.uid}/" in line
                            for line in headers), output
     assert "hello" in output
