@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import socket
 import time
@@ -24,6 +25,8 @@ from pathlib import Path
 from scalems_like.errors import ScalemsError
 
 LOCK_FILE = "client.lock"
+
+log = logging.getLogger("scalems_like.client")
 
 
 class SessionInUse(ScalemsError):
@@ -49,33 +52,63 @@ class ClientLock:
             os.close(descriptor)
             raise SessionInUse(f"session {uid} is in use by {describe_holder(path)}: it must detach "
                                "(Session.detach()) or end before another client can reattach or resume it") from None
+        except OSError as error:  # a file system without flock (Lustre mounted noflock, ...): go on, unguarded
+            log.warning("session %s: %s cannot be locked (%s): a second client of this session would not be "
+                        "refused", uid, path, error)
         holder = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()})
         os.ftruncate(descriptor, 0)
         os.pwrite(descriptor, holder.encode(), 0)
-        return cls(path, descriptor)
+        lock = cls(path, descriptor)
+        _HELD.add(lock)
+        return lock
 
     def release(self) -> None:
         if self.descriptor < 0:
             return
+        _HELD.discard(self)
         with contextlib.suppress(OSError):
             os.ftruncate(self.descriptor, 0)
         os.close(self.descriptor)  # (closing the descriptor releases the lock)
         self.descriptor = -1
 
 
+_HELD: set[ClientLock] = set()
+"""The locks this process holds."""
+
+
+def _forget_in_child() -> None:
+    """A forked child (multiprocessing, a daemon) closes its copies of the lock descriptors — without unlocking:
+    an flock belongs to the open file, which the parent still holds. Else a child outliving the client would
+    hold the session."""
+    for lock in list(_HELD):
+        with contextlib.suppress(OSError):
+            os.close(lock.descriptor)
+        lock.descriptor = -1
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
+
+
 def is_held(directory: Path) -> bool:
-    """A live client holds the session of journal ``directory`` now (looked at without taking the lock)."""
+    """A client holds the session of journal ``directory`` now, as far as the lock file's text tells (never by
+    locking: a look that took the lock, even shared and briefly, would refuse a reattach at that moment). The text
+    is cleared on release; a holder that died leaves it, so on this host its pid must still run; a holder on
+    another host counts as live."""
     try:
-        descriptor = os.open(directory / LOCK_FILE, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
+        holder = json.loads((directory / LOCK_FILE).read_text() or "null")
+        pid, host = int(holder["pid"]), str(holder["host"])
+    except (OSError, ValueError, KeyError, TypeError):
         return False
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
+    if host != socket.gethostname():
         return True
-    finally:
-        os.close(descriptor)
-    return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
 
 
 def describe_holder(path: Path) -> str:

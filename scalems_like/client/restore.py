@@ -125,8 +125,10 @@ def restore(session: Session, *, resume: bool, pilot_description: PilotDescripti
         session._journal = journal
         session.open()
         reconnect(session, wires, resume=resume, pilot_description=pilot_description)
-    except Exception as error:
+    except BaseException as error:  # (Ctrl-C while waiting for the agents too: nothing may stay held)
         abandon(session, journal, state)
+        if not isinstance(error, Exception):
+            raise
         cause = str(error) if type(error) is ScalemsError else f"{type(error).__name__}: {error}"
         raise ScalemsError(f"session {session.uid} could not be {'resumed' if resume else 'reattached'}: "
                            f"{cause}") from error

@@ -18,7 +18,7 @@ from scalems_like import paths
 from scalems_like.adapters import BatchAdapter, adapter_for
 from scalems_like.client.client_lock import ClientLock
 from scalems_like.client.engine import Engine
-from scalems_like.client.journal import Journal, now_text
+from scalems_like.client.journal import Journal, journal_path, now_text
 from scalems_like.client.pilot import Pilot
 from scalems_like.client.pilot_job import make_private_directory, render_pilot
 from scalems_like.client.pilot_lifecycle import PilotRecord
@@ -121,19 +121,29 @@ class Session:
             raise ScalemsError(f"session {self.uid} is closed")
         if self._opened:
             return
-        if self._journal is None and self._journaling:
-            self._journal = Journal.create(self.uid, {"uid": self.uid, "created": now_text()})
-        if self._journal is not None and self._client_lock is None:  # (a restore took it before reading)
-            self._client_lock = ClientLock.acquire(self._journal.path.parent, self.uid)
-        if self._journal is not None:
-            self._journal.set("state", "open")
-            self._journal.set("client_pid", str(os.getpid()))
-            self._journal.set("working_directory", str(Path.cwd()))
-            self._journal.on_commit = self._engine.on_journal_commit
-            self._journal.start()
-            self._engine.journal = self._journal
-        self._keys = self._session_keys()
-        self._engine.start()
+        if self._journaling and self._client_lock is None:  # first: another live client's session is not touched
+            directory = journal_path(self.uid).parent       # (a restore took the lock before reading)
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._client_lock = ClientLock.acquire(directory, self.uid)
+        created = self._journal is None and self._journaling
+        try:
+            if created:
+                self._journal = Journal.create(self.uid, {"uid": self.uid, "created": now_text()})
+            if self._journal is not None:
+                self._journal.set("state", "open")
+                self._journal.set("client_pid", str(os.getpid()))
+                self._journal.set("working_directory", str(Path.cwd()))
+                self._journal.on_commit = self._engine.on_journal_commit
+                self._journal.start()
+                self._engine.journal = self._journal
+            self._keys = self._session_keys()
+            self._engine.start()
+        except BaseException:  # nothing is left held: the lock, a journal opened here (a restore closes its own)
+            if created and self._journal is not None:
+                self._journal.close()
+                self._journal = None
+            self._release_client_lock()
+            raise
         self._opened = True
 
     def _session_keys(self) -> SessionKeys | None:

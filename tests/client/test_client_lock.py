@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
+import socket
 import stat
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from scalems_like.client.client_lock import ClientLock, SessionInUse
+from scalems_like.client.client_lock import ClientLock, SessionInUse, is_held
 
 
 def test_a_held_session_is_refused_naming_its_holder_until_released(tmp_path: Path) -> None:
@@ -26,3 +31,46 @@ def test_a_lock_file_without_a_holder_does_not_block(tmp_path: Path) -> None:
     """A client killed with SIGKILL leaves its file; the kernel released its lock."""
     (tmp_path / "client.lock").write_text('{"pid": 1, "host": "gone", "since": 0}')
     ClientLock.acquire(tmp_path, "session.y").release()
+
+
+def test_is_held_reads_the_holder_without_locking(tmp_path: Path) -> None:
+    lock = ClientLock.acquire(tmp_path, "session.z")
+    assert is_held(tmp_path)
+    ClientLock.acquire(tmp_path.parent, "session.other").release()  # (looking took nothing: others still lock)
+    lock.release()
+    assert not is_held(tmp_path)  # released: the text is cleared
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (tmp_path / "client.lock").write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname(), "since": 0}))
+    assert not is_held(tmp_path)  # a holder killed on this host
+
+
+def test_a_forked_child_does_not_keep_the_session(tmp_path: Path) -> None:
+    lock = ClientLock.acquire(tmp_path, "session.f")
+    ready, told = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child outlives its parent's hold (a daemon, a multiprocessing worker)
+        os.write(told, b"forked")  # (the fork handlers have run by now)
+        time.sleep(5)
+        os._exit(0)
+    try:
+        assert os.read(ready, 6) == b"forked"
+        lock.release()
+        ClientLock.acquire(tmp_path, "session.f").release()  # the child's copy did not keep it
+    finally:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+
+
+def test_an_open_that_fails_leaves_the_session_free(monkeypatch: pytest.MonkeyPatch) -> None:
+    import scalems_like as sl
+    from scalems_like.client.engine import Engine
+    from scalems_like.client.journal import journal_path
+
+    def fail(_engine: Engine) -> None:
+        raise RuntimeError("no I/O thread today")
+    monkeypatch.setattr(Engine, "start", fail)
+    session = sl.Session()
+    with pytest.raises(RuntimeError, match="no I/O thread today"):
+        session.open()
+    ClientLock.acquire(journal_path(session.uid).parent, session.uid).release()
