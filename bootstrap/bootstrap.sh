@@ -28,15 +28,16 @@ event() {  # event STEP STATE EXIT_CODE — one short line, appended in a single
 }
 
 CURRENT_STEP=""
+SIGNALED=""
 
 on_exit() {  # the shell exits in the middle of a step (a hook ran `exit`, a command failed under set -e)
     status=$?
     if [ -n "$CURRENT_STEP" ]; then
-        [ "$status" -ne 0 ] || status=1
-        if [ "$CURRENT_STEP" = hooks ] && [ -n "${_scalems_hook:-}" ]; then  # a line ran `exit`: name it
+        if [ "$CURRENT_STEP" = hooks ] && [ -n "${_scalems_hook:-}" ] && [ -z "$SIGNALED" ]; then
             echo "pre-bootstrap line ${_scalems_hook%%:*} ended the bootstrap with exit code $status:" \
-                "${_scalems_hook#*: }" >>"$FEEDBACK/hooks.log"
+                "${_scalems_hook#*: }" >>"$FEEDBACK/hooks.log"  # a line ran `exit`: name it
         fi
+        [ "$status" -ne 0 ] || status=1  # (an `exit 0` in a step ends the bootstrap all the same: a failure)
         event "$CURRENT_STEP" failed "$status"
     fi
     exit "$status"
@@ -148,6 +149,7 @@ release_lock() {  # give the lock back (and drop a half-built env): after a buil
 }
 
 on_signal() {  # on_signal NUMBER — the batch system stops the job (scancel, walltime): free the lock, report
+    SIGNALED=$1
     release_lock
     exit $((128 + $1))
 }

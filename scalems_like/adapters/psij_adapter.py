@@ -152,14 +152,16 @@ class PsijAdapter(BatchAdapter):
             log.warning("cancel of %s job %s: %s", self.executor_name, native_id, error)
 
 
-BATCH_JOB_VARIABLES = ("SLURM_JOB_ID", "PBS_JOBID")
+IN_ALLOCATION_VARIABLE = "SCALEMS_LIKE_IN_ALLOCATION"
+"""Set (to 1) by ``scalems-like run --in-allocation``: the client of a submitted session, inside its batch job."""
 
 
 def inside_batch_job() -> bool:
-    """This process runs inside a batch job (a submitted session's client): its local jobs stay in the job's
-    process group, where a batch system that tracks jobs by process group (SLURM ``proctrack/pgid``) finds
-    them when it ends the job. (No terminal sends Ctrl-C there.)"""
-    return any(name in os.environ for name in BATCH_JOB_VARIABLES)
+    """This process is a submitted session's client, inside its batch job: its local jobs stay in the job's
+    process group, where a batch system that tracks jobs by process group (SLURM ``proctrack/pgid``) finds them
+    when it ends the job (no terminal sends Ctrl-C there). A user's own client in an interactive allocation
+    (``salloc``, ``srun --pty``) is not one: its local pilots get a session of their own, away from Ctrl-C."""
+    return os.environ.get(IN_ALLOCATION_VARIABLE) == "1"
 
 
 def in_own_session(executable: str, arguments: list[str]) -> tuple[str, list[str]]:

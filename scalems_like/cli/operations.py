@@ -126,9 +126,10 @@ def run_logs(arguments: argparse.Namespace) -> int:
 
 
 # -- cancel -------------------------------------------------------------------------------------------------
-CLIENT_GRACE = 30.0
+CLIENT_GRACE = 90.0
 """Seconds a running submitted session's own client has to cancel its tasks and pilots and end, before its batch
-job is canceled."""
+job is canceled: longer than its close (up to 30 s for its pilots to end, up to 30 s more to cancel their jobs),
+plus output staging's usual time."""
 
 
 def cancel_launch(record: LaunchRecord, console: Console, *, running: bool, patience: float = 30.0) -> str:
@@ -146,8 +147,11 @@ def cancel_launch(record: LaunchRecord, console: Console, *, running: bool, pati
     if not adapter.attach(record.native_id, on_event):
         return f"nothing to cancel: {record.resource} no longer knows job {record.native_id}"
     record_canceled(record.uid, f"scalems-like cancel (pid {os.getpid()})")
-    if running and ended.wait(CLIENT_GRACE):
-        return "canceled"
+    if running:
+        console.print(f"{record.uid}: its client cancels its tasks and pilots (its batch job is canceled if it "
+                      f"has not ended within {CLIENT_GRACE:.0f} s)", soft_wrap=True)
+        if ended.wait(CLIENT_GRACE):
+            return "canceled"
     adapter.cancel(record.native_id)
     if ended.wait(patience):
         return "canceled"

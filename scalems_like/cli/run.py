@@ -34,6 +34,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from scalems_like.adapters.psij_adapter import IN_ALLOCATION_VARIABLE
 from scalems_like.analytics.summary import session_summary, summary_tables
 from scalems_like.cli.console import cli_console
 from scalems_like.cli.usage import UsageError, arguments_checked, key_value, positive_seconds
@@ -81,8 +82,6 @@ class Canceled(BaseException):
     """``scalems-like cancel`` asked a submitted session to end (its ``launch.canceled`` record appeared)."""
 
 
-def _cancel(_number: int, _frame: object) -> None:
-    raise Canceled()
 
 
 CANCEL_CHECK_INTERVAL = 0.5
@@ -98,18 +97,24 @@ def watching_for_cancel(uid: str | None) -> Iterator[None]:
         yield
         return
     stop = threading.Event()
+    closing = False
+
+    def cancel(_number: int, _frame: object) -> None:  # (runs on the main thread, between two bytecodes)
+        if not closing:  # once the block ends, a late signal changes nothing
+            raise Canceled()
 
     def watch() -> None:
         while not stop.wait(CANCEL_CHECK_INTERVAL):
             if read_canceled(uid) is not None:
                 signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGUSR1)
                 return
-    previous = signal.signal(signal.SIGUSR1, _cancel)
+    previous = signal.signal(signal.SIGUSR1, cancel)
     watcher = threading.Thread(target=watch, name="cancel-watch", daemon=True)
     watcher.start()
     try:
         yield
     finally:
+        closing = True
         stop.set()
         watcher.join()
         signal.signal(signal.SIGUSR1, previous)
@@ -172,21 +177,15 @@ def run_session(arguments: argparse.Namespace, script: Path, description: PilotD
     session = Session(arguments.session)
     if arguments.in_allocation:
         session.use_resource(inside_allocation(load_resource(description.resource)))
-    with session, watching_for_cancel(arguments.session if arguments.in_allocation else None):
+        os.environ[IN_ALLOCATION_VARIABLE] = "1"  # (its local pilots stay in the batch job's process group)
+    with session:
         if parameters is not None:
             session.record_info("parameters", json.dumps(parameters, sort_keys=True))
         started = time.monotonic()
         try:
-            pilot = session.submit_pilot(description)
-            console.print(f"session {session.uid}: pilot {pilot.uid} on {description.resource}; running {script}",
-                          soft_wrap=True)
-            if not run_script(script, arguments.arguments, console):
-                ended = "failed"
-            else:
-                try:
-                    session.wait_tasks(timeout=arguments.timeout, progress=True)
-                except WaitTimeout as error:
-                    console.print(f"[red]{error}[/red]; the session ends, canceling what is left", soft_wrap=True)
+            with watching_for_cancel(arguments.session if arguments.in_allocation else None):
+                if not run_and_wait(session, arguments, script, description, console):
+                    ended = "failed"
         except Terminated:
             ended = "failed"
             console.print("[red]terminated (SIGTERM)[/red]: the session ends, canceling what is left")
@@ -202,6 +201,21 @@ def run_session(arguments: argparse.Namespace, script: Path, description: PilotD
     if ended == "interrupted":
         return INTERRUPTED
     return 0 if ended == "returned" and all(task.state is TaskState.DONE for task in tasks) else 1
+
+
+def run_and_wait(session: Session, arguments: argparse.Namespace, script: Path, description: PilotDescription,
+                 console: Console) -> bool:
+    """Submit the pilot, run the script, wait for its tasks (up to ``--timeout``); False if the script failed."""
+    pilot = session.submit_pilot(description)
+    console.print(f"session {session.uid}: pilot {pilot.uid} on {description.resource}; running {script}",
+                  soft_wrap=True)
+    if not run_script(script, arguments.arguments, console):
+        return False
+    try:
+        session.wait_tasks(timeout=arguments.timeout, progress=True)
+    except WaitTimeout as error:
+        console.print(f"[red]{error}[/red]; the session ends, canceling what is left", soft_wrap=True)
+    return True
 
 
 def cancel_on_interrupt(session: Session, console: Console, why: str) -> None:

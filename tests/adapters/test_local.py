@@ -29,6 +29,8 @@ def test_cancel_during_the_bootstrap_ends_its_processes_and_the_executor_goes_on
     assert first.wait(timeout=60) is PilotState.CANCELED
     assert time.monotonic() - started < 35  # SIGTERM (SIGKILL only after 30 s)
     wait_until(lambda: not alive(sleeper), timeout=10, what="the hook's process ended")
+    hooks_log = (first.sandbox / "bootstrap" / "hooks.log").read_text()
+    assert "ended the bootstrap" not in hooks_log, hooks_log  # the cancel's SIGTERM, not the line, ended it
     # the executor still reports jobs: a second pilot in the same process starts, runs a task and ends
     second = session.submit_pilot(sl.PilotDescription(resource="local", cores=1, runtime=300))
     (task,) = session.submit_tasks([sl.TaskDescription(function=abs, args=(-3,))])
