@@ -26,10 +26,11 @@ from rich.table import Table
 
 from scalems_like.cli import follow
 from scalems_like.cli.console import cli_console
-from scalems_like.cli.usage import arguments_checked, key_value
+from scalems_like.cli.usage import UsageError, arguments_checked, key_value
 from scalems_like.launcher.bundle import IGNORE_FILE, collect, human_size
 from scalems_like.launcher.parameters import parameter_sets
 from scalems_like.launcher.submission import Shape, relative_script, submit_session, sweep_id
+from scalems_like.resources import load_resource
 
 
 def run(arguments: argparse.Namespace) -> int:
@@ -38,6 +39,10 @@ def run(arguments: argparse.Namespace) -> int:
     with arguments_checked():  # (its messages name the option: --nodes, --cores, --runtime)
         shape = Shape(nodes=arguments.nodes, cores=arguments.cores, runtime=arguments.runtime,
                       queue=arguments.queue, account=arguments.account, environment=arguments.env)
+    config = load_resource(arguments.resource)
+    if config.scheduler == "local" and arguments.nodes != 1:
+        raise UsageError(f"--nodes {arguments.nodes}: resource {arguments.resource!r} runs the session on this "
+                         "machine (scheduler local): nodes must be 1")
     script = relative_script(project, arguments.script)
     console = cli_console(stderr=True)
     bundle = collect(project)

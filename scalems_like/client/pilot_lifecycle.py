@@ -60,6 +60,8 @@ class PilotRecord:
         when the agent greets, the agent events after it are taken from the agent's journal."""
         self.received_events: set[tuple[Any, ...]] | None = None
         """Agent events that came over the socket since the reattach, until that catch-up is done."""
+        self.caught_up: set[tuple[Any, ...]] = set()
+        """Agent events the catch-up took from the agent's journal: one still in the socket is not added again."""
 
 
 class PilotLifecycle:
@@ -95,15 +97,23 @@ class PilotLifecycle:
             missed = [event for event in events if float(event[0]) > mark and tuple(event) not in received]
             self.engine.profile.agent_events(record.pilot.uid, missed)
             record.received_events = None
+            record.caught_up = {tuple(event) for event in missed}
+
+        def failed(error: Exception) -> None:
+            record.received_events = None
+            log.warning("pilot %s: agent events while no client listened are not in the profile: %s",
+                        record.pilot.uid, error)
         journal = record.pilot.sandbox / AGENT_JOURNAL
-        self.engine.in_background(lambda: read_journal(journal)[1], add,
-                                  lambda error: log.warning("pilot %s: agent events while no client listened "
-                                                            "are not in the profile: %s", record.pilot.uid, error))
+        self.engine.in_background(lambda: read_journal(journal)[1], add, failed)
 
     def on_agent_events(self, record: PilotRecord, message: protocol.AgentEvents) -> None:
+        events = message.events
         if record.received_events is not None:
-            record.received_events.update(tuple(event) for event in message.events)
-        self.engine.profile.agent_events(record.pilot.uid, message.events)
+            record.received_events.update(tuple(event) for event in events)
+        if record.caught_up:  # (sent before the catch-up read them, received after)
+            events = [event for event in events if tuple(event) not in record.caught_up]
+            record.caught_up.difference_update(tuple(event) for event in message.events)
+        self.engine.profile.agent_events(record.pilot.uid, events)
 
     def on_bootstrap_events(self, record: PilotRecord, message: protocol.BootstrapEvents) -> None:
         """Events the agent forwards: add those the sandbox file did not show this client."""

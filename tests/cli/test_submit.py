@@ -192,6 +192,7 @@ def test_user_errors_are_one_line_each(tmp_path: Path, capsys: pytest.CaptureFix
             (["submit", "--nodes", "0", "workflow.py"], "--nodes 0: expected a whole number of nodes"),
             (["cancel"], "nothing to cancel: give a SESSION, or --queued"),
             (["submit", "--runtime", "90", "workflow.py"], "--runtime 90.0: expected at least 120 seconds"),
+            (["submit", "--nodes", "2", "workflow.py"], "--nodes 2: resource 'local' runs the session on this machine"),
     ):
         code, _, err = cli(arguments, capsys)
         assert code == 2 and message in err and "Traceback" not in err, (arguments, err)
