@@ -13,7 +13,7 @@ from pathlib import Path
 
 import scalems_like as sl
 from scalems_like import TaskState, protocol
-from tests.processes import alive, children, processes
+from tests.processes import alive, children, processes, wait_until
 
 CLIENT = textwrap.dedent("""
     import sys, time
@@ -121,22 +121,23 @@ def test_an_agent_of_another_protocol_version_fails_its_pilot_with_that_reason(s
                              f"speaks {protocol.PROTOCOL_VERSION}: install the same scalems_like version on both sides")
 
 
+def running_sleep(session: sl.Session, token: str, **fields: object) -> tuple[sl.Task, int]:
+    """A ``/bin/sleep TOKEN`` task, RUNNING, and the pid of its process."""
+    (task,) = session.submit_tasks([sl.TaskDescription(executable="/bin/sleep", arguments=[token], **fields)])
+    wait_until(lambda: task.state is TaskState.RUNNING, timeout=30, what="the sleep task running")
+    wait_until(lambda: bool(processes(f"/bin/sleep {token}")), timeout=10, what="its process")
+    ((sleeper, _worker),) = processes(f"/bin/sleep {token}")
+    return task, sleeper
+
+
 def test_a_task_signaled_just_before_its_agent_is_interrupted_by_the_pilots_end(session: sl.Session,
                                                                                 local_pilot: sl.Pilot) -> None:
     """As when a batch system ends the job (scancel, walltime): every process gets SIGTERM, the task's often
     first. The task ends with the pilot's reason, marked interrupted (a resume runs it again if idempotent)."""
-    token = str(4000 + os.getpid() % 1000)
-    (task,) = session.submit_tasks([sl.TaskDescription(executable="/bin/sleep", arguments=[token], idempotent=True)])
-    deadline = time.monotonic() + 30
-    while task.state is not TaskState.RUNNING:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    ((sleeper, _worker),) = processes(f"/bin/sleep {token}")
+    task, sleeper = running_sleep(session, str(4000 + os.getpid() % 1000), idempotent=True)
     os.kill(sleeper, signal.SIGTERM)
-    deadline = time.monotonic() + 10
-    while alive(sleeper):  # (its worker reaps it and reports at once: the agent hears of it first)
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    wait_until(lambda: not alive(sleeper), timeout=10,  # (its worker reaps it and reports at once: the agent
+               what="the task's process ended")          # hears of it before its own SIGTERM below)
     assert local_pilot.agent_pid is not None
     os.kill(local_pilot.agent_pid, signal.SIGTERM)
     assert task.wait(timeout=30) is TaskState.FAILED
@@ -146,13 +147,7 @@ def test_a_task_signaled_just_before_its_agent_is_interrupted_by_the_pilots_end(
 
 
 def test_a_task_signaled_alone_ends_killed_by_sigterm(session: sl.Session, local_pilot: sl.Pilot) -> None:
-    token = str(5000 + os.getpid() % 1000)
-    (task,) = session.submit_tasks([sl.TaskDescription(executable="/bin/sleep", arguments=[token])])
-    deadline = time.monotonic() + 30
-    while task.state is not TaskState.RUNNING:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    ((sleeper, _worker),) = processes(f"/bin/sleep {token}")
+    task, sleeper = running_sleep(session, str(5000 + os.getpid() % 1000))
     os.kill(sleeper, signal.SIGTERM)
     assert task.wait(timeout=30) is TaskState.FAILED
     assert task.reason == "killed by signal SIGTERM" and task.exit_code == 143 and task.interrupted is None
