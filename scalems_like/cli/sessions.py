@@ -10,6 +10,7 @@ from rich.table import Table
 
 from scalems_like.cli.console import cli_console
 from scalems_like.cli.overview import journal_state
+from scalems_like.cli.run import print_summary
 from scalems_like.client.journal import Journal, journal_path
 from scalems_like.client.session import Session
 from scalems_like.errors import ConfigError
@@ -64,18 +65,8 @@ def run_reattach(arguments: argparse.Namespace, *, resume: bool) -> int:
     else:
         session.wait_tasks(tasks, progress=console)  # the live view only on a terminal
         session.close()
-    counts: dict[str, int] = {}
-    for task in tasks:
-        counts[task.state.value] = counts.get(task.state.value, 0) + 1
-    output = cli_console()
-    output.print(f"{session.uid}: tasks by state", soft_wrap=True)  # (a table's title wraps at the table's width)
-    table = Table()
-    for column in ("state", "tasks"):
-        table.add_column(column)
-    for state in STATES:
-        if counts.get(state):
-            table.add_row(state, str(counts[state]))
-    output.print(table)
+    # tasks by state, times, the slowest, failures grouped by reason: as `run` ends (from the journal, now closed)
+    print_summary(session.uid, tasks, time.monotonic() - started, cli_console())
     return 0 if all(task.state is TaskState.DONE for task in tasks) else 1
 
 

@@ -72,3 +72,17 @@ def test_logs_of_a_function_task_show_its_remote_traceback_and_output(capsys) ->
 def test_status_of_an_unknown_session_is_a_clear_error(capsys) -> None:  # type: ignore[no-untyped-def]
     assert main(["status", "session.nope"]) == 1
     assert "no session 'session.nope'" in capsys.readouterr().err
+
+
+def test_reattach_waits_then_summarizes_with_failures_by_reason(capsys) -> None:  # type: ignore[no-untyped-def]
+    session = sl.Session()
+    session.submit_pilot(sl.PilotDescription(cores=1, runtime=300))
+    good, bad = session.submit_tasks([sl.TaskDescription(function=abs, args=(-1,)),
+                                      sl.TaskDescription(function=int, args=("x",))])
+    assert good.result(timeout=60) == 1 and bad.wait(timeout=60) is sl.TaskState.FAILED
+    session.detach()
+    assert main(["reattach", session.uid]) == 1  # (one task FAILED)
+    captured = capsys.readouterr()
+    assert f"reattached {session.uid}: 2 task(s), 2 final" in captured.err
+    assert f"{session.uid}: 2 task(s) in " in captured.out
+    assert "raised ValueError: invalid literal for int()" in captured.out  # failures grouped by reason
