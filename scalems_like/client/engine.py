@@ -33,7 +33,6 @@ import zmq
 from zmq.auth.thread import ThreadAuthenticator
 
 from scalems_like import protocol
-from scalems_like.adapters import JobEvent
 from scalems_like.client.journal import Journal
 from scalems_like.client.pilot_lifecycle import PilotLifecycle, PilotRecord
 from scalems_like.client.profiling import ProfileRecorder
@@ -326,25 +325,6 @@ class Engine:
             record = self.pilots.get(pilot_uid)
             if record is not None and record.pilot.state is PilotState.ACTIVE:
                 self.send(record, protocol.encode(protocol.Acknowledge(pilot_uids)))
-
-    # -- pilots: what the session asks for (the work is the lifecycle's) ------------------------------
-    def on_job_event(self, record: PilotRecord, event: JobEvent) -> None:
-        self.lifecycle.on_job_event(record, event)
-
-    def set_pilot_state(self, record: PilotRecord, state: PilotState, host: str, when: float) -> bool:
-        return self.lifecycle.set_pilot_state(record, state, host, when)
-
-    def save_pilot(self, record: PilotRecord) -> None:
-        self.lifecycle.save_pilot(record)
-
-    def end_pilot(self, record: PilotRecord, state: PilotState, reason: str) -> None:
-        self.lifecycle.end_pilot(record, state, reason)
-
-    def stop_pilot(self, record: PilotRecord, reason: str, *, cancel: bool) -> None:
-        self.lifecycle.stop_pilot(record, reason, cancel=cancel)
-
-    def cancel_job(self, record: PilotRecord) -> None:
-        self.lifecycle.cancel_job(record)
 
     # -- applying what happened ----------------------------------------------------------------------
     def apply_updates(self, record: PilotRecord, updates: list[dict[str, Any]]) -> None:

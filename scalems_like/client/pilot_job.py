@@ -12,6 +12,8 @@ sees, for the resources this version supports):
 
 from __future__ import annotations
 
+import logging
+import os
 import shlex
 import shutil
 from pathlib import Path
@@ -22,8 +24,11 @@ from scalems_like.agent.config import AgentConfig, write_private_file
 from scalems_like.client import environment
 from scalems_like.client.wheel import build_wheel
 from scalems_like.descriptions import PilotDescription
+from scalems_like.errors import ConfigError
 from scalems_like.protocol.curve import AgentKeys
 from scalems_like.resources import ResourceConfig
+
+log = logging.getLogger("scalems_like.client")
 
 
 def make_private_directory(path: Path) -> Path:
@@ -62,6 +67,21 @@ def write_bootstrap(sandbox: Path, *, session_uid: str, uid: str, spec: environm
         write_private_file(sandbox / "pre_bootstrap.sh", hook_script(lines))
     write_private_file(sandbox / "requirements.txt", "".join(f"{line}\n" for line in spec.requirements))
     return script
+
+
+def check_fits(description: PilotDescription, resource: ResourceConfig) -> None:
+    """A pilot that cannot be what it asks on this resource is refused (ConfigError naming field and value);
+    more cores than this machine has on a machine-local resource is allowed (oversubscription), with a warning."""
+    if resource.scheduler != "local" or resource.launch_method != "fork":
+        return
+    if description.nodes != 1:
+        raise ConfigError(f"PilotDescription.nodes = {description.nodes}: resource {resource.name!r} runs pilots on "
+                          "this machine only (scheduler local, launch_method fork): nodes must be 1")
+    machine = os.cpu_count() or 1
+    if description.cores and description.cores > machine:
+        log.warning("PilotDescription.cores = %d on resource %r: this machine has %d; the pilot starts a worker "
+                    "per core and they will share the machine's %d", description.cores, resource.name, machine,
+                    machine)
 
 
 def render_pilot(*, session_uid: str, pilot_uid: str, description: PilotDescription, resource: ResourceConfig,

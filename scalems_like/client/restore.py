@@ -311,13 +311,13 @@ def follow_or_end(session: Session, record: PilotRecord, wires: dict[str, dict[s
     else:
         state, reason = PilotState.FAILED, f"its agent stopped answering {silence:.0f} s ago (killed, or node lost)"
     pilot.failure = pilot.failure or reason
-    engine.end_pilot(record, state, reason)
+    engine.lifecycle.end_pilot(record, state, reason)
     # a batch job still queued or running would only idle: give the allocation back (never for a local pilot:
     # its "job id" is a pid, which the system may have given to another process since)
     native_id = pilot.native_id
     if pilot.resource.scheduler != "local" and native_id:
         engine.in_background(lambda: record.adapter.attach(native_id, lambda _event: None),
-                             lambda attached: engine.cancel_job(record) if attached else None)
+                             lambda attached: engine.lifecycle.cancel_job(record) if attached else None)
 
 
 def follow(session: Session, record: PilotRecord, resend: list[dict[str, Any]],
@@ -333,7 +333,7 @@ def follow(session: Session, record: PilotRecord, resend: list[dict[str, Any]],
         write_private_file(pilot.sandbox / CLIENT_FILE, json.dumps({"address": address, "time": time.time()}))
         if pilot.native_id and pilot.resource.scheduler != "local":  # a local "job id" is a pid: never follow one
             record.adapter.attach(pilot.native_id,
-                                  lambda event: engine.post(lambda: engine.on_job_event(record, event)))
+                                  lambda event: engine.post(lambda: engine.lifecycle.on_job_event(record, event)))
     engine.in_background(publish, None, failed)
     log.info("pilot %s: waiting for its agent at %s", pilot.uid, address)
 

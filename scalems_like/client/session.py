@@ -20,7 +20,7 @@ from scalems_like.client.client_lock import ClientLock
 from scalems_like.client.engine import Engine
 from scalems_like.client.journal import Journal, journal_path, now_text
 from scalems_like.client.pilot import Pilot
-from scalems_like.client.pilot_job import make_private_directory, render_pilot
+from scalems_like.client.pilot_job import check_fits, make_private_directory, render_pilot
 from scalems_like.client.pilot_lifecycle import PilotRecord
 from scalems_like.client.task import Task
 from scalems_like.client.task_wire import to_wire
@@ -58,21 +58,6 @@ def current_session() -> Session:
         raise ScalemsError("no current session: run the script with `scalems-like run SCRIPT`, or submit inside "
                            "`with sl.Session() as session:`")
     return _CURRENT[0]
-
-
-def check_fits(description: PilotDescription, resource: ResourceConfig) -> None:
-    """A pilot that cannot be what it asks on this resource is refused (ConfigError naming field and value);
-    more cores than this machine has on a machine-local resource is allowed (oversubscription), with a warning."""
-    if resource.scheduler != "local" or resource.launch_method != "fork":
-        return
-    if description.nodes != 1:
-        raise ConfigError(f"PilotDescription.nodes = {description.nodes}: resource {resource.name!r} runs pilots on "
-                          "this machine only (scheduler local, launch_method fork): nodes must be 1")
-    machine = os.cpu_count() or 1
-    if description.cores and description.cores > machine:
-        log.warning("PilotDescription.cores = %d on resource %r: this machine has %d; the pilot starts a worker "
-                    "per core and they will share the machine's %d", description.cores, resource.name, machine,
-                    machine)
 
 
 class Session:
@@ -257,14 +242,14 @@ class Session:
 
         def register() -> None:
             self._engine.pilots[uid] = record
-            self._engine.save_pilot(record)
+            self._engine.lifecycle.save_pilot(record)
         self._engine.call(register)
         try:
             native_id = record.adapter.submit(job, lambda event: self._engine.post(
-                lambda: self._engine.on_job_event(record, event)))
+                lambda: self._engine.lifecycle.on_job_event(record, event)))
         except SubmitError as error:
             why = pilot.failure = str(error)
-            self._engine.call(lambda: self._engine.end_pilot(record, PilotState.FAILED, why))
+            self._engine.call(lambda: self._engine.lifecycle.end_pilot(record, PilotState.FAILED, why))
             raise
         self._engine.call(lambda: self._on_submitted(record, native_id))
         log.info("pilot %s submitted to %s as job %s", uid, resource.name, native_id)
@@ -280,9 +265,9 @@ class Session:
     def _on_submitted(self, record: PilotRecord, native_id: str) -> None:
         record.pilot.native_id = native_id
         if record.cancel_requested:  # canceled while the batch system took the job
-            self._engine.cancel_job(record)
-        if not self._engine.set_pilot_state(record, PilotState.SUBMITTED, "client", time.time()):
-            self._engine.save_pilot(record)  # psij reported the job first: journal its batch id all the same
+            self._engine.lifecycle.cancel_job(record)
+        if not self._engine.lifecycle.set_pilot_state(record, PilotState.SUBMITTED, "client", time.time()):
+            self._engine.lifecycle.save_pilot(record)  # psij reported the job first: journal its batch id all the same
 
     def _wait_pilot(self, pilot: Pilot, state: PilotState | None, timeout: float | None) -> None:
         def reached() -> bool:
@@ -291,7 +276,7 @@ class Session:
 
     def _cancel_pilot(self, pilot: Pilot) -> None:
         record = self._engine.pilots[pilot.uid]
-        self._engine.call(lambda: self._engine.stop_pilot(record, "canceled by the user", cancel=True))
+        self._engine.call(lambda: self._engine.lifecycle.stop_pilot(record, "canceled by the user", cancel=True))
 
     # -- tasks ---------------------------------------------------------------------------------------
     def submit_tasks(self, descriptions: Iterable[TaskDescription]) -> list[Task]:
@@ -422,7 +407,8 @@ class Session:
             engine.end_tasks([t.uid for t in engine.pending], TaskState.CANCELED, "session closed")
             engine.pending.clear()
             for record in engine.pilots.values():
-                engine.stop_pilot(record, "session closed", cancel=record.pilot.state is not PilotState.ACTIVE)
+                active = record.pilot.state is PilotState.ACTIVE
+                engine.lifecycle.stop_pilot(record, "session closed", cancel=not active)
         engine.call(shutdown)
         try:
             self._wait_for(lambda: all(p.state.is_final for p in self._pilots.values()), patience, lambda: "")
@@ -432,8 +418,9 @@ class Session:
             def give_up() -> None:
                 for record in engine.pilots.values():
                     if not record.pilot.state.is_final:
-                        engine.cancel_job(record)
-                        engine.end_pilot(record, PilotState.CANCELED, "did not shut down when the session closed")
+                        engine.lifecycle.cancel_job(record)
+                        engine.lifecycle.end_pilot(record, PilotState.CANCELED,
+                                                   "did not shut down when the session closed")
                     if not record.pilot.state.is_final:  # its output staging still runs: do not wait for it
-                        engine.set_pilot_state(record, PilotState.CANCELED, "client", time.time())
+                        engine.lifecycle.set_pilot_state(record, PilotState.CANCELED, "client", time.time())
             engine.call(give_up)
