@@ -12,7 +12,6 @@ import datetime
 import io
 import logging
 import math
-import os
 import shutil
 import threading
 import time
@@ -152,16 +151,20 @@ class PsijAdapter(BatchAdapter):
             log.warning("cancel of %s job %s: %s", self.executor_name, native_id, error)
 
 
-IN_ALLOCATION_VARIABLE = "SCALEMS_LIKE_IN_ALLOCATION"
-"""Set (to 1) by ``scalems-like run --in-allocation``: the client of a submitted session, inside its batch job."""
+_IN_ALLOCATION = threading.Event()
+
+
+def mark_in_allocation() -> None:
+    """This process is a submitted session's client, inside its batch job (``scalems-like run --in-allocation``):
+    its local jobs stay in the job's process group, where a batch system that tracks jobs by process group (SLURM
+    ``proctrack/pgid``) finds them when it ends the job (no terminal sends Ctrl-C there). A user's own client in
+    an interactive allocation (``salloc``, ``srun --pty``) is not one: its local pilots get a session of their
+    own, away from Ctrl-C. (A flag of this process: the agents and tasks it starts do not inherit it.)"""
+    _IN_ALLOCATION.set()
 
 
 def inside_batch_job() -> bool:
-    """This process is a submitted session's client, inside its batch job: its local jobs stay in the job's
-    process group, where a batch system that tracks jobs by process group (SLURM ``proctrack/pgid``) finds them
-    when it ends the job (no terminal sends Ctrl-C there). A user's own client in an interactive allocation
-    (``salloc``, ``srun --pty``) is not one: its local pilots get a session of their own, away from Ctrl-C."""
-    return os.environ.get(IN_ALLOCATION_VARIABLE) == "1"
+    return _IN_ALLOCATION.is_set()
 
 
 def in_own_session(executable: str, arguments: list[str]) -> tuple[str, list[str]]:
@@ -178,8 +181,8 @@ def in_own_session(executable: str, arguments: list[str]) -> tuple[str, list[str
 
 
 def terminate_local(pid: int, patience: float = 30.0) -> None:
-    """End a local job this process did not start: SIGTERM to its process tree, SIGKILL to what is left after
-    ``patience`` seconds.
+    """End a local job (started by this process or attached): SIGTERM to its process tree, SIGKILL to what is
+    left after ``patience`` seconds.
 
     psij-python 0.9.11's local executor cancels from its (only) reaper thread, by SIGKILL to the job's process
     tree, again on every pass until the job is reaped: an attached process stays a zombie (so the kill is
@@ -229,8 +232,8 @@ def terminate_local(pid: int, patience: float = 30.0) -> None:
 def _running(process: Any) -> bool:
     import psutil
 
-    try:
-        return bool(process.status() != psutil.STATUS_ZOMBIE)
+    try:  # (is_running: False also when the pid now belongs to another process)
+        return bool(process.is_running() and process.status() != psutil.STATUS_ZOMBIE)
     except psutil.Error:
         return False
 

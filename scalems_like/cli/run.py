@@ -34,7 +34,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from scalems_like.adapters.psij_adapter import IN_ALLOCATION_VARIABLE
+from scalems_like.adapters.psij_adapter import mark_in_allocation
 from scalems_like.analytics.summary import session_summary, summary_tables
 from scalems_like.cli.console import cli_console
 from scalems_like.cli.usage import UsageError, arguments_checked, key_value, positive_seconds
@@ -74,14 +74,21 @@ class Terminated(BaseException):
     """SIGTERM arrived (scancel, qdel, ``scalems-like cancel``): end the session as after the script."""
 
 
+_SCRIPT_PART = threading.Event()
+"""Set while the script runs and its tasks are waited for: a SIGTERM then ends that part (Terminated). Outside it
+— the session closing after the script, or canceling after Ctrl-C — a SIGTERM changes nothing: the close goes on
+(its pilots shut down, its journal closed) until the batch system's SIGKILL, if it comes."""
+
+
 def _terminate(_number: int, _frame: object) -> None:
-    raise Terminated()
+    if _SCRIPT_PART.is_set():
+        _SCRIPT_PART.clear()  # (once)
+        raise Terminated()
+    print("SIGTERM while the session closes: the close goes on", file=sys.stderr, flush=True)
 
 
 class Canceled(BaseException):
     """``scalems-like cancel`` asked a submitted session to end (its ``launch.canceled`` record appeared)."""
-
-
 
 
 CANCEL_CHECK_INTERVAL = 0.5
@@ -177,15 +184,19 @@ def run_session(arguments: argparse.Namespace, script: Path, description: PilotD
     session = Session(arguments.session)
     if arguments.in_allocation:
         session.use_resource(inside_allocation(load_resource(description.resource)))
-        os.environ[IN_ALLOCATION_VARIABLE] = "1"  # (its local pilots stay in the batch job's process group)
+        mark_in_allocation()  # (its local pilots stay in the batch job's process group)
     with session:
         if parameters is not None:
             session.record_info("parameters", json.dumps(parameters, sort_keys=True))
         started = time.monotonic()
         try:
-            with watching_for_cancel(arguments.session if arguments.in_allocation else None):
-                if not run_and_wait(session, arguments, script, description, console):
-                    ended = "failed"
+            try:
+                _SCRIPT_PART.set()
+                with watching_for_cancel(arguments.session if arguments.in_allocation else None):
+                    if not run_and_wait(session, arguments, script, description, console):
+                        ended = "failed"
+            finally:  # (before the handlers below: a SIGTERM while they cancel changes nothing)
+                _SCRIPT_PART.clear()
         except Terminated:
             ended = "failed"
             console.print("[red]terminated (SIGTERM)[/red]: the session ends, canceling what is left")

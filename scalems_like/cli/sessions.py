@@ -65,7 +65,7 @@ def run_reattach(arguments: argparse.Namespace, *, resume: bool) -> int:
     else:
         session.wait_tasks(tasks, progress=console)  # the live view only on a terminal
         session.close()
-    # tasks by state, times, the slowest, failures grouped by reason: as `run` ends (from the journal, now closed)
+    # tasks by state, times, the slowest, failures grouped by reason: as `run` ends (from the journal)
     print_summary(session.uid, tasks, time.monotonic() - started, cli_console())
     return 0 if all(task.state is TaskState.DONE for task in tasks) else 1
 

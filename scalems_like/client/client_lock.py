@@ -7,8 +7,8 @@ process that opens a session — new, reattached or resumed — takes the lock (
 when the process dies, however it dies) and keeps it until ``close()`` or ``detach()``; ``reattach`` and
 ``resume`` of a held session fail at once, naming the holder, and change nothing.
 
-The file says who holds it (``{"pid", "host", "since"}``; written after locking, for the error message only: the
-lock, not the text, decides).
+The file says who holds it (``{"pid", "host", "since"}``, written after locking, cleared on release): for the
+error message, and for :func:`is_held`, which looks without locking where it can.
 """
 
 from __future__ import annotations
@@ -47,17 +47,13 @@ class ClientLock:
         path = directory / LOCK_FILE
         descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            _lock_exclusively(descriptor, uid, path)
+            holder = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()})
+            os.ftruncate(descriptor, 0)
+            os.pwrite(descriptor, holder.encode(), 0)
+        except BaseException:  # (refused, or the holder's text could not be written: a full disk)
             os.close(descriptor)
-            raise SessionInUse(f"session {uid} is in use by {describe_holder(path)}: it must detach "
-                               "(Session.detach()) or end before another client can reattach or resume it") from None
-        except OSError as error:  # a file system without flock (Lustre mounted noflock, ...): go on, unguarded
-            log.warning("session %s: %s cannot be locked (%s): a second client of this session would not be "
-                        "refused", uid, path, error)
-        holder = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()})
-        os.ftruncate(descriptor, 0)
-        os.pwrite(descriptor, holder.encode(), 0)
+            raise
         lock = cls(path, descriptor)
         _HELD.add(lock)
         return lock
@@ -70,6 +66,25 @@ class ClientLock:
             os.ftruncate(self.descriptor, 0)
         os.close(self.descriptor)  # (closing the descriptor releases the lock)
         self.descriptor = -1
+
+
+def _lock_exclusively(descriptor: int, uid: str, path: Path) -> None:
+    """flock LOCK_EX, tried a few times over 0.1 s (another host's ``is_held`` may hold a shared lock for an
+    instant); SessionInUse if another client holds it."""
+    for attempt in range(5):
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if attempt == 4:
+                raise SessionInUse(f"session {uid} is in use by {describe_holder(path)}: it must detach "
+                                   "(Session.detach()) or end before another client can reattach or resume it"
+                                   ) from None
+            time.sleep(0.025)
+        except OSError as error:  # a file system without flock (Lustre mounted noflock, ...): go on, unguarded
+            log.warning("session %s: %s cannot be locked (%s): a second client of this session would not be "
+                        "refused", uid, path, error)
+            return
 
 
 _HELD: set[ClientLock] = set()
@@ -91,17 +106,16 @@ os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def is_held(directory: Path) -> bool:
-    """A client holds the session of journal ``directory`` now, as far as the lock file's text tells (never by
-    locking: a look that took the lock, even shared and briefly, would refuse a reattach at that moment). The text
-    is cleared on release; a holder that died leaves it, so on this host its pid must still run; a holder on
-    another host counts as live."""
+    """A client holds the session of journal ``directory`` now. The lock file's text says who (cleared on
+    release; a holder that died leaves it): a holder on this host is live while its pid runs (no lock is taken);
+    for one on another host the lock itself is probed (shared, for an instant: ``acquire`` retries past it)."""
     try:
         holder = json.loads((directory / LOCK_FILE).read_text() or "null")
         pid, host = int(holder["pid"]), str(holder["host"])
     except (OSError, ValueError, KeyError, TypeError):
         return False
     if host != socket.gethostname():
-        return True
+        return _locked_by_another(directory / LOCK_FILE)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -109,6 +123,22 @@ def is_held(directory: Path) -> bool:
     except PermissionError:
         pass
     return True
+
+
+def _locked_by_another(path: Path) -> bool:
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:  # (no flock here: the text must do)
+        return True
+    finally:
+        os.close(descriptor)
+    return False
 
 
 def describe_holder(path: Path) -> str:

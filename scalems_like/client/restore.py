@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import cloudpickle
 
 from scalems_like.agent.config import write_private_file
-from scalems_like.client.client_lock import ClientLock, SessionInUse
+from scalems_like.client.client_lock import ClientLock
 from scalems_like.client.engine import PilotRecord
 from scalems_like.client.journal import Journal
 from scalems_like.client.pilot import BootstrapEvent, Pilot
@@ -115,7 +115,7 @@ def restore(session: Session, *, resume: bool, pilot_description: PilotDescripti
     journal = Journal.open(session.uid)
     try:  # before anything is read: a session another live client holds is left alone
         session._client_lock = ClientLock.acquire(journal.path.parent, session.uid)
-    except SessionInUse:
+    except BaseException:  # (SessionInUse; or the lock file cannot be opened or written)
         journal.close()
         raise
     state = "detached"

@@ -106,8 +106,9 @@ class Session:
             raise ScalemsError(f"session {self.uid} is closed")
         if self._opened:
             return
-        if self._journaling and self._client_lock is None:  # first: another live client's session is not touched
-            directory = journal_path(self.uid).parent       # (a restore took the lock before reading)
+        locked_here = self._journaling and self._client_lock is None  # (a restore took it before reading)
+        if locked_here:  # first: another live client's session is not touched
+            directory = journal_path(self.uid).parent
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             self._client_lock = ClientLock.acquire(directory, self.uid)
         created = self._journal is None and self._journaling
@@ -123,11 +124,12 @@ class Session:
                 self._engine.journal = self._journal
             self._keys = self._session_keys()
             self._engine.start()
-        except BaseException:  # nothing is left held: the lock, a journal opened here (a restore closes its own)
+        except BaseException:  # nothing taken here is left held (a restore releases what it took)
             if created and self._journal is not None:
                 self._journal.close()
                 self._journal = None
-            self._release_client_lock()
+            if locked_here:
+                self._release_client_lock()
             raise
         self._opened = True
 

@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from scalems_like.client.journal import Journal
 from tests.processes import processes, wait_until
 
@@ -26,7 +28,10 @@ def session_processes(uid: str) -> dict[int, str]:
     return {int(pid): args for pid, args in found}
 
 
-def test_ctrl_c_cancels_the_session_and_exits_130(tmp_path: Path) -> None:
+@pytest.mark.parametrize("then_sigterm", [False, True], ids=["ctrl-c", "ctrl-c-then-sigterm"])
+def test_ctrl_c_cancels_the_session_and_exits_130(tmp_path: Path, then_sigterm: bool) -> None:
+    """With ``then_sigterm``: a SIGTERM (a batch system's, say) while the session cancels and closes changes
+    nothing: the close goes on to its end (it raised out of the close: a traceback, exit 1, the pilot orphaned)."""
     script = tmp_path / "sleepers.py"
     script.write_text("import scalems_like as sl\n"
                       f"sl.current_session().submit_tasks([sl.TaskDescription(executable={SLEEP[0]!r}, "
@@ -45,13 +50,18 @@ def test_ctrl_c_cancels_the_session_and_exits_130(tmp_path: Path) -> None:
         (agent,) = [pid for pid, args in session_processes(uid.group(1)).items() if "-m scalems_like.agent" in args]
         assert os.getsid(agent) != run.pid  # the pilot's agent is not in the terminal's session
         os.killpg(run.pid, signal.SIGINT)
+        for line in run.stderr if then_sigterm else []:
+            if "interrupted (Ctrl-C)" in line:  # the cancel and the close have begun
+                os.kill(run.pid, signal.SIGTERM)
+                break
         out, err = run.communicate(timeout=90)
     finally:
         if run.poll() is None:
             run.kill()
             run.communicate()
     assert run.returncode == 130, out + err
-    assert "interrupted (Ctrl-C): canceling the session's tasks and pilots" in err
+    assert then_sigterm or "interrupted (Ctrl-C): canceling the session's tasks and pilots" in err
+    assert not then_sigterm or "SIGTERM while the session closes: the close goes on" in err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
     journal = Journal.open(uid.group(1))
     try:
