@@ -7,8 +7,8 @@ process that opens a session — new, reattached or resumed — takes the lock (
 when the process dies, however it dies) and keeps it until ``close()`` or ``detach()``; ``reattach`` and
 ``resume`` of a held session fail at once, naming the holder, and change nothing.
 
-The file says who holds it (``{"pid", "host", "since"}``, written after locking, cleared on release): for the
-error message, and for :func:`is_held`, which looks without locking where it can.
+The file says who holds it (``{"pid", "host", "since"}``, written after locking, cleared on release), for the
+error message only: the lock, not the text, decides (:func:`is_held` probes it).
 """
 
 from __future__ import annotations
@@ -69,8 +69,8 @@ class ClientLock:
 
 
 def _lock_exclusively(descriptor: int, uid: str, path: Path) -> None:
-    """flock LOCK_EX, tried a few times over 0.1 s (another host's ``is_held`` may hold a shared lock for an
-    instant); SessionInUse if another client holds it."""
+    """flock LOCK_EX, tried a few times over 0.1 s (an ``is_held`` probe holds a shared lock for an instant);
+    SessionInUse if another client holds it."""
     for attempt in range(5):
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -106,35 +106,17 @@ os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def is_held(directory: Path) -> bool:
-    """A client holds the session of journal ``directory`` now. The lock file's text says who (cleared on
-    release; a holder that died leaves it): a holder on this host is live while its pid runs (no lock is taken);
-    for one on another host the lock itself is probed (shared, for an instant: ``acquire`` retries past it)."""
+    """A client holds the session of journal ``directory`` now: the lock itself is probed (a shared flock, for an
+    instant — ``acquire`` retries past it), so a holder that died, on any host, counts as gone."""
     try:
-        holder = json.loads((directory / LOCK_FILE).read_text() or "null")
-        pid, host = int(holder["pid"]), str(holder["host"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-    if host != socket.gethostname():
-        return _locked_by_another(directory / LOCK_FILE)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
-
-
-def _locked_by_another(path: Path) -> bool:
-    try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        descriptor = os.open(directory / LOCK_FILE, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return False
     try:
         fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
         return True
-    except OSError:  # (no flock here: the text must do)
+    except OSError:  # (a file system without flock: nobody can tell; a session is taken as live)
         return True
     finally:
         os.close(descriptor)
