@@ -58,10 +58,9 @@ class PilotRecord:
         self.profile_mark: float | None = None
         """Followed again by a reattached client: the latest agent time the journal's profile had for this pilot;
         when the agent greets, the agent events after it are taken from the agent's journal."""
-        self.received_events: set[tuple[Any, ...]] | None = None
-        """Agent events that came over the socket since the reattach, until that catch-up is done."""
-        self.caught_up: set[tuple[Any, ...]] = set()
-        """Agent events the catch-up took from the agent's journal: one still in the socket is not added again."""
+        self.known_events: set[tuple[Any, ...]] | None = None
+        """Followed again by a reattached client: every agent event the profile got since (over the socket, or
+        from the agent's journal by the catch-up), so that none is added twice, whichever way it came first."""
 
 
 class PilotLifecycle:
@@ -92,27 +91,23 @@ class PilotLifecycle:
     def catch_up_agent_events(self, record: PilotRecord, mark: float) -> None:
         """(a reattached agent greeted) the agent events it journaled after ``mark`` and sent while no client
         listened go into the profile; those that came over the socket meanwhile are there already."""
-        def add(events: list[list[Any]]) -> None:
-            received = record.received_events or set()
-            missed = [event for event in events if float(event[0]) > mark and tuple(event) not in received]
-            self.engine.profile.agent_events(record.pilot.uid, missed)
-            record.received_events = None
-            record.caught_up = {tuple(event) for event in missed}
-
         def failed(error: Exception) -> None:
-            record.received_events = None
             log.warning("pilot %s: agent events while no client listened are not in the profile: %s",
                         record.pilot.uid, error)
         journal = record.pilot.sandbox / AGENT_JOURNAL
-        self.engine.in_background(lambda: read_journal(journal)[1], add, failed)
+        self.engine.in_background(lambda: read_journal(journal)[1],
+                                  lambda events: self.add_agent_events(record, events, after=mark), failed)
 
     def on_agent_events(self, record: PilotRecord, message: protocol.AgentEvents) -> None:
-        events = message.events
-        if record.received_events is not None:
-            record.received_events.update(tuple(event) for event in events)
-        if record.caught_up:  # (sent before the catch-up read them, received after)
-            events = [event for event in events if tuple(event) not in record.caught_up]
-            record.caught_up.difference_update(tuple(event) for event in message.events)
+        self.add_agent_events(record, message.events)
+
+    def add_agent_events(self, record: PilotRecord, events: list[list[Any]], after: float | None = None) -> None:
+        """Agent events into the profile (``after``: only those stamped later); once reattached, each only once."""
+        if after is not None:
+            events = [event for event in events if float(event[0]) > after]
+        if record.known_events is not None:
+            events = [event for event in events if tuple(event) not in record.known_events]
+            record.known_events.update(tuple(event) for event in events)
         self.engine.profile.agent_events(record.pilot.uid, events)
 
     def on_bootstrap_events(self, record: PilotRecord, message: protocol.BootstrapEvents) -> None:

@@ -295,12 +295,12 @@ def follow_or_end(session: Session, record: PilotRecord, wires: dict[str, dict[s
     stopped, silence = traces.stopped, traces.silence
     if stopped is None and traces.gone is None and pilot.state is PilotState.ACTIVE and silence is not None \
             and silence < pilot.resource.heartbeat_timeout:
-        record.received_events = set()  # (its missed events are read once it greets: it may send more until then)
+        record.known_events = set()  # (its missed events are read once it greets: it may send more until then)
         follow(session, record, [wires[task.uid] for task in mine], failed)
         return
     mark = record.profile_mark if record.profile_mark is not None else float("-inf")
     record.profile_mark = None
-    engine.profile.agent_events(pilot.uid, [event for event in traces.events if float(event[0]) > mark])
+    engine.lifecycle.add_agent_events(record, traces.events, after=mark)
     if stopped is not None:
         state = PilotState.FAILED if stopped[0] == "FAILED" else PilotState.DONE
         reason = f"its agent ended while no client was attached: {stopped[1]}"
