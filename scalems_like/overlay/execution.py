@@ -139,8 +139,21 @@ class RunningExecutable:
             update["state"] = "DONE"
         else:
             update["state"] = "FAILED"
-            update["reason"] = (f"exited with code {exit_code}" if exit_code > 0
-                                else f"killed by signal {signal.Signals(-exit_code).name}")
+            update["reason"] = exit_reason(exit_code)
+
+
+def exit_reason(exit_code: int) -> str:
+    """Why an executable that ended by itself failed (``exit_code`` as Popen reports it: -N for signal N)."""
+    return f"exited with code {exit_code}" if exit_code > 0 else f"killed by signal {signal.Signals(-exit_code).name}"
+
+
+SIGTERM_REASONS = frozenset({exit_reason(-signal.SIGTERM), exit_reason(128 + signal.SIGTERM)})
+"""Reasons of an executable that ended by a SIGTERM its worker did not send (a timeout or a cancel says so)."""
+
+
+def ended_by_foreign_sigterm(update: dict[str, Any]) -> bool:
+    """A FAILED update of an executable ended by a SIGTERM from outside (a batch system ending the job, say)."""
+    return update.get("state") == "FAILED" and update.get("reason") in SIGTERM_REASONS
 
 
 def _resolve(sandbox: Path, name: str) -> Path:

@@ -36,6 +36,7 @@ from scalems_like.agent.nodes import Node
 from scalems_like.errors import ProtocolError
 from scalems_like.network import bind_and_advertise, message_socket
 from scalems_like.overlay.client_link import ClientLink
+from scalems_like.overlay.execution import ended_by_foreign_sigterm
 from scalems_like.overlay.scheduler import Scheduler
 from scalems_like.overlay.worker_processes import (
     TERMINATION_PATIENCE,
@@ -50,9 +51,6 @@ from scalems_like.protocol.feedback import parse_events
 from scalems_like.states import PilotState, TaskState
 
 log = logging.getLogger("scalems_like.master")
-
-SIGTERM_ENDINGS = frozenset({"killed by signal SIGTERM", f"exited with code {128 + signal.SIGTERM}"})
-"""Reasons of a task (executable) that ended by a SIGTERM it did not get from its worker (see execution.py)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -230,7 +228,7 @@ class Master:
             self.scheduler.finished(uid)
             if "started" in update:
                 self.scheduler.observe_duration(update["time"] - update["started"])
-            if state is TaskState.FAILED and str(update.get("reason")) in SIGTERM_ENDINGS:
+            if ended_by_foreign_sigterm(update):
                 # a batch system that ends the job signals every process of it: the task's SIGTERM often comes
                 # just before or after the agent's, whose reason (the pilot's end: interrupted) is the better one
                 # (once the agent stops, a held task ends with the stop's reason: stop_everything)
@@ -323,7 +321,8 @@ class Master:
 
     def handle_deadlines(self) -> None:
         now = time.time()
-        self.release_held(now)
+        if self.held:
+            self.release_held(now)
         if now >= self.deadline:
             self.stop_reason = Stop(PilotState.DONE, f"pilot runtime of {self.config.runtime:g} s ended")
         elif (reason := self.link.check(now, self.context, self.poller)) is not None:
