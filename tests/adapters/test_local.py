@@ -39,19 +39,6 @@ def test_cancel_during_the_bootstrap_ends_its_processes_and_the_executor_goes_on
     assert second.wait(timeout=60) is PilotState.CANCELED
 
 
-def test_cancel_of_a_pilot_whose_bootstrap_already_ended(session: sl.Session) -> None:
-    """A bootstrap that fails at once: a cancel that comes after its job ended changes nothing and breaks
-    nothing (psij's own cancel of an ended local process is what killed its reaper)."""
-    failing = session.submit_pilot(sl.PilotDescription(resource="local", cores=1, runtime=300,
-                                                       pre_bootstrap=["exit 7"]))
-    assert failing.wait(timeout=60) is PilotState.FAILED
-    assert "exit code 7" in failing.failure or "exit status 7" in failing.failure, failing.failure
-    failing.cancel()
-    assert failing.state is PilotState.FAILED
-    pilot = session.submit_pilot(sl.PilotDescription(resource="local", cores=1, runtime=300))
-    assert pilot.wait("ACTIVE", timeout=120) is PilotState.ACTIVE
-
-
 def test_a_local_pilot_runs_in_its_own_session_and_terminate_local_still_ends_it(session: sl.Session) -> None:
     """A terminal's Ctrl-C must not reach the pilot (its own session, by ``setsid --wait``), and the cancel of its
     job (``terminate_local``, as ``scalems-like cancel`` does for an interactive session) still ends its bootstrap
