@@ -24,8 +24,9 @@ from scalems_like.analytics.intervals import FINAL
 from scalems_like.analytics.summary import session_summary, summary_tables
 from scalems_like.cli.console import cli_console
 from scalems_like.cli.overview import find, overviews
-from scalems_like.client.feedback import tail_of
+from scalems_like.client.feedback import FeedbackReader, describe_step_failure
 from scalems_like.client.journal import journal_path
+from scalems_like.client.pilot import BootstrapEvent
 from scalems_like.errors import ConfigError
 from scalems_like.protocol.feedback import parse_events
 from scalems_like.resources import ResourceConfig, load_all
@@ -51,9 +52,8 @@ def pilot_status(sandbox: Path) -> dict[str, Any]:
         when, step, state, code = events[-1]
         status.update(step=step, step_state=state, since=when, state="BOOTSTRAPPING")
         if state == "failed":
-            tail = tail_of(sandbox / "bootstrap" / f"{step}.log", 10)
-            status.update(state="FAILED", failure=f"bootstrap step '{step}' failed with exit code {code}"
-                          + (f"; its output ends with:\n{tail}" if tail else ""))
+            failed = BootstrapEvent((when, step, state, code))  # (worded as the client words it)
+            status.update(state="FAILED", failure=describe_step_failure(FeedbackReader(sandbox), failed))
         elif step == "agent_start":
             status["state"] = "ACTIVE"
     agent_log = sandbox / "agent.log"
