@@ -228,7 +228,7 @@ class Master:
             self.scheduler.finished(uid)
             if "started" in update:
                 self.scheduler.observe_duration(update["time"] - update["started"])
-            if ended_by_foreign_sigterm(update):
+            if state is TaskState.FAILED and ended_by_foreign_sigterm(update):  # (DONE: no call on the hot path)
                 # a batch system that ends the job signals every process of it: the task's SIGTERM often comes
                 # just before or after the agent's, whose reason (the pilot's end: interrupted) is the better one
                 # (once the agent stops, a held task ends with the stop's reason: stop_everything)
