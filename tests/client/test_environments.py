@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import sysconfig
 import time
 import zipfile
 from pathlib import Path
@@ -23,9 +24,13 @@ from scalems_like.resources import load_resource
 from tests.processes import children, processes, wait_until
 
 
-def interpreter_and_six() -> tuple[str, str]:
-    import six
-
+def interpreter_and_six() -> tuple[str, str | None]:
+    """The task's interpreter, and the version of `six` where its environment has it (None where not: a test
+    relies on no package the machine's base interpreter happens to have)."""
+    try:
+        import six
+    except ImportError:
+        return sys.executable, None
     return sys.executable, six.__version__
 
 
@@ -56,7 +61,7 @@ def test_venv_is_built_once_then_reused_and_recreated(session: sl.Session) -> No
     spec = {"python": sys.executable, "requirements": ["six"]}
     first, (python, version) = run_on_new_pilot(session, spec)
     (built,) = envs(session)
-    assert python.endswith(f"/envs/{built}/bin/python") and version
+    assert python.endswith(f"/envs/{built}/bin/python") and version is not None
     assert "built " in environment_log(first)
     env_prefix = python.removesuffix("/bin/python")
     second = session.submit_pilot(sl.PilotDescription(cores=1, environment=spec))
@@ -139,7 +144,7 @@ def test_local_wheel_requirements_file_env_variables_and_update(session: sl.Sess
     updated = session.submit_pilot(sl.PilotDescription(cores=1, environment={
         "requirements": [str(tmp_path / "tinypkg-1.0-py3-none-any.whl"), "six"], "mode": "update"}))
     (six_task,) = session.submit_tasks([sl.TaskDescription(function=interpreter_and_six)])
-    six_task.result(timeout=300)
+    assert six_task.result(timeout=300)[1] is not None
     assert "updating " in environment_log(updated)
     assert len(envs(session)) == 1
 
@@ -224,11 +229,16 @@ def test_use_mode_never_installs_and_says_what_is_missing(session: sl.Session, t
 
 def test_existing_conda_prefix_is_used_as_it_is(session: sl.Session, tmp_path: Path) -> None:
     """No conda channel is reachable here: the existing env is a prefix prepared with venv and this client's
-    wheel (a conda env is a prefix with bin/python, which is all the `use` path relies on)."""
+    wheel (a conda env is a prefix with bin/python, which is all the `use` path relies on). The wheel's
+    dependencies are this test venv's (a .pth file), never the machine's base interpreter's."""
     prefix = tmp_path / "conda-env"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(prefix)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", str(prefix)], check=True)
     subprocess.run([str(prefix / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps",
-                    str(build_wheel(tmp_path / "wheels"))], check=True)
+                    "--disable-pip-version-check", str(build_wheel(tmp_path / "wheels"))], check=True)
+    site_packages = subprocess.run([str(prefix / "bin" / "python"), "-c", "import sysconfig; "
+                                    "print(sysconfig.get_paths()['purelib'])"], capture_output=True, text=True,
+                                   check=True).stdout.strip()
+    (Path(site_packages) / "test-venv-dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     pilot = session.submit_pilot(sl.PilotDescription(cores=1, environment={"conda": str(prefix)}))
     (task,) = session.submit_tasks([sl.TaskDescription(function=interpreter_and_six)])
     python, _ = task.result(timeout=120)

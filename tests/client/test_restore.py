@@ -63,8 +63,11 @@ def test_tasks_left_unfinished_under_a_final_pilot_are_interrupted_and_resumed(t
     session = sl.Session()
     pilot = session.submit_pilot(sl.PilotDescription(cores=1, runtime=300))
     script = f"echo run >> {marks}/long; [ -e {marks}/slept ] || {{ touch {marks}/slept; sleep 60; }}"
-    session.submit_tasks([sl.TaskDescription(executable="/bin/sh", arguments=["-c", script], idempotent=True)])
-    wait_until(lambda: (marks / "long").exists(), timeout=60, what="the task started")
+    (task,) = session.submit_tasks([sl.TaskDescription(executable="/bin/sh", arguments=["-c", script],
+                                                       idempotent=True)])
+    # the client has the RUNNING update (its journal gets it by the detach), not only the task its first line
+    wait_until(lambda: task.state is TaskState.RUNNING and (marks / "long").exists(), timeout=60,
+               what="the task started, as the client knows")
     uid, agent = session.uid, pilot.agent_pid
     assert agent is not None
     session.detach()
