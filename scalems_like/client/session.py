@@ -23,7 +23,7 @@ from scalems_like.client.pilot import Pilot
 from scalems_like.client.pilot_job import check_fits, make_private_directory, render_pilot
 from scalems_like.client.pilot_lifecycle import PilotRecord
 from scalems_like.client.task import Task
-from scalems_like.client.task_wire import to_wire
+from scalems_like.client.task_wire import to_wire_all
 from scalems_like.descriptions import PilotDescription, TaskDescription
 from scalems_like.errors import ConfigError, ScalemsError, SubmitError, WaitTimeout
 from scalems_like.protocol.curve import SESSION_KEYS_FILE, SessionKeys, insecure_requested, warn_insecure
@@ -292,7 +292,7 @@ class Session:
             for field in ("input_staging", "output_staging"):
                 for directive in getattr(description, field):
                     check_client_side(directive, client_root, f"submit_tasks: item {index}: {field}")
-        encoded = [to_wire(description, client_root, self._pickled_functions) for description in descriptions]
+        encoded = to_wire_all(descriptions, client_root, self._pickled_functions)
         tasks, wire = [], {}
         with self._lock:  # numbers and insertion together: concurrent submitters get distinct, ordered uids
             start = len(self._tasks)

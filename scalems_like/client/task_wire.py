@@ -1,12 +1,14 @@
 """What a :class:`TaskDescription` becomes on the wire (a task of ``SubmitTasks``, and the journal's row of it).
 
 Keys with their default value stay off the wire; staging directives are rewritten for the shared filesystem;
-a function task's code and arguments are cloudpickle bytes. Functions from the user's own modules (scripts, test
+a function task's code and arguments are cloudpickle bytes (:mod:`scalems_like.protocol.code_pickle`: tracebacks
+keep the user's file names and source lines). Functions from the user's own modules (scripts, test
 files) are pickled by value, since a worker cannot import them; those of installed packages by reference.
 """
 
 from __future__ import annotations
 
+import inspect
 import sys
 import sysconfig
 from collections.abc import Callable
@@ -16,6 +18,8 @@ from typing import Any
 import cloudpickle
 
 from scalems_like.descriptions import TaskDescription
+from scalems_like.errors import ConfigError
+from scalems_like.protocol import code_pickle
 from scalems_like.staging.directives import for_shared_filesystem
 
 
@@ -40,23 +44,98 @@ def to_wire(description: TaskDescription, client_root: Path, pickled: dict[Any, 
             wire[field] = [for_shared_filesystem(d, client_root).to_wire() for d in directives]
     if description.function is not None:
         wire["function"] = pickle_function(description.function, pickled)
-        wire["call_arguments"] = cloudpickle.dumps((tuple(description.args), dict(description.kwargs)))
+        wire["call_arguments"] = pickle_arguments(description)
     else:
         wire["executable"] = description.executable
         wire["arguments"] = list(description.arguments)
     return wire
 
 
+def to_wire_all(descriptions: list[TaskDescription], client_root: Path,
+                pickled: dict[Any, bytes]) -> list[dict[str, Any]]:
+    """Every description's mapping, or one ConfigError naming each item that cannot be sent (the first five)
+    and saying that nothing of the batch was submitted."""
+    encoded, problems = [], []
+    for index, description in enumerate(descriptions):
+        try:
+            encoded.append(to_wire(description, client_root, pickled))
+        except ConfigError as error:
+            name = f" ({description.name!r})" if description.name else ""
+            problems.append(f"item {index}{name}: {error}")
+    if problems:
+        more = f"\n  ... and {len(problems) - 5} more" if len(problems) > 5 else ""
+        raise ConfigError("submit_tasks: nothing of this batch was submitted; fix or leave out:\n  "
+                          + "\n  ".join(problems[:5]) + more)
+    return encoded
+
+
 def pickle_function(function: Callable[..., Any], pickled: dict[Any, bytes]) -> bytes:
-    """``function`` pickled, once per function (``pickled`` keeps them; an unhashable callable every time)."""
+    """``function`` pickled, once per function (``pickled`` keeps them; an unhashable callable every time).
+
+    Raises ConfigError naming what the function holds that cannot be pickled (a lock, an open file, ...).
+    """
     try:
         cached = pickled.get(function)
     except TypeError:  # unhashable callable
-        return cloudpickle.dumps(function)
+        return _pickle_function(function)
     if cached is None:
         pickle_by_value_if_local(function)
-        cached = pickled[function] = cloudpickle.dumps(function)
+        cached = pickled[function] = _pickle_function(function)
     return cached
+
+
+def _pickle_function(function: Callable[..., Any]) -> bytes:
+    try:
+        return code_pickle.dumps(function)
+    except Exception as error:
+        raise ConfigError(f"TaskDescription.function = {function!r}: cannot be sent to a worker: "
+                          f"{_unpicklable_part(function) or _cause(error)}") from error
+
+
+def pickle_arguments(description: TaskDescription) -> bytes:
+    """The call's ``(args, kwargs)`` pickled; ConfigError naming the argument that cannot be."""
+    try:
+        return code_pickle.dumps((tuple(description.args), dict(description.kwargs)))
+    except Exception as error:
+        named = [(f"args[{i}]", value) for i, value in enumerate(description.args)]
+        named += [(f"kwargs[{key!r}]", value) for key, value in description.kwargs.items()]
+        for field, value in named:
+            why = _pickle_error(value)
+            if why is not None:
+                raise ConfigError(f"TaskDescription.{field} = {_short(value)}: cannot be sent to a worker: "
+                                  f"{why}") from error
+        raise ConfigError(f"TaskDescription.args/kwargs: cannot be sent to a worker: {_cause(error)}") from error
+
+
+def _unpicklable_part(function: Callable[..., Any]) -> str | None:
+    """Which variable the function uses (closure or global) cannot be pickled, in words; None if not found."""
+    try:
+        variables = inspect.getclosurevars(function)
+    except (TypeError, ValueError):
+        return None
+    for kind, names in (("closure variable", variables.nonlocals), ("global", variables.globals)):
+        for name, value in names.items():
+            why = _pickle_error(value)
+            if why is not None:
+                return f"it uses the {kind} {name!r} = {_short(value)}, and {why}"
+    return None
+
+
+def _pickle_error(value: Any) -> str | None:
+    try:
+        code_pickle.dumps(value)
+    except Exception as error:
+        return _cause(error)
+    return None
+
+
+def _cause(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def pickle_by_value_if_local(function: Callable[..., Any]) -> None:

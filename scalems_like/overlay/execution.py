@@ -71,8 +71,7 @@ def run_function(task: dict[str, Any], update: dict[str, Any]) -> None:
         args, kwargs = cloudpickle.loads(task["call_arguments"])
         with contextlib.redirect_stdout(output):
             result = function(*args, **kwargs)
-        update["state"] = "DONE"
-        update["return_value"] = cloudpickle.dumps(result)
+        _set_return_value(update, result)
     except TaskTimeout:
         update["state"] = "FAILED"
         update["reason"] = f"timed out after {task['timeout']} s"
@@ -82,12 +81,33 @@ def run_function(task: dict[str, Any], update: dict[str, Any]) -> None:
     except BaseException as error:  # a task may raise anything, SystemExit included
         update["state"] = "FAILED"
         update["reason"] = f"raised {type(error).__name__}: {error}"
-        update["traceback"] = traceback.format_exc()
+        update["traceback"] = _user_traceback(error)
         with contextlib.suppress(Exception):  # unpicklable exceptions travel as text only
             update["exception"] = cloudpickle.dumps(error)
     text = output.getvalue()
     if text:
         update["output"] = text
+
+
+def _set_return_value(update: dict[str, Any], result: Any) -> None:
+    """DONE with the pickled value, or FAILED saying the value (not the function) is what could not be sent."""
+    try:
+        update["return_value"] = cloudpickle.dumps(result)
+    except Exception as error:
+        update["state"] = "FAILED"
+        update["reason"] = (f"returned a {type(result).__name__} that cannot be sent back to the client "
+                            f"({type(error).__name__}: {error}); the function itself ran to its end")
+        return
+    update["state"] = "DONE"
+
+
+def _user_traceback(error: BaseException) -> str:
+    """The traceback as the user's own call would show it: from the task's function on (this module's frames,
+    the worker's own, are left out)."""
+    frames = error.__traceback__
+    while frames is not None and frames.tb_frame.f_code.co_filename == __file__:
+        frames = frames.tb_next
+    return "".join(traceback.format_exception(type(error), error, frames or error.__traceback__))
 
 
 class RunningExecutable:

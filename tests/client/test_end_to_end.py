@@ -86,7 +86,10 @@ def test_raising_function_carries_the_remote_traceback(session: sl.Session, loca
     assert task.wait(timeout=60) is TaskState.FAILED
     assert task.reason == "raised ValueError: bad input"
     assert isinstance(task.exception(), ValueError) and str(task.exception()) == "bad input"
-    assert "in explode" in task.traceback and "raise ValueError(message)" in task.traceback
+    line = explode.__code__.co_firstlineno + 1
+    expected = f'File "{__file__}", line {line}, in explode\n    raise ValueError(message)\n'
+    assert expected in task.traceback and task.exception().remote_traceback == task.traceback
+    assert "execution.py" not in task.traceback  # the worker's own frames are left out
     with pytest.raises(ValueError, match="bad input"):
         task.result()
 
