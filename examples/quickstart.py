@@ -3,6 +3,8 @@
 Run it with:  python examples/quickstart.py
 """
 
+import sys
+
 import scalems_like as sl
 
 
@@ -10,7 +12,7 @@ def square(x: int) -> int:
     return x * x
 
 
-def main() -> None:
+def main() -> int:
     with sl.Session() as session:  # resource "local" is the default
         pilot = session.submit_pilot(sl.PilotDescription(resource="local", cores=2, runtime=600))
         tasks = session.submit_tasks(
@@ -23,7 +25,8 @@ def main() -> None:
         failed = [task for task in tasks if task.state is not sl.TaskState.DONE]
         print(f"{len(tasks) - len(failed)} of {len(tasks)} tasks DONE on {pilot.uid} ({pilot.sandbox})")
     print(f"pilot {pilot.uid} ended {pilot.state}")
+    return 1 if failed else 0  # (a non-zero exit code: CI runs this command too)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

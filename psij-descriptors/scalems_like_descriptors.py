@@ -5,10 +5,12 @@ psij imports every module of every ``psij-descriptors`` directory on ``sys.path`
 editable install (whose ``.pth`` file puts it on ``sys.path``).
 """
 
+from importlib.metadata import version
+
 from packaging.version import Version
 from psij.descriptor import Descriptor
 
 __PSI_J_EXECUTORS__ = [
-    Descriptor(name="scalems-like", nice_name="scalems_like pilot", version=Version("0.1.0"),
+    Descriptor(name="scalems-like", nice_name="scalems_like pilot", version=Version(version("scalems_like")),
                cls="scalems_like.psij_executor.executor.ScalemsLikeJobExecutor"),
 ]

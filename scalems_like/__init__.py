@@ -9,6 +9,7 @@
 
 import logging
 
+from scalems_like._version import __version__
 from scalems_like.client.apps import AppFuture, DependencyFailed, OutputFile, executable_app, function_app
 from scalems_like.client.pilot import Pilot
 from scalems_like.client.session import Session, current_session
@@ -29,8 +30,6 @@ from scalems_like.errors import (
 )
 from scalems_like.launcher.parameters import load_parameters
 from scalems_like.states import PilotState, TaskState
-
-__version__ = "0.1.0"
 
 logging.getLogger("scalems_like").addHandler(logging.NullHandler())  # the application decides what is shown
 
