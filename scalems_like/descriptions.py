@@ -72,7 +72,8 @@ def _parse_staging(description: object, owner: str) -> None:
         value = getattr(description, field)
         if value == ():  # the default: nothing to parse (fast path)
             continue
-        parsed = parse_all(value, output=output, where=f"{owner}.{field}")
+        parsed = parse_all(value, output=output, where=f"{owner}.{field}",
+                           sandbox="pilot" if owner == "PilotDescription" else "task")
         object.__setattr__(description, field, parsed)
 
 
