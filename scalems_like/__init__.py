@@ -17,6 +17,7 @@ from scalems_like.descriptions import PilotDescription, TaskDescription
 from scalems_like.errors import (
     CommandError,
     ConfigError,
+    NoPilot,
     PilotFailed,
     ProtocolError,
     ScalemsError,
@@ -39,6 +40,7 @@ __all__ = [
     "CommandError",
     "ConfigError",
     "DependencyFailed",
+    "NoPilot",
     "OutputFile",
     "Pilot",
     "PilotDescription",
