@@ -105,3 +105,19 @@ def test_the_pilots_in_words(session: sl.Session, local_pilot: sl.Pilot) -> None
     local_pilot.cancel()
     local_pilot.wait(timeout=60)
     assert describe_pilots([local_pilot, local_pilot], submitting=0) == "no live pilot (pilots: 2 CANCELED)"
+
+
+@sl.function_app
+def square(x: int) -> int:
+    return x * x
+
+
+def test_app_futures_wait_as_tasks_do(session: sl.Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # (a cache of its own)
+    future = square(3)
+    with pytest.raises(sl.WaitTimeout, match="the session has no pilot"):
+        future.result(timeout=0.2)
+    with pytest.raises(sl.NoPilot):
+        future.exception()
+    session.submit_pilot(sl.PilotDescription(cores=1))
+    assert future.result() == 9 and future.exception() is None
