@@ -18,6 +18,7 @@ from scalems_like.descriptions import PilotDescription, TaskDescription
 from scalems_like.errors import (
     CommandError,
     ConfigError,
+    NoPilot,
     PilotFailed,
     ProtocolError,
     ScalemsError,
@@ -38,6 +39,7 @@ __all__ = [
     "CommandError",
     "ConfigError",
     "DependencyFailed",
+    "NoPilot",
     "OutputFile",
     "Pilot",
     "PilotDescription",

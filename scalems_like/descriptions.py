@@ -1,15 +1,18 @@
 """What a user asks for: :class:`PilotDescription` and :class:`TaskDescription`.
 
 Both are validated when constructed; a bad value raises :class:`~scalems_like.errors.ConfigError` naming the
-field and the value, before anything is submitted.
+field and the value, before anything is submitted; so does an unknown field (with the field it probably means).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import functools
+import os
 import posixpath
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from scalems_like.errors import ConfigError
 
@@ -46,6 +49,25 @@ def _is_list_of_str(value: object) -> bool:
     return all(isinstance(item, str) for item in value)  # type: ignore[attr-defined]
 
 
+def _arguments(owner: str, value: object) -> tuple[str, ...]:
+    """An executable's arguments as strings: numbers and paths are converted (as RP and Parsl do)."""
+    if _is_list_of_str(value):
+        return tuple(cast("Sequence[str]", value))  # (the usual case, fast)
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise _fail(owner, "arguments", value, "a list of strings")
+    converted = []
+    for index, item in enumerate(value):
+        if isinstance(item, (int, float)) and not isinstance(item, bool):
+            item = str(item)
+        elif isinstance(item, os.PathLike) and isinstance(os.fspath(item), str):
+            item = os.fspath(item)
+        if not isinstance(item, str):
+            raise ConfigError(f"{owner}.arguments = {value!r}: item {index} = {item!r}: expected a string "
+                              "(numbers and paths are converted)")
+        converted.append(item)
+    return tuple(converted)
+
+
 def _check_inside_sandbox(owner: str, field: str, value: str | None) -> None:
     """A file name relative to the task sandbox that stays inside it (data elsewhere moves by staging)."""
     if value is None or ("/" not in value and value not in (".", "..") and "\0" not in value):
@@ -65,6 +87,67 @@ def _check_str_mapping(owner: str, field: str, value: object) -> None:
         raise _fail(owner, field, value, "a mapping of strings to strings")
 
 
+_ALIASES = {
+    "TaskDescription": {
+        "cpus": "cores", "cpu": "cores", "threads": "cores", "cpu_threads": "cores", "cores_per_rank": "cores",
+        "processes": "ranks", "cpu_processes": "ranks", "nprocs": "ranks", "ntasks": "ranks", "mpi_ranks": "ranks",
+        "gpu": "gpus", "gpus_per_rank": "gpus", "env": "environment", "environ": "environment",
+        "cwd": "working_directory", "workdir": "working_directory", "work_dir": "working_directory",
+        "walltime": "timeout", "runtime": "timeout", "command": "executable", "cmd": "executable",
+        "exe": "executable", "func": "function", "retry": "retries", "max_retries": "retries",
+        "stage_in": "input_staging", "stage_out": "output_staging",
+    },
+    "PilotDescription": {
+        "cpus": "cores", "cpu": "cores", "threads": "cores", "gpu": "gpus", "node": "nodes", "num_nodes": "nodes",
+        "nodes_per_block": "nodes", "walltime": "runtime", "time": "runtime", "timeout": "runtime",
+        "partition": "queue", "allocation": "account", "env": "environment", "worker_init": "pre_bootstrap",
+        "stage_in": "input_staging", "stage_out": "output_staging",
+    },
+}
+"""Names that users of RP, Parsl and batch systems reach for, and the field each means here."""
+
+
+def _unknown_fields(owner: str, names: Sequence[str], fields: Sequence[str]) -> str:
+    """The sentence for unknown ``names``: each with the field it probably means, or the list of fields."""
+    def suggestion(name: str) -> str | None:
+        if name in _ALIASES[owner] or name.lower() in fields:
+            return _ALIASES[owner].get(name, name.lower())
+        close = difflib.get_close_matches(name.lower(), fields, n=1, cutoff=0.75)
+        return close[0] if close else None
+    said = [(name, suggestion(name)) for name in names]
+    if len(said) == 1:
+        name, field = said[0]
+        hint = f": did you mean {field!r}?" if field else f"; its fields: {', '.join(fields)}"
+        return f"{owner} got an unexpected field {name!r}{hint}"
+    listed = ", ".join(f"{name!r}" + (f" (did you mean {field!r}?)" if field else "") for name, field in said)
+    return f"{owner} got unexpected fields {listed}; its fields: {', '.join(fields)}"
+
+
+_Description = TypeVar("_Description")
+
+
+def _fields_by_name(cls: type[_Description]) -> type[_Description]:
+    """Make the bare TypeError of the generated ``__init__`` for an unknown or positional argument a ConfigError
+    that says what to write (only when it is raised: a valid description costs one call more)."""
+    generated = cls.__init__
+    fields = tuple(field.name for field in dataclasses.fields(cls))  # type: ignore[arg-type]
+
+    @functools.wraps(generated)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            generated(self, *args, **kwargs)
+        except TypeError:
+            unknown = [name for name in kwargs if name not in fields]
+            if unknown:
+                raise ConfigError(_unknown_fields(cls.__name__, unknown, fields)) from None
+            if args:
+                raise ConfigError(f"{cls.__name__} takes fields by name: {cls.__name__}({fields[0]}={args[0]!r}, "
+                                  "...)") from None
+            raise
+    cls.__init__ = __init__  # type: ignore[misc]
+    return cls
+
+
 def _parse_staging(description: object, owner: str) -> None:
     from scalems_like.staging.directives import parse_all
 
@@ -72,10 +155,12 @@ def _parse_staging(description: object, owner: str) -> None:
         value = getattr(description, field)
         if value == ():  # the default: nothing to parse (fast path)
             continue
-        parsed = parse_all(value, output=output, where=f"{owner}.{field}")
+        parsed = parse_all(value, output=output, where=f"{owner}.{field}",
+                           sandbox="pilot" if owner == "PilotDescription" else "task")
         object.__setattr__(description, field, parsed)
 
 
+@_fields_by_name
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class PilotDescription:
     """A request for a pilot: an allocation on ``resource`` in which an agent runs tasks.
@@ -118,6 +203,7 @@ class PilotDescription:
         object.__setattr__(self, "pre_bootstrap", tuple(self.pre_bootstrap))
 
 
+@_fields_by_name
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class TaskDescription:
     """One unit of work: an ``executable`` with ``arguments``, or a Python ``function`` with ``args``/``kwargs``.
@@ -169,8 +255,7 @@ class TaskDescription:
             _check_str(owner, "executable", self.executable, optional=False)
         if self.function is not None and not callable(self.function):
             raise _fail(owner, "function", self.function, "a callable")
-        if not _is_list_of_str(self.arguments):
-            raise _fail(owner, "arguments", self.arguments, "a list of strings")
+        object.__setattr__(self, "arguments", _arguments(owner, self.arguments))
         if self.function is None and (self.args or self.kwargs):
             raise _fail(owner, "args", self.args, "no args/kwargs for an executable task (use arguments=)")
         if self.function is not None and self.arguments:
@@ -202,7 +287,6 @@ class TaskDescription:
         _check_seconds(owner, "timeout", self.timeout, optional=True)
         if self.function is not None and self.ranks > 1:
             raise _fail(owner, "ranks", self.ranks, "1 for a function task (MPI ranks need an executable)")
-        object.__setattr__(self, "arguments", tuple(self.arguments))
         object.__setattr__(self, "args", tuple(self.args))
         object.__setattr__(self, "wrapper", tuple(self.wrapper))
 

@@ -8,7 +8,8 @@
     ├── PilotFailed               a pilot ended FAILED; ``failure`` says why (step, exit code, output tail)
     ├── TaskFailed                a task ended FAILED or CANCELED; raised by ``Task.result()``
     │   └── TaskWasCanceled       ... CANCELED (also a ``concurrent.futures.CancelledError``, as a Future's)
-    └── WaitTimeout               a ``wait`` ran out of time (also a :class:`TimeoutError`)
+    ├── WaitTimeout               a ``wait`` ran out of time (also a :class:`TimeoutError`)
+    └── NoPilot                   a wait without a timeout on tasks while the session has no pilot to run them
 
     TaskInterrupt (a BaseException, like KeyboardInterrupt: a task's ``except Exception`` does not swallow it)
     ├── TaskTimeout               a function task ran longer than its ``timeout`` (raised inside the worker)
@@ -96,3 +97,8 @@ class TaskCanceled(TaskInterrupt):
 
 class WaitTimeout(ScalemsError, TimeoutError):
     """A wait did not complete within its timeout."""
+
+
+class NoPilot(ScalemsError):
+    """A wait without a timeout on tasks that cannot run: the session has no pilot (and none is being submitted).
+    Raised at once instead of waiting forever; the tasks stay queued and run on the session's first pilot."""

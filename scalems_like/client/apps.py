@@ -99,6 +99,20 @@ class AppFuture(concurrent.futures.Future[Any]):
 
         return asyncio.wrap_future(self).__await__()
 
+    def result(self, timeout: float | None = None) -> Any:
+        """The app's value; waits as :meth:`Task.result` does (a timeout, or a session without a pilot, says so)."""
+        self._wait_for_task(timeout)
+        return super().result(timeout)
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        self._wait_for_task(timeout)
+        return super().exception(timeout)
+
+    def _wait_for_task(self, timeout: float | None) -> None:
+        task = self.task
+        if task is not None and not self.done():
+            task.wait(timeout)  # (this future is settled from the task's done-callback, before the wait returns)
+
     def follow(self, task: Task) -> None:
         self.task = task
         task.add_done_callback(self._copy)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import collections
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -86,3 +87,17 @@ class Pilot:
     def add_callback(self, callback: Callable[[Pilot, PilotState], None]) -> None:
         """Call ``callback(pilot, state)`` on every state change (from the session's I/O thread)."""
         self._callbacks.append(callback)
+
+
+def describe_pilots(pilots: Iterable[Pilot], submitting: int) -> str:
+    """How a session's pilots stand, for a wait that timed out: none, none live, or how many in which state."""
+    pilots = list(pilots)
+    if not pilots:
+        if submitting:
+            return "the session's first pilot is being submitted"
+        return "the session has no pilot (submit one with session.submit_pilot)"
+    counts = collections.Counter(pilot.state for pilot in pilots)
+    states = ", ".join(f"{counts[state]} {state.value}" for state in PilotState if state in counts)
+    if all(pilot.state.is_final for pilot in pilots) and not submitting:
+        return f"no live pilot (pilots: {states})"
+    return f"pilots: {states}"

@@ -19,13 +19,13 @@ from scalems_like.adapters import BatchAdapter, adapter_for
 from scalems_like.client.client_lock import ClientLock
 from scalems_like.client.engine import Engine
 from scalems_like.client.journal import Journal, journal_path, now_text
-from scalems_like.client.pilot import Pilot
+from scalems_like.client.pilot import Pilot, describe_pilots
 from scalems_like.client.pilot_job import check_fits, make_private_directory, render_pilot
 from scalems_like.client.pilot_lifecycle import PilotRecord
 from scalems_like.client.task import Task
 from scalems_like.client.task_wire import to_wire_all
 from scalems_like.descriptions import PilotDescription, TaskDescription
-from scalems_like.errors import ConfigError, ScalemsError, SubmitError, WaitTimeout
+from scalems_like.errors import ConfigError, NoPilot, ScalemsError, SubmitError, WaitTimeout
 from scalems_like.protocol.curve import SESSION_KEYS_FILE, SessionKeys, insecure_requested, warn_insecure
 from scalems_like.resources import ResourceConfig, load_resource
 from scalems_like.staging.actions import StagingError
@@ -74,6 +74,8 @@ class Session:
         self._changed = threading.Condition(self._lock)
         self._tasks: dict[str, Task] = {}
         self._pilots: dict[str, Pilot] = {}
+        self._pilots_submitting = 0
+        """Calls of ``submit_pilot`` under way (a wait for tasks counts on their pilot)."""
         self._resources: dict[str, ResourceConfig] = {}
         self._adapters: dict[str, BatchAdapter] = {}
         self._pilot_numbers = itertools.count()
@@ -218,6 +220,16 @@ class Session:
         Raises ConfigError for a bad description or resource config, SubmitError with the batch system's
         message if the job is refused.
         """
+        with self._changed:
+            self._pilots_submitting += 1
+        try:
+            return self._submit_pilot(description)
+        finally:
+            with self._changed:
+                self._pilots_submitting -= 1
+                self._changed.notify_all()  # a wait that counted on this pilot looks again
+
+    def _submit_pilot(self, description: PilotDescription) -> Pilot:
         if not isinstance(description, PilotDescription):
             raise ConfigError(f"submit_pilot(description={description!r}): expected a PilotDescription")
         for field in ("input_staging", "output_staging"):
@@ -315,7 +327,9 @@ class Session:
 
     def wait_tasks(self, tasks: Sequence[Task] | None = None, timeout: float | None = None, *,
                    progress: bool | Console = False) -> list[Task]:
-        """Block until every task (default: all of the session's) is final. Raises WaitTimeout on timeout.
+        """Block until every task (default: all of the session's) is final. Raises WaitTimeout on timeout, saying
+        how the session's pilots stand. Without a timeout, raises NoPilot at once if the session has no pilot (and
+        none is being submitted): nothing could run the tasks (they stay queued for the first pilot).
 
         ``progress``: show a live view meanwhile (pilots, tasks by state, throughput, ETA) on stderr, or on the
         rich Console given; only on a terminal.
@@ -325,12 +339,17 @@ class Session:
         def reached() -> bool:
             nonlocal remaining
             remaining = [task for task in remaining if not task.state.is_final]
+            if remaining and timeout is None and not self._pilots and not self._pilots_submitting:
+                raise NoPilot(f"{len(remaining)} task(s) cannot run: the session has no pilot, so waiting without a "
+                              "timeout would never end; submit one with session.submit_pilot(...) (the tasks stay "
+                              "queued for it), or wait with a timeout for a pilot that another thread submits")
             return not remaining
         with contextlib.ExitStack() as display:
             if progress is not False:
                 from scalems_like.analytics.progress import live_progress
                 display.enter_context(live_progress(self, remaining, None if progress is True else progress))
-            self._wait_for(reached, timeout, lambda: f"{len(remaining)} task(s) not final, e.g. {remaining[:3]}")
+            self._wait_for(reached, timeout, lambda: f"{len(remaining)} task(s) not final, e.g. {remaining[:3]}; "
+                           f"{describe_pilots(self._pilots.values(), self._pilots_submitting)}")
         return list(self.tasks if tasks is None else tasks)
 
     def profile(self, *, frame: bool = True) -> Any:

@@ -10,7 +10,9 @@ A directive is a string ``"SOURCE > TARGET"`` (a copy) or a mapping::
 
 Locations are ``SCOPE:///PATH`` with PATH relative to the scope's root (``client`` is the client's working
 directory; ``resource``, ``session``, ``pilot`` and ``task`` are the sandboxes), or ``file:///ABSOLUTE/PATH`` on
-the resource. A location without a scope is ``client://`` as a source of an input and ``task://`` otherwise.
+the resource. A location without a scope is an absolute path (``file://``) if it starts with ``/``; otherwise it is
+on the client (``client://``) for an input's source and an output's target, and in the sandbox of what the
+directive belongs to (``task://`` for a task, ``pilot://`` for a pilot) for the other side.
 ``tarball`` packs a directory on the source side and unpacks it at the target (permissions and symlinks kept).
 
 Directives are validated when a description is made: an unknown scope, a path escaping its scope with ``..``,
@@ -66,24 +68,32 @@ class Directive:
                    data["skip_if_same"], data["when"], data["text"])
 
 
-def parse_location(text: str, default_scope: str, where: str) -> Location:
+def parse_location(text: str, default_scope: str, where: str, sandbox: str = "task") -> Location:
+    """``text`` as a location; a relative path without a scope is in ``default_scope``, an absolute one is a
+    ``file://`` path. ``sandbox``: the sandbox scope of what the directive belongs to (a pilot has no task)."""
     scope, separator, rest = text.partition("://")
     if not separator:
-        scope, rest = default_scope, text
+        scope, rest = ("file", text) if text.startswith("/") else (default_scope, text)
+        if text.startswith("~"):
+            raise ConfigError(f"{where}: {text!r}: '~' is not expanded; write the absolute path (/home/...), "
+                              f"or {default_scope}:///{text} for a name that starts with '~'")
     if scope not in SCOPES:
         raise ConfigError(f"{where}: unknown scope {scope!r} in {text!r}; scopes: {', '.join(SCOPES)}")
+    if scope == "task" and sandbox != "task":
+        raise ConfigError(f"{where}: {text!r}: a {sandbox} has no task scope; scopes: "
+                          f"{', '.join(name for name in SCOPES if name != 'task')}")
     if scope == "file":
         if not rest.startswith("/"):
             raise ConfigError(f"{where}: {text!r}: file:// takes an absolute path (file:///data/x)")
-        return Location("file", posixpath.normpath(rest))
+        return Location("file", "/" + posixpath.normpath(rest).lstrip("/"))
     relative = posixpath.normpath(rest.lstrip("/")) if rest.strip("/") else "."
     if relative == ".." or relative.startswith("../"):
         raise ConfigError(f"{where}: {text!r} escapes the {scope} scope with '..'")
     return Location(scope, relative)
 
 
-def parse(directive: str | Mapping[str, Any], *, output: bool, where: str) -> Directive:
-    """One directive of an input (``output=False``) or output staging list."""
+def parse(directive: str | Mapping[str, Any], *, output: bool, where: str, sandbox: str = "task") -> Directive:
+    """One directive of an input (``output=False``) or output staging list of a ``sandbox`` ("task" or "pilot")."""
     label = f"{where} {directive!r}"
     if isinstance(directive, str):
         source_text, separator, target_text = directive.partition(">")
@@ -110,18 +120,19 @@ def parse(directive: str | Mapping[str, Any], *, output: bool, where: str) -> Di
     for flag in ("create_parents", "skip_if_same"):
         if not isinstance(spec.get(flag, False), bool):
             raise ConfigError(f"{label}: {flag} = {spec[flag]!r}: expected true or false")
-    source = parse_location(spec["source"], "task" if output else "client", label)
-    target = parse_location(spec["target"], "client" if output else "task", label)
+    source = parse_location(spec["source"], sandbox if output else "client", label, sandbox)
+    target = parse_location(spec["target"], "client" if output else sandbox, label, sandbox)
     # data staged to the resource sandbox outlives sessions: reuse it when its checksum matches
     skip_if_same = spec.get("skip_if_same", target.scope == "resource")
     return Directive(source, target, action, spec.get("create_parents", True), skip_if_same, when,
                      directive if isinstance(directive, str) else repr(dict(directive)))
 
 
-def parse_all(directives: Sequence[str | Mapping[str, Any]], *, output: bool, where: str) -> tuple[Directive, ...]:
+def parse_all(directives: Sequence[str | Mapping[str, Any]], *, output: bool, where: str,
+              sandbox: str = "task") -> tuple[Directive, ...]:
     if isinstance(directives, (str, Mapping)) or not isinstance(directives, Sequence):
         raise ConfigError(f"{where} = {directives!r}: expected a list of directives")
-    return tuple(parse(item, output=output, where=where) for item in directives)
+    return tuple(parse(item, output=output, where=where, sandbox=sandbox) for item in directives)
 
 
 def resolve(location: Location, roots: Mapping[str, Path]) -> Path:

@@ -68,6 +68,34 @@ def test_absolute_paths_on_the_resource(session: sl.Session, local_pilot: sl.Pil
     assert (project / "out" / "lines.txt").read_text() == "1\n"
 
 
+def test_plain_absolute_paths_are_file_paths(session: sl.Session, local_pilot: sl.Pilot, workdir: Path) -> None:
+    """'o.txt > /abs/o.txt' writes /abs/o.txt (it wrote $PWD/abs/o.txt and ended DONE); an absolute input source
+    is read where it is (a missing one was reported as $PWD/... , a path the user never wrote)."""
+    elsewhere = workdir / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "in.txt").write_text("absolute\n")
+    (task,) = session.submit_tasks([shell("cat in.txt > o.txt", input_staging=[f"{elsewhere}/in.txt > in.txt"],
+                                          output_staging=[f"o.txt > {elsewhere}/results/o.txt"])])
+    assert task.wait(timeout=60) is TaskState.DONE
+    assert (elsewhere / "results" / "o.txt").read_text() == "absolute\n"
+    assert not (workdir / str(elsewhere).lstrip("/")).exists()
+    (missing,) = session.submit_tasks([shell("true", input_staging=[f"{elsewhere}/nothing > x"])])
+    assert missing.wait(timeout=60) is TaskState.FAILED
+    assert f"source {elsewhere}/nothing does not exist" in str(missing.reason)
+
+
+def test_unscoped_pilot_directives_mean_the_pilot_sandbox(workdir: Path) -> None:
+    (workdir / "forcefield.dat").write_text("parameters\n")
+    with sl.Session() as session:
+        pilot = session.submit_pilot(sl.PilotDescription(
+            cores=1, input_staging=["forcefield.dat > shared/forcefield.dat"],
+            output_staging=["agent.log > logs/agent.log"]))
+        assert (pilot.sandbox / "shared" / "forcefield.dat").read_text() == "parameters\n"
+        pilot.wait("ACTIVE", timeout=60)
+    assert pilot.state is sl.PilotState.DONE and pilot.staging_failure is None
+    assert "agent" in (workdir / "logs" / "agent.log").read_text()
+
+
 def test_resource_scope_is_reused_across_sessions_by_checksum(workdir: Path) -> None:
     (workdir / "model.bin").write_bytes(os.urandom(100_000))
     stage = {"source": "model.bin", "target": "resource:///cache/model.bin"}

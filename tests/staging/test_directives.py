@@ -60,3 +60,47 @@ def test_resolution_and_shared_filesystem_transport(tmp_path: Path) -> None:
     roots = {"task": tmp_path / "task"}
     assert resolve(directive.target, roots) == tmp_path / "task" / "x"
     assert resolve(directive.source, roots) == tmp_path / "data" / "x"
+
+
+# The defaults, every combination (README, "Sandboxes and staging"): which scope a path without one means.
+@pytest.mark.parametrize(
+    ("sandbox", "output", "source_scope", "target_scope"),
+    [
+        ("task", False, "client", "task"),    # TaskDescription.input_staging
+        ("task", True, "task", "client"),     # TaskDescription.output_staging
+        ("pilot", False, "client", "pilot"),  # PilotDescription.input_staging
+        ("pilot", True, "pilot", "client"),   # PilotDescription.output_staging
+    ],
+)
+def test_unscoped_paths_take_the_documented_scopes(sandbox: str, output: bool, source_scope: str,
+                                                   target_scope: str) -> None:
+    directive = parse("a/x > b/y", output=output, where="w", sandbox=sandbox)
+    assert (directive.source, directive.target) == (Location(source_scope, "a/x"), Location(target_scope, "b/y"))
+    absolute = parse("/data/in/x > /scratch/me/results/y", output=output, where="w", sandbox=sandbox)
+    assert (absolute.source, absolute.target) == (Location("file", "/data/in/x"),
+                                                   Location("file", "/scratch/me/results/y"))
+    mapping = parse({"source": "/etc/hostname", "target": "h"}, output=output, where="w", sandbox=sandbox)
+    assert mapping.source == Location("file", "/etc/hostname")
+
+
+def test_an_absolute_path_is_the_file_it_names(tmp_path: Path) -> None:
+    """An absolute path is never made relative to a scope (it was: '/scratch/x' became client:///scratch/x)."""
+    output = parse("o.txt > /scratch/me/results/o.txt", output=True, where="w")
+    assert str(output.target) == "file:///scratch/me/results/o.txt"
+    assert resolve(output.target, {"client": tmp_path}) == Path("/scratch/me/results/o.txt")
+    assert parse("//etc//hostname > h", output=False, where="w").source == Location("file", "/etc/hostname")
+    shared = for_shared_filesystem(parse("/etc/hostname > h", output=False, where="w"), tmp_path)
+    assert resolve(shared.source, {}) == Path("/etc/hostname")
+
+
+@pytest.mark.parametrize(
+    ("directive", "sandbox", "match"),
+    [
+        ("~/results/o.txt > o", "task", r"'~/results/o.txt': '~' is not expanded; write the absolute path"),
+        ("a > task:///x", "pilot", r"'task:///x': a pilot has no task scope"),
+        ({"source": "task:///x", "target": "y"}, "pilot", "a pilot has no task scope"),
+    ],
+)
+def test_paths_that_would_mean_something_else_are_refused(directive: object, sandbox: str, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        parse(directive, output=False, where="w", sandbox=sandbox)  # type: ignore[arg-type]
