@@ -24,6 +24,18 @@ from scalems_like.resources import load_resource
 from tests.processes import children, processes, wait_until
 
 
+def descendants(pid: int) -> list[int]:
+    return [found for child in children(pid) for found in (child, *descendants(child))]
+
+
+def processes_named(pid: int) -> str:
+    """The command line of ``pid`` ('' once it has ended)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        return ""
+
+
 def interpreter_and_six() -> tuple[str, str | None]:
     """The task's interpreter, and the version of `six` where its environment has it (None where not: a test
     relies on no package the machine's base interpreter happens to have)."""
@@ -292,8 +304,15 @@ def test_killed_bootstrap_names_its_last_step(session: sl.Session) -> None:
         time.sleep(0.05)
     shell = subprocess.run(["pgrep", "-f", f"^/bin/sh {pilot.sandbox}/bootstrap.sh"], capture_output=True, text=True)
     shell_pid = int(shell.stdout.split()[0])
+    sleeps: list[int] = []
+
+    def hook_sleeps() -> bool:  # this pilot's own `sleep 120` (never another process of that name on the machine)
+        sleeps[:] = [pid for pid in descendants(shell_pid) if processes_named(pid) == "sleep 120"]
+        return bool(sleeps)
+    wait_until(hook_sleeps, timeout=30, what="the hook's sleep started")
     os.kill(shell_pid, signal.SIGKILL)  # as the OOM killer would; then its orphaned `sleep`, which holds the job's pipe
-    subprocess.run(["pkill", "-KILL", "-f", "^sleep 120$"], check=False)
+    for pid in sleeps:
+        os.kill(pid, signal.SIGKILL)
     assert pilot.wait(timeout=30) is PilotState.FAILED
     assert "before the agent connected" in pilot.failure
     assert "last bootstrap step: hooks (started)" in pilot.failure
