@@ -36,8 +36,9 @@ from rich.table import Table
 
 from scalems_like.adapters.psij_adapter import mark_in_allocation
 from scalems_like.analytics.summary import session_summary, summary_tables
+from scalems_like.cli.commands import parse_pilot
 from scalems_like.cli.console import cli_console
-from scalems_like.cli.usage import UsageError, arguments_checked, key_value, positive_seconds
+from scalems_like.cli.usage import UsageError, arguments_checked
 from scalems_like.client import cache
 from scalems_like.client.session import Session
 from scalems_like.descriptions import PilotDescription
@@ -47,23 +48,26 @@ from scalems_like.launcher.record import read_canceled, record_end
 from scalems_like.resources import inside_allocation, load_resource
 from scalems_like.states import TaskState
 
-PILOT_KEYS: dict[str, type] = {"cores": int, "gpus": int, "nodes": int, "runtime": float, "queue": str,
-                               "account": str, "project": str}
-"""What ``--pilot`` may set, and how its text is read."""
+SHAPE_OPTIONS = ("nodes", "cores", "gpus", "runtime", "queue", "account")
+"""The pilot's shape as options (``--cores 2``), spelled as ``submit`` spells them."""
 
 
-def parse_pilot(text: str) -> dict[str, Any]:
-    """``cores=4,runtime=3600,queue=debug`` → PilotDescription fields; errors name the key and the value."""
-    fields: dict[str, Any] = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        key, separator, value = item.partition("=")
-        if not separator or key not in PILOT_KEYS:
-            raise UsageError(f"--pilot {item!r}: expected KEY=VALUE with KEY one of {', '.join(PILOT_KEYS)}")
-        try:
-            fields[key] = PILOT_KEYS[key](value)
-        except ValueError:
-            raise UsageError(f"--pilot {key}={value!r}: expected {PILOT_KEYS[key].__name__}") from None
-    return fields
+def pilot_fields(arguments: argparse.Namespace) -> dict[str, Any]:
+    """PilotDescription fields from ``--nodes``, ``--cores``, ... and the deprecated ``--pilot KEY=VALUE,...``
+    (a note on stderr gives its spelling as options; a key given both ways is a usage error)."""
+    fields = {key: getattr(arguments, key) for key in SHAPE_OPTIONS if getattr(arguments, key) is not None}
+    if not arguments.pilot:
+        return fields
+    old = parse_pilot(arguments.pilot)
+    for key in old:
+        if key in fields:
+            raise UsageError(f"--pilot {arguments.pilot!r} and --{key} {fields[key]}: {key} given twice (give "
+                             f"--{key} only)")
+    options = " ".join(f"--{key} {value:g}" if isinstance(value, float) else f"--{key} {value}"
+                       for key, value in old.items() if key in SHAPE_OPTIONS)
+    if options:
+        print(f"note: --pilot is deprecated; say {options}", file=sys.stderr, flush=True)
+    return {**fields, **old}
 
 
 INTERRUPTED = 128 + 2
@@ -154,10 +158,10 @@ def run(arguments: argparse.Namespace) -> int:
     script = Path(arguments.script)
     if not script.is_file():
         raise ConfigError(f"script {str(script)!r}: no such file")
-    fields = parse_pilot(arguments.pilot or "")
+    fields = pilot_fields(arguments)
     if arguments.env:
         fields["environment"] = arguments.env
-    with arguments_checked("--pilot"):
+    with arguments_checked("--pilot" if arguments.pilot else None):
         description = PilotDescription(resource=arguments.resource, **fields)
     if arguments.no_cache:
         os.environ[cache.NO_CACHE_VARIABLE] = "1"
@@ -280,33 +284,6 @@ def print_summary(uid: str, tasks: list[Any], elapsed: float, console: Console) 
     console.print(f"{uid}: {len(tasks)} task(s) in {elapsed:.1f} s", soft_wrap=True)
     for table in summary_tables(session_summary(uid, tasks=len(tasks))):
         console.print(table)
-
-
-def add_command(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    command = commands.add_parser(
-        "run", help="run a workflow script in a new session and pilot; wait for its tasks; summarize",
-        epilog="example: scalems-like run --resource slurm --pilot nodes=2,runtime=3600 ensemble.py 100")
-    command.add_argument("--resource", default="local", help="where the pilot runs (default: local)")
-    command.add_argument("--pilot", help=f"the pilot's shape: KEY=VALUE,... with KEY in {', '.join(PILOT_KEYS)}")
-    command.add_argument("--env", help="a named environment profile for the pilot (scalems-like env list)")
-    command.add_argument("--timeout", type=positive_seconds,
-                         help="give up waiting for the tasks after this many seconds (> 0)")
-    command.add_argument("--no-cache", action="store_true",
-                         help=f"run every app call, even those with a result in ./{cache.DIRECTORY}")
-    command.add_argument("--params", metavar="FILE",
-                         help="the script's parameters (YAML/JSON mapping), read with sl.load_parameters()")
-    command.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", type=key_value,
-                         help="one parameter (a YAML scalar), over the file's; repeatable")
-    command.add_argument("--session", help=argparse.SUPPRESS)  # submit: the session uid chosen at submission
-    command.add_argument("--in-allocation", action="store_true", help=argparse.SUPPRESS)  # submit: fork the pilot
-    command.add_argument("script")
-    command.add_argument("arguments", nargs=argparse.REMAINDER, help="passed to the script as sys.argv[1:]")
-    command.set_defaults(handler=run)
-    cached = commands.add_parser("cache", help=f"app results cached in this directory (./{cache.DIRECTORY})",
-                                 epilog="example: scalems-like cache ls")
-    cached.add_argument("action", choices=["ls", "clear"])
-    cached.add_argument("--json", action="store_true", help="machine-readable output (ls)")
-    cached.set_defaults(handler=run_cache)
 
 
 def run_cache(arguments: argparse.Namespace) -> int:

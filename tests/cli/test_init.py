@@ -23,7 +23,7 @@ def test_the_template_project_runs_as_it_is(tmp_path: Path, isolated_dirs: Path)
         ".scalemsignore", "README.md", "parameters.yaml", "resources", "resources/cluster.yaml", "sweep.yaml",
         "workflow.py"]
     for run, tasks in ((1, 21), (2, 0)):  # 10 simulations, 10 reads, 1 summary; then all from the cache
-        result = scalems_like("run", "--pilot", "cores=2,runtime=120", "workflow.py", cwd=project)
+        result = scalems_like("run", "--cores", "2", "--runtime", "120", "workflow.py", cwd=project)
         assert result.returncode == 0, (run, result.stderr)
         assert "my-ensemble: {'members': 10, 'mean': 535.5, 'best': 0}" in result.stdout
         assert f": {tasks} task(s) in" in result.stdout

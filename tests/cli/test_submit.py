@@ -189,7 +189,7 @@ def test_user_errors_are_one_line_each(tmp_path: Path, capsys: pytest.CaptureFix
         code, _, err = cli(arguments, capsys)
         assert code == 1 and message in err and "Traceback" not in err, (arguments, err)
     for arguments, message in (  # usage errors: exit 2
-            (["submit", "--nodes", "0", "workflow.py"], "--nodes 0: expected a whole number of nodes"),
+            (["submit", "--nodes", "0", "workflow.py"], "argument --nodes: '0': expected a whole number >= 1"),
             (["cancel"], "nothing to cancel: give a SESSION, or --queued"),
             (["submit", "--runtime", "90", "workflow.py"], "--runtime 90.0: expected at least 120 seconds"),
             (["submit", "--nodes", "2", "workflow.py"], "--nodes 2: resource 'local' runs the session on this machine"),
