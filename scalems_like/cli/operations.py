@@ -85,19 +85,20 @@ def task_files(uid: str, record: LaunchRecord | None, pilots: list[dict[str, Any
     return found
 
 
-def print_task_record(console: Console, uid: str, task: str) -> bool:
-    """What the journal holds of a task's end: state, reason, exit code, a function's printed output and remote
-    traceback (which live nowhere else); False if the journal does not know the task."""
+def task_record(uid: str, task: str) -> dict[str, Any] | None:
+    """The journal's last update of a task (state, reason, exit code, a function's printed output and remote
+    traceback, which live nowhere else); None if the journal does not know the task."""
     if not journal_path(uid).is_file():
-        return False
+        return None
     journal = Journal.open(uid)
     try:
         updates = journal.task_updates(task)
     finally:
         journal.connection.close()
-    if not updates:
-        return False
-    last = updates[-1]
+    return updates[-1] if updates else None
+
+
+def print_task_record(console: Console, task: str, last: dict[str, Any]) -> None:
     header(console, f"task {task} (the session's journal)")
     lines = [f"state: {last.get('state')}" + (f" (attempt {last['attempt']})" if last.get("attempt") else "")]
     lines += [f"{key.replace('_', ' ')}: {last[key]}" for key in ("reason", "exit_code") if last.get(key) is not None]
@@ -105,29 +106,50 @@ def print_task_record(console: Console, uid: str, task: str) -> bool:
     for key, title in (("output", "printed output"), ("traceback", "traceback (on the worker)")):
         if last.get(key):
             print(f"{title}:\n{str(last[key]).rstrip()}")
-    return True
 
 
 def run_logs(arguments: argparse.Namespace) -> int:
+    if arguments.json and arguments.follow:
+        raise UsageError("logs: --json prints what is there now; --follow prints as it comes: give one")
     record, _journal = find(arguments.session)
     (row,) = overviews([arguments.session], patience=0.0)
-    console = cli_console()
     if arguments.task:
-        files = task_files(arguments.session, record, row["pilots"], arguments.task)
-        known = print_task_record(console, arguments.session, arguments.task)
-        if not files and not known:
-            raise ConfigError(f"--task {arguments.task!r}: no such task in session {arguments.session} (neither "
-                              "in its journal nor in a pilot sandbox)")
-        for path in files:
-            header(console, str(path))
-            sys.stdout.write(path.read_text(errors="replace"))
-        return 0
+        return print_task_logs(arguments, record, row)
     sources = follow.log_sources(arguments.session, record, row["pilots"])
-    if not arguments.follow:
-        for source in sources:
-            follow.print_source(source)
+    if arguments.follow:
+        return follow.follow_session(arguments.session, record, sources)
+    closing = follow.closing_line(record)
+    if arguments.json:
+        print(json.dumps({"session": arguments.session, "state": row["state"], "ended": closing, "sources": [
+            {"label": source.label, "path": str(source.path), "lines": follow.all_lines(source)}
+            for source in sources]}, indent=2))
         return 0
-    return follow.follow_session(arguments.session, record, sources)
+    for source in sources:
+        follow.print_source(source)
+    if closing:
+        print(closing)
+    return 0
+
+
+def print_task_logs(arguments: argparse.Namespace, record: LaunchRecord | None, row: dict[str, Any]) -> int:
+    """``logs SESSION --task UID``: the journal's record of the task's end, then its output files."""
+    files = task_files(arguments.session, record, row["pilots"], arguments.task)
+    last = task_record(arguments.session, arguments.task)
+    if not files and last is None:
+        raise ConfigError(f"--task {arguments.task!r}: no such task in session {arguments.session} (neither "
+                          "in its journal nor in a pilot sandbox)")
+    if arguments.json:
+        print(json.dumps({"session": arguments.session, "task": arguments.task, "record": last,
+                          "files": {str(path): path.read_text(errors="replace") for path in files}},
+                         indent=2, default=str))
+        return 0
+    console = cli_console()
+    if last is not None:
+        print_task_record(console, arguments.task, last)
+    for path in files:
+        header(console, str(path))
+        sys.stdout.write(path.read_text(errors="replace"))
+    return 0
 
 
 # -- cancel -------------------------------------------------------------------------------------------------

@@ -85,6 +85,8 @@ def test_submit_follows_the_log_to_the_end_then_status_logs_get_delete(
     assert "session_start started" in result.stdout  # the bootstrap's steps, streamed
     assert "workflow ['alpha'] {'members': 3, 'wait_for': '', 'sleeper': 0}" in result.stdout  # the client's own output
     assert f"session {uid}: DONE" in result.stderr
+    last_line = result.stdout.strip().splitlines()[-1]  # not the launcher's `session_start started`
+    assert last_line.startswith("[session] ") and last_line.endswith("ended DONE: every task DONE"), last_line
 
     record = read_record(uid)
     assert record is not None and record.parameters == {"members": 3}
@@ -103,6 +105,17 @@ def test_submit_follows_the_log_to_the_end_then_status_logs_get_delete(
     assert code == 0 and "member 1 job=none node=local" in out
     code, out, _ = cli(["logs", uid], capsys)
     assert code == 0 and "[bootstrap]" in out and "workflow ['alpha']" in out
+    assert out.strip().splitlines()[-1] == last_line
+    code, out, _ = cli(["logs", "last", "--json"], capsys)
+    logs = json.loads(out)
+    assert code == 0 and logs["session"] == uid and logs["state"] == "DONE" and logs["ended"] == last_line
+    assert [source["label"] for source in logs["sources"]] == ["bootstrap", "session"]
+    assert any("workflow ['alpha']" in line for line in logs["sources"][1]["lines"])
+    code, out, _ = cli(["logs", uid, "--task", "task.000001", "--json"], capsys)
+    task = json.loads(out)
+    assert code == 0 and task["record"]["state"] == "DONE"
+    assert any("member 1 job=none" in text for text in task["files"].values())
+    assert cli(["logs", uid, "--json", "-f"], capsys)[0] == 2
 
     archive = tmp_path / "session.tar.gz"
     assert cli(["get", uid, "-o", str(archive)], capsys)[0] == 0
