@@ -4,9 +4,10 @@ Built with argparse and this package's light modules only: a handler is named as
 imported when its command runs, so ``--help``, ``--version`` and a usage error cost no more than starting Python
 (the client, ZeroMQ, psij and rich are imported by the commands that use them).
 
-A session is named by its whole uid, a unique prefix of it, or ``last`` (the newest); see
-:func:`scalems_like.cli.overview.resolve`. A pilot's shape is said the same way to ``run`` and ``submit``:
-``--nodes N --cores C --gpus G --runtime SECONDS --queue Q --account A``.
+Commands that can take seconds (``status``, ``cancel``, ``get``, ``plot``) name a ``working`` text: a spinner
+shows it on stderr while they work, on a terminal only. A session is named by its whole uid, a unique prefix of it,
+or ``last`` (the newest); see :func:`scalems_like.cli.overview.resolve`. A pilot's shape is said the same way to
+``run`` and ``submit``: ``--nodes N --cores C --gpus G --runtime SECONDS --queue Q --account A``.
 """
 
 from __future__ import annotations
@@ -139,7 +140,7 @@ def add_session_commands(commands: argparse._SubParsersAction) -> None:  # type:
     status.add_argument("--resource", help="where to look (default: every resource)")
     status.add_argument("--follow", action="store_true", help="live view until every pilot has started or failed")
     status.add_argument("--json", action="store_true", help="machine-readable output")
-    status.set_defaults(handler="scalems_like.cli.status:run")
+    status.set_defaults(working="reading {session}", handler="scalems_like.cli.status:run")
     for name, text in (
             ("reattach", "reconnect to a session's live pilots and collect what finished meanwhile"),
             ("resume", "run a session's unfinished tasks again on a new pilot (finished ones never re-run)")):
@@ -169,7 +170,7 @@ def add_operation_commands(commands: argparse._SubParsersAction) -> None:  # typ
     session_argument(cancel, nargs="?")
     cancel.add_argument("--queued", action="store_true", help="cancel every submitted session that is still queued")
     cancel.add_argument("--json", action="store_true", help="machine-readable output")
-    cancel.set_defaults(handler="scalems_like.cli.operations:run_cancel")
+    cancel.set_defaults(working="canceling {session}", handler="scalems_like.cli.operations:run_cancel")
     get = commands.add_parser("get", help="archive a session's sandboxes, outputs and journal into this directory",
                               formatter_class=RAW, epilog="example:\n  scalems-like get SESSION "
                               "&& tar xzf SESSION.tar.gz SESSION/sandbox/launcher/project")
@@ -177,7 +178,7 @@ def add_operation_commands(commands: argparse._SubParsersAction) -> None:  # typ
     get.add_argument("--output", "-o", help="the archive's path (default: ./SESSION.tar.gz)")
     get.add_argument("--force", action="store_true", help="replace an existing archive")
     get.add_argument("--json", action="store_true", help="machine-readable output")
-    get.set_defaults(handler="scalems_like.cli.operations:run_get")
+    get.set_defaults(working="archiving {session}", handler="scalems_like.cli.operations:run_get")
     delete = commands.add_parser("delete", help="remove a finished session: its sandboxes and its records",
                                  formatter_class=RAW, epilog="example:\n  scalems-like delete SESSION --yes")
     session_argument(delete)
@@ -201,7 +202,7 @@ def add_profile_commands(commands: argparse._SubParsersAction) -> None:  # type:
     session_argument(plot)
     plot.add_argument("--out", metavar="FILE", help="FILE.png or FILE.html (default: SESSION.png here)")
     plot.add_argument("--json", action="store_true", help="print what was written as JSON")
-    plot.set_defaults(handler="scalems_like.cli.profile:run_plot")
+    plot.set_defaults(working="drawing {session}", handler="scalems_like.cli.profile:run_plot")
 
 
 def add_setup_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

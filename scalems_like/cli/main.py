@@ -132,7 +132,14 @@ def main(argv: list[str] | None = None) -> int:
             from scalems_like.cli.overview import resolve
 
             arguments.session = resolve(arguments.session)
-        code = int(handler_of(arguments)(arguments))
+        handler = handler_of(arguments)
+        if getattr(arguments, "working", None) and not getattr(arguments, "follow", False):
+            from scalems_like.cli.console import working
+
+            with working(arguments.working.format(session=arguments.session or "every queued session")):
+                code = int(handler(arguments))
+        else:
+            code = int(handler(arguments))
         sys.stdout.flush()  # here, so that a closed pipe shows now (not as an error at the interpreter's exit)
         return code
     except BrokenPipeError:  # `scalems-like profile S --json | head`: the reader has all it wanted

@@ -128,3 +128,39 @@ def test_run_and_submit_say_a_pilots_shape_alike(tmp_path: Path) -> None:
     assert "shape 1 120.0" in old.stdout and "note: --pilot is deprecated; say --cores 1 --runtime 120" in old.stderr
     new = run_command("--cores", "1", "--runtime", "120", str(script), cwd=tmp_path)
     assert new.returncode == 0 and "shape 1 120.0" in new.stdout and "deprecated" not in new.stderr, new.stderr
+
+
+def with_stderr_on_a_terminal(argv: list[str], cwd: Path) -> tuple[int, str, str]:
+    """Run the command with its stderr on a pseudo-terminal (stdout a pipe): (exit code, stdout, the terminal's
+    text)."""
+    import os
+    import pty
+
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "scalems_like", *argv], stdout=subprocess.PIPE,
+                               stderr=terminal, cwd=cwd, env={**os.environ, "TERM": "xterm", "COLUMNS": "120"})
+    os.close(terminal)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # (EIO: the command ended, the terminal's other side is closed)
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(controller)
+    assert process.stdout is not None
+    out = process.stdout.read().decode()
+    process.stdout.close()
+    return process.wait(timeout=60), out, shown.decode(errors="replace")
+
+
+def test_slow_commands_show_that_they_work_on_a_terminal_only(tmp_path: Path) -> None:
+    closed_session(UIDS[0], {"DONE": 1})
+    code, out, shown = with_stderr_on_a_terminal(["get", "last", "-o", "a.tar.gz", "--json"], tmp_path)
+    assert code == 0 and json.loads(out)["session"] == UIDS[0]
+    assert f"archiving {UIDS[0]}" in shown  # the spinner's text, on the terminal
+    piped = subprocess.run([sys.executable, "-m", "scalems_like", "get", "last", "-o", "b.tar.gz", "--json"],
+                           capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert piped.returncode == 0 and piped.stderr == ""  # no terminal: nothing extra
