@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from scalems_like.cli.main import main
-from scalems_like.client.journal import Journal
+from tests.cli.journals import closed_session
 
 HEAVY = ("zmq", "rich", "psij", "cloudpickle", "msgpack", "yaml", "scalems_like.client", "scalems_like.protocol")
 
@@ -50,19 +50,6 @@ def test_version_flag(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out.strip() == f"scalems_like {scalems_like.__version__}"
     assert main(["version", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["version"] == scalems_like.__version__
-
-
-def closed_session(uid: str, counts: dict[str, int]) -> None:
-    """A closed interactive session's journal with tasks that ended as ``counts`` says."""
-    journal = Journal.create(uid, {"uid": uid, "created": "2026-11-23 15:00:00"})
-    states = [state for state, count in counts.items() for _ in range(count)]
-    wires = [(f"task.{number:06d}", number, {"uid": f"task.{number:06d}", "kind": "executable", "cores": 1})
-             for number in range(len(states))]
-    updates = [{"uid": f"task.{number:06d}", "state": state, "time": 100.0 + number, "host": "client",
-                **({"reason": "exited with code 3"} if state == "FAILED" else {})}
-               for number, state in enumerate(states)]
-    journal.commit([("tasks", wires), ("events", updates), ("session", ("state", "closed"))])
-    journal.connection.close()
 
 
 UIDS = ["session.20261123.150100.4242.aa01", "session.20261123.150200.4242.aa02",
