@@ -278,11 +278,15 @@ def script_traceback(error: BaseException, script: Path) -> str:
     return "".join(traceback.format_exception(type(error), error, frames or error.__traceback__)).rstrip()
 
 
-def print_summary(uid: str, tasks: list[Any], elapsed: float, console: Console) -> None:
+def print_summary(uid: str, tasks: list[Any], elapsed: float | None, console: Console) -> None:
     """Tasks by final state, task times, pilot utilisation and time split, the slowest tasks, failures by reason
-    (read from the session's journal: call it once the session is closed)."""
-    console.print(f"{uid}: {len(tasks)} task(s) in {elapsed:.1f} s", soft_wrap=True)
-    for table in summary_tables(session_summary(uid, tasks=len(tasks))):
+    (read from the session's journal: call it once the session is closed). ``elapsed``: the seconds this command
+    ran the session for; None (reattach, resume): the session's own time, first submission to last end."""
+    summary = session_summary(uid, tasks=len(tasks))
+    seconds = summary["makespan"] if elapsed is None else elapsed
+    console.print(f"{uid}: {len(tasks)} task(s) in {seconds:.1f} s"
+                  + (" (the session's: first submission to last end)" if elapsed is None else ""), soft_wrap=True)
+    for table in summary_tables(summary):
         console.print(table)
 
 

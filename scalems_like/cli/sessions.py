@@ -41,8 +41,9 @@ def reattach_or_resume(arguments: argparse.Namespace, *, resume: bool) -> int:
     else:
         session.wait_tasks(tasks, progress=console)  # the live view only on a terminal
         session.close()
-    # tasks by state, times, the slowest, failures grouped by reason: as `run` ends (from the journal)
-    print_summary(session.uid, tasks, time.monotonic() - started, cli_console())
+    # tasks by state, times, the slowest, failures grouped by reason: as `run` ends (from the journal); the
+    # session's time, not this command's
+    print_summary(session.uid, tasks, None, cli_console())
     return 0 if all(task.state is TaskState.DONE for task in tasks) else 1
 
 
