@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from scalems_like.cli.commands import PILOT_KEYS, parse_pilot
+from scalems_like.client.journal import Journal
 from scalems_like.descriptions import PilotDescription
 from scalems_like.errors import ConfigError
 
@@ -94,7 +95,14 @@ def test_a_second_run_takes_every_result_from_the_cache(tmp_path: Path) -> None:
     assert sum(entry["app"] == "simulate" for entry in entries) == 20  # seeds differ: 20 keys
     second = run("--cores", "2", "--runtime", "300", str(EXAMPLES / "pipeline.py"), cwd=tmp_path)
     assert second.returncode == 0 and "lowest energy of 20 members: 100" in second.stdout
-    assert ": 0 task(s) in" in second.stdout  # nothing ran again
+    uid = second.stderr.split("session ", 1)[1].split(":", 1)[0]
+    assert f"{uid}: 0 task(s) and 61 from cache in" in second.stdout  # nothing ran again: every call from the cache
+    assert "pilot.0000" not in second.stderr  # and no pilot started for nothing
+    journal = Journal.open(uid)
+    try:
+        assert journal.pilots() == []
+    finally:
+        journal.connection.close()
     cleared = subprocess.run([sys.executable, "-m", "scalems_like", "cache", "clear"], capture_output=True,
                              text=True, cwd=tmp_path, check=True)
     assert f"removed {len(entries)} cached result(s)" in cleared.stdout

@@ -108,6 +108,7 @@ def test_run_and_submit_say_a_pilots_shape_alike(tmp_path: Path) -> None:
     both = run_command("--pilot", "cores=1", "--cores", "2", str(script), cwd=tmp_path)
     assert both.returncode == 2 and "--pilot 'cores=1' and --cores 2: cores given twice" in both.stderr
     script.write_text("import scalems_like as sl\n"
+                      "sl.current_session().submit_tasks([sl.TaskDescription(executable='/bin/true')])\n"
                       "(pilot,) = sl.current_session().pilots\n"
                       "print('shape', pilot.description.cores, pilot.description.runtime)\n")
     old = run_command("--pilot", "cores=1,runtime=120", str(script), cwd=tmp_path)
