@@ -152,3 +152,11 @@ def test_slow_commands_show_that_they_work_on_a_terminal_only(tmp_path: Path) ->
     piped = subprocess.run([sys.executable, "-m", "scalems_like", "get", "last", "-o", "b.tar.gz", "--json"],
                            capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert piped.returncode == 0 and piped.stderr == ""  # no terminal: nothing extra
+
+
+def test_the_parsers_copies_of_engine_names_match_the_engine() -> None:
+    from scalems_like.cli import commands
+    from scalems_like.client import cache
+    from scalems_like.protocol import curve
+
+    assert commands.INSECURE_VARIABLE == curve.INSECURE_VARIABLE and commands.CACHE_DIRECTORY == cache.DIRECTORY
