@@ -1,6 +1,6 @@
 """An adaptive loop: each round's batch is chosen from the previous round's results.
 
-    scalems-like run --pilot cores=2,runtime=300 examples/adaptive.py
+    scalems-like run --cores 2 --runtime 300 examples/adaptive.py
 
 Minimise f(x) = (x - 37)^2 over the integers: evaluate a batch, then search around the best point with a smaller
 step, until the step is 1.

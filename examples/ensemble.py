@@ -1,6 +1,6 @@
 """An ensemble of executables and a reduction, as a workflow script: no session code.
 
-    scalems-like run --pilot cores=2,runtime=300 examples/ensemble.py 100
+    scalems-like run --cores 2 --runtime 300 examples/ensemble.py 100
 
 The command opens the session and the pilot; ``sl.current_session()`` is that session. Tasks are futures:
 ``as_completed`` hands each back as it finishes.

@@ -1,6 +1,6 @@
 """Map-reduce of Python functions: count the words of many text chunks, then merge the counts.
 
-    scalems-like run --pilot cores=2,runtime=300 examples/mapreduce.py
+    scalems-like run --cores 2 --runtime 300 examples/mapreduce.py
 """
 
 import collections

@@ -1,6 +1,6 @@
 """A two-stage pipeline with files passed between stages, and a map-reduce, as a workflow script.
 
-    scalems-like run --pilot cores=2,runtime=300 examples/pipeline.py
+    scalems-like run --cores 2 --runtime 300 examples/pipeline.py
 
 Stage 1 writes a file per member; stage 2 reads it (the file is linked into stage 2's sandbox); a function
 reduces the results. Each call returns at once; a call waits for the futures among its arguments.

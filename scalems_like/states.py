@@ -89,3 +89,34 @@ def pilot_transition_allowed(old: PilotState, new: PilotState) -> bool:
     if old in PILOT_FINAL:
         return False
     return new in PILOT_FINAL or _PILOT_ORDER[new] > _PILOT_ORDER[old]
+
+
+class SessionState(str, enum.Enum):
+    """A session as ``scalems-like ls`` and ``status`` name it: one set of words for submitted sessions (from the
+    launch record and the batch system) and interactive ones (from the journal and its client)."""
+
+    QUEUED = "QUEUED"
+    """(submitted) The batch job waits for an allocation."""
+    BOOTSTRAPPING = "BOOTSTRAPPING"
+    """(submitted) The job runs its bootstrap."""
+    RUNNING = "RUNNING"
+    """Its client runs (in the allocation, or where the user started it)."""
+    DETACHED = "DETACHED"
+    """(interactive) Its client detached; its pilots may run on (``scalems-like reattach``)."""
+    INTERRUPTED = "INTERRUPTED"
+    """(interactive) Its client died without closing it (``reattach``, ``resume`` or ``cancel`` it)."""
+    CANCELING = "CANCELING"
+    """(submitted) Canceled; the batch system still has the job."""
+    DONE = "DONE"
+    """Ended, every task DONE."""
+    FAILED = "FAILED"
+    """Ended with a task not DONE (or, submitted, a job that ended without the session recording its end)."""
+    CANCELED = "CANCELED"
+    """Ended by a cancel."""
+
+    @property
+    def is_final(self) -> bool:
+        return self in (SessionState.DONE, SessionState.FAILED, SessionState.CANCELED)
+
+    def __str__(self) -> str:
+        return self.value

@@ -7,12 +7,14 @@ The summary is a JSON-able dict::
     session, tasks (count), states {state: count}, task_seconds {total, median, max}, makespan (first
     submission to last final state), utilisation (busy core-seconds / active core-seconds of every pilot),
     pilots [{uid, state, cores, queued, utilisation, split {bootstrap, busy, idle, shutdown}, failure}],
-    slowest [{uid, name, seconds, state, slot}], failures [{reason, state, count, example}]
+    slowest [{uid, name, seconds, state, slot}], failures [{reason, state, count, example, example_reason if the
+    group holds several reasons alike: ``bad input N``}]
 """
 
 from __future__ import annotations
 
 import collections
+import re
 import statistics
 import time
 from collections.abc import Sequence
@@ -123,15 +125,34 @@ def _slowest(intervals: Sequence[Interval]) -> list[dict[str, Any]]:
     return [{"uid": i.uid, "name": i.name, "seconds": i.seconds, "state": i.state, "slot": i.slot} for i in longest]
 
 
+QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+
+def reason_shape(reason: str) -> str:
+    """A reason with its values normalised: quoted values become ``'…'``, numbers ``N`` (``bad input 0``,
+    ``bad input 1`` and ``bad input 2`` are one shape: ``bad input N``)."""
+    return NUMBER.sub("N", QUOTED.sub("'…'", reason))
+
+
 def _failures(last: Any) -> list[dict[str, Any]]:
-    groups: dict[tuple[str, str], list[str]] = collections.defaultdict(list)
+    """Tasks not DONE grouped by the shape of their reason (:func:`reason_shape`) and state, the largest first.
+
+    A group whose tasks give one same reason shows it as it is; a group of several reasons alike shows their
+    shape, with one of them as ``example_reason`` (the reason of the ``example`` task)."""
+    groups: dict[tuple[str, str], list[tuple[str, str]]] = collections.defaultdict(list)
     for row in last:
         if row["event"] in ("FAILED", "CANCELED"):
             reason = (row["detail"] or "(no reason)").splitlines()[0][:200]
-            groups[(reason, row["event"])].append(row["uid"])
+            groups[(reason_shape(reason), row["event"])].append((row["uid"], reason))
     ordered = sorted(groups.items(), key=lambda item: len(item[1]), reverse=True)[:FAILURE_GROUPS]
-    return [{"reason": reason, "state": state, "count": len(uids), "example": uids[0]}
-            for (reason, state), uids in ordered]
+    failures = []
+    for (shape, state), members in ordered:
+        example, example_reason = members[0]
+        alike = len({reason for _uid, reason in members}) > 1
+        failures.append({"reason": shape if alike else example_reason, "state": state, "count": len(members),
+                         "example": example, **({"example_reason": example_reason} if alike else {})})
+    return failures
 
 
 # -- for a terminal -----------------------------------------------------------------------------------------
@@ -158,7 +179,8 @@ def summary_tables(summary: dict[str, Any]) -> list[Table]:
         failures.add_column("tasks", justify="right")
         failures.add_column("reason")
         for item in summary["failures"]:
-            failures.add_row(str(item["count"]), item["reason"])
+            example = f" (e.g. {item['example_reason']})" if item.get("example_reason") else ""
+            failures.add_row(str(item["count"]), item["reason"] + example)
         tables.append(failures)
     return tables
 

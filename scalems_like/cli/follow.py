@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from scalems_like.cli.overview import is_finished, overviews, sandboxes
-from scalems_like.launcher.record import LaunchRecord
+from scalems_like.launcher.record import CANCELED, END, LaunchRecord, read_end, session_directory
 from scalems_like.launcher.state import from_files, launch_states
 
 POLL = 0.25
@@ -75,11 +75,33 @@ def log_sources(uid: str, record: LaunchRecord | None, pilots: list[dict[str, An
     return found
 
 
-def print_source(source: Source) -> None:
+def all_lines(source: Source) -> list[str]:
+    """Every line not read yet, a last one without its newline included."""
     lines = source.read_new()
     if source.pending:  # a last line without its newline yet
         lines.append(source.render(source.pending.decode(errors="replace")))
         source.pending = b""
+    return lines
+
+
+def closing_line(record: LaunchRecord | None) -> str | None:
+    """The last line of a submitted session's log once it has ended: its state, when, and why (the launcher's
+    last bootstrap step, ``session_start started``, would otherwise end the log as if the session still ran)."""
+    if record is None:
+        return None
+    state = from_files(record)
+    if state is None:
+        return None
+    marker = session_directory(record.uid) / (END if read_end(record.uid) is not None else CANCELED)
+    try:
+        stamp = datetime.datetime.fromtimestamp(marker.stat().st_mtime).strftime("%H:%M:%S") + " "
+    except OSError:
+        stamp = ""
+    return f"[session] {stamp}ended {state.state}" + (f": {state.detail}" if state.detail else "")
+
+
+def print_source(source: Source) -> None:
+    lines = all_lines(source)
     if lines and not source.events and not lines[0].startswith("["):
         print(f"==> {source.path} <==")
     for line in lines:
@@ -112,6 +134,9 @@ def follow_session(uid: str, record: LaunchRecord | None, sources: list[Source])
             if ended:
                 for source in sources:
                     print_source(source)
+                closing = closing_line(record)
+                if closing:
+                    print(closing, flush=True)
                 break
             time.sleep(POLL)  # files give no change notification across hosts: look again shortly
     except KeyboardInterrupt:

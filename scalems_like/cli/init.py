@@ -19,7 +19,7 @@ from scalems_like.errors import ConfigError
 
 WORKFLOW = '''"""{name}: an ensemble of simulations and their reduction.
 
-    scalems-like run --pilot cores=2,runtime=600 workflow.py
+    scalems-like run --cores 2 --runtime 600 workflow.py
     scalems-like submit --resource local --runtime 600 workflow.py    # the whole session as a batch job
     scalems-like submit --params sweep.yaml workflow.py               # one session per parameter set
 """
@@ -68,7 +68,7 @@ SWEEP = """# A parameter sweep: `scalems-like submit --params sweep.yaml workflo
 
 RESOURCE = """# A resource config for a SLURM cluster. Adapt it, then copy it to your own resource configs:
 #   cp resources/cluster.yaml {config_dir}/resources/
-# and run with:  scalems-like run --resource cluster --pilot nodes=2,runtime=3600 workflow.py
+# and run with:  scalems-like run --resource cluster --nodes 2 --runtime 3600 workflow.py
 # `scalems-like resources` checks it (an unknown key or a bad value is named with its file).
 description: My cluster (adapt the queue, account and sandbox)
 scheduler: slurm
@@ -93,8 +93,8 @@ README = """# {name}
 A scalems_like workflow project.
 
 ```sh
-scalems-like run --pilot cores=2,runtime=600 workflow.py        # on this machine
-scalems-like run --resource cluster --pilot nodes=2,runtime=3600 workflow.py   # see resources/cluster.yaml
+scalems-like run --cores 2 --runtime 600 workflow.py        # on this machine
+scalems-like run --resource cluster --nodes 2 --runtime 3600 workflow.py   # see resources/cluster.yaml
 scalems-like submit --resource local --runtime 600 workflow.py  # the whole session as one batch job
 scalems-like submit --resource cluster --nodes 2 --params sweep.yaml workflow.py   # a sweep: a session per set
 scalems-like ls; scalems-like logs SESSION -f; scalems-like get SESSION
@@ -124,13 +124,6 @@ def run(arguments: argparse.Namespace) -> int:
     (target / "resources" / "cluster.yaml").write_text(RESOURCE.format(config_dir=paths.user_config_dir()))
     (target / "README.md").write_text(README.format(name=name))
     print(f"created {target}/: workflow.py, parameters.yaml, sweep.yaml, resources/cluster.yaml, README.md\n"
-          f"run it:  cd {target} && scalems-like run --pilot cores=2,runtime=600 workflow.py\n"
+          f"run it:  cd {target} && scalems-like run --cores 2 --runtime 600 workflow.py\n"
           f"or as a batch job:  cd {target} && scalems-like submit --resource local --runtime 600 workflow.py")
     return 0
-
-
-def add_command(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    command = commands.add_parser("init", help="create a template workflow project that runs as it is",
-                                  epilog="example: scalems-like init my-ensemble")
-    command.add_argument("name", help="the project directory to create (must not exist, or be empty)")
-    command.set_defaults(handler=run)

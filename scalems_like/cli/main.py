@@ -3,18 +3,20 @@
     scalems-like resources [--json]              list the resource configs and whether they load
     scalems-like env list|show NAME|add FILE [--name NAME]|rm NAME|build NAME [--resource R]
                                                  named environment profiles
+    scalems-like ls [--sweep ID] [--json]        sessions, submitted and interactive: state, pilots, counts, age
     scalems-like status SESSION [--resource R] [--follow] [--json]
                                                  a session's pilots: bootstrap step, state, sandboxes
-    scalems-like sessions [--json]               journaled sessions: state, pilots, task counts
     scalems-like reattach SESSION [--detach]     reconnect to live pilots, collect what finished meanwhile
     scalems-like resume SESSION [--detach]       unfinished tasks of gone pilots run on a new pilot
-    scalems-like run [--resource R] [--pilot cores=..,runtime=..] [--env NAME] SCRIPT [ARGS]
+    scalems-like run [--resource R] [--nodes N] [--cores C] [--gpus G] [--runtime T] [--queue Q] [--account A]
+                     [--env NAME] [--params FILE] SCRIPT [ARGS]
                                                  run a workflow script (sl.current_session()), wait, summarize
     scalems-like cache ls|clear [--json]         app results cached in this directory
-    scalems-like submit [--resource R] [--nodes N] [--runtime T] [--params FILE] SCRIPT [ARGS]
+    scalems-like submit [--resource R] [--nodes N] [--cores C] [--runtime T] [--queue Q] [--account A]
+                        [--params FILE] SCRIPT [ARGS]
                                                  the whole session as one batch job; follow its log
-    scalems-like ls [--sweep ID] [--json]        sessions, submitted and interactive: state, counts, age
-    scalems-like logs SESSION [--task UID] [-f]  a session's log (bootstrap, client output) or a task's output
+    scalems-like logs SESSION [--task UID] [-f] [--json]
+                                                 a session's log (bootstrap, client output) or a task's output
     scalems-like cancel SESSION | --queued       cancel a session's batch job (or pilots); all queued ones
     scalems-like get SESSION [-o FILE]           archive its sandboxes, outputs and journal (no secret keys)
     scalems-like delete SESSION [--yes]          remove a finished session's sandboxes and records
@@ -23,39 +25,45 @@
     scalems-like plot SESSION [--out FILE.png|FILE.html]
                                                  timeline per worker slot, utilisation, pilots' time split
     scalems-like init NAME                       a template workflow project that runs as it is
-    scalems-like version                         print the version and the wire protocol version
+    scalems-like version [--json]                print the version and the wire protocol version
+    scalems-like --version                       print the version (without importing the engine)
 
-``--insecure`` (before the command): sessions use no CurveZMQ — for debugging only, and said loudly.
+SESSION is a session's uid, a unique prefix of it, or ``last`` (the newest session). ``sessions`` is a deprecated
+name of ``ls`` (it prints the same). ``--insecure`` (before the command): sessions use no CurveZMQ — for
+debugging only, and said loudly. The parser is built from :mod:`scalems_like.cli.commands` alone; a command's
+module (and the engine with it) is imported when that command runs.
 
 Exit codes: 0 success; 1 failure (an invalid config, a failed build, a task not DONE for run/submit, an
 operation refused: delete of a running session; a session or file named that does not exist); 2 usage error (a
 malformed, out-of-range, missing or conflicting argument, checked before anything is done; delete without --yes
-and no terminal); 130 ``run`` interrupted by Ctrl-C (the session canceled); 141 stdout's reader closed the pipe
-(``| head``), quietly. Every command has --help with examples; user errors print one line, never a traceback.
+and no terminal; a session prefix that names more than one session); 130 ``run`` interrupted by Ctrl-C (the
+session canceled); 141 stdout's reader closed the pipe (``| head``), quietly. Every command has --help with
+examples; user errors print one line, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
+from collections.abc import Callable
 
-from rich.table import Table
-
-import scalems_like
-from scalems_like import protocol
-from scalems_like.cli.console import cli_console
+from scalems_like.cli.commands import INSECURE_VARIABLE, parser
 from scalems_like.cli.usage import UsageError
 from scalems_like.errors import ConfigError, ScalemsError
-from scalems_like.protocol.curve import INSECURE_VARIABLE
-from scalems_like.resources import config_files, load_all
 
 BROKEN_PIPE = 128 + 13
 """The exit code when stdout's reader closed the pipe early (as a shell reports a command ended by SIGPIPE)."""
 
 
 def command_resources(arguments: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from scalems_like.cli.console import cli_console
+    from scalems_like.resources import config_files, load_all
+
     everything = load_all()
     files = config_files()
     if arguments.json:
@@ -79,68 +87,22 @@ def command_resources(arguments: argparse.Namespace) -> int:
     return 1 if any(isinstance(value, ConfigError) for value in everything.values()) else 0
 
 
-def command_env(arguments: argparse.Namespace) -> int:
-    from scalems_like.cli.environments import run
+def command_version(arguments: argparse.Namespace) -> int:
+    from scalems_like import __version__
+    from scalems_like.protocol.messages import PROTOCOL_VERSION
 
-    return run(arguments)
-
-
-def command_status(arguments: argparse.Namespace) -> int:
-    from scalems_like.cli.status import run
-
-    return run(arguments)
-
-
-def command_version(_arguments: argparse.Namespace) -> int:
-    print(f"scalems_like {scalems_like.__version__} (protocol {protocol.PROTOCOL_VERSION})")
+    if arguments.json:
+        print(json.dumps({"version": __version__, "protocol": PROTOCOL_VERSION}))
+    else:
+        print(f"scalems_like {__version__} (protocol {PROTOCOL_VERSION})")
     return 0
 
 
-def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="scalems-like", description="A pilot-job workflow engine for HPC clusters.",
-                                  epilog="example: scalems-like resources --json")
-    top.add_argument("--insecure", action="store_true",
-                     help="DEBUGGING ONLY: sessions made by this command use no authentication or encryption "
-                          f"(as {INSECURE_VARIABLE}=1)")
-    commands = top.add_subparsers(dest="command", required=True)
-    resources = commands.add_parser("resources", help="list and validate resource configs",
-                                    epilog="example: scalems-like resources")
-    resources.add_argument("--json", action="store_true", help="machine-readable output")
-    resources.set_defaults(handler=command_resources)
-    env = commands.add_parser("env", help="named environment profiles",
-                              epilog="examples: scalems-like env add gromacs.yaml; "
-                                     "scalems-like env build gromacs --resource slurm")
-    env_commands = env.add_subparsers(dest="action", required=True)
-    env_commands.add_parser("list", help="list the profiles")
-    show = env_commands.add_parser("show", help="print a profile")
-    show.add_argument("name")
-    add = env_commands.add_parser("add", help="add (or replace) a profile from a YAML file, after validating it")
-    add.add_argument("file")
-    add.add_argument("--name", help="profile name (default: the file's name)")
-    remove = env_commands.add_parser("rm", help="remove a profile")
-    remove.add_argument("name")
-    build = env_commands.add_parser("build", help="build a profile's environment now, on a short pilot")
-    build.add_argument("name")
-    build.add_argument("--resource", default="local")
-    env.set_defaults(handler=command_env)
-    status = commands.add_parser("status", help="a session's pilots: bootstrap step, state, sandboxes",
-                                 epilog="example: scalems-like status session.20261123.101500.4242.ab12 --follow")
-    status.add_argument("session")
-    status.add_argument("--resource", help="where to look (default: every resource)")
-    status.add_argument("--follow", action="store_true", help="live view until every pilot has started or failed")
-    status.add_argument("--json", action="store_true", help="machine-readable output")
-    status.set_defaults(handler=command_status)
-    from scalems_like.cli import init, operations, profile, run, sessions, submit
-
-    sessions.add_commands(commands)
-    run.add_command(commands)
-    submit.add_command(commands)
-    operations.add_commands(commands)
-    profile.add_commands(commands)
-    init.add_command(commands)
-    version = commands.add_parser("version", help="print the version")
-    version.set_defaults(handler=command_version)
-    return top
+def handler_of(arguments: argparse.Namespace) -> Callable[[argparse.Namespace], int]:
+    """The command's handler: ``"module:function"`` in the parser, imported now."""
+    module, _colon, name = str(arguments.handler).partition(":")
+    function: Callable[[argparse.Namespace], int] = getattr(importlib.import_module(module), name)
+    return function
 
 
 def quiet_broken_pipe() -> int:
@@ -156,21 +118,44 @@ def quiet_broken_pipe() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    arguments = parser().parse_args(argv)
+    try:
+        arguments = parser().parse_args(argv)
+    except SystemExit as exit_:  # --help, --version (0) or a usage error argparse printed (2): a code, as always
+        return exit_.code if isinstance(exit_.code, int) else 2
     if arguments.insecure:
         os.environ[INSECURE_VARIABLE] = "1"  # read where each session opens; the warning comes from there
     try:
-        code = int(arguments.handler(arguments))
+        if getattr(arguments, "deprecated_name", None):
+            print(f"note: '{arguments.deprecated_name}' is an old name of 'scalems-like ls' (it prints the same)",
+                  file=sys.stderr)
+        if getattr(arguments, "names_a_session", False) and arguments.session:
+            from scalems_like.cli.overview import resolve
+
+            arguments.session = resolve(arguments.session)
+        handler = handler_of(arguments)
+        if getattr(arguments, "working", None) and not getattr(arguments, "follow", False):
+            from scalems_like.cli.console import working
+
+            with working(arguments.working.format(session=arguments.session or "every queued session")):
+                code = int(handler(arguments))
+        else:
+            code = int(handler(arguments))
         sys.stdout.flush()  # here, so that a closed pipe shows now (not as an error at the interpreter's exit)
         return code
     except BrokenPipeError:  # `scalems-like profile S --json | head`: the reader has all it wanted
         return quiet_broken_pipe()
     except UsageError as error:  # a command line that cannot be used as given
-        cli_console(stderr=True).print(f"[red]error:[/red] {error}", soft_wrap=True)
+        print_error(error)
         return 2
     except ScalemsError as error:  # user errors: a message, never a traceback
-        cli_console(stderr=True).print(f"[red]error:[/red] {error}", soft_wrap=True)
+        print_error(error)
         return 1
+
+
+def print_error(error: Exception) -> None:
+    from scalems_like.cli.console import cli_console
+
+    cli_console(stderr=True).print(f"[red]error:[/red] {error}", soft_wrap=True)
 
 
 if __name__ == "__main__":

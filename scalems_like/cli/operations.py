@@ -1,5 +1,8 @@
 """``scalems-like ls | logs | cancel | get | delete``: operate on sessions from the terminal.
 
+``ls`` is the one listing of sessions (``sessions`` is its deprecated name); its states are
+:class:`scalems_like.states.SessionState`.
+
 All read the same records as ``reattach``/``resume``: the session journal and, for submitted sessions, the
 launch record beside it (see :mod:`scalems_like.cli.overview`). Exit codes: 0 success; 1 the operation could
 not be done (the message says why: e.g. ``delete`` of a running session); 2 usage error (bad arguments,
@@ -28,7 +31,7 @@ from rich.table import Table
 from scalems_like.adapters import JobEvent, adapter_for
 from scalems_like.cli import follow
 from scalems_like.cli.console import cli_console, header
-from scalems_like.cli.overview import find, is_finished, overviews, sandboxes
+from scalems_like.cli.overview import LIVE_PILOT_STATES, find, is_finished, overviews, sandboxes
 from scalems_like.cli.usage import UsageError
 from scalems_like.client.journal import Journal, journal_path
 from scalems_like.errors import ConfigError
@@ -57,15 +60,17 @@ def run_ls(arguments: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2, default=str))
         return 0
     table = Table(title=f"sessions (newest first): {len(rows)}")
-    for column in ("session", "kind", "resource", "state", "batch id", "tasks", "age", "detail"):
+    for column in ("session", "kind", "resource", "state", "batch id", "pilots", "tasks", "age", "detail"):
         if column == "session":  # an id is of use only whole: never folded over lines
             table.add_column(column, no_wrap=True)
         else:
             table.add_column(column, justify="right" if column == "age" else "left", overflow="fold")
     for row in rows:
         tasks = ", ".join(f"{row['tasks'][state]} {state}" for state in STATES if row["tasks"].get(state))
+        live = sum(1 for pilot in row["pilots"] if pilot["state"] in LIVE_PILOT_STATES)
+        pilots = f"{live} live / {len(row['pilots'])}" if row["pilots"] else ""
         table.add_row(row["session"], row["kind"], row["resource"], row["state"], row.get("batch_id") or "",
-                      tasks, age(row["age"]), row.get("detail") or "")
+                      pilots, tasks, age(row["age"]), row.get("detail") or "")
     cli_console().print(table)
     return 0
 
@@ -80,19 +85,20 @@ def task_files(uid: str, record: LaunchRecord | None, pilots: list[dict[str, Any
     return found
 
 
-def print_task_record(console: Console, uid: str, task: str) -> bool:
-    """What the journal holds of a task's end: state, reason, exit code, a function's printed output and remote
-    traceback (which live nowhere else); False if the journal does not know the task."""
+def task_record(uid: str, task: str) -> dict[str, Any] | None:
+    """The journal's last update of a task (state, reason, exit code, a function's printed output and remote
+    traceback, which live nowhere else); None if the journal does not know the task."""
     if not journal_path(uid).is_file():
-        return False
+        return None
     journal = Journal.open(uid)
     try:
         updates = journal.task_updates(task)
     finally:
         journal.connection.close()
-    if not updates:
-        return False
-    last = updates[-1]
+    return updates[-1] if updates else None
+
+
+def print_task_record(console: Console, task: str, last: dict[str, Any]) -> None:
     header(console, f"task {task} (the session's journal)")
     lines = [f"state: {last.get('state')}" + (f" (attempt {last['attempt']})" if last.get("attempt") else "")]
     lines += [f"{key.replace('_', ' ')}: {last[key]}" for key in ("reason", "exit_code") if last.get(key) is not None]
@@ -100,29 +106,50 @@ def print_task_record(console: Console, uid: str, task: str) -> bool:
     for key, title in (("output", "printed output"), ("traceback", "traceback (on the worker)")):
         if last.get(key):
             print(f"{title}:\n{str(last[key]).rstrip()}")
-    return True
 
 
 def run_logs(arguments: argparse.Namespace) -> int:
+    if arguments.json and arguments.follow:
+        raise UsageError("logs: --json prints what is there now; --follow prints as it comes: give one")
     record, _journal = find(arguments.session)
     (row,) = overviews([arguments.session], patience=0.0)
-    console = cli_console()
     if arguments.task:
-        files = task_files(arguments.session, record, row["pilots"], arguments.task)
-        known = print_task_record(console, arguments.session, arguments.task)
-        if not files and not known:
-            raise ConfigError(f"--task {arguments.task!r}: no such task in session {arguments.session} (neither "
-                              "in its journal nor in a pilot sandbox)")
-        for path in files:
-            header(console, str(path))
-            sys.stdout.write(path.read_text(errors="replace"))
-        return 0
+        return print_task_logs(arguments, record, row)
     sources = follow.log_sources(arguments.session, record, row["pilots"])
-    if not arguments.follow:
-        for source in sources:
-            follow.print_source(source)
+    if arguments.follow:
+        return follow.follow_session(arguments.session, record, sources)
+    closing = follow.closing_line(record)
+    if arguments.json:
+        print(json.dumps({"session": arguments.session, "state": row["state"], "ended": closing, "sources": [
+            {"label": source.label, "path": str(source.path), "lines": follow.all_lines(source)}
+            for source in sources]}, indent=2))
         return 0
-    return follow.follow_session(arguments.session, record, sources)
+    for source in sources:
+        follow.print_source(source)
+    if closing:
+        print(closing)
+    return 0
+
+
+def print_task_logs(arguments: argparse.Namespace, record: LaunchRecord | None, row: dict[str, Any]) -> int:
+    """``logs SESSION --task UID``: the journal's record of the task's end, then its output files."""
+    files = task_files(arguments.session, record, row["pilots"], arguments.task)
+    last = task_record(arguments.session, arguments.task)
+    if not files and last is None:
+        raise ConfigError(f"--task {arguments.task!r}: no such task in session {arguments.session} (neither "
+                          "in its journal nor in a pilot sandbox)")
+    if arguments.json:
+        print(json.dumps({"session": arguments.session, "task": arguments.task, "record": last,
+                          "files": {str(path): path.read_text(errors="replace") for path in files}},
+                         indent=2, default=str))
+        return 0
+    console = cli_console()
+    if last is not None:
+        print_task_record(console, arguments.task, last)
+    for path in files:
+        header(console, str(path))
+        sys.stdout.write(path.read_text(errors="replace"))
+    return 0
 
 
 # -- cancel -------------------------------------------------------------------------------------------------
@@ -290,42 +317,3 @@ def run_delete(arguments: argparse.Namespace) -> int:
     if left:
         console.print(f"[red]could not remove:[/red] {', '.join(left)}", soft_wrap=True)
     return 1 if left else 0
-
-
-def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    formatter = argparse.RawDescriptionHelpFormatter
-    ls = commands.add_parser("ls", help="sessions (submitted and interactive): state, resource, task counts, age",
-                             formatter_class=formatter, epilog="examples:\n  scalems-like ls\n"
-                             "  scalems-like ls --sweep sweep.20261123.101500.4242 --json")
-    ls.add_argument("--sweep", help="only the sessions of this sweep (as printed by submit)")
-    ls.add_argument("--json", action="store_true", help="machine-readable output")
-    ls.set_defaults(handler=run_ls)
-    logs = commands.add_parser("logs", help="a session's log (bootstrap steps, the client's output), or a task's",
-                               formatter_class=formatter, epilog="examples:\n  scalems-like logs SESSION -f\n"
-                               "  scalems-like logs SESSION --task task.000003")
-    logs.add_argument("session")
-    logs.add_argument("--task", help="show this task's stdout and stderr files instead")
-    logs.add_argument("-f", "--follow", action="store_true", help="go on printing until the session ends (Ctrl-C "
-                                                                  "stops following; the session goes on)")
-    logs.set_defaults(handler=run_logs)
-    cancel = commands.add_parser("cancel", help="cancel a session's batch job (submitted) or pilots (interactive)",
-                                 formatter_class=formatter, epilog="examples:\n  scalems-like cancel SESSION\n"
-                                 "  scalems-like cancel --queued   # every submitted session still queued")
-    cancel.add_argument("session", nargs="?")
-    cancel.add_argument("--queued", action="store_true", help="cancel every submitted session that is still queued")
-    cancel.add_argument("--json", action="store_true", help="machine-readable output")
-    cancel.set_defaults(handler=run_cancel)
-    get = commands.add_parser("get", help="archive a session's sandboxes, outputs and journal into this directory",
-                              formatter_class=formatter, epilog="example:\n  scalems-like get SESSION "
-                              "&& tar xzf SESSION.tar.gz SESSION/sandbox/launcher/project")
-    get.add_argument("session")
-    get.add_argument("--output", "-o", help="the archive's path (default: ./SESSION.tar.gz)")
-    get.add_argument("--force", action="store_true", help="replace an existing archive")
-    get.add_argument("--json", action="store_true", help="machine-readable output")
-    get.set_defaults(handler=run_get)
-    delete = commands.add_parser("delete", help="remove a finished session: its sandboxes and its records",
-                                 formatter_class=formatter, epilog="example:\n  scalems-like delete SESSION --yes")
-    delete.add_argument("session")
-    delete.add_argument("--yes", "-y", action="store_true", help="do not ask")
-    delete.add_argument("--json", action="store_true", help="machine-readable output")
-    delete.set_defaults(handler=run_delete)

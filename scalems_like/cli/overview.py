@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from scalems_like import paths
+from scalems_like.cli.usage import UsageError
 from scalems_like.client.journal import Journal, journal_path
 from scalems_like.errors import ConfigError
 from scalems_like.launcher.record import LaunchRecord, created_from_uid, read_record, session_directory, session_uids
 from scalems_like.launcher.state import LaunchState, launch_states
 from scalems_like.resources import ResourceConfig, load_all
+from scalems_like.states import SessionState
 
 LIVE_PILOT_STATES = ("NEW", "SUBMITTED", "BOOTSTRAPPING", "ACTIVE")
 
@@ -38,6 +40,20 @@ def journal_state(info: dict[str, str]) -> str:
         except PermissionError:
             pass
     return state
+
+
+def interactive_state(client: str, tasks: dict[str, int]) -> SessionState:
+    """An interactive session's state in the words ``ls`` uses for every session, from its client's state in the
+    journal (open / detached / closed / interrupted, see :func:`journal_state`) and its task counts."""
+    if client == "open":
+        return SessionState.RUNNING
+    if client == "detached":
+        return SessionState.DETACHED
+    if client == "interrupted":
+        return SessionState.INTERRUPTED
+    if tasks.get("FAILED"):
+        return SessionState.FAILED
+    return SessionState.CANCELED if tasks.get("CANCELED") else SessionState.DONE
 
 
 def read_journal(uid: str) -> dict[str, Any] | None:
@@ -81,10 +97,10 @@ def overview(uid: str, record: LaunchRecord | None, launch: LaunchState | None) 
         row.update(state=launch.state, detail=launch.detail, batch_id=record.native_id, sweep=record.sweep,
                    step=launch.step, script=record.script, parameters=record.parameters)
     elif journal is not None:
-        state = journal_state(journal["info"])
+        state = interactive_state(journal_state(journal["info"]), journal["tasks"])
         live = [pilot["pilot"] for pilot in pilots if pilot["state"] in LIVE_PILOT_STATES]
-        detail = f"{len(live)} live pilot(s)" if live and state != "open" else ""
-        row.update(state=state, detail=detail, batch_id=None, sweep=None, step=None)
+        detail = f"{len(live)} live pilot(s)" if live and state is not SessionState.RUNNING else ""
+        row.update(state=state.value, detail=detail, batch_id=None, sweep=None, step=None)
     return row
 
 
@@ -96,6 +112,29 @@ def find(uid: str) -> tuple[LaunchRecord | None, bool]:
         raise ConfigError(f"no session {uid!r} (scalems-like ls lists them; their records are in "
                           f"{paths.user_data_dir() / 'sessions'})")
     return record, has_journal
+
+
+LAST = "last"
+"""The name of the newest session in every command that takes a session."""
+SHOWN_CANDIDATES = 5
+
+
+def resolve(name: str) -> str:
+    """The session uid that ``name`` means: ``last`` (the newest session), a whole uid, or a unique prefix of one
+    (the leading ``session.`` may be left out). A prefix of several sessions is a usage error naming some of them;
+    a name that matches none is returned as it is (the command then says that there is no such session)."""
+    uids = session_uids()
+    if name == LAST:
+        if not uids:
+            raise ConfigError(f"session 'last': there is no session yet (records in {paths.user_data_dir()})")
+        return uids[0]
+    if name in uids:
+        return name
+    matches = [uid for uid in uids if uid.startswith(name) or uid.startswith(f"session.{name}")]
+    if len(matches) > 1:
+        shown = ", ".join(matches[:SHOWN_CANDIDATES]) + (", ..." if len(matches) > SHOWN_CANDIDATES else "")
+        raise UsageError(f"session {name!r}: a prefix of {len(matches)} sessions ({shown}); give more of the uid")
+    return matches[0] if matches else name
 
 
 def overviews(uids: list[str] | None = None, patience: float = 5.0) -> list[dict[str, Any]]:
@@ -128,4 +167,4 @@ def is_finished(row: dict[str, Any]) -> bool:
     if row["kind"] == "submitted":
         return row["state"] in ("DONE", "FAILED", "CANCELED")
     live = [pilot for pilot in row["pilots"] if pilot["state"] in LIVE_PILOT_STATES]
-    return row["state"] in ("closed", "interrupted") and not live
+    return (SessionState(row["state"]).is_final or row["state"] == SessionState.INTERRUPTED) and not live

@@ -51,22 +51,3 @@ def run_plot(arguments: argparse.Namespace) -> int:
     else:
         cli_console(stderr=True).print(f"wrote {out}", soft_wrap=True)
     return 0
-
-
-def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    profile = commands.add_parser(
-        "profile", help="a session's recorded events (task states, bootstrap steps, workers): CSV, JSON, summary",
-        epilog="examples: scalems-like profile session.20261123.101500.4242.ab12 --csv profile.csv; "
-               "scalems-like profile session.20261123.101500.4242.ab12 (the summary)")
-    profile.add_argument("session")
-    profile.add_argument("--csv", metavar="FILE", help="write every event as a CSV row to FILE")
-    profile.add_argument("--json", action="store_true", help="print every event as JSON")
-    profile.set_defaults(handler=run_profile)
-    plot = commands.add_parser(
-        "plot", help="draw a session: timeline per worker slot, utilisation, each pilot's time split",
-        epilog="examples: scalems-like plot session.20261123.101500.4242.ab12 --out run.png; "
-               "... --out run.html (a page with the figure and the summary)")
-    plot.add_argument("session")
-    plot.add_argument("--out", metavar="FILE", help="FILE.png or FILE.html (default: SESSION.png here)")
-    plot.add_argument("--json", action="store_true", help="print what was written as JSON")
-    plot.set_defaults(handler=run_plot)

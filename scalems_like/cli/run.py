@@ -1,8 +1,9 @@
-"""``scalems-like run [--resource R] [--pilot KEY=VALUE,...] [--env NAME] [--params FILE] SCRIPT [ARGS]``: run a script.
+"""``scalems-like run [--resource R] [--nodes N --cores C ...] [--env NAME] [--params FILE] SCRIPT [ARGS]``.
 
-The command opens a session, submits the pilot, and runs SCRIPT as ``__main__`` (with ``sys.argv`` = SCRIPT
-ARGS...). The script needs no session code: ``sl.current_session()`` is the session. When the script returns, the
-command waits for every task the session holds, prints a summary (tasks by state, failures grouped by reason) and
+The command opens a session and runs SCRIPT as ``__main__`` (with ``sys.argv`` = SCRIPT ARGS...); the session's
+pilot is submitted with the script's first task (a script whose app calls the cache serves whole starts none). The
+script needs no session code: ``sl.current_session()`` is the session. When the script returns, the command waits
+for every task the session holds, prints a summary (tasks by state, failures grouped by reason) and
 closes the session. ``--params FILE`` / ``--param KEY=VALUE`` give the script one parameter set
 (``sl.load_parameters()``), recorded in the session's journal. SIGTERM (the batch system's cancel) ends the session
 as the end of the script would: pilots shut down, the journal closed. Ctrl-C (SIGINT) cancels the session: its
@@ -10,8 +11,8 @@ unfinished tasks and its pilots end CANCELED (a local pilot runs in a session of
 interrupt reaches only this command), the summary is printed, the exit code is 130.
 
 Exit code: 0 when every task is DONE; 1 when one is not, or the script raised (its traceback is printed, the
-session closed, nothing it finished lost: the journal has it); 2 for bad arguments (a malformed ``--pilot``,
-``--param`` or ``--timeout``); 130 after Ctrl-C.
+session closed, nothing it finished lost: the journal has it); 2 for bad arguments (a malformed ``--cores``,
+``--pilot``, ``--param`` or ``--timeout``); 130 after Ctrl-C.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,34 +37,40 @@ from rich.table import Table
 
 from scalems_like.adapters.psij_adapter import mark_in_allocation
 from scalems_like.analytics.summary import session_summary, summary_tables
+from scalems_like.cli.commands import parse_pilot
 from scalems_like.cli.console import cli_console
-from scalems_like.cli.usage import UsageError, arguments_checked, key_value, positive_seconds
+from scalems_like.cli.usage import UsageError, arguments_checked
 from scalems_like.client import cache
+from scalems_like.client.pilot import Pilot
 from scalems_like.client.session import Session
-from scalems_like.descriptions import PilotDescription
+from scalems_like.client.task import Task
+from scalems_like.descriptions import PilotDescription, TaskDescription
 from scalems_like.errors import ConfigError, WaitTimeout
 from scalems_like.launcher import parameters as workflow_parameters
 from scalems_like.launcher.record import read_canceled, record_end
 from scalems_like.resources import inside_allocation, load_resource
 from scalems_like.states import TaskState
 
-PILOT_KEYS: dict[str, type] = {"cores": int, "gpus": int, "nodes": int, "runtime": float, "queue": str,
-                               "account": str, "project": str}
-"""What ``--pilot`` may set, and how its text is read."""
+SHAPE_OPTIONS = ("nodes", "cores", "gpus", "runtime", "queue", "account")
+"""The pilot's shape as options (``--cores 2``), spelled as ``submit`` spells them."""
 
 
-def parse_pilot(text: str) -> dict[str, Any]:
-    """``cores=4,runtime=3600,queue=debug`` → PilotDescription fields; errors name the key and the value."""
-    fields: dict[str, Any] = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        key, separator, value = item.partition("=")
-        if not separator or key not in PILOT_KEYS:
-            raise UsageError(f"--pilot {item!r}: expected KEY=VALUE with KEY one of {', '.join(PILOT_KEYS)}")
-        try:
-            fields[key] = PILOT_KEYS[key](value)
-        except ValueError:
-            raise UsageError(f"--pilot {key}={value!r}: expected {PILOT_KEYS[key].__name__}") from None
-    return fields
+def pilot_fields(arguments: argparse.Namespace) -> dict[str, Any]:
+    """PilotDescription fields from ``--nodes``, ``--cores``, ... and the deprecated ``--pilot KEY=VALUE,...``
+    (a note on stderr gives its spelling as options; a key given both ways is a usage error)."""
+    fields = {key: getattr(arguments, key) for key in SHAPE_OPTIONS if getattr(arguments, key) is not None}
+    if not arguments.pilot:
+        return fields
+    old = parse_pilot(arguments.pilot)
+    for key in old:
+        if key in fields:
+            raise UsageError(f"--pilot {arguments.pilot!r} and --{key} {fields[key]}: {key} given twice (give "
+                             f"--{key} only)")
+    options = " ".join(f"--{key} {value:g}" if isinstance(value, float) else f"--{key} {value}"
+                       for key, value in old.items() if key in SHAPE_OPTIONS)
+    if options:
+        print(f"note: --pilot is deprecated; say {options}", file=sys.stderr, flush=True)
+    return {**fields, **old}
 
 
 INTERRUPTED = 128 + 2
@@ -154,10 +161,10 @@ def run(arguments: argparse.Namespace) -> int:
     script = Path(arguments.script)
     if not script.is_file():
         raise ConfigError(f"script {str(script)!r}: no such file")
-    fields = parse_pilot(arguments.pilot or "")
+    fields = pilot_fields(arguments)
     if arguments.env:
         fields["environment"] = arguments.env
-    with arguments_checked("--pilot"):
+    with arguments_checked("--pilot" if arguments.pilot else None):
         description = PilotDescription(resource=arguments.resource, **fields)
     if arguments.no_cache:
         os.environ[cache.NO_CACHE_VARIABLE] = "1"
@@ -181,7 +188,10 @@ def run_session(arguments: argparse.Namespace, script: Path, description: PilotD
                 parameters: dict[str, object] | None) -> int:
     console = cli_console(stderr=True)
     ended = "returned"  # how the script's part ended: returned, failed (raised, SIGTERM) or interrupted (Ctrl-C)
-    session = Session(arguments.session)
+    session = RunSession(arguments.session, description, console)
+    console.print(f"session {session.uid}: pilot on {description.resource} when the first task needs it; running "
+                  f"{script}", soft_wrap=True)
+    cached_before = cache.hits()
     if arguments.in_allocation:
         session.use_resource(inside_allocation(load_resource(description.resource)))
         mark_in_allocation()  # (its local pilots stay in the batch job's process group)
@@ -193,7 +203,7 @@ def run_session(arguments: argparse.Namespace, script: Path, description: PilotD
             try:
                 _SCRIPT_PART.set()
                 with watching_for_cancel(arguments.session if arguments.in_allocation else None):
-                    if not run_and_wait(session, arguments, script, description, console):
+                    if not run_and_wait(session, arguments, script, console):
                         ended = "failed"
             finally:  # (before the handlers below: a SIGTERM while they cancel changes nothing)
                 _SCRIPT_PART.clear()
@@ -208,18 +218,41 @@ def run_session(arguments: argparse.Namespace, script: Path, description: PilotD
             cancel_on_interrupt(session, console, "canceled (scalems-like cancel)")
         tasks = session.tasks
         elapsed = time.monotonic() - started
-    print_summary(session.uid, tasks, elapsed, cli_console())
+    print_summary(session.uid, tasks, elapsed, cli_console(), from_cache=cache.hits() - cached_before)
     if ended == "interrupted":
         return INTERRUPTED
     return 0 if ended == "returned" and all(task.state is TaskState.DONE for task in tasks) else 1
 
 
-def run_and_wait(session: Session, arguments: argparse.Namespace, script: Path, description: PilotDescription,
-                 console: Console) -> bool:
-    """Submit the pilot, run the script, wait for its tasks (up to ``--timeout``); False if the script failed."""
-    pilot = session.submit_pilot(description)
-    console.print(f"session {session.uid}: pilot {pilot.uid} on {description.resource}; running {script}",
-                  soft_wrap=True)
+class RunSession(Session):
+    """``run``'s session: its pilot is submitted with the first task, so that a script whose calls the cache serves
+    whole starts no pilot. Until then ``session.pilots`` is empty."""
+
+    def __init__(self, uid: str | None, description: PilotDescription, console: Console) -> None:
+        super().__init__(uid)
+        self.pilot_description = description
+        self.console = console
+        self.first_pilot_lock = threading.Lock()
+        self.first_pilot: Pilot | None = None
+
+    def submit_tasks(self, descriptions: Iterable[TaskDescription]) -> list[Task]:
+        descriptions = list(descriptions)
+        if descriptions:
+            self.start_pilot()
+        return super().submit_tasks(descriptions)
+
+    def start_pilot(self) -> Pilot:
+        """The run's pilot, submitted now if it was not yet."""
+        with self.first_pilot_lock:
+            if self.first_pilot is None:
+                self.first_pilot = self.submit_pilot(self.pilot_description)
+                resource = self.pilot_description.resource
+                self.console.print(f"pilot {self.first_pilot.uid} on {resource} (for the first task)", soft_wrap=True)
+            return self.first_pilot
+
+
+def run_and_wait(session: Session, arguments: argparse.Namespace, script: Path, console: Console) -> bool:
+    """Run the script, wait for its tasks (up to ``--timeout``); False if the script failed."""
     if not run_script(script, arguments.arguments, console):
         return False
     try:
@@ -274,39 +307,19 @@ def script_traceback(error: BaseException, script: Path) -> str:
     return "".join(traceback.format_exception(type(error), error, frames or error.__traceback__)).rstrip()
 
 
-def print_summary(uid: str, tasks: list[Any], elapsed: float, console: Console) -> None:
+def print_summary(uid: str, tasks: list[Any], elapsed: float | None, console: Console, *,
+                  from_cache: int = 0) -> None:
     """Tasks by final state, task times, pilot utilisation and time split, the slowest tasks, failures by reason
-    (read from the session's journal: call it once the session is closed)."""
-    console.print(f"{uid}: {len(tasks)} task(s) in {elapsed:.1f} s", soft_wrap=True)
-    for table in summary_tables(session_summary(uid, tasks=len(tasks))):
+    (read from the session's journal: call it once the session is closed). ``elapsed``: the seconds this command
+    ran the session for; None (reattach, resume): the session's own time, first submission to last end.
+    ``from_cache``: the app calls the cache served (no task)."""
+    summary = session_summary(uid, tasks=len(tasks))
+    seconds = summary["makespan"] if elapsed is None else elapsed
+    cached = f" and {from_cache} from cache" if from_cache else ""
+    console.print(f"{uid}: {len(tasks)} task(s){cached} in {seconds:.1f} s"
+                  + (" (the session's: first submission to last end)" if elapsed is None else ""), soft_wrap=True)
+    for table in summary_tables(summary):
         console.print(table)
-
-
-def add_command(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    command = commands.add_parser(
-        "run", help="run a workflow script in a new session and pilot; wait for its tasks; summarize",
-        epilog="example: scalems-like run --resource slurm --pilot nodes=2,runtime=3600 ensemble.py 100")
-    command.add_argument("--resource", default="local", help="where the pilot runs (default: local)")
-    command.add_argument("--pilot", help=f"the pilot's shape: KEY=VALUE,... with KEY in {', '.join(PILOT_KEYS)}")
-    command.add_argument("--env", help="a named environment profile for the pilot (scalems-like env list)")
-    command.add_argument("--timeout", type=positive_seconds,
-                         help="give up waiting for the tasks after this many seconds (> 0)")
-    command.add_argument("--no-cache", action="store_true",
-                         help=f"run every app call, even those with a result in ./{cache.DIRECTORY}")
-    command.add_argument("--params", metavar="FILE",
-                         help="the script's parameters (YAML/JSON mapping), read with sl.load_parameters()")
-    command.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", type=key_value,
-                         help="one parameter (a YAML scalar), over the file's; repeatable")
-    command.add_argument("--session", help=argparse.SUPPRESS)  # submit: the session uid chosen at submission
-    command.add_argument("--in-allocation", action="store_true", help=argparse.SUPPRESS)  # submit: fork the pilot
-    command.add_argument("script")
-    command.add_argument("arguments", nargs=argparse.REMAINDER, help="passed to the script as sys.argv[1:]")
-    command.set_defaults(handler=run)
-    cached = commands.add_parser("cache", help=f"app results cached in this directory (./{cache.DIRECTORY})",
-                                 epilog="example: scalems-like cache ls")
-    cached.add_argument("action", choices=["ls", "clear"])
-    cached.add_argument("--json", action="store_true", help="machine-readable output (ls)")
-    cached.set_defaults(handler=run_cache)
 
 
 def run_cache(arguments: argparse.Namespace) -> int:

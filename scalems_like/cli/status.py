@@ -81,6 +81,18 @@ def with_journal(pilots: list[dict[str, Any]], journaled: list[dict[str, Any]]) 
     return pilots
 
 
+LAST_STEP = "agent_start"
+"""The bootstrap's last step: it starts the agent, which then runs until the pilot ends."""
+
+
+def settle_step(pilot: dict[str, Any]) -> dict[str, Any]:
+    """An ended pilot's last step is no longer ``started``: the agent's start is ``done`` (the agent ran and
+    ended), an earlier step is ``interrupted`` (the pilot ended during it); a failed step stays ``failed``."""
+    if pilot["state"] in FINAL and pilot.get("step_state") == "started":
+        pilot["step_state"] = "done" if pilot["step"] == LAST_STEP else "interrupted"
+    return pilot
+
+
 def render(resource: str, session: Path, pilots: list[dict[str, Any]]) -> Table:
     table = Table(title=f"session {session.name} on {resource}: {session}")
     for column in ("pilot", "state", "bootstrap step", "task sandboxes", "details"):
@@ -132,7 +144,7 @@ def run(arguments: argparse.Namespace) -> int:
 
     def collect() -> list[dict[str, Any]]:
         found = [pilot_status(path) for path in sorted(session.glob("pilot.*")) if path.is_dir()]
-        return with_journal(found, journaled)
+        return [settle_step(pilot) for pilot in with_journal(found, journaled)]
     if arguments.json:
         print(json.dumps({"session": session.name, "resource": resource, "sandbox": str(session),
                           "pilots": collect(), **part}, indent=2, default=str))

@@ -1,6 +1,7 @@
 """``scalems-like submit``: a whole session — client and agent — submitted as one batch job.
 
     scalems-like submit [--resource R] [--nodes N] [--cores C] [--runtime T] [--queue Q] [--account A]
+                        (the pilot's shape, spelled as ``run`` spells it)
                         [--env NAME] [--project DIR] [--params FILE] [--param KEY=VALUE ...] [--detach]
                         SCRIPT [ARGS...]
 
@@ -26,7 +27,7 @@ from rich.table import Table
 
 from scalems_like.cli import follow
 from scalems_like.cli.console import cli_console
-from scalems_like.cli.usage import UsageError, arguments_checked, key_value
+from scalems_like.cli.usage import UsageError, arguments_checked
 from scalems_like.launcher.bundle import IGNORE_FILE, collect, human_size
 from scalems_like.launcher.parameters import parameter_sets
 from scalems_like.launcher.submission import Shape, relative_script, submit_session, sweep_id
@@ -37,11 +38,11 @@ def run(arguments: argparse.Namespace) -> int:
     project = Path(arguments.project or ".").resolve()
     sets = parameter_sets(arguments.params, arguments.param)
     with arguments_checked():  # (its messages name the option: --nodes, --cores, --runtime)
-        shape = Shape(nodes=arguments.nodes, cores=arguments.cores, runtime=arguments.runtime,
+        shape = Shape(nodes=arguments.nodes or 1, cores=arguments.cores, runtime=arguments.runtime or 3600.0,
                       queue=arguments.queue, account=arguments.account, environment=arguments.env)
     config = load_resource(arguments.resource)
-    if config.scheduler == "local" and arguments.nodes != 1:
-        raise UsageError(f"--nodes {arguments.nodes}: resource {arguments.resource!r} runs the session on this "
+    if config.scheduler == "local" and shape.nodes != 1:
+        raise UsageError(f"--nodes {shape.nodes}: resource {arguments.resource!r} runs the session on this "
                          "machine (scheduler local): nodes must be 1")
     script = relative_script(project, arguments.script)
     console = cli_console(stderr=True)
@@ -74,30 +75,3 @@ def run(arguments: argparse.Namespace) -> int:
     console.print("following its log; Ctrl-C stops following (the session goes on)")
     (record,) = records
     return follow.follow_session(record.uid, record, follow.log_sources(record.uid, record, []))
-
-
-def add_command(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    command = commands.add_parser(
-        "submit", help="submit a whole session (client and agent) as one batch job; follow its log",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="examples:\n"
-               "  scalems-like submit --resource slurm --nodes 2 --runtime 3600 workflow.py\n"
-               "  scalems-like submit --params sweep.yaml --param steps=500 workflow.py   # one session per set\n"
-               "  scalems-like submit --resource local --detach workflow.py && scalems-like ls")
-    command.add_argument("--resource", default="local", help="where the session runs (default: local)")
-    command.add_argument("--nodes", type=int, default=1, help="nodes of the allocation (default: 1)")
-    command.add_argument("--cores", type=int, help="cores per node (default: whole nodes)")
-    command.add_argument("--runtime", type=float, default=3600.0, help="walltime in seconds (default: 3600)")
-    command.add_argument("--queue", help="batch queue / partition")
-    command.add_argument("--account", help="account (project) charged")
-    command.add_argument("--env", help="a named environment profile for the session (scalems-like env list)")
-    command.add_argument("--project", help="the project directory to bundle (default: the current directory)")
-    command.add_argument("--params", metavar="FILE", help="parameters (YAML/JSON): a mapping, or a list of "
-                                                          "mappings for a sweep (one session per set)")
-    command.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", type=key_value,
-                         help="one parameter (a YAML scalar), over the file's in every set; repeatable")
-    command.add_argument("--detach", action="store_true", help="print the session id and return at once")
-    command.add_argument("--json", action="store_true", help="machine-readable output (implies --detach)")
-    command.add_argument("script", help="the workflow script, inside the project directory")
-    command.add_argument("arguments", nargs=argparse.REMAINDER, help="passed to the script as sys.argv[1:]")
-    command.set_defaults(handler=run)

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,16 @@ def key_of(parts: Any) -> str | None:
         return None
 
 
+_hits = [0]
+_hits_lock = threading.Lock()
+
+
+def hits() -> int:
+    """How many lookups of this process found their entry (``scalems-like run`` says how many calls of its script
+    the cache served: the difference before and after)."""
+    return _hits[0]
+
+
 def lookup(key: str) -> dict[str, Any] | None:
     """The entry of ``key``: its ``value`` (unpickled) and ``files`` directory; None when there is none."""
     directory = root() / key
@@ -55,6 +66,8 @@ def lookup(key: str) -> dict[str, Any] | None:
     except (OSError, ValueError, KeyError):
         return None
     entry["files"] = directory / "files"
+    with _hits_lock:
+        _hits[0] += 1
     return entry
 
 

@@ -66,9 +66,9 @@ class Shape:
 
 def launch_script(uid: str, record_script: str, arguments: list[str], resource: str, shape: Shape) -> str:
     """``launch.sh``: the session's client, run in the project copy, with this client's data and config dirs."""
-    pilot = f"nodes={shape.nodes},runtime={shape.pilot_runtime}"
+    pilot = ["--nodes", str(shape.nodes), "--runtime", str(shape.pilot_runtime)]
     if shape.cores:
-        pilot += f",cores={shape.cores}"
+        pilot += ["--cores", str(shape.cores)]
     exports = {
         "SCALEMS_LIKE_DATA_DIR": str(paths.user_data_dir()),
         "SCALEMS_LIKE_CONFIG_DIR": str(paths.user_config_dir()),
@@ -76,7 +76,7 @@ def launch_script(uid: str, record_script: str, arguments: list[str], resource: 
     if insecure_requested():
         exports[INSECURE_VARIABLE] = "1"
     command = ["exec", '"$SCALEMS_PYTHON"', "-m", "scalems_like", "run", "--session", uid, "--in-allocation",
-               "--resource", shlex.quote(resource), "--pilot", pilot, "--params", "../parameters.json",
+               "--resource", shlex.quote(resource), *pilot, "--params", "../parameters.json",
                *(["--env", shlex.quote(shape.environment)] if shape.environment else []),
                shlex.quote(record_script), *map(shlex.quote, arguments)]
     lines = ["# written by scalems-like submit: the session's client, inside the allocation",

@@ -22,11 +22,12 @@ def test_the_template_project_runs_as_it_is(tmp_path: Path, isolated_dirs: Path)
     assert sorted(str(path.relative_to(project)) for path in project.rglob("*")) == [
         ".scalemsignore", "README.md", "parameters.yaml", "resources", "resources/cluster.yaml", "sweep.yaml",
         "workflow.py"]
-    for run, tasks in ((1, 21), (2, 0)):  # 10 simulations, 10 reads, 1 summary; then all from the cache
-        result = scalems_like("run", "--pilot", "cores=2,runtime=120", "workflow.py", cwd=project)
+    for run, said in ((1, "21 task(s) in"), (2, "0 task(s) and 21 from cache in")):  # 10 simulations, 10 reads,
+        result = scalems_like("run", "--cores", "2", "--runtime", "120", "workflow.py", cwd=project)  # 1 summary
         assert result.returncode == 0, (run, result.stderr)
         assert "my-ensemble: {'members': 10, 'mean': 535.5, 'best': 0}" in result.stdout
-        assert f": {tasks} task(s) in" in result.stdout
+        assert f": {said}" in result.stdout
+        assert ("pilot pilot.0000 on local (for the first task)" in result.stderr) == (run == 1)  # none for nothing
     submitted = scalems_like("submit", "--resource", "local", "--runtime", "600", "--param", "members=4",
                              "workflow.py", cwd=project)  # as a batch job; the cache is not taken along
     assert submitted.returncode == 0, submitted.stderr

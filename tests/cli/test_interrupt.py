@@ -36,7 +36,7 @@ def test_ctrl_c_cancels_the_session_and_exits_130(tmp_path: Path, then_sigterm: 
     script.write_text("import scalems_like as sl\n"
                       f"sl.current_session().submit_tasks([sl.TaskDescription(executable={SLEEP[0]!r}, "
                       f"arguments=[{SLEEP[1]!r}]) for _ in range(4)])\n")
-    command = [sys.executable, "-m", "scalems_like", "run", "--pilot", "cores=2,runtime=300", str(script)]
+    command = [sys.executable, "-m", "scalems_like", "run", "--cores", "2", "--runtime", "300", str(script)]
     run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
                            start_new_session=True)
     try:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from scalems_like.cli.run import PILOT_KEYS, parse_pilot
+from scalems_like.cli.commands import PILOT_KEYS, parse_pilot
+from scalems_like.client.journal import Journal
 from scalems_like.descriptions import PilotDescription
 from scalems_like.errors import ConfigError
 
@@ -23,7 +24,7 @@ def run(*argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]
 
 
 def test_the_ensemble_example_runs_and_summarizes(tmp_path: Path) -> None:
-    result = run("--pilot", "cores=2,runtime=300", str(EXAMPLES / "ensemble.py"), cwd=tmp_path)
+    result = run("--cores", "2", "--runtime", "300", str(EXAMPLES / "ensemble.py"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "sum of squares of 0..99: 328350" in result.stdout
     assert "100 task(s)" in result.stdout and "│ DONE  │   100 │" in result.stdout
@@ -33,7 +34,7 @@ def test_the_ensemble_example_runs_and_summarizes(tmp_path: Path) -> None:
 @pytest.mark.slurm
 @pytest.mark.usefixtures("slurm")
 def test_the_same_script_runs_unchanged_on_slurm(tmp_path: Path) -> None:
-    result = run("--resource", "slurm", "--pilot", "nodes=2,runtime=300", str(EXAMPLES / "ensemble.py"), "40",
+    result = run("--resource", "slurm", "--nodes", "2", "--runtime", "300", str(EXAMPLES / "ensemble.py"), "40",
                  cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "sum of squares of 0..39: 20540" in result.stdout and "on slurm" in result.stderr
@@ -46,7 +47,7 @@ def test_failed_tasks_exit_1_with_their_reasons_grouped(tmp_path: Path) -> None:
         "session = sl.current_session()\n"
         "session.submit_tasks([sl.TaskDescription(executable='/bin/sh', arguments=['-c', f'exit {i % 2}'])\n"
         "                      for i in range(6)])\n")
-    result = run("--pilot", "cores=1,runtime=120", str(script))
+    result = run("--cores", "1", "--runtime", "120", str(script))
     assert result.returncode == 1, result.stdout + result.stderr
     assert "6 task(s) in" in result.stdout and "│ DONE   │     3 │" in result.stdout
     assert "│ FAILED │     3 │" in result.stdout and "not DONE, by reason" in result.stdout
@@ -56,7 +57,7 @@ def test_failed_tasks_exit_1_with_their_reasons_grouped(tmp_path: Path) -> None:
 def test_a_script_that_raises_exits_1_and_shows_its_traceback(tmp_path: Path) -> None:
     script = tmp_path / "broken.py"
     script.write_text("import scalems_like as sl\nsl.current_session()\nraise RuntimeError('my bug')\n")
-    result = run("--pilot", "cores=1,runtime=60", str(script), "--flag")
+    result = run("--cores", "1", "--runtime", "60", str(script), "--flag")
     assert result.returncode == 1
     assert "the script raised" in result.stderr and "RuntimeError: my bug" in result.stderr
     trace = result.stderr.split("the script raised:", 1)[1]
@@ -76,7 +77,7 @@ def test_bad_arguments_name_the_key_and_the_value(tmp_path: Path) -> None:
 
 
 def test_the_pipeline_example_passes_files_between_stages(tmp_path: Path) -> None:
-    result = run("--no-cache", "--pilot", "cores=2,runtime=300", str(EXAMPLES / "pipeline.py"), cwd=tmp_path)
+    result = run("--no-cache", "--cores", "2", "--runtime", "300", str(EXAMPLES / "pipeline.py"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "lowest energy of 20 members: 100" in result.stdout  # seed 11: 77 % 11 == 0
     assert "61 task(s)" in result.stdout  # 20 simulate, 20 analyse, 20 read_energy, 1 lowest
@@ -84,7 +85,7 @@ def test_the_pipeline_example_passes_files_between_stages(tmp_path: Path) -> Non
 
 
 def test_a_second_run_takes_every_result_from_the_cache(tmp_path: Path) -> None:
-    first = run("--pilot", "cores=2,runtime=300", str(EXAMPLES / "pipeline.py"), cwd=tmp_path)
+    first = run("--cores", "2", "--runtime", "300", str(EXAMPLES / "pipeline.py"), cwd=tmp_path)
     assert first.returncode == 0 and "lowest energy of 20 members: 100" in first.stdout
     listed = subprocess.run([sys.executable, "-m", "scalems_like", "cache", "ls", "--json"], capture_output=True,
                             text=True, cwd=tmp_path, check=True)
@@ -92,9 +93,16 @@ def test_a_second_run_takes_every_result_from_the_cache(tmp_path: Path) -> None:
     # identical calls share an entry: 11 distinct members (7 * seed % 11), their analyses, reads, one reduction
     assert {entry["app"] for entry in entries} == {"simulate", "analyse", "read_energy", "lowest"}
     assert sum(entry["app"] == "simulate" for entry in entries) == 20  # seeds differ: 20 keys
-    second = run("--pilot", "cores=2,runtime=300", str(EXAMPLES / "pipeline.py"), cwd=tmp_path)
+    second = run("--cores", "2", "--runtime", "300", str(EXAMPLES / "pipeline.py"), cwd=tmp_path)
     assert second.returncode == 0 and "lowest energy of 20 members: 100" in second.stdout
-    assert ": 0 task(s) in" in second.stdout  # nothing ran again
+    uid = second.stderr.split("session ", 1)[1].split(":", 1)[0]
+    assert f"{uid}: 0 task(s) and 61 from cache in" in second.stdout  # nothing ran again: every call from the cache
+    assert "pilot.0000" not in second.stderr  # and no pilot started for nothing
+    journal = Journal.open(uid)
+    try:
+        assert journal.pilots() == []
+    finally:
+        journal.connection.close()
     cleared = subprocess.run([sys.executable, "-m", "scalems_like", "cache", "clear"], capture_output=True,
                              text=True, cwd=tmp_path, check=True)
     assert f"removed {len(entries)} cached result(s)" in cleared.stdout
@@ -106,6 +114,6 @@ def test_a_second_run_takes_every_result_from_the_cache(tmp_path: Path) -> None:
     ("adaptive.py", "minimum at x = 37 after 4 rounds", 36),
 ])
 def test_the_function_examples(tmp_path: Path, example: str, expected: str, tasks: int) -> None:
-    result = run("--no-cache", "--pilot", "cores=2,runtime=300", str(EXAMPLES / example), cwd=tmp_path)
+    result = run("--no-cache", "--cores", "2", "--runtime", "300", str(EXAMPLES / example), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert expected in result.stdout and f"{tasks} task(s)" in result.stdout

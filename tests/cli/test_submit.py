@@ -85,6 +85,8 @@ def test_submit_follows_the_log_to_the_end_then_status_logs_get_delete(
     assert "session_start started" in result.stdout  # the bootstrap's steps, streamed
     assert "workflow ['alpha'] {'members': 3, 'wait_for': '', 'sleeper': 0}" in result.stdout  # the client's own output
     assert f"session {uid}: DONE" in result.stderr
+    last_line = result.stdout.strip().splitlines()[-1]  # not the launcher's `session_start started`
+    assert last_line.startswith("[session] ") and last_line.endswith("ended DONE: every task DONE"), last_line
 
     record = read_record(uid)
     assert record is not None and record.parameters == {"members": 3}
@@ -103,6 +105,17 @@ def test_submit_follows_the_log_to_the_end_then_status_logs_get_delete(
     assert code == 0 and "member 1 job=none node=local" in out
     code, out, _ = cli(["logs", uid], capsys)
     assert code == 0 and "[bootstrap]" in out and "workflow ['alpha']" in out
+    assert out.strip().splitlines()[-1] == last_line
+    code, out, _ = cli(["logs", "last", "--json"], capsys)
+    logs = json.loads(out)
+    assert code == 0 and logs["session"] == uid and logs["state"] == "DONE" and logs["ended"] == last_line
+    assert [source["label"] for source in logs["sources"]] == ["bootstrap", "session"]
+    assert any("workflow ['alpha']" in line for line in logs["sources"][1]["lines"])
+    code, out, _ = cli(["logs", uid, "--task", "task.000001", "--json"], capsys)
+    task = json.loads(out)
+    assert code == 0 and task["record"]["state"] == "DONE"
+    assert any("member 1 job=none" in text for text in task["files"].values())
+    assert cli(["logs", uid, "--json", "-f"], capsys)[0] == 2
 
     archive = tmp_path / "session.tar.gz"
     assert cli(["get", uid, "-o", str(archive)], capsys)[0] == 0
@@ -189,7 +202,7 @@ def test_user_errors_are_one_line_each(tmp_path: Path, capsys: pytest.CaptureFix
         code, _, err = cli(arguments, capsys)
         assert code == 1 and message in err and "Traceback" not in err, (arguments, err)
     for arguments, message in (  # usage errors: exit 2
-            (["submit", "--nodes", "0", "workflow.py"], "--nodes 0: expected a whole number of nodes"),
+            (["submit", "--nodes", "0", "workflow.py"], "argument --nodes: '0': expected a whole number >= 1"),
             (["cancel"], "nothing to cancel: give a SESSION, or --queued"),
             (["submit", "--runtime", "90", "workflow.py"], "--runtime 90.0: expected at least 120 seconds"),
             (["submit", "--nodes", "2", "workflow.py"], "--nodes 2: resource 'local' runs the session on this machine"),

@@ -166,10 +166,10 @@ def test_sessions_lists_state_and_counts(capsys) -> None:  # type: ignore[no-unt
         session.wait_tasks(session.submit_tasks([sl.TaskDescription(executable="/bin/true") for _ in range(3)]
                                                 + [sl.TaskDescription(executable="/bin/false")]), timeout=60)
     capsys.readouterr()
-    assert cli(["sessions", "--json"]) == 0
+    assert cli(["ls", "--json"]) == 0
     (row,) = [row for row in json.loads(capsys.readouterr().out) if row["session"] == session.uid]
-    assert row["state"] == "closed" and row["tasks"] == {"DONE": 3, "FAILED": 1}
-    assert row["pilots"] == {"pilot.0000": "DONE"}
+    assert row["state"] == "FAILED" and row["tasks"] == {"DONE": 3, "FAILED": 1}  # closed, a task not DONE
+    assert [(pilot["pilot"], pilot["state"]) for pilot in row["pilots"]] == [("pilot.0000", "DONE")]
 
 
 def test_agent_killed_then_resume_runs_only_what_did_not_finish(tmp_path: Path) -> None:
