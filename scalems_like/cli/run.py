@@ -280,6 +280,10 @@ def print_summary(uid: str, tasks: list[Any], elapsed: float, console: Console) 
     console.print(f"{uid}: {len(tasks)} task(s) in {elapsed:.1f} s", soft_wrap=True)
     for table in summary_tables(session_summary(uid, tasks=len(tasks))):
         console.print(table)
+    kept = [task.result_file for task in tasks if task.result_file is not None]
+    if kept:  # (results above the resource's results_in_sandbox_above)
+        console.print(f"{len(kept)} large return value(s) kept as files in their task sandboxes, read when asked "
+                      f"for (e.g. {kept[0]})", soft_wrap=True)
 
 
 def add_command(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

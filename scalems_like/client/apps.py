@@ -173,7 +173,11 @@ class _App:
     def remember(self, task: concurrent.futures.Future[Any], key: str) -> None:
         assert isinstance(task, Task)
         if task.state is TaskState.DONE:
-            value = task._return_value if self.kind == "function" else cloudpickle.dumps(task.exit_code)
+            value: bytes | Path | None
+            if self.kind == "function":  # a large value: copied from its file in the task sandbox
+                value = task.result_file or task._return_value
+            else:
+                value = cloudpickle.dumps(task.exit_code)
             if value is not None:
                 _submit_later(lambda: cache.store(key, self.function.__name__, value, task.sandbox, self.outputs))
 

@@ -6,6 +6,7 @@ Both produce a *task update* (see :mod:`scalems_like.protocol.messages`) for the
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import os
 import signal
@@ -17,9 +18,12 @@ from typing import Any
 
 import cloudpickle
 
+from scalems_like.agent.config import write_private_file
 from scalems_like.agent.launch import mpi_command
 from scalems_like.errors import TaskCanceled, TaskTimeout
 
+RESULT_FILE = "return_value.pickle"
+"""Where a large return value stays, in its task sandbox (see :func:`keep_return_value`)."""
 MAX_CAPTURED_OUTPUT = 1024 * 1024
 """Characters of a function's printed output kept and sent back to the client (the rest is counted, not kept)."""
 
@@ -72,7 +76,7 @@ def run_function(task: dict[str, Any], update: dict[str, Any]) -> None:
         with contextlib.redirect_stdout(output):
             result = function(*args, **kwargs)
         update["state"] = "DONE"
-        update["return_value"] = cloudpickle.dumps(result)
+        keep_return_value(task, cloudpickle.dumps(result), update)
     except TaskTimeout:
         update["state"] = "FAILED"
         update["reason"] = f"timed out after {task['timeout']} s"
@@ -88,6 +92,26 @@ def run_function(task: dict[str, Any], update: dict[str, Any]) -> None:
     text = output.getvalue()
     if text:
         update["output"] = text
+
+
+def keep_return_value(task: dict[str, Any], pickled: bytes, update: dict[str, Any]) -> None:
+    """Put a DONE function's value into ``update``: its pickle, or, when that is larger than the task's
+    ``results_in_sandbox_above``, the reference to :data:`RESULT_FILE` in the task sandbox, written there
+    (atomically, owner-only); a file that cannot be written fails the task, saying where and why."""
+    above = task.get("results_in_sandbox_above")
+    if above is None or len(pickled) <= above:
+        update["return_value"] = pickled
+        return
+    path = Path(task["sandbox"]) / RESULT_FILE
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        write_private_file(path, pickled)
+    except OSError as error:
+        update["state"] = "FAILED"
+        update["reason"] = f"its return value ({len(pickled)} bytes) could not be written to {path}: {error}"
+        return
+    update["return_value_file"] = {"name": RESULT_FILE, "bytes": len(pickled),
+                                   "sha256": hashlib.sha256(pickled).hexdigest()}
 
 
 class RunningExecutable:
