@@ -5,7 +5,8 @@
 One function task returns ``--megabytes`` MB of random bytes; the client takes its result (``task.result()``) and
 closes the session. Reported: the disk used by ``PILOT_SANDBOX/agent.journal`` and by the session's
 ``journal.sqlite`` (with its WAL), the file the result was kept in (if any), the client's peak RSS and the seconds
-from submission to the result in hand. ``SCALEMS_LIKE_DATA_DIR`` is a temporary directory unless set.
+from submission to the result in hand. ``SCALEMS_LIKE_DATA_DIR`` is a temporary directory (removed at the end)
+unless set.
 """
 
 from __future__ import annotations
@@ -63,8 +64,12 @@ def main() -> None:
     options.add_argument("--megabytes", type=int, default=200)
     options.add_argument("--json", action="store_true")
     arguments = options.parse_args()
-    os.environ.setdefault("SCALEMS_LIKE_DATA_DIR", tempfile.mkdtemp(prefix="scalems-like-benchmark-"))
-    results = measure(arguments.megabytes)
+    if "SCALEMS_LIKE_DATA_DIR" in os.environ:
+        results = measure(arguments.megabytes)
+    else:  # (removed afterwards: it holds the value, once or more)
+        with tempfile.TemporaryDirectory(prefix="scalems-like-benchmark-") as data_dir:
+            os.environ["SCALEMS_LIKE_DATA_DIR"] = data_dir
+            results = measure(arguments.megabytes)
     if arguments.json:
         print(json.dumps(results, indent=2))
         return

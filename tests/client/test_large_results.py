@@ -131,3 +131,19 @@ def test_a_large_result_is_cached_as_a_file(tmp_path: Path, monkeypatch: pytest.
                 assert future.task.result_file is not None
     (entry,) = (tmp_path / ".scalems-like-cache").glob("*/entry.json")
     assert (entry.parent / "value.pickle").stat().st_size > SIZE and payload(6)[:64] not in entry.read_bytes()
+
+
+def test_run_ends_saying_how_many_results_stay_in_their_sandboxes(tmp_path: Path) -> None:
+    script = tmp_path / "big.py"
+    script.write_text("import scalems_like as sl\n"
+                      "def big(size):\n"
+                      "    return bytes(size)\n"
+                      "session = sl.current_session()\n"
+                      "tasks = session.submit_tasks([sl.TaskDescription(function=big, args=(size,))\n"
+                      f"                              for size in (10, {SIZE}, {SIZE})])\n"
+                      f"assert [len(task.result(timeout=60)) for task in tasks] == [10, {SIZE}, {SIZE}]\n")
+    result = subprocess.run([sys.executable, "-m", "scalems_like", "run", "--pilot", "cores=2,runtime=120",
+                             str(script)], capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 large return value(s) kept as files in their task sandboxes, read when asked for (e.g. " in result.stdout
+    assert "return_value.pickle)" in result.stdout
