@@ -3,6 +3,7 @@ in the session's journal; the client reads them when asked (item 5 of issue 17).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -10,8 +11,10 @@ import stat
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
+import cloudpickle
 import pytest
 
 import scalems_like as sl
@@ -121,6 +124,15 @@ def large(seed: int) -> bytes:
 
 def test_a_large_result_is_cached_as_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
+    with contextlib.suppress(ValueError):  # as before this module's first task: its functions travel by value
+        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])  # (the cache key must not change then)
+    readers = []
+    load = sl.Task._load_result_file
+
+    def noting_the_thread(task: sl.Task, reference: dict[str, object]) -> object:
+        readers.append(threading.current_thread().name)
+        return load(task, reference)
+    monkeypatch.setattr(sl.Task, "_load_result_file", noting_the_thread)
     for run in range(2):
         with sl.Session() as session:
             session.submit_pilot(sl.PilotDescription(cores=1, runtime=60))
@@ -129,6 +141,7 @@ def test_a_large_result_is_cached_as_a_file(tmp_path: Path, monkeypatch: pytest.
             assert (future.task is None) == (run == 1)  # the second run: from the cache, no task
             if future.task is not None:
                 assert future.task.result_file is not None
+    assert readers and all(name.startswith("scalems-like-apps") for name in readers)  # not the I/O thread
     (entry,) = (tmp_path / ".scalems-like-cache").glob("*/entry.json")
     assert (entry.parent / "value.pickle").stat().st_size > SIZE and payload(6)[:64] not in entry.read_bytes()
 
