@@ -6,9 +6,9 @@
     ├── CommandError              an external command failed (carries argv, exit code, stdout, stderr)
     ├── SubmitError               a pilot job could not be submitted (``transient`` says if a retry may work)
     ├── PilotFailed               a pilot ended FAILED; ``failure`` says why (step, exit code, output tail)
+    ├── ResultFileError           a return value kept in its task sandbox is gone or changed; names the file
     ├── TaskFailed                a task ended FAILED or CANCELED; raised by ``Task.result()``
     │   └── TaskWasCanceled       ... CANCELED (also a ``concurrent.futures.CancelledError``, as a Future's)
-    ├── ResultFileError           a return value kept in its task sandbox is gone or changed; names the file
     └── WaitTimeout               a ``wait`` ran out of time (also a :class:`TimeoutError`)
 
     TaskInterrupt (a BaseException, like KeyboardInterrupt: a task's ``except Exception`` does not swallow it)

@@ -76,7 +76,7 @@ def run_function(task: dict[str, Any], update: dict[str, Any]) -> None:
         with contextlib.redirect_stdout(output):
             result = function(*args, **kwargs)
         update["state"] = "DONE"
-        keep_return_value(task, cloudpickle.dumps(result), update)
+        update["return_value"] = cloudpickle.dumps(result)
     except TaskTimeout:
         update["state"] = "FAILED"
         update["reason"] = f"timed out after {task['timeout']} s"
@@ -92,26 +92,6 @@ def run_function(task: dict[str, Any], update: dict[str, Any]) -> None:
     text = output.getvalue()
     if text:
         update["output"] = text
-
-
-def keep_return_value(task: dict[str, Any], pickled: bytes, update: dict[str, Any]) -> None:
-    """Put a DONE function's value into ``update``: its pickle, or, when that is larger than the task's
-    ``results_in_sandbox_above``, the reference to :data:`RESULT_FILE` in the task sandbox, written there
-    (atomically, owner-only); a file that cannot be written fails the task, saying where and why."""
-    above = task.get("results_in_sandbox_above")
-    if above is None or len(pickled) <= above:
-        update["return_value"] = pickled
-        return
-    path = Path(task["sandbox"]) / RESULT_FILE
-    try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        write_private_file(path, pickled)
-    except OSError as error:
-        update["state"] = "FAILED"
-        update["reason"] = f"its return value ({len(pickled)} bytes) could not be written to {path}: {error}"
-        return
-    update["return_value_file"] = {"name": RESULT_FILE, "bytes": len(pickled),
-                                   "sha256": hashlib.sha256(pickled).hexdigest()}
 
 
 class RunningExecutable:
@@ -232,3 +212,26 @@ def start_executable(task: dict[str, Any], mpi_launcher: str, base_environment: 
             stderr_path.write_text(reason + "\n")
         return reason
     return RunningExecutable.open(task, process, started)
+
+
+def keep_return_value(task: dict[str, Any], update: dict[str, Any]) -> None:
+    """A DONE function's value larger than the task's ``results_in_sandbox_above`` leaves ``update`` for
+    :data:`RESULT_FILE` in the task sandbox (written atomically, owner-only); the update keeps the reference (see
+    :data:`scalems_like.protocol.messages.RESULT_FILE_TYPES`). A file that cannot be written fails the task,
+    saying where and why. Interrupted (a timeout or cancel tick), the update keeps its value: it is DONE."""
+    pickled = update.get("return_value")
+    above = task.get("results_in_sandbox_above")
+    if pickled is None or above is None or len(pickled) <= above:
+        return
+    path = Path(task["sandbox"]) / RESULT_FILE
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        write_private_file(path, pickled)
+    except OSError as error:
+        del update["return_value"]
+        update["state"] = "FAILED"
+        update["reason"] = f"its return value ({len(pickled)} bytes) could not be written to {path}: {error}"
+        return
+    update["return_value_file"] = {"name": RESULT_FILE, "bytes": len(pickled),
+                                   "sha256": hashlib.sha256(pickled).hexdigest()}
+    del update["return_value"]

@@ -80,22 +80,22 @@ def test_a_large_return_value_goes_to_a_file_and_one_that_cannot_be_written_fail
     task: dict[str, Any] = {"uid": "task.000000", "sandbox": str(tmp_path / "task.000000"),
                             "results_in_sandbox_above": 16}
     small, large = pickle.dumps(1), pickle.dumps(list(range(100)))
-    update: dict[str, Any] = {"state": "DONE"}
-    keep_return_value(task, small, update)
+    update: dict[str, Any] = {"state": "DONE", "return_value": small}
+    keep_return_value(task, update)
     assert update == {"state": "DONE", "return_value": small} and not Path(task["sandbox"]).exists()
-    update = {"state": "DONE"}
-    keep_return_value({**task, "results_in_sandbox_above": None}, large, update)  # null: every value travels
+    update = {"state": "DONE", "return_value": large}
+    keep_return_value({**task, "results_in_sandbox_above": None}, update)  # null: every value travels
     assert update == {"state": "DONE", "return_value": large}
-    update = {"state": "DONE"}
-    keep_return_value(task, large, update)
+    update = {"state": "DONE", "return_value": large}
+    keep_return_value(task, update)
     written = Path(task["sandbox"]) / "return_value.pickle"
     assert update == {"state": "DONE", "return_value_file": {
         "name": "return_value.pickle", "bytes": len(large), "sha256": hashlib.sha256(large).hexdigest()}}
     assert written.read_bytes() == large and stat.S_IMODE(written.stat().st_mode) == 0o600
     assert stat.S_IMODE(written.parent.stat().st_mode) == 0o700
     (tmp_path / "a-file").write_text("")
-    update = {"state": "DONE"}
-    keep_return_value({**task, "sandbox": str(tmp_path / "a-file" / "task.000001")}, large, update)
+    update = {"state": "DONE", "return_value": large}
+    keep_return_value({**task, "sandbox": str(tmp_path / "a-file" / "task.000001")}, update)
     assert update["state"] == "FAILED" and update["reason"].startswith(
         f"its return value ({len(large)} bytes) could not be written to {tmp_path}/a-file/task.000001/"
         "return_value.pickle: ") and "return_value" not in update
