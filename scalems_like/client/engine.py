@@ -78,8 +78,9 @@ class Engine:
         self.journal_batch: list[dict[str, Any]] = []
         self.profile = ProfileRecorder()
         self.hold_pending = False
-        self.told_of_result_files = False
         """True while a session is restored: pending tasks wait for the decision on a new pilot."""
+        self.told_of_result_files = False
+        """True once the session said that large return values stay in their task sandboxes (said once)."""
         self.drops = protocol.DropLog(log)
         self.authenticator: ThreadAuthenticator | None = None
         self.lifecycle = PilotLifecycle(self)
