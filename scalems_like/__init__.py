@@ -20,8 +20,8 @@ from scalems_like._version import __version__
 
 logging.getLogger("scalems_like").addHandler(logging.NullHandler())  # the application decides what is shown
 
-_ERRORS = ("CommandError", "ConfigError", "NoPilot", "PilotFailed", "ProtocolError", "ScalemsError", "SubmitError",
-           "TaskCanceled", "TaskFailed", "TaskTimeout", "TaskWasCanceled", "WaitTimeout")
+_ERRORS = ("CommandError", "ConfigError", "NoPilot", "PilotFailed", "ProtocolError", "ResultFileError",
+           "ScalemsError", "SubmitError", "TaskCanceled", "TaskFailed", "TaskTimeout", "TaskWasCanceled", "WaitTimeout")
 _WHERE: dict[str, str] = {
     **dict.fromkeys(("AppFuture", "DependencyFailed", "OutputFile", "executable_app", "function_app"),
                     "scalems_like.client.apps"),
@@ -66,6 +66,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the names as plain imports
         NoPilot,
         PilotFailed,
         ProtocolError,
+        ResultFileError,
         ScalemsError,
         SubmitError,
         TaskCanceled,
@@ -90,6 +91,7 @@ __all__ = [
     "PilotState",
     "ProtocolError",
     "RemoteError",
+    "ResultFileError",
     "ScalemsError",
     "Session",
     "SubmitError",

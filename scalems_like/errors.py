@@ -6,6 +6,7 @@
     ├── CommandError              an external command failed (carries argv, exit code, stdout, stderr)
     ├── SubmitError               a pilot job could not be submitted (``transient`` says if a retry may work)
     ├── PilotFailed               a pilot ended FAILED; ``failure`` says why (step, exit code, output tail)
+    ├── ResultFileError           a return value kept in its task sandbox is gone or changed; names the file
     ├── TaskFailed                a task ended FAILED or CANCELED; raised by ``Task.result()``
     │   └── TaskWasCanceled       ... CANCELED (also a ``concurrent.futures.CancelledError``, as a Future's)
     ├── WaitTimeout               a ``wait`` ran out of time (also a :class:`TimeoutError`)
@@ -81,6 +82,15 @@ class TaskFailed(ScalemsError):
 
 class TaskWasCanceled(TaskFailed, concurrent.futures.CancelledError):
     """A task ended CANCELED (``result()`` raises it, as a cancelled Future's raises CancelledError)."""
+
+
+class ResultFileError(ScalemsError):
+    """A DONE task's return value, kept as a file in its task sandbox, cannot be read back: the file is gone or
+    not what the worker wrote. ``path`` names it."""
+
+    def __init__(self, message: str, path: str) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class TaskInterrupt(BaseException):

@@ -76,6 +76,10 @@ class ResourceConfig:
     """Worker processes per node; None: one per core."""
     ssh_command: str = "ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new"
     """How the ``ssh`` launch method reaches the other nodes (options such as -p or -i go here)."""
+    results_in_sandbox_above: int | None = 1024 * 1024
+    """Bytes: a function's return value whose pickle is larger stays in its task sandbox as a file
+    (``return_value.pickle``), loaded when the client asks for it, instead of travelling back and into both
+    journals; null: every value travels (up to the 256 MiB message limit)."""
 
     def __post_init__(self) -> None:
         where = f"resource config {self.name!r}"
@@ -87,6 +91,9 @@ class ResourceConfig:
                     "client_grace_period"):
             if getattr(self, key) <= 0:
                 raise ConfigError(f"{where}: {key} = {getattr(self, key)!r}: expected a number > 0")
+        if self.results_in_sandbox_above is not None and self.results_in_sandbox_above < 0:
+            raise ConfigError(f"{where}: results_in_sandbox_above = {self.results_in_sandbox_above!r}: expected a "
+                              "number of bytes >= 0 (0: every return value stays in its sandbox), or null (none)")
 
 
 _FIELDS = {field.name: field for field in dataclasses.fields(ResourceConfig)}

@@ -86,3 +86,13 @@ def test_multi_resource_file_with_other_top_level_keys_is_refused() -> None:
     assert isinstance(load_all()["mixed"], ConfigError)
     with pytest.raises(ConfigError, match=rf"{path}: a file with 'resources:' holds only"):
         load_resource("mixed")
+
+
+def test_results_in_sandbox_above_is_a_size_or_null() -> None:
+    assert load_resource("local").results_in_sandbox_above == 1024 * 1024
+    write_user_config("local", "results_in_sandbox_above: null\n")
+    assert load_resource("local").results_in_sandbox_above is None
+    path = write_user_config("local", "results_in_sandbox_above: -1\n")
+    with pytest.raises(ConfigError, match=rf"{path}: resource config 'local': results_in_sandbox_above = -1: "
+                                          "expected a number of bytes >= 0"):
+        load_resource("local")

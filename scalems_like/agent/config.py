@@ -36,6 +36,8 @@ class AgentConfig:
     client_grace: float = 600.0
     """Seconds the agent goes on without any client (its tasks run on; results wait for a reattach)."""
     ssh_command: str = "ssh -o BatchMode=yes"
+    results_in_sandbox_above: int | None = 1024 * 1024
+    """A function's return value whose pickle has more bytes stays in a file of its task sandbox (None: never)."""
     insecure: bool = False
     """No CurveZMQ (debugging only); else the keys are in ``PILOT_SANDBOX/keys/agent.json``."""
 
@@ -50,11 +52,11 @@ class AgentConfig:
         return cls(**json.loads((directory / AGENT_CONFIG_FILE).read_text()))
 
 
-def write_private_file(target: Path, text: str, mode: int = 0o600) -> None:
-    """Write ``text`` to ``target`` atomically, with permissions ``mode``."""
+def write_private_file(target: Path, text: str | bytes, mode: int = 0o600) -> None:
+    """Write ``text`` (or bytes) to ``target`` atomically, with permissions ``mode``."""
     descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
     try:
-        with os.fdopen(descriptor, "w") as handle:
+        with os.fdopen(descriptor, "wb" if isinstance(text, bytes) else "w") as handle:
             handle.write(text)
         os.chmod(temporary, mode)
         os.replace(temporary, target)

@@ -77,6 +77,7 @@ mpi_launcher: srun
 queue: debug                    # your partition
 # account: my-allocation        # your project/account, if the site needs one
 sandbox: "{{data_dir}}/sandbox"   # a file system shared by login and compute nodes, e.g. $SCRATCH/scalems_like
+# results_in_sandbox_above: 1048576   # bytes: larger function return values stay as files in the task sandbox
 python: client
 client_address: hostname
 agent_address: hostname

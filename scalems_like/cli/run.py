@@ -320,6 +320,10 @@ def print_summary(uid: str, tasks: list[Any], elapsed: float | None, console: Co
                   + (" (the session's: first submission to last end)" if elapsed is None else ""), soft_wrap=True)
     for table in summary_tables(summary):
         console.print(table)
+    kept = [task.result_file for task in tasks if task.result_file is not None]
+    if kept:  # (results above the resource's results_in_sandbox_above)
+        console.print(f"{len(kept)} large return value(s) kept as files in their task sandboxes, read when asked "
+                      f"for (e.g. {kept[0]})", soft_wrap=True)
 
 
 def run_cache(arguments: argparse.Namespace) -> int:

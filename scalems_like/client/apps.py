@@ -33,6 +33,7 @@ import cloudpickle
 from scalems_like.client import cache
 from scalems_like.client.session import Session, current_session
 from scalems_like.client.task import Task
+from scalems_like.client.task_wire import pickle_by_value_if_local
 from scalems_like.descriptions import TaskDescription
 from scalems_like.errors import TaskFailed
 from scalems_like.staging.actions import checksum
@@ -119,13 +120,18 @@ class AppFuture(concurrent.futures.Future[Any]):
 
     def _copy(self, task: concurrent.futures.Future[Any]) -> None:
         assert isinstance(task, Task)
-        if task.state is TaskState.DONE:
-            try:
-                self.set_result(task.result())
-            except Exception as error:  # a value this client cannot unpickle
-                self.set_exception(error)
+        if task.state is TaskState.DONE and task.result_file is not None:
+            _submit_later(lambda: self._copy_value(task))  # a large file to read: not on the session's I/O thread
+        elif task.state is TaskState.DONE:
+            self._copy_value(task)
         else:
             self.set_exception(task.exception() or TaskFailed(task.uid, task.state.value, task.reason or ""))
+
+    def _copy_value(self, task: Task) -> None:
+        try:
+            self.set_result(task.result())
+        except Exception as error:  # a value this client cannot unpickle, a result file gone
+            self.set_exception(error)
 
 
 def _dependencies(values: Iterable[Any]) -> list[concurrent.futures.Future[Any]]:
@@ -187,7 +193,11 @@ class _App:
     def remember(self, task: concurrent.futures.Future[Any], key: str) -> None:
         assert isinstance(task, Task)
         if task.state is TaskState.DONE:
-            value = task._return_value if self.kind == "function" else cloudpickle.dumps(task.exit_code)
+            value: bytes | Path | None
+            if self.kind == "function":  # a large value: copied from its file in the task sandbox
+                value = task.result_file or task._return_value
+            else:
+                value = cloudpickle.dumps(task.exit_code)
             if value is not None:
                 _submit_later(lambda: cache.store(key, self.function.__name__, value, task.sandbox, self.outputs))
 
@@ -266,6 +276,7 @@ class _App:
 
         key = None
         if self.use_cache and cache.enabled():
+            pickle_by_value_if_local(self.function)  # (as it will travel: the key is the same before and after)
             key = cache.key_of((self.kind, self.function, [logical(value) for value in args],
                                 sorted((name, logical(value)) for name, value in kwargs.items()),
                                 sorted(self.options.items()), self.outputs))

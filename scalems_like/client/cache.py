@@ -3,7 +3,8 @@
 A call's key is the SHA-256 of what decides its result: the app's code (its cloudpickle), the arguments after
 their futures resolved (an input file counts by its name and the SHA-256 of its content, not its path) and the
 task options. ``.scalems-like-cache/KEY/`` holds ``entry.json`` (written last, atomically: an entry is whole or
-absent) and ``files/`` (copies of the call's declared output files). ``SCALEMS_LIKE_NO_CACHE=1``
+absent; the value inline, or in ``value.pickle`` when it was kept in its task sandbox) and ``files/`` (copies of
+the call's declared output files). ``SCALEMS_LIKE_NO_CACHE=1``
 (``scalems-like run --no-cache``) or ``cache=False`` on an app turn it off; ``scalems-like cache ls|clear``.
 """
 
@@ -28,6 +29,8 @@ log = logging.getLogger("scalems_like.client")
 
 DIRECTORY = ".scalems-like-cache"
 NO_CACHE_VARIABLE = "SCALEMS_LIKE_NO_CACHE"
+VALUE_FILE = "value.pickle"
+"""A result too large to travel back (kept in its task sandbox) is cached as this file beside ``entry.json``."""
 
 
 def enabled() -> bool:
@@ -62,8 +65,12 @@ def lookup(key: str) -> dict[str, Any] | None:
     directory = root() / key
     try:
         entry = json.loads((directory / "entry.json").read_text())
-        entry["value"] = cloudpickle.loads(base64.b64decode(entry["value"]))
-    except (OSError, ValueError, KeyError):
+        if "value" in entry:
+            entry["value"] = cloudpickle.loads(base64.b64decode(entry["value"]))
+        else:  # a value that was kept in its task sandbox: the entry has its own copy of the file
+            with open(directory / VALUE_FILE, "rb") as handle:
+                entry["value"] = cloudpickle.load(handle)
+    except (OSError, ValueError, KeyError, EOFError):
         return None
     entry["files"] = directory / "files"
     with _hits_lock:
@@ -71,8 +78,9 @@ def lookup(key: str) -> dict[str, Any] | None:
     return entry
 
 
-def store(key: str, app: str, value_pickle: bytes, sandbox: Path | None, outputs: tuple[str, ...]) -> None:
-    """Keep a DONE call's result and output files (copied from its task sandbox)."""
+def store(key: str, app: str, value_pickle: bytes | Path, sandbox: Path | None, outputs: tuple[str, ...]) -> None:
+    """Keep a DONE call's result and output files (copied from its task sandbox). ``value_pickle``: the result's
+    pickle, or the file holding it (a result kept in the task sandbox: copied to the entry's ``value.pickle``)."""
     directory = root() / key
     files = directory / "files"
     try:
@@ -81,9 +89,12 @@ def store(key: str, app: str, value_pickle: bytes, sandbox: Path | None, outputs
             if sandbox is None:
                 return
             shutil.copy2(sandbox / name, files / name)
-        write_private_file(directory / "entry.json", json.dumps({
-            "app": app, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "value": base64.b64encode(value_pickle).decode()}))
+        entry = {"app": app, "created": time.strftime("%Y-%m-%d %H:%M:%S")}
+        if isinstance(value_pickle, Path):
+            shutil.copy2(value_pickle, directory / VALUE_FILE)  # (0600, as in the sandbox)
+        else:
+            entry["value"] = base64.b64encode(value_pickle).decode()
+        write_private_file(directory / "entry.json", json.dumps(entry))
     except OSError as error:
         log.warning("result of %s not cached in %s: %s", app, directory, error)
 

@@ -36,7 +36,7 @@ from scalems_like import protocol
 from scalems_like.client.journal import Journal
 from scalems_like.client.pilot_lifecycle import PilotLifecycle, PilotRecord
 from scalems_like.client.profiling import ProfileRecorder
-from scalems_like.client.task import Task
+from scalems_like.client.task import Task, result_file_notice
 from scalems_like.errors import ProtocolError, ProtocolVersionError, ScalemsError
 from scalems_like.network import bind_and_advertise, message_socket
 from scalems_like.protocol import curve
@@ -79,6 +79,8 @@ class Engine:
         self.profile = ProfileRecorder()
         self.hold_pending = False
         """True while a session is restored: pending tasks wait for the decision on a new pilot."""
+        self.told_of_result_files = False
+        """True once the session said that large return values stay in their task sandboxes (said once)."""
         self.drops = protocol.DropLog(log)
         self.authenticator: ThreadAuthenticator | None = None
         self.lifecycle = PilotLifecycle(self)
@@ -337,6 +339,9 @@ class Engine:
                 state = self.apply(task, update)  # (None: stale, or delivered again after a reattach)
                 if state is not None and state.is_final:
                     record.outstanding.discard(task.uid)
+                    if "return_value_file" in update and not self.told_of_result_files:
+                        self.told_of_result_files = True  # said once a session: not a line per task
+                        log.warning("%s", result_file_notice(task))
             self.changed.notify_all()
 
     def fail_pending_without_pilots(self, why: str) -> None:

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 import cloudpickle
 
 from scalems_like.descriptions import TaskDescription
-from scalems_like.errors import TaskFailed, TaskWasCanceled
+from scalems_like.errors import ResultFileError, TaskFailed, TaskWasCanceled
+from scalems_like.staging.actions import checksum_of
 from scalems_like.states import TaskState, task_transition_allowed
 
 if TYPE_CHECKING:
@@ -56,6 +57,8 @@ class Task(concurrent.futures.Future[Any]):
         self.interrupted: str | None = None
         """"queued" or "running" when the task FAILED because its pilot ended (``Session.resume`` runs it again)."""
         self._return_value: bytes | None = None
+        self._return_file: dict[str, Any] | None = None
+        """A return value kept in the task sandbox: its file's ``name``, ``bytes`` and ``sha256``."""
         self._exception_pickle: bytes | None = None
         self._output: str | None = None
         self._callbacks: list[Callable[[Task, TaskState], None]] = []
@@ -107,8 +110,38 @@ class Task(concurrent.futures.Future[Any]):
 
     @property
     def return_value(self) -> Any:
-        """What the function returned (None until DONE, and for executables)."""
+        """What the function returned (None until DONE, and for executables). A value larger than the resource's
+        ``results_in_sandbox_above`` is read from :attr:`result_file` on each access (this handle keeps none);
+        raises :class:`ResultFileError` naming the file if it is gone or not the one the worker wrote."""
+        if self._return_file is not None:
+            return self._load_result_file(self._return_file)
         return None if self._return_value is None else cloudpickle.loads(self._return_value)
+
+    @property
+    def result_file(self) -> Path | None:
+        """The file in the task sandbox that holds the return value's pickle, when it was too large to travel
+        (None when it came back with the task's update)."""
+        if self._return_file is None or self.sandbox is None:
+            return None
+        return self.sandbox / self._return_file["name"]
+
+    def _load_result_file(self, reference: dict[str, Any]) -> Any:
+        path = self.result_file
+        what = f"task {self.uid}: its return value ({reference['bytes']} bytes, kept in its task sandbox)"
+        if path is None:
+            raise ResultFileError(f"{what} cannot be found: the task's sandbox is unknown", "")
+        try:
+            with open(path, "rb") as handle:  # checked and loaded through one handle: the file checked is the one read
+                size = os.fstat(handle.fileno()).st_size
+                if size != reference["bytes"] or checksum_of(handle) != reference["sha256"]:
+                    raise ResultFileError(f"{what}: {path} is not the file its worker wrote (its size or SHA-256 "
+                                          "differs); it is not loaded", str(path))
+                handle.seek(0)
+                return cloudpickle.load(handle)
+        except FileNotFoundError:
+            raise ResultFileError(f"{what}: {path} is gone (was the session's sandbox deleted?)", str(path)) from None
+        except OSError as error:
+            raise ResultFileError(f"{what}: {path} cannot be read: {error.strerror or error}", str(path)) from None
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
         """Wait (raises WaitTimeout after ``timeout`` s); then None if DONE, else why not: the exception a function
@@ -182,6 +215,8 @@ class Task(concurrent.futures.Future[Any]):
             self.exit_code = update["exit_code"]
         if "return_value" in update:
             self._return_value = update["return_value"]
+        if "return_value_file" in update:
+            self._return_file = update["return_value_file"]
         if "exception" in update:
             self._exception_pickle = update["exception"]
         if "traceback" in update:
@@ -223,3 +258,9 @@ class Task(concurrent.futures.Future[Any]):
             self.set_exception(TaskFailed(self.uid, self.state.value, self.reason or ""))
 
 
+def result_file_notice(task: Task) -> str:
+    """The line that tells a user that large return values stay in their task sandboxes (said once a session)."""
+    assert task._return_file is not None
+    return (f"task {task.uid} returned {task._return_file['bytes'] / 1e6:.1f} MB: kept in its task sandbox "
+            f"({task.result_file}), read when asked for (task.result()); every return value above the resource "
+            "config's results_in_sandbox_above stays in its task sandbox, not in the session's journal")

@@ -6,6 +6,7 @@ Both produce a *task update* (see :mod:`scalems_like.protocol.messages`) for the
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import os
 import signal
@@ -17,9 +18,12 @@ from typing import Any
 
 import cloudpickle
 
+from scalems_like.agent.config import write_private_file
 from scalems_like.agent.launch import mpi_command
 from scalems_like.errors import TaskCanceled, TaskTimeout
 
+RESULT_FILE = "return_value.pickle"
+"""Where a large return value stays, in its task sandbox (see :func:`keep_return_value`)."""
 MAX_CAPTURED_OUTPUT = 1024 * 1024
 """Characters of a function's printed output kept and sent back to the client (the rest is counted, not kept)."""
 
@@ -228,3 +232,26 @@ def start_executable(task: dict[str, Any], mpi_launcher: str, base_environment: 
             stderr_path.write_text(reason + "\n")
         return reason
     return RunningExecutable.open(task, process, started)
+
+
+def keep_return_value(task: dict[str, Any], update: dict[str, Any]) -> None:
+    """A DONE function's value larger than the task's ``results_in_sandbox_above`` leaves ``update`` for
+    :data:`RESULT_FILE` in the task sandbox (written atomically, owner-only); the update keeps the reference (see
+    :data:`scalems_like.protocol.messages.RESULT_FILE_TYPES`). A file that cannot be written fails the task,
+    saying where and why. Interrupted (a timeout or cancel tick), the update keeps its value: it is DONE."""
+    pickled = update.get("return_value")
+    above = task.get("results_in_sandbox_above")
+    if pickled is None or above is None or len(pickled) <= above:
+        return
+    path = Path(task["sandbox"]) / RESULT_FILE
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        write_private_file(path, pickled)
+    except OSError as error:
+        del update["return_value"]
+        update["state"] = "FAILED"
+        update["reason"] = f"its return value ({len(pickled)} bytes) could not be written to {path}: {error}"
+        return
+    update["return_value_file"] = {"name": RESULT_FILE, "bytes": len(pickled),
+                                   "sha256": hashlib.sha256(pickled).hexdigest()}
+    del update["return_value"]

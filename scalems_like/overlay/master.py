@@ -364,6 +364,8 @@ class Master:
         for task in tasks:
             task["sandbox"] = str(self.task_root / task["uid"])
             task.setdefault("attempt", 0)  # a resumed task goes on counting its attempts
+            if task["kind"] == "function" and self.config.results_in_sandbox_above is not None:
+                task["results_in_sandbox_above"] = self.config.results_in_sandbox_above
             reason = self.scheduler.unsatisfiable_reason(task)
             if reason is not None:
                 self.outbox.append(self._update(task, TaskState.FAILED, reason=reason))

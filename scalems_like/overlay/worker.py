@@ -29,7 +29,7 @@ from scalems_like import protocol
 from scalems_like.agent.launch import task_environment
 from scalems_like.errors import ConfigError, ProtocolError, TaskCanceled, TaskTimeout
 from scalems_like.network import message_socket
-from scalems_like.overlay.execution import RunningExecutable, run_function, start_executable
+from scalems_like.overlay.execution import RunningExecutable, keep_return_value, run_function, start_executable
 from scalems_like.protocol import curve
 from scalems_like.protocol.curve import AgentKeys
 from scalems_like.staging.directives import Directive
@@ -245,6 +245,7 @@ class Worker:
         try:
             try:
                 run_function(task, result)
+                keep_return_value(task, result)  # (a large value to a file, while the timer still ticks)
             finally:
                 self.current_function = None  # first: a tick that still comes finds nothing to stop
                 signal.setitimer(signal.ITIMER_REAL, 0)

@@ -8,6 +8,7 @@ import shutil
 import tarfile
 import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 from scalems_like.errors import ScalemsError
 
@@ -17,10 +18,15 @@ class StagingError(ScalemsError):
 
 
 def checksum(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+        return checksum_of(handle)
+
+
+def checksum_of(handle: BinaryIO) -> str:
+    """The SHA-256 (hex) of what is left to read in an open binary file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    for block in iter(lambda: handle.read(1 << 20), b""):
+        digest.update(block)
     return digest.hexdigest()
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import pickle
 import select
+import stat
 import subprocess
 import time
 from pathlib import Path
@@ -10,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from scalems_like.overlay.execution import RunningExecutable, start_executable
+from scalems_like.overlay.execution import RunningExecutable, keep_return_value, start_executable
 from scalems_like.overlay.worker import Worker
 from tests.processes import alive, wait_until
 
@@ -70,3 +73,29 @@ def test_open_of_an_ended_process_still_reports_its_end(tmp_path: Path) -> None:
     update: dict[str, Any] = {}
     running.finish(update)
     assert update == {"exit_code": 0, "state": "DONE"}
+
+
+def test_a_large_return_value_goes_to_a_file_and_one_that_cannot_be_written_fails_saying_where(
+        tmp_path: Path) -> None:
+    task: dict[str, Any] = {"uid": "task.000000", "sandbox": str(tmp_path / "task.000000"),
+                            "results_in_sandbox_above": 16}
+    small, large = pickle.dumps(1), pickle.dumps(list(range(100)))
+    update: dict[str, Any] = {"state": "DONE", "return_value": small}
+    keep_return_value(task, update)
+    assert update == {"state": "DONE", "return_value": small} and not Path(task["sandbox"]).exists()
+    update = {"state": "DONE", "return_value": large}
+    keep_return_value({**task, "results_in_sandbox_above": None}, update)  # null: every value travels
+    assert update == {"state": "DONE", "return_value": large}
+    update = {"state": "DONE", "return_value": large}
+    keep_return_value(task, update)
+    written = Path(task["sandbox"]) / "return_value.pickle"
+    assert update == {"state": "DONE", "return_value_file": {
+        "name": "return_value.pickle", "bytes": len(large), "sha256": hashlib.sha256(large).hexdigest()}}
+    assert written.read_bytes() == large and stat.S_IMODE(written.stat().st_mode) == 0o600
+    assert stat.S_IMODE(written.parent.stat().st_mode) == 0o700
+    (tmp_path / "a-file").write_text("")
+    update = {"state": "DONE", "return_value": large}
+    keep_return_value({**task, "sandbox": str(tmp_path / "a-file" / "task.000001")}, update)
+    assert update["state"] == "FAILED" and update["reason"].startswith(
+        f"its return value ({len(large)} bytes) could not be written to {tmp_path}/a-file/task.000001/"
+        "return_value.pickle: ") and "return_value" not in update

@@ -60,3 +60,17 @@ def test_agent_events_round_trip_and_are_checked() -> None:
     bad = msgpack.packb([V, "agent_events", [[1.5, "worker", "node1", "start", 7, ""]]], use_bin_type=True)
     with pytest.raises(ProtocolError, match="an event is not"):
         protocol.decode(bad)
+
+
+def test_a_result_kept_in_the_sandbox_travels_as_a_checked_reference() -> None:
+    reference = {"name": "return_value.pickle", "bytes": 200_000_000, "sha256": "ab" * 32}
+    update = {"uid": "task.000000", "state": "DONE", "time": 1.0, "return_value_file": reference}
+    assert protocol.decode(protocol.encode(protocol.TaskUpdates([update]))).updates == [update]
+    for bad, match in [({**reference, "name": "../../.ssh/id_rsa"}, "is not a file name in the task sandbox"),
+                       ({**reference, "name": ".."}, "is not a file name in the task sandbox"),
+                       ({"name": "return_value.pickle", "bytes": 1}, "return_value_file lacks sha256"),
+                       ({**reference, "bytes": "many"}, "return_value_file key 'bytes' has type str"),
+                       ({**reference, "path": "/x"}, "return_value_file has an unknown key 'path'")]:
+        data = msgpack.packb([V, "updates", [{**update, "return_value_file": bad}]], use_bin_type=True)
+        with pytest.raises(ProtocolError, match=match):
+            protocol.decode(data)
