@@ -18,6 +18,7 @@ from psij import Job, JobSpec, JobState
 
 from scalems_like.client.client_lock import is_held
 from scalems_like.client.journal import journal_path
+from scalems_like.psij_executor.sessions import session_state
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -181,3 +182,38 @@ def test_a_job_of_a_closed_session_gives_its_final_status(owner_env: dict[str, s
     finally:
         other.close()
     assert (status.state, status.exit_code, status.message) == (JobState.FAILED, 3, "exited with code 3")
+
+
+OWNER = """
+import sys, psij
+executor = psij.JobExecutor.get_instance("scalems-like", url="scalems-like://local?cores=1&runtime=120")
+job = psij.Job(psij.JobSpec("/bin/sh", ["-c", "while [ ! -e go ]; do sleep 0.05; done; exit 4"],
+                            directory=sys.argv[1]))
+executor.submit(job)
+job.wait(target_states=[psij.JobState.ACTIVE])
+print(job.native_id, flush=True)
+sys.stdin.readline()
+executor.detach()
+"""
+
+
+def test_a_follower_takes_the_session_over_when_its_owner_lets_it_go(owner_env: dict[str, str],
+                                                                       tmp_path: Path) -> None:
+    owner_process = subprocess.Popen([sys.executable, "-c", OWNER, str(tmp_path)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True, env=owner_env)
+    assert owner_process.stdout is not None
+    native_id = owner_process.stdout.readline().strip()
+    executor = psij.JobExecutor.get_instance("scalems-like")
+    try:
+        job = Job()
+        executor.attach(job, native_id)  # read-only: the other process holds the session
+        assert job.wait(timeout=WAIT, target_states=[JobState.ACTIVE]).state == JobState.ACTIVE
+        owner_process.communicate("detach\n", timeout=60)
+        (tmp_path / "go").touch()
+        status = job.wait(timeout=WAIT)  # (no one would write its end into the journal: this process took over)
+        assert (status.state, status.exit_code) == (JobState.FAILED, 4)
+        assert session_state(native_id.split("/")[0]) == "open"
+        assert executor.list() == []
+    finally:
+        executor.close()
+    assert session_state(native_id.split("/")[0]) == "closed"  # (it was this executor's to close)
