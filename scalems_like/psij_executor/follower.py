@@ -75,7 +75,11 @@ class SessionFollower:
             wire = self._journal.task(task_uid)
             if wire is None:
                 return None
-            task = Task(task_uid, description_from_wire(wire), self)
+            try:
+                description = description_from_wire(wire)
+            except Exception as error:  # (a function task whose code cannot be unpickled here)
+                raise ScalemsError(f"task {task_uid}: its description cannot be read here: {error}") from error
+            task = Task(task_uid, description, self)
             last, rows = self._journal.updates_after(UNSEEN, [task_uid])
             if self._seq == UNSEEN:
                 self._seq = last
@@ -143,8 +147,16 @@ class SessionFollower:
         if state == "closed":
             self.end(unfinished, TaskState.CANCELED, "the session was closed with no end for this job in its journal")
             return self._handle_end(state)
-        if state == "open" or not self._released(self):
+        if state == "open":
             return False
+        try:
+            if not self._released(self):
+                return False
+        except Exception as error:  # (the thread must not end with jobs that would never end)
+            log.exception("session %s: its client let it go, and it could not be taken over", self.uid)
+            self.end(unfinished, TaskState.FAILED, f"its session's client let it go, and it could not be taken "
+                                                   f"over here: {type(error).__name__}: {error}")
+            return self._handle_end(state)
         with self._changed:
             self._thread = None
         return True

@@ -197,7 +197,8 @@ executor.detach()
 """
 
 
-def test_a_follower_takes_the_session_over_when_its_owner_lets_it_go(owner_env: dict[str, str],
+@pytest.mark.parametrize("how", ["detaches", "is killed"])
+def test_a_follower_takes_the_session_over_when_its_owner_lets_it_go(how: str, owner_env: dict[str, str],
                                                                        tmp_path: Path) -> None:
     owner_process = subprocess.Popen([sys.executable, "-c", OWNER, str(tmp_path)], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, text=True, env=owner_env)
@@ -208,6 +209,8 @@ def test_a_follower_takes_the_session_over_when_its_owner_lets_it_go(owner_env: 
         job = Job()
         executor.attach(job, native_id)  # read-only: the other process holds the session
         assert job.wait(timeout=WAIT, target_states=[JobState.ACTIVE]).state == JobState.ACTIVE
+        if how == "is killed":
+            owner_process.kill()
         owner_process.communicate("detach\n", timeout=60)
         (tmp_path / "go").touch()
         status = job.wait(timeout=WAIT)  # (no one would write its end into the journal: this process took over)
