@@ -118,6 +118,19 @@ class Journal:
             raise FileNotFoundError(f"no journal for session {session_uid!r} at {path}")
         return cls(path, _connect(path))
 
+    @classmethod
+    def open_read_only(cls, session_uid: str) -> Journal:
+        """The journal of a session another client may be writing, for reading only (``mode=ro``): it takes no
+        write lock, ever, and each query is its own short read transaction, so the writer never waits on it and
+        its checkpoints are never held back. Raises FileNotFoundError naming the path if there is none."""
+        path = journal_path(session_uid)
+        if not path.is_file():
+            raise FileNotFoundError(f"no journal for session {session_uid!r} at {path}")
+        connection = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, check_same_thread=False,
+                                     isolation_level=None)
+        connection.execute("PRAGMA query_only=ON")
+        return cls(path, connection)
+
     # -- writing (any thread queues; the writer thread commits) ------------------------------------------
     def start(self) -> None:
         self.connection.executescript(SCHEMA)  # a journal of an earlier release gains the tables it lacks
@@ -237,6 +250,28 @@ class Journal:
     def events(self) -> Iterator[dict[str, Any]]:
         for (packed,) in self.connection.execute('SELECT "update" FROM events ORDER BY seq'):
             yield msgpack.unpackb(packed, raw=False, strict_map_key=False)
+
+    def task(self, uid: str) -> dict[str, Any] | None:
+        """The mapping of task ``uid`` (its function pickle restored), or None if the journal has no such task."""
+        row = self.connection.execute("SELECT wire FROM tasks WHERE uid = ?", (uid,)).fetchone()
+        if row is None:
+            return None
+        wire = msgpack.unpackb(row[0], raw=False, strict_map_key=False)
+        if "function" in wire:
+            (wire["function"],) = self.connection.execute("SELECT data FROM blobs WHERE digest = ?",
+                                                          (wire["function"],)).fetchone()
+        return wire
+
+    def updates_after(self, seq: int, uids: list[str]) -> tuple[int, list[tuple[int, dict[str, Any]]]]:
+        """(the journal's last ``seq``, the (seq, update) of tasks ``uids`` after ``seq`` up to it, in order): one
+        query (one read transaction) over a range of the primary key, cheap however long the journal is."""
+        marks = ", ".join("?" * len(uids))
+        rows = self.connection.execute(
+            f'SELECT seq, uid, "update" FROM events WHERE seq > ? AND uid IN ({marks}) '
+            "UNION ALL SELECT MAX(seq), NULL, NULL FROM events ORDER BY 1", (seq, *uids)).fetchall()
+        last = max((row[0] for row in rows if row[0] is not None), default=seq)
+        return max(last, seq), [(row_seq, msgpack.unpackb(packed, raw=False, strict_map_key=False))
+                                for row_seq, uid, packed in rows if uid is not None]
 
     def task_updates(self, uid: str) -> list[dict[str, Any]]:
         """The updates of one task, in order ([] for a task the journal does not know)."""

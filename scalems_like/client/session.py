@@ -10,6 +10,7 @@ import os
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,6 +50,16 @@ def new_session_uid() -> str:
 
 _CURRENT: list[Session] = []
 """Sessions opened by ``with`` (innermost last); the first is what :func:`current_session` returns."""
+
+
+_OPEN: weakref.WeakValueDictionary[str, Session] = weakref.WeakValueDictionary()
+"""The sessions whose client is this process (open, not yet closed or detached), by uid."""
+
+
+def open_here(uid: str) -> Session | None:
+    """Session ``uid`` if this process is its client now (so another part of it shares the session rather than
+    reattach it, which the client lock refuses), else None."""
+    return _OPEN.get(uid)
 
 
 def current_session() -> Session:
@@ -134,6 +145,7 @@ class Session:
                 self._release_client_lock()
             raise
         self._opened = True
+        _OPEN[self.uid] = self
 
     def _session_keys(self) -> SessionKeys | None:
         """The session's keys: those its journal directory holds (a reattached session), or new ones."""
@@ -417,6 +429,8 @@ class Session:
 
     def _release_client_lock(self) -> None:
         """Let another client reattach (see :mod:`scalems_like.client.client_lock`)."""
+        if _OPEN.get(self.uid) is self:
+            del _OPEN[self.uid]
         if self._client_lock is not None:
             self._client_lock.release()
             self._client_lock = None

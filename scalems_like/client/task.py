@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import os
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import cloudpickle
 
@@ -22,8 +22,14 @@ from scalems_like.errors import ResultFileError, TaskFailed, TaskWasCanceled
 from scalems_like.staging.actions import checksum_of
 from scalems_like.states import TaskState, task_transition_allowed
 
-if TYPE_CHECKING:
-    from scalems_like.client.session import Session
+
+class TaskOwner(Protocol):
+    """What a task asks of its session: a :class:`~scalems_like.client.session.Session`, or the follower of a
+    session another client holds (:mod:`scalems_like.psij_executor.follower`)."""
+
+    def wait_tasks(self, tasks: Sequence[Task] | None = None, timeout: float | None = None) -> list[Task]: ...
+
+    def cancel_tasks(self, tasks: Sequence[Task]) -> None: ...
 
 
 class RemoteError(Exception):
@@ -38,7 +44,7 @@ class Task(concurrent.futures.Future[Any]):
     """A submitted task, and a future of its result. Read-only for users; the session updates it as messages
     arrive."""
 
-    def __init__(self, uid: str, description: TaskDescription, session: Session) -> None:
+    def __init__(self, uid: str, description: TaskDescription, session: TaskOwner) -> None:
         super().__init__()
         self.uid = uid
         self.description = description

@@ -53,8 +53,10 @@ class ScalemsLikeJobExecutor(JobExecutor):
         return self.jobs.list()
 
     def attach(self, job: Job, native_id: str) -> None:
-        """Follow the job ``native_id`` (``SESSION_UID/TASK_UID``, from any process): its session is reattached
-        unless this executor holds it (refused while another live client holds it)."""
+        """Follow the job ``native_id`` (``SESSION_UID/TASK_UID``, from any process) to its end, as psij says:
+        in its session if this process runs it (another executor's: shared, not taken over); read-only from the
+        session's journal while a live client of another process holds it (that process alone can cancel the
+        job; if it lets the session go first, this executor reattaches it); else its session is reattached."""
         self.jobs.attach(job, native_id, self)
 
     def close(self) -> None:

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
 from collections.abc import Callable
 
 from psij import InvalidJobException, Job, JobExecutor, JobSpec, JobState, JobStatus, SubmitException
 
+from scalems_like.client.client_lock import SessionInUse
 from scalems_like.client.task import Task
 from scalems_like.errors import ScalemsError
 from scalems_like.psij_executor import mapping, states
-from scalems_like.psij_executor.sessions import SessionHolder
+from scalems_like.psij_executor.follower import SessionFollower
+from scalems_like.psij_executor.sessions import SessionHeld, SessionHolder
 from scalems_like.psij_executor.target import Target
+from scalems_like.states import TaskState
 
 
 class PilotJobs:
@@ -24,6 +28,8 @@ class PilotJobs:
         self.sessions = SessionHolder(target)
         self._set_status = set_status
         self._tasks: dict[str, Task] = {}
+        self._attached: dict[str, Job] = {}
+        """The jobs attached (by native id): followed from another executor's session or a journal."""
         self._lock = threading.RLock()
         """Serializes status changes: psij's status setter is not atomic between two threads."""
 
@@ -45,18 +51,53 @@ class PilotJobs:
         self._follow(job, task)
 
     def attach(self, job: Job, native: str, executor: JobExecutor) -> None:
-        """Follow the task ``native`` names (``SESSION_UID/TASK_UID``), reattaching its session if needed; the job
-        is bound to ``executor`` once the task is found."""
+        """Follow the task ``native`` names (``SESSION_UID/TASK_UID``): in its session if this process is its
+        client, else from its journal while another live process is (read-only), else in its session reattached.
+        The job is bound to ``executor`` once the task is found."""
         if job.status.state != JobState.NEW:
             raise InvalidJobException("Job must be in the NEW state")
         session_uid, task_uid = mapping.parse_native_id(native)
-        session = self.sessions.by_uid(session_uid)
-        task = next((task for task in session.tasks if task.uid == task_uid), None)
+        source = self.sessions.to_attach(session_uid, self._take_over)
+        if isinstance(source, SessionFollower):
+            try:
+                task = source.follow(task_uid)
+            except (ScalemsError, OSError, sqlite3.Error) as error:
+                raise SubmitException(f"cannot follow session {session_uid} from its journal: {error}") from error
+        else:
+            task = next((task for task in source.tasks if task.uid == task_uid), None)
         if task is None:
             raise InvalidJobException(f"session {session_uid} has no task {task_uid}")
         job.executor = executor
         job._native_id = native
-        self._follow(job, task)
+        with self._lock:  # (both at once: a take-over on the follower's thread finds the job)
+            self._attached[native] = job
+            self._follow(job, task)
+
+    def _take_over(self, follower: SessionFollower) -> bool:
+        """(the follower's thread) the client that held the session let it go: reattach it here and follow its
+        jobs live. False if another client holds it again (the follower goes on reading its journal)."""
+        try:
+            session = self.sessions.by_uid(follower.uid)
+        except SessionHeld:  # (another client reattached it first: the journal is written again)
+            return False
+        except SubmitException as error:
+            if isinstance(error.__cause__, SessionInUse):  # (its client has not quite let go of the lock yet)
+                return False
+            if self.sessions.finished:  # (this executor was closed meanwhile: nothing more to follow)
+                return True
+            unfinished = [task for task in follower.tasks if not task.state.is_final]
+            follower.end(unfinished, TaskState.FAILED, f"its session's client let it go, and it could not be "
+                                                       f"followed further: {error}")
+            return True
+        live = {task.uid: task for task in session.tasks}
+        for followed in follower.tasks:
+            native = mapping.native_id(follower.uid, followed.uid)
+            with self._lock:
+                job = self._attached.get(native)
+            if job is not None and followed.uid in live:
+                self._follow(job, live[followed.uid])
+        self.sessions.forget_follower(follower)
+        return True
 
     def cancel(self, job: Job) -> None:
         """Ask for the job's end: it ends CANCELED, unless it finishes first."""
@@ -64,7 +105,10 @@ class PilotJobs:
             task = self._tasks.get(job.native_id or "")
         if task is None:
             raise SubmitException(f"job {job.id} was not submitted to or attached by this executor")
-        task.cancel()
+        try:
+            task.cancel()
+        except ScalemsError as error:  # (a job followed read-only: its session's client alone can cancel it)
+            raise SubmitException(f"cannot cancel job {job.native_id}: {error}") from error
 
     def list(self) -> list[str]:
         """Native ids of the unfinished jobs of this executor's sessions (the current one reattached if named)."""
@@ -72,8 +116,11 @@ class PilotJobs:
             self.sessions.current()
         with self._lock:
             held = list(self.sessions.sessions.values())
-        return [mapping.native_id(session.uid, task.uid) for session in held for task in session.tasks
-                if not task.state.is_final]
+            attached = [native for native, task in self._tasks.items()
+                        if native in self._attached and not task.state.is_final]
+        listed = [mapping.native_id(session.uid, task.uid) for session in held for task in session.tasks
+                  if not task.state.is_final]
+        return listed + sorted(set(attached) - set(listed))
 
     def _follow(self, job: Job, task: Task) -> None:
         native = str(job.native_id)

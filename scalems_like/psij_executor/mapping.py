@@ -18,7 +18,7 @@ custom ``scalems_like.retries`` /      retries, idempotent, tags; other executor
 =====================================  =================================================================
 
 A job's native id is ``SESSION_UID/TASK_UID``: a task uid is unique only within its session, and the session
-uid lets another process attach to the job (it reattaches to that session).
+uid lets another executor, in this process or another, attach to the job (see ``ScalemsLikeJobExecutor.attach``).
 """
 
 from __future__ import annotations

@@ -2,11 +2,16 @@
 
 - The *current* session is started on the first submit (a new session and its pilot, from the executor's
   URL) or reattached (``scalems-like://session/UID``).
-- ``attach(job, "SESSION_UID/TASK_UID")`` of another session reattaches that session too.
-- An agent serves one client at a time: reattaching a session takes it over. So a session whose journal says
-  ``open`` and whose client process lives is refused (its owner must ``executor.detach()`` first).
+- A session whose client is this process (another executor's, or a ``Session`` of the program) is shared, not
+  held: this executor submits to it and follows its jobs, and leaves closing it to its owner.
+- ``attach(job, "SESSION_UID/TASK_UID")`` of a session whose client is another live process follows the job
+  read-only from the session's journal (:mod:`~scalems_like.psij_executor.follower`); of a closed session, too
+  (its jobs have ended: their final status at once). Any other session (detached, or its client gone) is
+  reattached: an agent serves one client, so reattaching takes the session over.
+- Submitting to a session another live process holds is refused (its owner must ``executor.detach()`` first).
 - ``close()`` (also at interpreter exit) closes every session held — it ends their pilots and cancels the jobs
   still running; ``detach()`` leaves them running for another process (until the agents' ``client_grace_period``).
+  Both stop the followers.
 """
 
 from __future__ import annotations
@@ -14,14 +19,18 @@ from __future__ import annotations
 import atexit
 import hashlib
 import os
+import sqlite3
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from psij import SubmitException
 
-from scalems_like.client.session import Session
+from scalems_like.client.journal import Journal
+from scalems_like.client.session import Session, open_here
 from scalems_like.descriptions import PilotDescription
 from scalems_like.errors import ScalemsError
+from scalems_like.psij_executor.follower import SessionFollower
 from scalems_like.psij_executor.target import Target
 
 LAUNCH_SCRIPT = Path(__file__).with_name("launch.sh")
@@ -36,6 +45,7 @@ class SessionHolder:
         self.sessions: dict[str, Session] = {}
         self.current_uid: str | None = target.session_uid
         self.scripts: dict[str, str] = {}
+        self.followers: dict[str, SessionFollower] = {}
         self.finished = False
         self._lock = threading.RLock()
         self._exit_hook_registered = False
@@ -51,10 +61,14 @@ class SessionHolder:
             return session
 
     def by_uid(self, uid: str) -> Session:
-        """A held session, or the live session ``uid`` reattached (SubmitException if it cannot be)."""
+        """A held session, one this process is the client of (shared), or session ``uid`` reattached
+        (SubmitException if it cannot be)."""
         with self._lock:
             self._check_open()
             if uid not in self.sessions:
+                shared = open_here(uid)
+                if shared is not None:
+                    return shared
                 check_free(uid)
                 try:
                     session = Session.reattach(uid)
@@ -62,6 +76,29 @@ class SessionHolder:
                     raise SubmitException(f"cannot reattach session {uid}: {error}") from error
                 self._hold(session)
             return self.sessions[uid]
+
+    def to_attach(self, uid: str, released: Callable[[SessionFollower], bool]) -> Session | SessionFollower:
+        """Where the jobs of session ``uid`` are followed from: the session itself (held, shared or reattached),
+        or, while a live client of another process holds it (or once it is closed), its journal
+        (``released``: see SessionFollower)."""
+        with self._lock:
+            self._check_open()
+            if uid in self.sessions or open_here(uid) is not None:
+                return self.by_uid(uid)
+            if uid in self.followers:
+                return self.followers[uid]
+            if session_state(uid) not in ("open", "closed"):
+                return self.by_uid(uid)
+            follower = self.followers[uid] = SessionFollower(uid, released)
+            self._register_exit_hook()
+            return follower
+
+    def forget_follower(self, follower: SessionFollower) -> None:
+        """``follower`` no longer follows (its session was taken over)."""
+        with self._lock:
+            if self.followers.get(follower.uid) is follower:
+                del self.followers[follower.uid]
+        follower.stop()
 
     def _start(self, description: PilotDescription) -> Session:
         self._check_open()
@@ -75,6 +112,9 @@ class SessionHolder:
 
     def _hold(self, session: Session) -> None:
         self.sessions[session.uid] = session
+        self._register_exit_hook()
+
+    def _register_exit_hook(self) -> None:
         if not self._exit_hook_registered:
             atexit.register(self.close)
             self._exit_hook_registered = True
@@ -102,24 +142,42 @@ class SessionHolder:
     def _finish(self, *, detach: bool) -> None:
         with self._lock:
             sessions, self.sessions, self.finished = list(self.sessions.values()), {}, True
+            followers, self.followers = list(self.followers.values()), {}
             if self._exit_hook_registered:
                 atexit.unregister(self.close)
                 self._exit_hook_registered = False
+        for follower in followers:
+            follower.stop()
         for session in sessions:
             session.detach() if detach else session.close()
 
 
-def check_free(uid: str) -> None:
-    """Refuse to take over a session that a live client holds (SubmitException saying what to do)."""
-    from scalems_like.cli.sessions import summary
+class SessionHeld(SubmitException):
+    """A live client of another process holds the session: it cannot be taken over."""
+
+
+def session_state(uid: str) -> str:
+    """open, detached, interrupted or closed, from the session's journal read read-only (SubmitException if it
+    has none)."""
+    from scalems_like.cli.overview import journal_state
 
     try:
-        state = summary(uid)["state"]
-    except (ScalemsError, OSError) as error:
+        journal = Journal.open_read_only(uid)
+        try:
+            return journal_state(journal.info())
+        finally:
+            journal.close()
+    except (ScalemsError, OSError, sqlite3.Error) as error:
         raise SubmitException(f"no session {uid}: {error}") from error
+
+
+def check_free(uid: str) -> None:
+    """Refuse to take over a session that a live client holds (SubmitException saying what to do)."""
+    state = session_state(uid)
     if state == "open":
-        raise SubmitException(f"session {uid} is in use by a live client process; it can be attached here once "
-                              "that process has called executor.detach() (or Session.detach()) or has ended")
+        raise SessionHeld(f"session {uid} is in use by a live client process: its jobs can be attached here "
+                              "(followed read-only), but jobs are submitted to it only by that process, or here "
+                              "once it has called executor.detach() (or Session.detach()) or has ended")
     if state == "closed":
         raise SubmitException(f"session {uid} is closed: its pilots and jobs have ended")
 
