@@ -16,7 +16,7 @@ import argparse
 from typing import Any
 
 from scalems_like import __version__
-from scalems_like.cli.usage import UsageError, key_value, positive_int, positive_seconds
+from scalems_like.cli.usage import UsageError, key_value, positive_int, positive_seconds, whole_number
 
 INSECURE_VARIABLE = "SCALEMS_LIKE_INSECURE"
 """As :data:`scalems_like.protocol.curve.INSECURE_VARIABLE` (not imported here: it imports ZeroMQ)."""
@@ -42,17 +42,6 @@ def parse_pilot(text: str) -> dict[str, Any]:
         except ValueError:
             raise UsageError(f"--pilot {key}={value!r}: expected {PILOT_KEYS[key].__name__}") from None
     return fields
-
-
-def whole_number(text: str) -> int:
-    """An argparse type: a whole number >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number >= 0") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number >= 0")
-    return value
 
 
 def add_shape(command: argparse.ArgumentParser, *, runtime: float, what: str, gpus: bool) -> None:

@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import math
 from collections.abc import Iterator
+from typing import Any
 
 from scalems_like.errors import ConfigError
 
@@ -42,15 +43,22 @@ def positive_seconds(text: str) -> float:
     return value
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: a whole number >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number >= 1") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number >= 1")
-    return value
+def _whole_number_at_least(minimum: int) -> Any:
+    def whole_number(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number >= {minimum}")
+        return value
+    return whole_number
+
+
+positive_int = _whole_number_at_least(1)
+"""An argparse type: a whole number >= 1."""
+whole_number = _whole_number_at_least(0)
+"""An argparse type: a whole number >= 0."""
 
 
 def key_value(text: str) -> str:
