@@ -19,6 +19,7 @@ from psij import Job, JobSpec, JobState
 from scalems_like.client.client_lock import is_held
 from scalems_like.client.journal import journal_path
 from scalems_like.psij_executor.sessions import session_state
+from tests.psij_executor.conftest import started_executor
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -33,13 +34,7 @@ def owner_dirs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def owner(owner_dirs: Path) -> Iterator[psij.JobExecutor]:
     """The executor that submits the jobs and holds their session (one 2-core local pilot) for the module."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SCALEMS_LIKE_CONFIG_DIR", str(owner_dirs / "config"))
-        patch.setenv("SCALEMS_LIKE_DATA_DIR", str(owner_dirs / "data"))
-        chosen = psij.JobExecutor.get_instance("scalems-like", url="scalems-like://local?cores=2&runtime=300")
-        warm = Job(JobSpec("/bin/true"))
-        chosen.submit(warm)
-        assert warm.wait(timeout=WAIT).state == JobState.COMPLETED
+    chosen = started_executor(owner_dirs)
     yield chosen
     chosen.close()
 

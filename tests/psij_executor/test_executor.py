@@ -13,6 +13,8 @@ import psij
 import pytest
 from psij import Job, JobSpec, JobState
 
+from tests.psij_executor.conftest import started_executor
+
 pytestmark = pytest.mark.timeout(120)
 
 Case = Callable[[Path], JobSpec]
@@ -26,13 +28,7 @@ def pilot_dirs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def executor(pilot_dirs: Path) -> Iterator[psij.JobExecutor]:
     """One scalems-like executor (one session, one 2-core local pilot) for the module, with its own dirs."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SCALEMS_LIKE_CONFIG_DIR", str(pilot_dirs / "config"))
-        patch.setenv("SCALEMS_LIKE_DATA_DIR", str(pilot_dirs / "data"))
-        chosen = psij.JobExecutor.get_instance("scalems-like", url="scalems-like://local?cores=2&runtime=300")
-        warm = Job(JobSpec("/bin/true"))
-        chosen.submit(warm)  # the session and its pilot start here, with this module's directories
-        assert warm.wait(timeout=timedelta(seconds=60)).state == JobState.COMPLETED
+    chosen = started_executor(pilot_dirs)
     yield chosen
     chosen.close()
 
