@@ -7,7 +7,11 @@ id and path prints whole, on one line, and ``grep``/``awk`` see it.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
+
 from rich.console import Console
+from rich.markup import escape
 
 UNLIMITED_WIDTH = 100_000
 """Columns of a console that writes to no terminal (tables stay as narrow as their contents)."""
@@ -28,3 +32,14 @@ def header(output: Console, text: str) -> None:
         output.rule(text)
     else:
         output.print(f"==> {text} <==", soft_wrap=True, markup=False, highlight=False)
+
+
+@contextlib.contextmanager
+def progress_steps(output: Console, first: str) -> Iterator[Callable[[str], None]]:
+    """What a command that waits is doing, step by step: on a terminal a spinner showing the current step (the
+    function yielded sets it; callable from any thread); elsewhere one line per step, as it begins."""
+    if not output.is_terminal:
+        yield lambda text: output.print(text, soft_wrap=True, markup=False, highlight=False)
+        return
+    with output.status(escape(first)) as status:
+        yield lambda text: status.update(escape(text))

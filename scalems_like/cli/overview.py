@@ -25,7 +25,8 @@ LIVE_PILOT_STATES = ("NEW", "SUBMITTED", "BOOTSTRAPPING", "ACTIVE")
 
 
 def journal_state(info: dict[str, str]) -> str:
-    """open / detached / closed from the journal; "interrupted" when its client died without closing it."""
+    """open / detached / closed / canceled (by ``scalems-like cancel`` after its client was gone) from the journal;
+    "interrupted" when its client died without closing it."""
     state = info.get("state", "open")
     if state == "open":
         try:
@@ -128,4 +129,4 @@ def is_finished(row: dict[str, Any]) -> bool:
     if row["kind"] == "submitted":
         return row["state"] in ("DONE", "FAILED", "CANCELED")
     live = [pilot for pilot in row["pilots"] if pilot["state"] in LIVE_PILOT_STATES]
-    return row["state"] in ("closed", "interrupted") and not live
+    return row["state"] in ("closed", "canceled", "interrupted") and not live

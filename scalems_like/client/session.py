@@ -378,6 +378,10 @@ class Session:
     # -- the end -------------------------------------------------------------------------------------
     def close(self, patience: float = CLOSE_PATIENCE) -> None:
         """Cancel unfinished tasks, shut the pilots down and wait (up to ``patience`` s) for them to end."""
+        self._end(patience, "closed")
+
+    def _end(self, patience: float, state: str) -> None:
+        """``close()``, leaving ``state`` in the journal ("closed"; "canceled" after ``scalems-like cancel``)."""
         if self._closed or not self._opened:
             self._closed = True
             return
@@ -392,7 +396,7 @@ class Session:
             self._engine.stop()
             self._closed = True
             if self._journal is not None:
-                self._journal.set("state", "closed")
+                self._journal.set("state", state)
                 self._journal.close()
             self._release_client_lock()
 

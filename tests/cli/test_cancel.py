@@ -1,0 +1,99 @@
+"""``scalems-like cancel`` of an interactive session on ``local``, with real processes.
+
+A ``scalems-like run`` client is killed with SIGKILL while its tasks run: its pilot lives on (it runs in a session
+of its own and waits for a client for its grace period). ``cancel`` must settle the session: pilot and tasks end
+CANCELED in the journal with the reason, the agent and its tasks are gone, ``sessions`` says canceled, and
+``delete`` works.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from scalems_like.client.journal import Journal, journal_path
+from tests.processes import wait_until
+
+SLEEP = ["/bin/sleep", "93.25"]  # (a command line no other test uses: found by ps below)
+REASON = "canceled by `scalems-like cancel` after the client was gone"
+
+
+def session_processes(uid: str) -> dict[int, str]:
+    """Command lines by pid of the processes running for session ``uid`` (its sandbox is in their arguments)."""
+    listing = subprocess.run(["ps", "-wweo", "pid=,args="], capture_output=True, text=True, check=True).stdout
+    found = (line.strip().split(None, 1) for line in listing.splitlines() if uid in line)
+    return {int(pid): args for pid, args in found}
+
+
+def sleeping_tasks() -> int:
+    listing = subprocess.run(["ps", "-wweo", "args="], capture_output=True, text=True, check=True).stdout
+    return sum(line.strip() == " ".join(SLEEP) for line in listing.splitlines())
+
+
+def start_and_kill_run(tmp_path: Path, tasks: int) -> str:
+    """``scalems-like run`` of ``tasks`` long sleeps on a 2-core local pilot, SIGKILLed once two run; its uid."""
+    script = tmp_path / "sleepers.py"
+    script.write_text("import scalems_like as sl\n"
+                      f"sl.current_session().submit_tasks([sl.TaskDescription(executable={SLEEP[0]!r}, "
+                      f"arguments=[{SLEEP[1]!r}]) for _ in range({tasks})])\n")
+    command = [sys.executable, "-m", "scalems_like", "run", "--pilot", "cores=2,runtime=300", str(script)]
+    run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        assert run.stderr is not None
+        for line in run.stderr:  # (printed before the script runs)
+            found = re.match(r"session (session\.\S+): pilot", line)
+            if found:
+                break
+        assert found, "no session line"
+        wait_until(lambda: sleeping_tasks() == 2, timeout=120, what="two tasks running")
+        run.send_signal(signal.SIGKILL)
+        run.wait(timeout=30)
+    finally:
+        if run.poll() is None:
+            run.kill()
+        run.communicate()
+    return found.group(1)
+
+
+def scalems_like(*arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "scalems_like", *arguments], capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_cancel_settles_a_session_whose_client_was_killed(tmp_path: Path) -> None:
+    uid = start_and_kill_run(tmp_path, tasks=6)
+    assert any("-m scalems_like.agent" in args for args in session_processes(uid).values())  # the pilot lives on
+    listed = json.loads(scalems_like("sessions", "--json").stdout)
+    assert [row["state"] for row in listed if row["session"] == uid] == ["interrupted"]
+
+    canceled = scalems_like("cancel", uid)
+    assert canceled.returncode == 0, canceled.stdout + canceled.stderr
+    # no terminal: a line per step, then what it did
+    assert f"{uid}: no client holds it: reattaching to its pilots to cancel them" in canceled.stderr
+    assert f"{uid} (interrupted): canceled 1 pilot(s) and 6 task(s)" in canceled.stderr, canceled.stderr
+    journal = Journal.open(uid)
+    try:
+        assert journal.counts() == {"CANCELED": 6}
+        ((_uid, _description, _resource, _sandbox, _batch, state, failure),) = journal.pilots()
+        assert (state, failure) == ("CANCELED", REASON)
+        reasons = {journal.task_updates(task)[-1]["reason"] for task, _wire in journal.tasks()}
+        assert all(REASON in reason for reason in reasons), reasons
+        assert journal.info()["state"] == "canceled"
+    finally:
+        journal.connection.close()
+    wait_until(lambda: session_processes(uid) == {}, timeout=30, what="agent, workers and tasks ended")
+
+    listed = json.loads(scalems_like("sessions", "--json").stdout)
+    assert [(row["state"], row["pilots"]) for row in listed if row["session"] == uid] == [
+        ("canceled", {"pilot.0000": "CANCELED"})]
+    status = scalems_like("status", uid)
+    assert "interactive session: canceled" in status.stdout, status.stdout + status.stderr
+    again = scalems_like("cancel", uid)
+    assert again.returncode == 0 and "nothing to cancel" in again.stderr, again.stderr
+    deleted = scalems_like("delete", uid, "--yes")
+    assert deleted.returncode == 0, deleted.stderr
+    assert not journal_path(uid).exists()
