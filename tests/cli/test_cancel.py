@@ -97,3 +97,41 @@ def test_cancel_settles_a_session_whose_client_was_killed(tmp_path: Path) -> Non
     deleted = scalems_like("delete", uid, "--yes")
     assert deleted.returncode == 0, deleted.stderr
     assert not journal_path(uid).exists()
+
+
+LIVE_CLIENT = """
+import sys
+import time
+import scalems_like as sl
+with sl.Session() as session:
+    pilot = session.submit_pilot(sl.PilotDescription(cores=2, runtime=300))
+    tasks = session.submit_tasks([sl.TaskDescription(executable=sys.argv[1], arguments=[sys.argv[2]])
+                                  for _ in range(3)])
+    while sum(task.state is sl.TaskState.RUNNING for task in tasks) < 2:
+        time.sleep(0.05)
+    print(session.uid, flush=True)
+    pilot.wait(timeout=120)
+    print(pilot.state.value, flush=True)
+"""
+
+
+def test_cancel_of_a_session_whose_client_lives_cancels_its_pilot_jobs_and_the_client_sees_it() -> None:
+    client = subprocess.Popen([sys.executable, "-c", LIVE_CLIENT, *SLEEP], stdout=subprocess.PIPE, text=True)
+    try:
+        assert client.stdout is not None
+        uid = client.stdout.readline().strip()
+        canceled = scalems_like("cancel", uid)
+        assert canceled.returncode == 0, canceled.stderr
+        assert canceled.stderr.strip() == f"{uid} (open): canceled 1 pilot job(s)"  # not taken from its client
+        out, _ = client.communicate(timeout=120)
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.communicate()
+    assert client.returncode == 0 and out.strip() == "FAILED"  # (its agent got the job's SIGTERM)
+    journal = Journal.open(uid)
+    try:
+        assert journal.info()["state"] == "closed" and set(journal.counts()) <= {"FAILED", "CANCELED"}
+    finally:
+        journal.connection.close()
+    wait_until(lambda: session_processes(uid) == {}, timeout=30, what="agent, workers and tasks ended")
