@@ -15,7 +15,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from scalems_like.client.journal import Journal, journal_path
+from tests.adapters.conftest import squeue_state
 from tests.processes import wait_until
 
 SLEEP = ["/bin/sleep", "93.25"]  # (a command line no other test uses: found by ps below)
@@ -34,13 +37,14 @@ def sleeping_tasks() -> int:
     return sum(line.strip() == " ".join(SLEEP) for line in listing.splitlines())
 
 
-def start_and_kill_run(tmp_path: Path, tasks: int) -> str:
-    """``scalems-like run`` of ``tasks`` long sleeps on a 2-core local pilot, SIGKILLed once two run; its uid."""
+def start_and_kill_run(tmp_path: Path, tasks: int, resource: str = "local") -> str:
+    """``scalems-like run`` of ``tasks`` long sleeps on a 2-core pilot, SIGKILLed once two run; its uid."""
     script = tmp_path / "sleepers.py"
     script.write_text("import scalems_like as sl\n"
                       f"sl.current_session().submit_tasks([sl.TaskDescription(executable={SLEEP[0]!r}, "
                       f"arguments=[{SLEEP[1]!r}]) for _ in range({tasks})])\n")
-    command = [sys.executable, "-m", "scalems_like", "run", "--pilot", "cores=2,runtime=300", str(script)]
+    command = [sys.executable, "-m", "scalems_like", "run", "--resource", resource, "--pilot", "cores=2,runtime=300",
+               str(script)]
     run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     try:
         assert run.stderr is not None
@@ -135,3 +139,29 @@ def test_cancel_of_a_session_whose_client_lives_cancels_its_pilot_jobs_and_the_c
     finally:
         journal.connection.close()
     wait_until(lambda: session_processes(uid) == {}, timeout=30, what="agent, workers and tasks ended")
+
+
+@pytest.mark.slurm
+@pytest.mark.usefixtures("slurm")
+def test_cancel_settles_a_slurm_session_whose_client_was_killed(tmp_path: Path) -> None:
+    uid = start_and_kill_run(tmp_path, tasks=4, resource="slurm")
+    journal = Journal.open(uid)
+    try:
+        ((*_, batch_id, _state, _failure),) = journal.pilots()
+    finally:
+        journal.connection.close()
+    assert batch_id and squeue_state(batch_id) == "RUNNING"  # the pilot's job outlives its client
+
+    canceled = scalems_like("cancel", uid)
+    assert canceled.returncode == 0, canceled.stdout + canceled.stderr
+    assert f"{uid} (interrupted): canceled 1 pilot(s) and 4 task(s)" in canceled.stderr, canceled.stderr
+    journal = Journal.open(uid)
+    try:
+        assert journal.counts() == {"CANCELED": 4} and journal.info()["state"] == "canceled"
+        assert [(row[5], row[6]) for row in journal.pilots()] == [("CANCELED", REASON)]
+    finally:
+        journal.connection.close()
+    wait_until(lambda: squeue_state(batch_id) in ("", "COMPLETED", "CANCELLED"), timeout=60,
+               what=f"batch job {batch_id} ended")
+    wait_until(lambda: sleeping_tasks() == 0, timeout=30, what="the tasks ended")
+    assert scalems_like("delete", uid, "--yes").returncode == 0
