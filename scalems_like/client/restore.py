@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
+from scalems_like.adapters.psij_adapter import terminate_local
 from scalems_like.agent.config import write_private_file
 from scalems_like.client.client_lock import ClientLock
 from scalems_like.client.engine import PilotRecord
@@ -303,8 +304,9 @@ def follow_or_end(session: Session, record: PilotRecord, wires: dict[str, dict[s
     mine = [t for t in session._tasks.values() if t.pilot == pilot.uid and not t.state.is_final]
     record.outstanding = {task.uid for task in mine}
     stopped, silence = traces.stopped, traces.silence
-    if stopped is None and traces.gone is None and pilot.state is PilotState.ACTIVE and silence is not None \
-            and silence < pilot.resource.heartbeat_timeout:
+    # an agent that heartbeats is followed, whatever the journal last had of it (a client killed between the
+    # pilot's start and the agent's hello left it SUBMITTED or BOOTSTRAPPING)
+    if stopped is None and traces.gone is None and silence is not None and silence < pilot.resource.heartbeat_timeout:
         record.known_events = set()  # (its missed events are read once it greets: it may send more until then)
         follow(session, record, [wires[task.uid] for task in mine], failed)
         return
@@ -324,12 +326,35 @@ def follow_or_end(session: Session, record: PilotRecord, wires: dict[str, dict[s
         state, reason = PilotState.FAILED, f"its agent stopped answering {silence:.0f} s ago (killed, or node lost)"
     pilot.failure = pilot.failure or reason
     engine.lifecycle.end_pilot(record, state, reason)
-    # a batch job still queued or running would only idle: give the allocation back (never for a local pilot:
-    # its "job id" is a pid, which the system may have given to another process since)
+    # a batch job still queued or running would only idle: give the allocation back (a local pilot's "job id" is
+    # a pid, which the system may have given to another process since: ended only if it still runs this pilot)
     native_id = pilot.native_id
-    if pilot.resource.scheduler != "local" and native_id:
-        engine.in_background(lambda: record.adapter.attach(native_id, lambda _event: None),
-                             lambda attached: engine.lifecycle.cancel_job(record) if attached else None)
+    if native_id:  # (one background call: a session closed right after still waits for it)
+        record.cancel_requested = True
+        engine.in_background(lambda: give_back(record, native_id))
+
+
+def give_back(record: PilotRecord, native_id: str) -> None:
+    """(off the I/O thread) cancel the batch job of an ended pilot if it is still there."""
+    pilot = record.pilot
+    if pilot.resource.scheduler == "local":  # (psij's local executor is not asked: see terminate_local)
+        if runs_local_pilot(native_id, pilot.sandbox):
+            log.info("pilot %s has ended: its local job (process %s) is ended", pilot.uid, native_id)
+            terminate_local(int(native_id))
+    elif record.adapter.attach(native_id, lambda _event: None):
+        log.info("pilot %s has ended: canceling its batch job %s", pilot.uid, native_id)
+        record.adapter.cancel(native_id)
+
+
+def runs_local_pilot(native_id: str, sandbox: Path) -> bool:
+    """Process ``native_id`` (a local pilot's job) still runs, and runs the pilot of ``sandbox`` (its command
+    line names it: psij's launcher is given the job's output files there)."""
+    import psutil  # (psij's own dependency)
+
+    try:
+        return str(sandbox) in " ".join(psutil.Process(int(native_id)).cmdline())
+    except (psutil.Error, ValueError):
+        return False
 
 
 def follow(session: Session, record: PilotRecord, resend: list[dict[str, Any]],

@@ -9,6 +9,7 @@ CANCELED in the journal with the reason, the agent and its tasks are gone, ``ses
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -165,3 +166,51 @@ def test_cancel_settles_a_slurm_session_whose_client_was_killed(tmp_path: Path) 
                what=f"batch job {batch_id} ended")
     wait_until(lambda: sleeping_tasks() == 0, timeout=30, what="the tasks ended")
     assert scalems_like("delete", uid, "--yes").returncode == 0
+
+
+STARTING_CLIENT = """
+import sys
+import time
+import scalems_like as sl
+session = sl.Session()
+session.submit_pilot(sl.PilotDescription(cores=2, runtime=300, pre_bootstrap=["sleep 4"]))
+session.submit_tasks([sl.TaskDescription(executable=sys.argv[1], arguments=[sys.argv[2]]) for _ in range(3)])
+print(session.uid, flush=True)
+time.sleep(600)
+"""
+
+
+def journaled(uid: str) -> tuple[int, str | None]:
+    """(tasks, the pilot's batch id) as the session's journal has them so far."""
+    journal = Journal.open(uid)
+    try:
+        pilots = journal.pilots()
+        return sum(1 for _ in journal.tasks()), pilots[0][4] if pilots else None
+    finally:
+        journal.connection.close()
+
+
+@pytest.mark.parametrize("agent", ["still-bootstrapping", "started-after-the-client-died"])
+def test_cancel_settles_a_session_whose_client_died_before_its_pilot_was_active(agent: str) -> None:
+    client = subprocess.Popen([sys.executable, "-c", STARTING_CLIENT, *SLEEP], stdout=subprocess.PIPE, text=True)
+    try:
+        assert client.stdout is not None
+        uid = client.stdout.readline().strip()
+        wait_until(lambda: journaled(uid)[0] == 3 and journaled(uid)[1] is not None, timeout=30,
+                   what="the pilot's batch id and the tasks in the journal")
+    finally:
+        client.kill()
+        client.communicate()
+    (sandbox,) = (Path(os.environ["SCALEMS_LIKE_DATA_DIR"]) / "sandbox" / uid).glob("pilot.*")
+    if agent == "started-after-the-client-died":  # its agent heartbeats, waiting for a client
+        wait_until(lambda: (sandbox / "agent.alive").exists(), timeout=60, what="the agent running")
+    canceled = scalems_like("cancel", uid)
+    assert canceled.returncode == 0, canceled.stdout + canceled.stderr
+    assert f"{uid} (interrupted): canceled 1 pilot(s) and 3 task(s)" in canceled.stderr, canceled.stderr
+    journal = Journal.open(uid)
+    try:
+        assert journal.counts() == {"CANCELED": 3}
+        assert [(row[5], row[6]) for row in journal.pilots()] == [("CANCELED", REASON)]
+    finally:
+        journal.connection.close()
+    wait_until(lambda: session_processes(uid) == {}, timeout=30, what="bootstrap, agent and workers ended")
