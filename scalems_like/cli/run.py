@@ -38,7 +38,7 @@ from scalems_like.adapters.psij_adapter import mark_in_allocation
 from scalems_like.analytics.summary import session_summary, summary_tables
 from scalems_like.cli.console import cli_console
 from scalems_like.cli.usage import UsageError, arguments_checked, key_value, positive_seconds
-from scalems_like.client import cache
+from scalems_like.client import cache, joined
 from scalems_like.client.session import Session
 from scalems_like.descriptions import PilotDescription
 from scalems_like.errors import ConfigError, WaitTimeout
@@ -216,16 +216,20 @@ def run_session(arguments: argparse.Namespace, script: Path, description: PilotD
 
 def run_and_wait(session: Session, arguments: argparse.Namespace, script: Path, description: PilotDescription,
                  console: Console) -> bool:
-    """Submit the pilot, run the script, wait for its tasks (up to ``--timeout``); False if the script failed."""
+    """Submit the pilot, run the script, wait for its tasks (up to ``--timeout``); False if the script failed.
+
+    Meanwhile the session is the script's ``sl.Session()`` too, and the pilot its first fitting ``submit_pilot``
+    (:mod:`scalems_like.client.joined`)."""
     pilot = session.submit_pilot(description)
     console.print(f"session {session.uid}: pilot {pilot.uid} on {description.resource}; running {script}",
                   soft_wrap=True)
-    if not run_script(script, arguments.arguments, console):
-        return False
-    try:
-        session.wait_tasks(timeout=arguments.timeout, progress=True)
-    except WaitTimeout as error:
-        console.print(f"[red]{error}[/red]; the session ends, canceling what is left", soft_wrap=True)
+    with joined.held_by_run(session, pilot):
+        if not run_script(script, arguments.arguments, console):
+            return False
+        try:
+            session.wait_tasks(timeout=arguments.timeout, progress=True)
+        except WaitTimeout as error:
+            console.print(f"[red]{error}[/red]; the session ends, canceling what is left", soft_wrap=True)
     return True
 
 
