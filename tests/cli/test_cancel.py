@@ -8,6 +8,7 @@ CANCELED in the journal with the reason, the agent and its tasks are gone, ``ses
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -17,7 +18,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
+from scalems_like.cli.console import progress_steps
 from scalems_like.client.journal import Journal, journal_path
 from tests.adapters.conftest import squeue_state
 from tests.processes import wait_until
@@ -214,3 +217,20 @@ def test_cancel_settles_a_session_whose_client_died_before_its_pilot_was_active(
     finally:
         journal.connection.close()
     wait_until(lambda: session_processes(uid) == {}, timeout=30, what="bootstrap, agent and workers ended")
+
+
+def test_progress_steps_spin_on_a_terminal_print_lines_elsewhere_and_above_a_spinner_that_turns() -> None:
+    piped = Console(file=io.StringIO(), width=100_000)
+    with progress_steps(piped, "first") as report:
+        report("step one")
+        report("step two")
+    assert piped.file.getvalue() == "step one\nstep two\n"  # type: ignore[attr-defined]
+    terminal = Console(file=io.StringIO(), force_terminal=True, width=80)
+    with progress_steps(terminal, "first") as report:
+        report("step one")
+    spun = terminal.file.getvalue()  # type: ignore[attr-defined]
+    assert "⠋\x1b[0m step one" in spun  # the spinner's text
+    with terminal.status("the command's own spinner"), progress_steps(terminal, "first") as report:
+        report("step [one]")
+    printed = terminal.file.getvalue()[len(spun):]  # type: ignore[attr-defined]
+    assert "step [one]\n" in printed and "⠋\x1b[0m step [one]" not in printed  # a line, above the spinner
