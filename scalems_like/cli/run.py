@@ -223,7 +223,7 @@ def run_and_wait(session: Session, arguments: argparse.Namespace, script: Path, 
     pilot = session.submit_pilot(description)
     console.print(f"session {session.uid}: pilot {pilot.uid} on {description.resource}; running {script}",
                   soft_wrap=True)
-    with joined.held_by_run(session, pilot):
+    with joined.held_by_run(session, description, lambda: pilot):
         if not run_script(script, arguments.arguments, console):
             return False
         try:

@@ -7,9 +7,10 @@ the run's tasks. So while ``run`` runs a script (:func:`held_by_run`):
 - ``sl.Session()`` — with no arguments, or with the run's uid — *is* the run's session (the same object as
   ``sl.current_session()``); other arguments (another uid, ``journal=False``) are refused with a ConfigError
   saying what to do.
-- The script's first ``submit_pilot`` returns the pilot the run submitted, if its description fits it (see
-  :func:`run_pilot_misfit`), else is refused with a ConfigError naming the field, both values and the ``run``
-  option that gives the pilot that shape. Later calls submit pilots as usual (pilots the script adds).
+- The script's first ``submit_pilot`` returns the run's pilot (submitted then if the run had not yet), if the run's
+  pilot description can stand for the script's (see :func:`run_pilot_misfit`), else is refused with a ConfigError
+  naming the field, both values and the ``run`` option that gives the pilot that shape. Later calls submit pilots
+  as usual (pilots the script adds).
 - ``close()`` (and the end of ``with``) in the script leaves the session open: the run waits for every task,
   then closes it. ``detach()`` is refused.
 """
@@ -19,8 +20,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from scalems_like.descriptions import PilotDescription
 from scalems_like.errors import ConfigError
@@ -35,18 +36,23 @@ log = logging.getLogger("scalems_like.client")
 @dataclasses.dataclass
 class RunHold:
     session: Session
-    pilot: Pilot | None
-    """The run's pilot, until the script's first fitting ``submit_pilot`` takes it."""
+    description: PilotDescription
+    """The run's pilot description."""
+    pilot: Callable[[], Pilot]
+    """The run's pilot (submitted by the call if it was not yet)."""
+    claimed: bool = False
+    """The script's first ``submit_pilot`` took the run's pilot."""
 
 
 _HOLDS: list[RunHold] = []
 
 
 @contextlib.contextmanager
-def held_by_run(session: Session, pilot: Pilot) -> Iterator[None]:
+def held_by_run(session: Session, description: PilotDescription, pilot: Callable[[], Pilot]) -> Iterator[None]:
     """(``scalems-like run``) while the script runs and its tasks are waited for, ``session`` is the one
-    ``sl.Session()`` returns and the script cannot close (see the module)."""
-    hold = RunHold(session, pilot)
+    ``sl.Session()`` returns and the script cannot close, and ``pilot()`` gives the run's pilot (of
+    ``description``) to the script's first ``submit_pilot`` (see the module)."""
+    hold = RunHold(session, description, pilot)
     _HOLDS.append(hold)
     try:
         yield
@@ -63,14 +69,16 @@ def holds(session: Session) -> bool:
     return any(hold.session is session for hold in _HOLDS)
 
 
-def joined(uid: str | None, journal: bool) -> Session | None:
-    """``sl.Session(uid, journal=journal)`` under ``run``: the run's session, or ConfigError; None outside run."""
+def joined(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Session | None:
+    """``sl.Session(*args, **kwargs)`` under ``run``: the run's session, or ConfigError; None outside run (or for
+    arguments ``Session`` does not take: the call then says so)."""
     session = run_session()
-    if session is None:
+    if session is None or len(args) > 1 or set(kwargs) - {"uid", "journal"} or (args and "uid" in kwargs):
         return None
+    uid, journal = args[0] if args else kwargs.get("uid"), kwargs.get("journal", True)
     if (uid is None or uid == session.uid) and journal:
         return session
-    asked = ", ".join(([repr(uid)] if uid is not None else []) + ([] if journal else ["journal=False"]))
+    asked = ", ".join(([repr(uid)] if uid is not None else []) + ([] if journal else [f"journal={journal!r}"]))
     raise ConfigError(f"sl.Session({asked}) inside `scalems-like run` would open a second session beside the "
                       f"run's ({session.uid}), whose summary would not count its tasks: use sl.Session() or "
                       "sl.current_session() (the run's session), or run the script with `python SCRIPT` to give it "
@@ -118,22 +126,23 @@ def claim_run_pilot(session: Session, description: PilotDescription) -> Pilot | 
     """The run's pilot for the script's first ``submit_pilot`` (ConfigError if it does not fit); None when
     ``session`` is not held by run or its pilot was taken already."""
     hold = next((hold for hold in _HOLDS if hold.session is session), None)
-    if hold is None or hold.pilot is None:
+    if hold is None or hold.claimed:
         return None
-    pilot = hold.pilot
-    misfit = run_pilot_misfit(description, pilot.description)
+    misfit = run_pilot_misfit(description, hold.description)
     if misfit is not None:
-        raise ConfigError(refusal(misfit, getattr(description, misfit), pilot))
-    hold.pilot = None
+        raise ConfigError(refusal(misfit, getattr(description, misfit), hold.description))
+    hold.claimed = True  # (first: a run that submits its pilot now comes back here, and submits it)
+    pilot = hold.pilot()
     log.info("session %s: submit_pilot inside `scalems-like run` takes the run's pilot %s", session.uid, pilot.uid)
     return pilot
 
 
-def refusal(field: str, value: object, pilot: Pilot) -> str:
-    """What to do about a ``submit_pilot`` whose ``field`` = ``value`` the run's pilot cannot stand for."""
-    theirs = getattr(pilot.description, field)
+def refusal(field: str, value: object, runs: PilotDescription) -> str:
+    """What to do about a ``submit_pilot`` whose ``field`` = ``value`` the run's pilot (``runs``) cannot stand
+    for."""
+    theirs = getattr(runs, field)
     has = f"has {field}={shown(theirs)}" if theirs not in (None, ()) else f"has no {field}"
-    head = f"submit_pilot({field}={shown(value)}) inside `scalems-like run`: the run's pilot {pilot.uid} {has}"
+    head = f"submit_pilot({field}={shown(value)}) inside `scalems-like run`: the run's pilot {has}"
     if field in _PILOT_OPTION:
         option = f"--pilot {field}={value:g}" if isinstance(value, (int, float)) else f"--pilot {field}={value}"
     elif field in _RUN_OPTIONS and isinstance(value, str):

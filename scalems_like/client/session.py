@@ -65,12 +65,13 @@ _S = TypeVar("_S")
 
 
 class _SessionType(type):
-    def __call__(cls: type[_S], uid: str | None = None, *, journal: bool = True) -> _S:
-        """Inside ``scalems-like run``: the run's session (see :mod:`scalems_like.client.joined`)."""
-        run_session = joined.joined(uid, journal)
+    def __call__(cls: type[_S], *args: Any, **kwargs: Any) -> _S:
+        """``Session(...)`` inside ``scalems-like run``: the run's session (see :mod:`scalems_like.client.joined`);
+        a subclass of Session is made as asked."""
+        run_session = joined.joined(args, kwargs) if cls is Session else None
         if run_session is not None:
             return cast(_S, run_session)
-        return type.__call__(cls, uid, journal=journal)  # type: ignore[no-any-return]
+        return type.__call__(cls, *args, **kwargs)  # type: ignore[no-any-return]
 
 
 class Session(metaclass=_SessionType):

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+import scalems_like as sl
+from scalems_like.client import joined
 from scalems_like.client.joined import run_pilot_misfit
 from scalems_like.descriptions import PilotDescription
 
@@ -59,9 +61,9 @@ def test_a_pilot_the_runs_pilot_cannot_stand_for_is_refused_with_what_to_do(tmp_
                       "sl.Session().submit_pilot(sl.PilotDescription(cores=2, runtime=3600))\n")
     result = run(script, "--pilot", "cores=2,runtime=300")
     assert result.returncode == 1
-    assert ("ConfigError: submit_pilot(runtime=3600) inside `scalems-like run`: the run's pilot pilot.0000 has "
-            "runtime=300; give the pilot's shape to run (`scalems-like run --pilot runtime=3600 ...`), or drop "
-            "submit_pilot from the script: the run's pilot runs its tasks") in result.stderr, result.stderr
+    assert ("ConfigError: submit_pilot(runtime=3600) inside `scalems-like run`: the run's pilot has runtime=300; "
+            "give the pilot's shape to run (`scalems-like run --pilot runtime=3600 ...`), or drop submit_pilot from "
+            "the script: the run's pilot runs its tasks") in result.stderr, result.stderr
     (row,) = sessions()
     assert row["pilots"] == {"pilot.0000": "CANCELED"}, row
 
@@ -108,3 +110,33 @@ def test_on_slurm_a_script_with_its_own_session_and_pilot_makes_one_batch_job(tm
     (row,) = sessions()
     assert row["pilots"] == {"pilot.0000": "DONE"} and row["tasks"] == {"DONE": 38}, row
     assert f"script: {row['session']} pilot.0000 True" in result.stdout
+
+
+def test_a_run_that_submits_its_pilot_when_first_asked_hands_it_to_the_scripts_submit_pilot() -> None:
+    """The hold of a run whose pilot is submitted on demand (its provider calls submit_pilot itself): the script's
+    first submit_pilot gets that pilot, once; a later one is a pilot of its own. The script cannot close or detach
+    the run's session, nor open another."""
+    runs = PilotDescription(cores=1, runtime=60)
+    with sl.Session() as session:
+        provided: list[sl.Pilot] = []
+
+        def provide() -> sl.Pilot:
+            if not provided:
+                provided.append(session.submit_pilot(runs))
+            return provided[0]
+        with joined.held_by_run(session, runs, provide):
+            with sl.Session() as inner:
+                assert inner is session and sl.current_session() is session
+                first = inner.submit_pilot(PilotDescription(runtime=30))
+                assert first is provided[0] and session.pilots == [first]
+                with pytest.raises(sl.ConfigError, match=r"^sl.Session\('other'\) inside `scalems-like run` "
+                                   r"would open a second session beside the run's \(session\."):
+                    sl.Session("other")
+                with pytest.raises(sl.ScalemsError, match="it cannot be detached"):
+                    inner.detach()
+                inner.close()
+            assert session.submit_tasks([sl.TaskDescription(function=abs, args=(-3,))])[0].result(timeout=60) == 3
+            second = session.submit_pilot(PilotDescription(cores=1, runtime=30))
+            assert second is not first and [pilot.uid for pilot in session.pilots] == ["pilot.0000", "pilot.0001"]
+        assert sl.Session() is not session  # (the run's hold has ended)
+    assert first.state is sl.PilotState.DONE
