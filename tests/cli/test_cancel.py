@@ -89,6 +89,10 @@ def test_cancel_settles_a_session_whose_client_was_killed(tmp_path: Path) -> Non
         ((_uid, _description, _resource, _sandbox, _batch, state, failure),) = journal.pilots()
         assert (state, failure) == ("CANCELED", REASON)
         reasons = {journal.task_updates(task)[-1]["reason"] for task, _wire in journal.tasks()}
+        # each state change once: the agent's journal, read again by the reattach, adds no copies
+        histories = {tuple(update["state"] for update in journal.task_updates(task)) for task, _ in journal.tasks()}
+        assert histories == {("SUBMITTED", "QUEUED", "RUNNING", "CANCELED"), ("SUBMITTED", "QUEUED", "CANCELED")}, \
+            histories
         assert all(REASON in reason for reason in reasons), reasons
         assert journal.info()["state"] == "canceled"
     finally:
