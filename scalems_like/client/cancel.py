@@ -17,6 +17,7 @@ is read or changed (the caller then goes through that client).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -48,25 +49,38 @@ def cancel_session(uid: str, report: Callable[[str], None], *, reason: str = REA
     if a live client holds the session, ScalemsError if it cannot be restored (nothing changed then)."""
     report(f"{uid}: no client holds it: reattaching to its pilots to cancel them")
     session = restore(Session(uid), resume=False, pilot_description=None, cancel_reason=reason)
+    close_patience = patience
     try:
         live = [pilot for pilot in session.pilots if not pilot.state.is_final]
         unfinished = sum(not task.state.is_final for task in session.tasks)
         if live:
             report(f"{uid}: shutting down {', '.join(f'{pilot.uid} ({pilot.state.value})' for pilot in live)}; "
                    f"{unfinished} unfinished task(s) end CANCELED (waiting up to {patience:.0f} s)")
-        for pilot in live:
-            pilot.add_callback(lambda ended, state: report(f"{uid}: {ended.uid} {state.value}")
-                               if state.is_final else None)
         session._engine.call(lambda: shut_down(session, reason))
-        try:
-            session._wait_for(lambda: all(pilot.state.is_final for pilot in live), patience, lambda: "")
-        except WaitTimeout:
-            report(f"{uid}: {', '.join(pilot.uid for pilot in live if not pilot.state.is_final)} did not end "
-                   f"within {patience:.0f} s: canceling the batch job(s)")
+        if not wait_for_ends(session, live, patience, report):
+            close_patience = 0.0  # (waited already: the close cancels their jobs at once)
     finally:
         report(f"{uid}: closing the session")
-        session._end(patience, "canceled")
+        session._end(close_patience, "canceled")
     return outcome(session.pilots, session.tasks, reason)
+
+
+def wait_for_ends(session: Session, pilots: list[Pilot], patience: float, report: Callable[[str], None]) -> bool:
+    """Wait up to ``patience`` s for ``pilots`` to end, reporting each end as it comes; False if one did not."""
+    deadline = time.monotonic() + patience
+    waiting = list(pilots)
+    try:
+        while waiting:
+            session._wait_for(lambda: any(pilot.state.is_final for pilot in waiting), deadline - time.monotonic(),
+                              lambda: "")
+            for pilot in [pilot for pilot in waiting if pilot.state.is_final]:
+                report(f"{session.uid}: {pilot.uid} {pilot.state.value}")
+                waiting.remove(pilot)
+    except WaitTimeout:
+        report(f"{session.uid}: {', '.join(pilot.uid for pilot in waiting)} did not end within {patience:.0f} s: "
+               "canceling the batch job(s)")
+        return False
+    return True
 
 
 def shut_down(session: Session, reason: str) -> None:
