@@ -126,7 +126,7 @@ def claim_run_pilot(session: Session, description: PilotDescription) -> Pilot | 
     """The run's pilot for the script's first ``submit_pilot`` (ConfigError if it does not fit); None when
     ``session`` is not held by run or its pilot was taken already."""
     hold = next((hold for hold in _HOLDS if hold.session is session), None)
-    if hold is None or hold.claimed:
+    if hold is None or hold.claimed or description is hold.description:  # (the last: the run's own submission)
         return None
     misfit = run_pilot_misfit(description, hold.description)
     if misfit is not None:

@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -140,3 +141,21 @@ def test_a_run_that_submits_its_pilot_when_first_asked_hands_it_to_the_scripts_s
             assert second is not first and [pilot.uid for pilot in session.pilots] == ["pilot.0000", "pilot.0001"]
         assert sl.Session() is not session  # (the run's hold has ended)
     assert first.state is sl.PilotState.DONE
+
+
+def test_a_run_that_submitted_its_pilot_for_a_first_task_hands_that_pilot_to_a_later_submit_pilot() -> None:
+    """The run submits its own description (at the script's first task, under its own lock): that is not the
+    script's claim; the script's submit_pilot afterwards gets that pilot."""
+    runs = PilotDescription(cores=1, runtime=60)
+    lock = threading.Lock()  # (not reentrant: a claim that called back into the provider would hang here)
+    with sl.Session() as session:
+        provided: list[sl.Pilot] = []
+
+        def provide() -> sl.Pilot:
+            with lock:
+                if not provided:
+                    provided.append(session.submit_pilot(runs))
+                return provided[0]
+        with joined.held_by_run(session, runs, provide):
+            first = provide()  # (the run, for the script's first task)
+            assert sl.Session().submit_pilot(PilotDescription(cores=1)) is first and session.pilots == [first]
