@@ -28,7 +28,15 @@ from rich.table import Table
 from scalems_like.adapters import JobEvent, adapter_for
 from scalems_like.cli import follow
 from scalems_like.cli.console import cli_console, header, progress_steps
-from scalems_like.cli.overview import LIVE_PILOT_STATES, find, is_finished, overviews, sandboxes
+from scalems_like.cli.overview import (
+    LIVE_PILOT_STATES,
+    find,
+    is_finished,
+    journal_state,
+    overviews,
+    read_journal,
+    sandboxes,
+)
 from scalems_like.cli.usage import UsageError
 from scalems_like.client.cancel import cancel_session
 from scalems_like.client.client_lock import SessionInUse, is_held
@@ -179,7 +187,9 @@ def cancel_interactive(row: dict[str, Any], console: Console) -> str:
     with no client holding it, settled here: its pilots and unfinished tasks end CANCELED in its journal
     (:mod:`scalems_like.client.cancel`)."""
     uid = row["session"]
-    if row["state"] not in ("open", "interrupted", "detached") or is_held(journal_path(uid).parent):
+    journal = read_journal(uid)
+    client = journal_state(journal["info"]) if journal else "closed"  # (open, detached, interrupted, closed, ...)
+    if client not in ("open", "interrupted", "detached") or is_held(journal_path(uid).parent):
         return cancel_pilots(row)
     unfinished = sum(count for state, count in row["tasks"].items() if not TaskState(state).is_final)
     if not unfinished and not any(pilot["state"] in LIVE_PILOT_STATES for pilot in row["pilots"]):

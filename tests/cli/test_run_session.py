@@ -13,6 +13,7 @@ import sys
 import textwrap
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,10 +40,12 @@ def run(script: Path, *argv: str) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=240, cwd=script.parent)
 
 
-def sessions() -> list[dict[str, object]]:
-    listed = subprocess.run([sys.executable, "-m", "scalems_like", "sessions", "--json"], capture_output=True,
-                            text=True, check=True)
-    return json.loads(listed.stdout)  # type: ignore[no-any-return]
+def sessions() -> list[dict[str, Any]]:
+    """Every session as ``scalems-like ls --json`` has it, its pilots as {uid: state}."""
+    listed = subprocess.run([sys.executable, "-m", "scalems_like", "ls", "--json"], capture_output=True, text=True,
+                            check=True)
+    rows: list[dict[str, Any]] = json.loads(listed.stdout)
+    return [{**row, "pilots": {pilot["pilot"]: pilot["state"] for pilot in row["pilots"]}} for row in rows]
 
 
 def test_a_script_with_its_own_session_and_pilot_makes_one_session_and_one_pilot(tmp_path: Path) -> None:
