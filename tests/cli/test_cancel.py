@@ -242,3 +242,26 @@ def test_progress_steps_spin_on_a_terminal_print_lines_elsewhere_and_above_a_spi
         report("step [one]")
     printed = terminal.file.getvalue()[len(spun):]  # type: ignore[attr-defined]
     assert "step [one]\n" in printed and "⠋\x1b[0m step [one]" not in printed  # a line, above the spinner
+
+
+def test_cancel_leaves_a_pilot_whose_agent_had_died_its_own_end_and_settles_the_session(tmp_path: Path) -> None:
+    """Client and agent both killed: the pilot ended before the cancel, so it keeps that end (FAILED, saying its
+    agent ended) and so do its tasks; the session is canceled all the same, and can be deleted."""
+    uid = start_and_kill_run(tmp_path, tasks=6)
+    (agent,) = [pid for pid, args in session_processes(uid).items() if "-m scalems_like.agent" in args]
+    os.kill(agent, signal.SIGKILL)
+    wait_until(lambda: session_processes(uid) == {} and sleeping_tasks() == 0, timeout=30,
+               what="the agent's workers and tasks ended with it")
+    canceled = scalems_like("cancel", uid)
+    assert canceled.returncode == 0, canceled.stderr
+    assert f"{uid} (interrupted): canceled 0 pilot(s) and 0 task(s) (its other tasks: 6 failed)" in \
+        canceled.stderr.lower(), canceled.stderr
+    journal = Journal.open(uid)
+    try:
+        ((*_, state, failure),) = journal.pilots()
+        assert state == "FAILED" and failure.startswith(f"its agent (process {agent} on ")
+        assert journal.counts() == {"FAILED": 6} and journal.info()["state"] == "canceled"
+    finally:
+        journal.connection.close()
+    assert listed_state(uid)[1] == ["FAILED"]
+    assert scalems_like("delete", uid, "--yes").returncode == 0
