@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from rich.console import Console
+from rich.errors import LiveError
+from rich.markup import escape
 
 UNLIMITED_WIDTH = 100_000
 """Columns of a console that writes to no terminal (tables stay as narrow as their contents)."""
@@ -55,3 +57,25 @@ def working(text: str) -> Iterator[None]:
     with Live(Spinner("dots", text), console=console, transient=True, refresh_per_second=8,
               redirect_stdout=sys.stdout.isatty(), redirect_stderr=True):
         yield
+
+
+@contextlib.contextmanager
+def progress_steps(output: Console, first: str) -> Iterator[Callable[[str], None]]:
+    """What a command that waits is doing, step by step: on a terminal a spinner showing the current step (the
+    function yielded sets it; callable from any thread); elsewhere one line per step, as it begins. On a terminal
+    where a spinner already turns (the command's own), each step is a line printed above it."""
+    if not output.is_terminal:
+        yield lambda text: output.print(text, soft_wrap=True, markup=False, highlight=False)
+        return
+    status = output.status(escape(first))
+    try:
+        if getattr(output, "_live_stack", None):  # (rich >= 14 nests live displays but shows the outer one only)
+            raise LiveError("a live display is active")
+        status.start()
+    except LiveError:  # (rich 13: one live display per console)
+        yield lambda text: output.print(text, markup=False, highlight=False)
+        return
+    try:
+        yield lambda text: status.update(escape(text))
+    finally:
+        status.stop()

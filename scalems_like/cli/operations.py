@@ -30,9 +30,19 @@ from rich.table import Table
 
 from scalems_like.adapters import JobEvent, adapter_for
 from scalems_like.cli import follow
-from scalems_like.cli.console import cli_console, header
-from scalems_like.cli.overview import LIVE_PILOT_STATES, find, is_finished, overviews, sandboxes
+from scalems_like.cli.console import cli_console, header, progress_steps
+from scalems_like.cli.overview import (
+    LIVE_PILOT_STATES,
+    find,
+    is_finished,
+    journal_state,
+    overviews,
+    read_journal,
+    sandboxes,
+)
 from scalems_like.cli.usage import UsageError
+from scalems_like.client.cancel import cancel_session
+from scalems_like.client.client_lock import SessionInUse, is_held
 from scalems_like.client.journal import Journal, journal_path
 from scalems_like.errors import ConfigError
 from scalems_like.launcher.bundle import human_size
@@ -188,7 +198,8 @@ def cancel_launch(record: LaunchRecord, console: Console, *, running: bool, pati
 
 
 def cancel_pilots(row: dict[str, Any]) -> str:
-    """An interactive session: cancel the batch jobs of its live pilots (its client, if alive, sees them end)."""
+    """An interactive session a live client holds: cancel the batch jobs of its live pilots (the client sees them
+    end)."""
     live = [pilot for pilot in row["pilots"] if pilot["state"] in ("SUBMITTED", "BOOTSTRAPPING", "ACTIVE")
             and pilot.get("batch_id")]
     for pilot in live:
@@ -196,6 +207,29 @@ def cancel_pilots(row: dict[str, Any]) -> str:
         if adapter.attach(pilot["batch_id"], lambda _event: None):
             adapter.cancel(pilot["batch_id"])
     return f"canceled {len(live)} pilot job(s)" if live else "nothing to cancel: no live pilot"
+
+
+def cancel_interactive(row: dict[str, Any], console: Console) -> str:
+    """An interactive session: through its live client (its pilots' jobs canceled: :func:`cancel_pilots`), or,
+    with no client holding it, settled here: its pilots and unfinished tasks end CANCELED in its journal
+    (:mod:`scalems_like.client.cancel`)."""
+    uid = row["session"]
+    journal = read_journal(uid)
+    client = journal_state(journal["info"]) if journal else "closed"  # (open, detached, interrupted, closed, ...)
+    if client not in ("open", "interrupted", "detached") or is_held(journal_path(uid).parent):
+        return cancel_pilots(row)
+    unfinished = sum(count for state, count in row["tasks"].items() if not TaskState(state).is_final)
+    if not unfinished and not any(pilot["state"] in LIVE_PILOT_STATES for pilot in row["pilots"]):
+        return "nothing to cancel: its tasks and pilots have all ended"
+    try:
+        with progress_steps(console, f"{uid}: canceling") as report:
+            settled = cancel_session(uid, report)
+    except SessionInUse:  # a client took it since the look above
+        return cancel_pilots(row)
+    others = {**settled.states, "CANCELED": settled.states.get("CANCELED", 0) - settled.tasks}
+    listed = ", ".join(f"{count} {state}" for state, count in others.items() if count)
+    return f"canceled {settled.pilots} pilot(s) and {settled.tasks} task(s)" + (f" (its other tasks: {listed})"
+                                                                                 if listed else "")
 
 
 def run_cancel(arguments: argparse.Namespace) -> int:
@@ -216,7 +250,7 @@ def run_cancel(arguments: argparse.Namespace) -> int:
             outcome = (f"nothing to cancel: already {row['state']}" if row["state"] in ("DONE", "FAILED", "CANCELED")
                        else cancel_launch(record, console, running=row["state"] == "RUNNING"))
         else:
-            outcome = cancel_pilots(row)
+            outcome = cancel_interactive(row, console)
         results.append({"session": row["session"], "was": row["state"], "outcome": outcome})
     if arguments.json:
         print(json.dumps(results, indent=2))

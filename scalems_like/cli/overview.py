@@ -27,7 +27,8 @@ LIVE_PILOT_STATES = ("NEW", "SUBMITTED", "BOOTSTRAPPING", "ACTIVE")
 
 
 def journal_state(info: dict[str, str]) -> str:
-    """open / detached / closed from the journal; "interrupted" when its client died without closing it."""
+    """open / detached / closed / canceled (by ``scalems-like cancel`` after its client was gone) from the journal;
+    "interrupted" when its client died without closing it."""
     state = info.get("state", "open")
     if state == "open":
         try:
@@ -44,13 +45,15 @@ def journal_state(info: dict[str, str]) -> str:
 
 def interactive_state(client: str, tasks: dict[str, int]) -> SessionState:
     """An interactive session's state in the words ``ls`` uses for every session, from its client's state in the
-    journal (open / detached / closed / interrupted, see :func:`journal_state`) and its task counts."""
+    journal (open / detached / closed / interrupted / canceled, see :func:`journal_state`) and its task counts."""
     if client == "open":
         return SessionState.RUNNING
     if client == "detached":
         return SessionState.DETACHED
     if client == "interrupted":
         return SessionState.INTERRUPTED
+    if client == "canceled":  # settled by `scalems-like cancel` after its client was gone
+        return SessionState.CANCELED
     if tasks.get("FAILED"):
         return SessionState.FAILED
     return SessionState.CANCELED if tasks.get("CANCELED") else SessionState.DONE

@@ -40,7 +40,7 @@ from scalems_like.analytics.summary import session_summary, summary_tables
 from scalems_like.cli.commands import parse_pilot
 from scalems_like.cli.console import cli_console
 from scalems_like.cli.usage import UsageError, arguments_checked
-from scalems_like.client import cache
+from scalems_like.client import cache, joined
 from scalems_like.client.pilot import Pilot
 from scalems_like.client.session import Session
 from scalems_like.client.task import Task
@@ -251,14 +251,18 @@ class RunSession(Session):
             return self.first_pilot
 
 
-def run_and_wait(session: Session, arguments: argparse.Namespace, script: Path, console: Console) -> bool:
-    """Run the script, wait for its tasks (up to ``--timeout``); False if the script failed."""
-    if not run_script(script, arguments.arguments, console):
-        return False
-    try:
-        session.wait_tasks(timeout=arguments.timeout, progress=True)
-    except WaitTimeout as error:
-        console.print(f"[red]{error}[/red]; the session ends, canceling what is left", soft_wrap=True)
+def run_and_wait(session: RunSession, arguments: argparse.Namespace, script: Path, console: Console) -> bool:
+    """Run the script, wait for its tasks (up to ``--timeout``); False if the script failed.
+
+    Meanwhile the session is the script's ``sl.Session()`` too, and the run's pilot its first fitting
+    ``submit_pilot`` (:mod:`scalems_like.client.joined`)."""
+    with joined.held_by_run(session, session.pilot_description, session.start_pilot):
+        if not run_script(script, arguments.arguments, console):
+            return False
+        try:
+            session.wait_tasks(timeout=arguments.timeout, progress=True)
+        except WaitTimeout as error:
+            console.print(f"[red]{error}[/red]; the session ends, canceling what is left", soft_wrap=True)
     return True
 
 

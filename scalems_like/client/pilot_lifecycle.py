@@ -55,6 +55,8 @@ class PilotRecord:
         self.outstanding: set[str] = set()
         self.stopping: tuple[str, str] | None = None
         self.cancel_requested = False
+        self.cancel_reason = "canceled by the user"
+        """Why the pilot ends CANCELED once its agent stopped after a cancel (see ``stop_pilot``)."""
         self.profile_mark: float | None = None
         """Followed again by a reattached client: the latest agent time the journal's profile had for this pilot;
         when the agent greets, the agent events after it are taken from the agent's journal."""
@@ -125,7 +127,7 @@ class PilotLifecycle:
         record.stopping = (message.final_state, message.reason)
         self.engine.profile.pilot_event(record.pilot.uid, "agent_stopping", message.reason)
         if record.cancel_requested:
-            self.end_pilot(record, PilotState.CANCELED, "canceled by the user")
+            self.end_pilot(record, PilotState.CANCELED, record.cancel_reason)
         elif message.final_state == "FAILED":
             self.fail_pilot(record, message.reason)
         else:
@@ -250,6 +252,8 @@ class PilotLifecycle:
         if pilot.state.is_final or record.ending:
             return
         record.ending = (state, reason)
+        if state is PilotState.CANCELED and pilot.failure is None:  # (the journal's row says why it ended)
+            pilot.failure = reason
         first_line = reason.splitlines()[0] if reason else state.value
         why = f"pilot {pilot.uid} ended {state.value}: {first_line}"
         if state is PilotState.CANCELED:
@@ -276,10 +280,11 @@ class PilotLifecycle:
     def stop_pilot(self, record: PilotRecord, reason: str, *, cancel: bool) -> None:
         """Ask an ACTIVE pilot's agent to shut down, or cancel the batch job of a pilot that is not ACTIVE.
 
-        ``cancel``: the pilot ends CANCELED (else DONE, once its agent has stopped).
+        ``cancel``: the pilot ends CANCELED with ``reason`` (else DONE, once its agent has stopped).
         """
         if cancel:
             record.cancel_requested = True
+            record.cancel_reason = reason
         self.engine.profile.pilot_event(record.pilot.uid, "shutdown_requested", reason)
         if record.pilot.state is PilotState.ACTIVE:
             self.engine.send(record, protocol.encode(protocol.Shutdown(reason)))

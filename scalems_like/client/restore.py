@@ -12,6 +12,11 @@
 4. ``resume`` only: interrupted tasks (of this restore, or of pilots that ended while the earlier client watched:
    walltime, node failure) run again on a new pilot; finished tasks never do.
 
+``cancel_reason`` (``scalems-like cancel`` of a session whose client is gone, :mod:`scalems_like.client.cancel`):
+tasks never sent end CANCELED with that reason instead of waiting, and a pilot that never reported (its job
+queued or starting) ends CANCELED (its batch job canceled) instead of FAILED; live pilots are followed again, to
+be shut down by the caller. Pilots whose agent ended on its own keep the end it gave them.
+
 A session another live client process holds is refused at once (:mod:`scalems_like.client.client_lock`). A restore
 that fails on the way (a corrupt journal row, a pilot sandbox that cannot be read) stops what it
 started (the I/O thread, the journal's writer), leaves the journal's session state as it was and raises a
@@ -32,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
+from scalems_like.adapters.psij_adapter import terminate_local
 from scalems_like.agent.config import write_private_file
 from scalems_like.client.client_lock import ClientLock
 from scalems_like.client.engine import PilotRecord
@@ -109,7 +115,8 @@ def load(session: Session, journal: Journal) -> dict[str, dict[str, Any]]:
     return wires
 
 
-def restore(session: Session, *, resume: bool, pilot_description: PilotDescription | None) -> Session:
+def restore(session: Session, *, resume: bool, pilot_description: PilotDescription | None,
+            cancel_reason: str | None = None) -> Session:
     """Rebuild ``session`` from its journal and reconnect it (see the module); raises ScalemsError if that
     fails on the way, having stopped what it started (FileNotFoundError if the session has no journal)."""
     journal = Journal.open(session.uid)
@@ -124,30 +131,34 @@ def restore(session: Session, *, resume: bool, pilot_description: PilotDescripti
         wires = load(session, journal)
         session._journal = journal
         session.open()
-        reconnect(session, wires, resume=resume, pilot_description=pilot_description)
+        reconnect(session, wires, resume=resume, pilot_description=pilot_description, cancel_reason=cancel_reason)
     except BaseException as error:  # (Ctrl-C while waiting for the agents too: nothing may stay held)
         abandon(session, journal, state)
         if not isinstance(error, Exception):
             raise
         cause = str(error) if type(error) is ScalemsError else f"{type(error).__name__}: {error}"
-        raise ScalemsError(f"session {session.uid} could not be {'resumed' if resume else 'reattached'}: "
-                           f"{cause}") from error
+        doing = "canceled" if cancel_reason else "resumed" if resume else "reattached"
+        raise ScalemsError(f"session {session.uid} could not be {doing}: {cause}") from error
     return session
 
 
 def reconnect(session: Session, wires: dict[str, dict[str, Any]], *, resume: bool,
-              pilot_description: PilotDescription | None) -> None:
+              pilot_description: PilotDescription | None, cancel_reason: str | None = None) -> None:
     engine = session._engine
     unsent = [task for task in session._tasks.values() if task.state is TaskState.NEW]
 
     def queue_unsent() -> None:
+        if cancel_reason is not None:  # (never dispatched to a pilot that greets)
+            engine.end_tasks([task.uid for task in unsent], TaskState.CANCELED, cancel_reason)
+            end_orphans(session)
+            return
         engine.hold_pending = True  # until we know whether a new pilot comes
         for task in unsent:
             engine.wire[task.uid] = {**wires[task.uid], "attempt": task.attempt}
         engine.pending.extend(unsent)
         end_orphans(session)
     engine.call(queue_unsent)
-    settle_pilots(session, wires)
+    settle_pilots(session, wires, cancel_reason)
     if resume:
         engine.call(lambda: requeue_interrupted(session, wires))
     waiting = engine.call(lambda: len(engine.pending))
@@ -192,7 +203,7 @@ def end_orphans(session: Session) -> None:
             session._engine.interrupt_tasks(uids, why)
 
 
-def settle_pilots(session: Session, wires: dict[str, dict[str, Any]]) -> None:
+def settle_pilots(session: Session, wires: dict[str, dict[str, Any]], cancel_reason: str | None = None) -> None:
     """Follow again, or end, every pilot the journal left non-final; wait until each agent greeted or was found
     gone. Raises ScalemsError naming the pilots whose sandbox could not be looked at."""
     engine = session._engine
@@ -211,7 +222,7 @@ def settle_pilots(session: Session, wires: dict[str, dict[str, Any]]) -> None:
                 engine.changed.notify_all()
         return report
     for record in records:
-        engine.call(lambda r=record: reconnect_or_end(session, r, wires, failed(r)))
+        engine.call(lambda r=record: reconnect_or_end(session, r, wires, failed(r), cancel_reason))
     patience = max([r.pilot.resource.heartbeat_timeout for r in records], default=0) + 5
 
     def settled() -> bool:  # every followed agent has greeted the new client, or was found gone
@@ -270,12 +281,12 @@ def gone_from_this_host(sandbox: Path) -> str | None:
 
 
 def reconnect_or_end(session: Session, record: PilotRecord, wires: dict[str, dict[str, Any]],
-                     failed: Callable[[Exception], None]) -> None:
+                     failed: Callable[[Exception], None], cancel_reason: str | None = None) -> None:
     """(I/O thread) read what the pilot's agent left (in the background: a shared file system may be slow), then
     follow the pilot again if its agent lives, else end it (its unfinished tasks: interrupted)."""
     def then(traces: AgentTraces) -> None:
         try:
-            follow_or_end(session, record, wires, traces, failed)
+            follow_or_end(session, record, wires, traces, failed, cancel_reason)
         except Exception as error:  # (e.g. the client address cannot be bound): the restore says so
             log.exception("pilot %s could not be followed again", record.pilot.uid)
             failed(error)
@@ -283,7 +294,7 @@ def reconnect_or_end(session: Session, record: PilotRecord, wires: dict[str, dic
 
 
 def follow_or_end(session: Session, record: PilotRecord, wires: dict[str, dict[str, Any]], traces: AgentTraces,
-                  failed: Callable[[Exception], None]) -> None:
+                  failed: Callable[[Exception], None], cancel_reason: str | None = None) -> None:
     """(I/O thread) the pilot takes its place in the engine with what its agent left, then is followed or ended."""
     engine, pilot = session._engine, record.pilot
     record.last_seen = time.time()  # (not silent since 1970: the liveness check sees it from now on)
@@ -293,8 +304,9 @@ def follow_or_end(session: Session, record: PilotRecord, wires: dict[str, dict[s
     mine = [t for t in session._tasks.values() if t.pilot == pilot.uid and not t.state.is_final]
     record.outstanding = {task.uid for task in mine}
     stopped, silence = traces.stopped, traces.silence
-    if stopped is None and traces.gone is None and pilot.state is PilotState.ACTIVE and silence is not None \
-            and silence < pilot.resource.heartbeat_timeout:
+    # an agent that heartbeats is followed, whatever the journal last had of it (a client killed between the
+    # pilot's start and the agent's hello left it SUBMITTED or BOOTSTRAPPING)
+    if stopped is None and traces.gone is None and silence is not None and silence < pilot.resource.heartbeat_timeout:
         record.known_events = set()  # (its missed events are read once it greets: it may send more until then)
         follow(session, record, [wires[task.uid] for task in mine], failed)
         return
@@ -306,18 +318,43 @@ def follow_or_end(session: Session, record: PilotRecord, wires: dict[str, dict[s
         reason = f"its agent ended while no client was attached: {stopped[1]}"
     elif traces.gone is not None:
         state, reason = PilotState.FAILED, f"its agent ({traces.gone}) ended while no client was attached"
+    elif silence is None and cancel_reason is not None:  # (queued or starting: its job is canceled below)
+        state, reason = PilotState.CANCELED, cancel_reason
     elif silence is None:
         state, reason = PilotState.FAILED, f"it was {pilot.state.value} when the client left, and never reported"
     else:
         state, reason = PilotState.FAILED, f"its agent stopped answering {silence:.0f} s ago (killed, or node lost)"
     pilot.failure = pilot.failure or reason
     engine.lifecycle.end_pilot(record, state, reason)
-    # a batch job still queued or running would only idle: give the allocation back (never for a local pilot:
-    # its "job id" is a pid, which the system may have given to another process since)
+    # a batch job still queued or running would only idle: give the allocation back (a local pilot's "job id" is
+    # a pid, which the system may have given to another process since: ended only if it still runs this pilot)
     native_id = pilot.native_id
-    if pilot.resource.scheduler != "local" and native_id:
-        engine.in_background(lambda: record.adapter.attach(native_id, lambda _event: None),
-                             lambda attached: engine.lifecycle.cancel_job(record) if attached else None)
+    if native_id:  # (one background call: a session closed right after still waits for it)
+        record.cancel_requested = True
+        engine.in_background(lambda: give_back(record, native_id))
+
+
+def give_back(record: PilotRecord, native_id: str) -> None:
+    """(off the I/O thread) cancel the batch job of an ended pilot if it is still there."""
+    pilot = record.pilot
+    if pilot.resource.scheduler == "local":  # (psij's local executor is not asked: see terminate_local)
+        if runs_local_pilot(native_id, pilot.sandbox):
+            log.info("pilot %s has ended: its local job (process %s) is ended", pilot.uid, native_id)
+            terminate_local(int(native_id))
+    elif record.adapter.attach(native_id, lambda _event: None):
+        log.info("pilot %s has ended: canceling its batch job %s", pilot.uid, native_id)
+        record.adapter.cancel(native_id)
+
+
+def runs_local_pilot(native_id: str, sandbox: Path) -> bool:
+    """Process ``native_id`` (a local pilot's job) still runs, and runs the pilot of ``sandbox`` (its command
+    line names it: psij's launcher is given the job's output files there)."""
+    import psutil  # (psij's own dependency)
+
+    try:
+        return str(sandbox) in " ".join(psutil.Process(int(native_id)).cmdline())
+    except (psutil.Error, ValueError):
+        return False
 
 
 def follow(session: Session, record: PilotRecord, resend: list[dict[str, Any]],

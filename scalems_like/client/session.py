@@ -13,10 +13,11 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from scalems_like import paths
 from scalems_like.adapters import BatchAdapter, adapter_for
+from scalems_like.client import joined
 from scalems_like.client.client_lock import ClientLock
 from scalems_like.client.engine import Engine
 from scalems_like.client.journal import Journal, journal_path, now_text
@@ -71,11 +72,25 @@ def current_session() -> Session:
     return _CURRENT[0]
 
 
-class Session:
+_S = TypeVar("_S")
+
+
+class _SessionType(type):
+    def __call__(cls: type[_S], *args: Any, **kwargs: Any) -> _S:
+        """``Session(...)`` inside ``scalems-like run``: the run's session (see :mod:`scalems_like.client.joined`);
+        a subclass of Session is made as asked."""
+        run_session = joined.joined(args, kwargs) if cls is Session else None
+        if run_session is not None:
+            return cast(_S, run_session)
+        return type.__call__(cls, *args, **kwargs)  # type: ignore[no-any-return]
+
+
+class Session(metaclass=_SessionType):
     """A workflow session: submit pilots and tasks, wait for them; ``close()`` (or ``with``) ends everything.
 
     ``Session()`` does no I/O; the session opens on ``with`` or on the first pilot. ``journal=False``: keep no
-    journal (no reattach or resume; for throwaway sessions and to measure what journaling costs).
+    journal (no reattach or resume; for throwaway sessions and to measure what journaling costs). Inside
+    ``scalems-like run``, ``Session()`` is the run's session, and closing it is left to the run.
     """
 
     def __init__(self, uid: str | None = None, *, journal: bool = True) -> None:
@@ -185,6 +200,9 @@ class Session:
         """Leave without ending anything: the pilots go on, results wait for ``Session.reattach(uid)``."""
         if not self._opened or self._closed:
             return
+        if joined.holds(self):
+            raise ScalemsError(f"session {self.uid} is the session of `scalems-like run`, which waits for its tasks "
+                               "and closes it: it cannot be detached (run the script with `python SCRIPT` to detach)")
         self._engine.stop()
         self._closed = True
         if self._journal is not None:
@@ -244,6 +262,9 @@ class Session:
     def _submit_pilot(self, description: PilotDescription) -> Pilot:
         if not isinstance(description, PilotDescription):
             raise ConfigError(f"submit_pilot(description={description!r}): expected a PilotDescription")
+        run_pilot = joined.claim_run_pilot(self, description)
+        if run_pilot is not None:  # (inside `scalems-like run`: the run's pilot, not a second one)
+            return run_pilot
         for field in ("input_staging", "output_staging"):
             for directive in getattr(description, field):
                 check_client_side(directive, Path.cwd(), f"PilotDescription.{field}")
@@ -408,7 +429,18 @@ class Session:
 
     # -- the end -------------------------------------------------------------------------------------
     def close(self, patience: float = CLOSE_PATIENCE) -> None:
-        """Cancel unfinished tasks, shut the pilots down and wait (up to ``patience`` s) for them to end."""
+        """Cancel unfinished tasks, shut the pilots down and wait (up to ``patience`` s) for them to end.
+
+        Inside ``scalems-like run``, on the run's session: nothing (the run waits for every task, then closes it).
+        """
+        if joined.holds(self):
+            log.info("session %s: close() inside `scalems-like run` leaves it open: the run waits for its tasks, "
+                     "then closes it", self.uid)
+            return
+        self._end(patience, "closed")
+
+    def _end(self, patience: float, state: str) -> None:
+        """``close()``, leaving ``state`` in the journal ("closed"; "canceled" after ``scalems-like cancel``)."""
         if self._closed or not self._opened:
             self._closed = True
             return
@@ -423,7 +455,7 @@ class Session:
             self._engine.stop()
             self._closed = True
             if self._journal is not None:
-                self._journal.set("state", "closed")
+                self._journal.set("state", state)
                 self._journal.close()
             self._release_client_lock()
 

@@ -212,8 +212,11 @@ class Task(concurrent.futures.Future[Any]):
             return state
         if not task_transition_allowed(self.state, state):
             return None
+        when = float(update.get("time", 0.0))
+        if state is TaskState.QUEUED and any(entry[0] is state and entry[1] == when for entry in self.history):
+            return None  # not a retry: a QUEUED it had, delivered again (a reattach reads the agent's journal)
         self.state = state
-        self.history.append((state, float(update.get("time", 0.0)), str(update.get("host", "?"))))
+        self.history.append((state, when, str(update.get("host", "?"))))
         self.attempt = update.get("attempt", self.attempt)
         if "reason" in update:
             self.reason = update["reason"]
