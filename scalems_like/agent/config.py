@@ -36,6 +36,10 @@ class AgentConfig:
     client_grace: float = 600.0
     """Seconds the agent goes on without any client (its tasks run on; results wait for a reattach)."""
     ssh_command: str = "ssh -o BatchMode=yes"
+    worker_deaths_limit: int = 5
+    worker_deaths_window: float = 60.0
+    """A node where ``worker_deaths_limit`` workers died within this many seconds while running no task is taken
+    out of the schedule (see :mod:`scalems_like.overlay.healing`)."""
     insecure: bool = False
     """No CurveZMQ (debugging only); else the keys are in ``PILOT_SANDBOX/keys/agent.json``."""
 

@@ -4,11 +4,16 @@ One ``poll`` over the client socket, the worker socket and the worker processes,
 
     handle_client_messages   submit / cancel / shutdown / heartbeat from the client
     handle_worker_messages   hellos, task updates and heartbeats from workers
-    handle_worker_exits      a worker process that ended takes its tasks with it (retried or FAILED)
+    handle_worker_exits      a worker process that ended: its task is charged, a replacement starts (see healing.py)
     handle_schedule          give queued tasks to workers (see scheduler.py)
     handle_deadlines         pilot runtime end, client gone past its grace period (see client_link.py), silent workers
     handle_heartbeats        tell the client and the workers we are alive
     handle_flush             send the batched task updates (and agent events, for the profile) to the client
+
+A worker that dies (its process ends, it falls silent, its connection goes) is replaced on its node with the
+launch method that started it; :mod:`scalems_like.overlay.healing` decides which of its tasks pays for the death,
+and takes a node whose idle workers keep dying out of the schedule (the pilot fails only when every node is out).
+Workers ended by the pilot's own end (a stop, the job's SIGTERM) are neither replaced nor blamed.
 
 A task update from a worker counts only if that worker is still known and the update is for the task's current
 attempt: a worker declared lost (silent, unreachable, its process ended) may still talk, and is told to stop.
@@ -22,7 +27,6 @@ import logging
 import os
 import signal
 import socket
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -32,11 +36,13 @@ from zmq.auth.thread import ThreadAuthenticator
 
 from scalems_like import protocol
 from scalems_like.agent.config import AgentConfig
+from scalems_like.agent.launch import WorkerLauncher
 from scalems_like.agent.nodes import Node
 from scalems_like.errors import ProtocolError
 from scalems_like.network import bind_and_advertise, message_socket
 from scalems_like.overlay.client_link import ClientLink
 from scalems_like.overlay.execution import ended_by_foreign_sigterm
+from scalems_like.overlay.healing import NodeHealth, charge, death_reason, running_reason
 from scalems_like.overlay.scheduler import Scheduler
 from scalems_like.overlay.worker_processes import (
     TERMINATION_PATIENCE,
@@ -117,6 +123,9 @@ class Master:
         self.authenticator: ThreadAuthenticator | None = None
         self.poller = zmq.Poller()
         self.processes = WorkerProcesses(self.poller)
+        self.launcher: WorkerLauncher | None = None
+        """Starts the workers, and their replacements (None: nobody replaces a lost worker)."""
+        self.health = NodeHealth(config.worker_deaths_limit, config.worker_deaths_window)
 
     @classmethod
     def open(cls, config: AgentConfig, nodes: list[Node], per_node: int, width: int) -> Master:
@@ -147,9 +156,10 @@ class Master:
             protocol.BootstrapEvents(read_bootstrap_events(Path(self.config.pilot_sandbox))),
         ])
 
-    def watch(self, processes: list[tuple[subprocess.Popen[bytes], str]]) -> None:
-        """Watch launched processes; each is given with the uid (prefix) of the workers it runs."""
-        self.processes.watch(processes)
+    def start_workers(self, launcher: WorkerLauncher) -> None:
+        """Start the workers with ``launcher`` (which also starts their replacements) and watch their processes."""
+        self.launcher = launcher
+        self.processes.watch(launcher.start())
 
     # -- the loop ------------------------------------------------------------------------------------
     def run(self) -> tuple[str, str]:
@@ -201,6 +211,9 @@ class Master:
                 continue
             if isinstance(message, protocol.WorkerHello):
                 node = message.node if message.node in self.scheduler.nodes else self.nodes[0].name
+                if self.health.is_out(node):
+                    self.refuse(worker, node)
+                    continue
                 log.info("worker %s (pid %d) ready on node %s", worker, message.pid, node)
                 self.scheduler.add_worker(worker, node)
                 self.record("worker", node, "start", worker, f"pid {message.pid}")
@@ -265,38 +278,95 @@ class Master:
         self.scheduler.submit([task])
 
     def handle_worker_exits(self, events: dict[Any, int]) -> None:
-        for process, prefix, code in self.processes.ended(events):
+        for launched, code in self.processes.ended(events):
             if ended_by_sigterm(code) and self.stop_reason is None:
                 termination_signaled()  # the job's end reached the workers first: wait for the agent's own
             if self.stop_reason is not None:  # the pilot is ending anyway: its reason is the better one
-                log.info("worker process %d (%s) ended with code %d", process.pid, prefix, code)
+                log.info("worker process %d (%s) ended with code %d", launched.process.pid, launched.prefix, code)
                 continue
-            log.error("worker process %d (%s) ended with code %d", process.pid, prefix, code)
-            for worker in [w for w in self.scheduler.workers if w == prefix or w.startswith(prefix + ".")]:
-                self.lose_worker(worker, f"its process ended with code {code}")
-        if not self.processes and self.stop_reason is None and not termination_signaled():
-            self.stop_reason = Stop(PilotState.FAILED, "every worker process ended; "
-                                    + worker_log_tail(Path(self.config.pilot_sandbox)))
+            log.error("worker process %d (%s) %s", launched.process.pid, launched.prefix, death_reason(code))
+            for worker, node in launched.workers:
+                if worker not in self.lost_workers:
+                    self.worker_died(worker, node, death_reason(code), ended=True)
 
-    def lose_worker(self, worker: str, why: str) -> None:
-        if worker not in self.scheduler.workers:
+    def worker_died(self, worker: str, node: str, why: str, *, ended: bool) -> None:
+        """A worker is gone (``ended``: its process ended; else it fell silent or its connection went): its tasks
+        are charged (see :func:`~scalems_like.overlay.healing.charge`), a death under no task counts against its
+        node, and a replacement starts there unless the node is out of the schedule."""
+        code = None if ended else self.processes.exit_code(worker)
+        if code is not None:  # its connection went (or it fell silent) because its process ended
+            why, ended = death_reason(code), True
+        self.processes.kill_alone(worker)  # a silent forked worker would hold its core
+        if worker in self.scheduler.workers:
+            ran = self.lose_worker(worker, why, ended=ended)
+        else:  # it ended before its hello
+            ran = False
+            self.lost_workers.add(worker)
+            self.scheduler.worker_never_came(node)
+            self.record("worker", node, "lost", worker, f"{why} (before it said hello)")
+        if self.stop_reason is not None or self.health.is_out(node):
             return
+        out = None if ran else self.health.worker_died(node, why, time.time())
+        if out is not None:
+            self.take_node_out(node, out)
+        else:
+            self.replace_worker(node, why)
+
+    def replace_worker(self, node: str, why: str) -> None:
+        """Start a worker on ``node`` in place of one lost; a launch that fails counts as a death there."""
+        if self.launcher is None:
+            return
+        try:
+            launched = self.launcher.replace(node)
+        except OSError as error:
+            log.error("cannot start a worker on node %s: %s", node, error)
+            out = self.health.worker_died(node, f"cannot start a worker: {error}", time.time())
+            if out is not None:
+                self.take_node_out(node, out)
+            return
+        self.scheduler.expect_worker(node)
+        self.processes.watch([launched])
+        self.record("worker", node, "replace", launched.workers[0][0], f"pid {launched.process.pid}, after: {why}")
+
+    def take_node_out(self, node: str, reason: str) -> None:
+        """No more tasks on ``node``: its workers are stopped (their running tasks retried elsewhere or FAILED);
+        the pilot fails if no node is left."""
+        log.error("node %s taken out of the schedule: %s", node, reason)
+        self.record("node", node, "out", "", reason)
+        for worker in self.scheduler.close_node(node):
+            self.refuse(worker, node)
+        if self.health.all_out(self.scheduler.nodes) and self.stop_reason is None:
+            self.stop_reason = Stop(PilotState.FAILED, f"every node of this pilot is out of the schedule: "
+                                    f"{self.health.summary()}; " + worker_log_tail(Path(self.config.pilot_sandbox)))
+
+    def refuse(self, worker: str, node: str) -> None:
+        """Stop a worker of a node out of the schedule (it said hello late, or ran there when the node went out)."""
+        why = f"node {node} is out of the schedule: {self.health.out[node]}"
+        self.send_worker(worker, protocol.Shutdown(why))
+        self.lose_worker(worker, why)
+        self.lost_workers.add(worker)
+
+    def lose_worker(self, worker: str, why: str, *, ended: bool = False) -> bool:
+        """Forget a worker: the task it ran is charged (retried or FAILED), those queued behind it queue again.
+        Returns whether it had a task to charge."""
+        if worker not in self.scheduler.workers:
+            return False
+        node = self.scheduler.workers[worker].node
         log.error("worker %s lost: %s", worker, why)
-        self.record("worker", self.scheduler.workers[worker].node, "lost", worker, why)
+        self.record("worker", node, "lost", worker, why)
         self.lost_workers.add(worker)
         self.worker_seen.pop(worker, None)
-        for uid in self.scheduler.remove_worker(worker):
-            task = self.tasks[uid]
-            self.kill_orphan(task)
-            if self.stop_reason is not None:
-                continue  # the pilot is ending: its tasks end with its reason (stop_everything)
-            reason = f"worker {worker} lost: {why}"
-            if task["attempt"] < task["retries"] and self.stop_reason is None:
-                self.retry(task, reason)
-            else:
-                del self.tasks[uid]
-                self.started.discard(uid)
-                self.outbox.append(self._update(task, TaskState.FAILED, reason=reason))
+        ran, queued = charge(self.scheduler.remove_worker(worker))
+        self.scheduler.requeue([self.tasks[uid] for uid in queued])
+        if ran is None:
+            return False
+        task = self.tasks[ran]
+        self.kill_orphan(task)
+        if self.stop_reason is None:  # (else the pilot is ending: its tasks end with its reason, stop_everything)
+            reason = (f"{running_reason(why)} (worker {worker} on node {node})" if ended
+                      else f"worker {worker} lost: {why}")
+            self.finish(task, self._update(task, TaskState.FAILED, reason=reason), TaskState.FAILED)
+        return True
 
     def kill_orphan(self, task: dict[str, Any]) -> None:
         """Kill the process group of an executable whose worker died (it runs in a session of its own)."""
@@ -328,8 +398,9 @@ class Master:
         elif (reason := self.link.check(now, self.context, self.poller)) is not None:
             self.stop_reason = Stop(PilotState.FAILED, reason)
         for worker, seen in list(self.worker_seen.items()):
-            if now - seen > self.config.heartbeat_timeout:
-                self.lose_worker(worker, f"silent for {now - seen:.0f} s")
+            if now - seen > self.config.heartbeat_timeout and worker in self.scheduler.workers:
+                self.worker_died(worker, self.scheduler.workers[worker].node, f"silent for {now - seen:.0f} s",
+                                 ended=False)
 
     def handle_heartbeats(self) -> None:
         now = time.time()
@@ -456,6 +527,8 @@ class Master:
         except zmq.ZMQError as error:
             if error.errno != zmq.EHOSTUNREACH:
                 raise
-            self.lose_worker(worker, "its connection is gone (unreachable)")
+            if worker in self.scheduler.workers:
+                self.worker_died(worker, self.scheduler.workers[worker].node, "its connection is gone (unreachable)",
+                                 ended=False)
             return False
         return True
