@@ -328,3 +328,44 @@ def test_workers_ended_by_the_jobs_sigterm_are_not_replaced(session: sl.Session,
     assert local_pilot.wait(timeout=30) is sl.PilotState.FAILED
     assert (local_pilot.failure or "").startswith("the agent received SIGTERM"), local_pilot.failure
     assert not worker_events(session, "replace") and not worker_events(session, "lost")
+
+
+@pytest.mark.slurm
+@pytest.mark.usefixtures("slurm")
+@pytest.mark.timeout(240)
+def test_a_worker_lost_on_a_slurm_node_is_replaced_there_by_srun(session: sl.Session) -> None:
+    """A worker of the pilot's one srun step SIGKILLed on node n2 (the step runs on: one rank died): the master
+    sees it gone and starts one worker there with a one-task srun step; the pilot runs on both nodes."""
+    pilot = session.submit_pilot(sl.PilotDescription(resource="slurm", nodes=2, runtime=300))
+    assert pilot.wait("ACTIVE", timeout=150) is sl.PilotState.ACTIVE, "queued behind other jobs? (squeue)"
+
+    def started(where: str) -> list[str]:
+        return [str(row["uid"]) for row in session.profile(frame=False)
+                if row["component"] == "worker" and row["event"] == "start" and row["where"] == where]
+
+    wait_until(lambda: len(started("n2")) == 4, timeout=60, what="the workers of n2 said hello")
+    victim = started("n2")[0]
+    os.kill(srun_worker_pid(pilot.sandbox, victim), signal.SIGKILL)
+    replacement = f"{pilot.uid}.worker.r0001.0000"
+    wait_until(lambda: replacement in started("n2"), timeout=60, what="a replacement on n2")
+    report = sl.TaskDescription(executable="/bin/sh", arguments=["-c", "sleep 0.5; echo $SLURMD_NODENAME"])
+    tasks = session.submit_tasks([report] * 16)
+    session.wait_tasks(tasks, timeout=120)
+    assert {t.state for t in tasks} == {TaskState.DONE}
+    assert {t.stdout for t in tasks} == {"n1\n", "n2\n"} and pilot.state is sl.PilotState.ACTIVE
+
+
+def srun_worker_pid(sandbox: Path, worker: str) -> int:
+    """The pid of the srun-started worker ``worker`` of the pilot in ``sandbox`` (its rank ends its uid)."""
+    rank = str(int(worker.rpartition(".")[2]))
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            variables = dict(item.decode(errors="replace").partition("=")[::2]
+                             for item in (entry / "environ").read_bytes().split(b"\0") if b"=" in item)
+        except OSError:
+            continue
+        if (b"scalems_like.overlay.worker" in argv and variables.get("SCALEMS_PILOT_SANDBOX") == str(sandbox)
+                and variables.get("SLURM_PROCID") == rank):
+            return int(entry.name)
+    raise AssertionError(f"no process runs worker {worker}")
