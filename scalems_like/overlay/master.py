@@ -21,11 +21,8 @@ attempt: a worker declared lost (silent, unreachable, its process ended) may sti
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import logging
 import os
-import signal
 import socket
 import time
 from pathlib import Path
@@ -42,31 +39,16 @@ from scalems_like.errors import ProtocolError
 from scalems_like.network import bind_and_advertise, message_socket
 from scalems_like.overlay.client_link import ClientLink
 from scalems_like.overlay.execution import ended_by_foreign_sigterm
-from scalems_like.overlay.healing import NodeHealth, charge, death_reason, running_reason
+from scalems_like.overlay.healing import NodeHealth
 from scalems_like.overlay.scheduler import Scheduler
-from scalems_like.overlay.worker_processes import (
-    TERMINATION_PATIENCE,
-    WorkerProcesses,
-    ended_by_sigterm,
-    termination_signaled,
-    worker_log_tail,
-)
+from scalems_like.overlay.worker_care import Stop, WorkerCare
+from scalems_like.overlay.worker_processes import TERMINATION_PATIENCE, WorkerProcesses
 from scalems_like.protocol import curve
 from scalems_like.protocol.curve import AgentKeys
 from scalems_like.protocol.feedback import parse_events
 from scalems_like.states import PilotState, TaskState
 
 log = logging.getLogger("scalems_like.master")
-
-
-@dataclasses.dataclass(frozen=True)
-class Stop:
-    """Why the master loop ends: the pilot's final state and why, and the state its unfinished tasks end in
-    (CANCELED when the client asked for the end, FAILED otherwise)."""
-
-    pilot_state: PilotState
-    reason: str
-    tasks_end: TaskState = TaskState.FAILED
 
 
 def task_state(value: object) -> TaskState | None:
@@ -85,7 +67,7 @@ def read_bootstrap_events(sandbox: Path) -> list[list[object]]:
         return []
 
 
-class Master:
+class Master(WorkerCare):
     def __init__(self, config: AgentConfig, nodes: list[Node], per_node: int, width: int, *, host: str,
                  context: zmq.Context[zmq.Socket[bytes]], link: ClientLink, workers: zmq.Socket[bytes],
                  keys: AgentKeys | None) -> None:
@@ -276,105 +258,6 @@ class Master:
         self.outbox.append(self._update(task, TaskState.QUEUED, reason=(
             f"retry {task['attempt']} of {task['retries']} after: {reason}")))
         self.scheduler.submit([task])
-
-    def handle_worker_exits(self, events: dict[Any, int]) -> None:
-        for launched, code in self.processes.ended(events):
-            if ended_by_sigterm(code) and self.stop_reason is None:
-                termination_signaled()  # the job's end reached the workers first: wait for the agent's own
-            if self.stop_reason is not None:  # the pilot is ending anyway: its reason is the better one
-                log.info("worker process %d (%s) ended with code %d", launched.process.pid, launched.prefix, code)
-                continue
-            log.error("worker process %d (%s) %s", launched.process.pid, launched.prefix, death_reason(code))
-            for worker, node in launched.workers:
-                if worker not in self.lost_workers:
-                    self.worker_died(worker, node, death_reason(code), ended=True)
-
-    def worker_died(self, worker: str, node: str, why: str, *, ended: bool) -> None:
-        """A worker is gone (``ended``: its process ended; else it fell silent or its connection went): its tasks
-        are charged (see :func:`~scalems_like.overlay.healing.charge`), a death under no task counts against its
-        node, and a replacement starts there unless the node is out of the schedule."""
-        code = None if ended else self.processes.exit_code(worker)
-        if code is not None:  # its connection went (or it fell silent) because its process ended
-            why, ended = death_reason(code), True
-        self.processes.kill_alone(worker)  # a silent forked worker would hold its core
-        if worker in self.scheduler.workers:
-            ran = self.lose_worker(worker, why, ended=ended)
-        else:  # it ended before its hello
-            ran = False
-            self.lost_workers.add(worker)
-            self.scheduler.worker_never_came(node)
-            self.record("worker", node, "lost", worker, f"{why} (before it said hello)")
-        if self.stop_reason is not None or self.health.is_out(node):
-            return
-        out = None if ran else self.health.worker_died(node, why, time.time())
-        if out is not None:
-            self.take_node_out(node, out)
-        else:
-            self.replace_worker(node, why)
-
-    def replace_worker(self, node: str, why: str) -> None:
-        """Start a worker on ``node`` in place of one lost; a launch that fails counts as a death there."""
-        if self.launcher is None:
-            return
-        try:
-            launched = self.launcher.replace(node)
-        except OSError as error:
-            log.error("cannot start a worker on node %s: %s", node, error)
-            out = self.health.worker_died(node, f"cannot start a worker: {error}", time.time())
-            if out is not None:
-                self.take_node_out(node, out)
-            return
-        self.scheduler.expect_worker(node)
-        self.processes.watch([launched])
-        self.record("worker", node, "replace", launched.workers[0][0], f"pid {launched.process.pid}, after: {why}")
-
-    def take_node_out(self, node: str, reason: str) -> None:
-        """No more tasks on ``node``: its workers are stopped (their running tasks retried elsewhere or FAILED);
-        the pilot fails if no node is left."""
-        log.error("node %s taken out of the schedule: %s", node, reason)
-        self.record("node", node, "out", "", reason)
-        for worker in self.scheduler.close_node(node):
-            self.refuse(worker, node)
-        if self.health.all_out(self.scheduler.nodes) and self.stop_reason is None:
-            self.stop_reason = Stop(PilotState.FAILED, f"every node of this pilot is out of the schedule: "
-                                    f"{self.health.summary()}; " + worker_log_tail(Path(self.config.pilot_sandbox)))
-
-    def refuse(self, worker: str, node: str) -> None:
-        """Stop a worker of a node out of the schedule (it said hello late, or ran there when the node went out)."""
-        why = f"node {node} is out of the schedule: {self.health.out[node]}"
-        self.send_worker(worker, protocol.Shutdown(why))
-        self.lose_worker(worker, why)
-        self.lost_workers.add(worker)
-
-    def lose_worker(self, worker: str, why: str, *, ended: bool = False) -> bool:
-        """Forget a worker: the task it ran is charged (retried or FAILED), those queued behind it queue again.
-        Returns whether it had a task to charge."""
-        if worker not in self.scheduler.workers:
-            return False
-        node = self.scheduler.workers[worker].node
-        log.error("worker %s lost: %s", worker, why)
-        self.record("worker", node, "lost", worker, why)
-        self.lost_workers.add(worker)
-        self.worker_seen.pop(worker, None)
-        ran, queued = charge(self.scheduler.remove_worker(worker))
-        self.scheduler.requeue([self.tasks[uid] for uid in queued])
-        if ran is None:
-            return False
-        task = self.tasks[ran]
-        self.kill_orphan(task)
-        if self.stop_reason is None:  # (else the pilot is ending: its tasks end with its reason, stop_everything)
-            reason = (f"{running_reason(why)} (worker {worker} on node {node})" if ended
-                      else f"worker {worker} lost: {why}")
-            self.finish(task, self._update(task, TaskState.FAILED, reason=reason), TaskState.FAILED)
-        return True
-
-    def kill_orphan(self, task: dict[str, Any]) -> None:
-        """Kill the process group of an executable whose worker died (it runs in a session of its own)."""
-        pid, host = self.pids.pop(task["uid"], (None, None))
-        if pid is not None and host in (self.nodes[0].name, self.host):
-            with contextlib.suppress(OSError):
-                os.killpg(pid, signal.SIGKILL)
-            log.warning("killed the process group %d of task %s, whose worker was lost", pid, task["uid"])
 
     def handle_schedule(self) -> None:
         assignments = self.scheduler.schedule()
