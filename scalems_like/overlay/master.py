@@ -91,6 +91,8 @@ class Master(WorkerCare):
         self.held: dict[str, tuple[dict[str, Any], float]] = {}
         """Tasks whose process ended by SIGTERM, held (update, until when) in case the agent's own follows."""
         self.pids: dict[str, tuple[int, str | None]] = {}
+        self.canceling: set[str] = set()
+        """Tasks a worker was told to cancel (should it die first, they end CANCELED, not queued again)."""
         """Process id and host of running executable tasks (to kill them if their worker is lost)."""
         self.drops = protocol.DropLog(log)
         self.deadline = time.time() + config.runtime - min(30.0, 0.05 * config.runtime)
@@ -239,6 +241,7 @@ class Master(WorkerCare):
             return
         del self.tasks[uid]
         self.started.discard(uid)
+        self.canceling.discard(uid)
         self.pids.pop(uid, None)
         self.outbox.append(update)
 
@@ -336,6 +339,7 @@ class Master(WorkerCare):
             elif where is not None:
                 by_worker.setdefault(where, []).append(uid)
         for worker, worker_uids in by_worker.items():
+            self.canceling.update(worker_uids)
             if not self.send_worker(worker, protocol.CancelTasks(worker_uids)):
                 for uid in worker_uids:  # the worker was lost and the task perhaps queued for a retry
                     if self.scheduler.cancel(uid) == "pending":
@@ -343,6 +347,7 @@ class Master(WorkerCare):
 
     def cancel_pending(self, uid: str, reason: str) -> None:
         task = self.tasks.pop(uid)
+        self.canceling.discard(uid)
         self.outbox.append(self._update(task, TaskState.CANCELED, reason=reason))
 
     def stop_everything(self) -> None:

@@ -57,11 +57,13 @@ class WorkerCare:
     lost_workers: set[str]
     worker_seen: dict[str, float]
     pids: dict[str, tuple[int, str | None]]
+    canceling: set[str]
     stop_reason: Stop | None
 
     if TYPE_CHECKING:  # the master's own
         def record(self, component: str, where: str, event: str, uid: str, detail: str = "") -> None: ...
         def finish(self, task: dict[str, Any], update: dict[str, Any], state: TaskState) -> None: ...
+        def cancel_pending(self, uid: str, reason: str) -> None: ...
         def send_worker(self, worker: str, message: protocol.Message) -> bool: ...
         def _update(self, task: dict[str, Any], state: TaskState, **fields: Any) -> dict[str, Any]: ...
 
@@ -86,6 +88,7 @@ class WorkerCare:
             why, ended = death_reason(code), True
         self.processes.kill_alone(worker)  # a silent forked worker would hold its core
         if worker in self.scheduler.workers:
+            node = self.scheduler.workers[worker].node  # (where it said it runs)
             ran = self.lose_worker(worker, why, ended=ended)
         else:  # it ended before its hello
             ran = False
@@ -145,12 +148,16 @@ class WorkerCare:
         self.lost_workers.add(worker)
         self.worker_seen.pop(worker, None)
         ran, queued = charge(self.scheduler.remove_worker(worker))
-        self.scheduler.requeue([self.tasks[uid] for uid in queued])
+        for uid in [uid for uid in queued if uid in self.canceling]:
+            self.cancel_pending(uid, "canceled before it started (its worker was lost)")
+        self.scheduler.requeue([self.tasks[uid] for uid in queued if uid in self.tasks])
         if ran is None:
             return False
         task = self.tasks[ran]
         self.kill_orphan(task)
-        if self.stop_reason is None:  # (else the pilot is ending: its tasks end with its reason, stop_everything)
+        if ran in self.canceling:
+            self.cancel_pending(ran, f"canceled while running (its worker was lost: {why})")
+        elif self.stop_reason is None:  # (else the pilot is ending: its tasks end with its reason, stop_everything)
             reason = (f"{running_reason(why)} (worker {worker} on node {node})" if ended
                       else f"worker {worker} lost: {why}")
             self.finish(task, self._update(task, TaskState.FAILED, reason=reason), TaskState.FAILED)

@@ -418,3 +418,25 @@ def test_death_reasons_name_the_signal_and_what_it_often_means() -> None:
     assert death_reason(-11) == "killed by signal 11 (SIGSEGV; a crash in native code?)"
     assert death_reason(-15) == "killed by signal 15 (SIGTERM)"
     assert death_reason(-99) == "killed by signal 99"
+
+
+def test_tasks_being_canceled_when_their_worker_dies_end_canceled_not_queued_again(harness: Harness) -> None:
+    master = harness.master
+    first = harness.worker("w1")
+    master.scheduler.observe_duration(0.0001)
+    harness.worker("w2")
+    master.scheduler.workers["w2"].held_by = "reserved"
+    master.accept([task("ran", retries=3), task("behind", retries=3)])
+    master.handle_schedule()
+    assert [t["uid"] for t in received_run(first)] == ["ran", "behind"]
+    master.cancel(["ran", "behind"])
+    assert isinstance(received(first), protocol.CancelTasks)
+    master.worker_died("w1", "n1", "killed by signal 9 (SIGKILL; out of memory?)", ended=True)
+    assert not master.tasks and master.scheduler.pending_count == 0
+    master.handle_flush()
+    ended = {u["uid"]: (u["state"], u.get("reason")) for m in harness.client_messages(until=protocol.TaskUpdates)
+             if isinstance(m, protocol.TaskUpdates) for u in m.updates if u["state"] != "QUEUED"}
+    assert ended == {
+        "ran": ("CANCELED", "canceled while running (its worker was lost: killed by signal 9 (SIGKILL; out of "
+                            "memory?))"),
+        "behind": ("CANCELED", "canceled before it started (its worker was lost)")}
