@@ -15,7 +15,8 @@ Each node has workers; each worker owns ``width`` cores of its node. A task need
   reservation is returned when its task starts, is canceled, drained or rejected.
 
 The pilot's *capacity* is its workers times ``width`` cores (not its nodes' cores): each node counts the workers
-the agent started there (said hello or not yet) minus those lost. A task that needs more than that capacity is
+the agent started there (said hello or not yet, replacements included) minus those lost; a node taken out of the
+schedule (:meth:`Scheduler.close_node`: its workers kept dying) counts none. A task that needs more than that is
 *rejected* — at submission (see :meth:`Scheduler.unsatisfiable_reason`) or, once workers were lost, when it
 reaches the head of its queue — with a reason naming what it asked and what the pilot has
 (:meth:`Scheduler.take_rejected`); the queue goes on behind it.
