@@ -369,3 +369,16 @@ def srun_worker_pid(sandbox: Path, worker: str) -> int:
                 and variables.get("SLURM_PROCID") == rank):
             return int(entry.name)
     raise AssertionError(f"no process runs worker {worker}")
+
+
+def test_workers_stopped_by_a_pilot_cancel_are_not_replaced(session: sl.Session, local_pilot: sl.Pilot) -> None:
+    token = str(6000 + os.getpid() % 1000)
+    tasks = session.submit_tasks([sl.TaskDescription(executable="/bin/sleep", arguments=[token])] * 2)
+    wait_until(lambda: all(task.state is TaskState.RUNNING for task in tasks), what="both tasks running")
+    workers = live_workers(local_pilot)
+    local_pilot.cancel()
+    assert local_pilot.wait(timeout=30) is sl.PilotState.CANCELED
+    assert {task.wait(timeout=30) for task in tasks} == {TaskState.CANCELED}
+    wait_until(lambda: not any(map(alive, workers)), timeout=10, what="the workers' end")
+    assert not worker_events(session, "replace") and not worker_events(session, "lost")
+    assert len(worker_events(session, "stop")) == 2
