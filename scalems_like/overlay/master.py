@@ -91,9 +91,9 @@ class Master(WorkerCare):
         self.held: dict[str, tuple[dict[str, Any], float]] = {}
         """Tasks whose process ended by SIGTERM, held (update, until when) in case the agent's own follows."""
         self.pids: dict[str, tuple[int, str | None]] = {}
+        """Process id and host of running executable tasks (to kill them if their worker is lost)."""
         self.canceling: set[str] = set()
         """Tasks a worker was told to cancel (should it die first, they end CANCELED, not queued again)."""
-        """Process id and host of running executable tasks (to kill them if their worker is lost)."""
         self.drops = protocol.DropLog(log)
         self.deadline = time.time() + config.runtime - min(30.0, 0.05 * config.runtime)
         self.last_heartbeat = 0.0
