@@ -80,6 +80,11 @@ class ResourceConfig:
     """Bytes: a function's return value whose pickle is larger stays in its task sandbox as a file
     (``return_value.pickle``), loaded when the client asks for it, instead of travelling back and into both
     journals; null: every value travels (up to the 256 MiB message limit)."""
+    worker_deaths_limit: int = 5
+    worker_deaths_window: float = 60.0
+    """A node where ``worker_deaths_limit`` workers died within ``worker_deaths_window`` seconds while running no
+    task is taken out of the pilot's schedule (a worker that dies under a task is that task's doing: it is
+    replaced, and the task ends with why or is retried)."""
 
     def __post_init__(self) -> None:
         where = f"resource config {self.name!r}"
@@ -88,7 +93,7 @@ class ResourceConfig:
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"{where}: {key} = {getattr(self, key)!r}: expected one of {', '.join(allowed)}")
         for key in ("status_polling_interval", "agent_connect_timeout", "heartbeat_interval", "heartbeat_timeout",
-                    "client_grace_period"):
+                    "client_grace_period", "worker_deaths_limit", "worker_deaths_window"):
             if getattr(self, key) <= 0:
                 raise ConfigError(f"{where}: {key} = {getattr(self, key)!r}: expected a number > 0")
         if self.results_in_sandbox_above is not None and self.results_in_sandbox_above < 0:

@@ -96,3 +96,18 @@ def test_results_in_sandbox_above_is_a_size_or_null() -> None:
     with pytest.raises(ConfigError, match=rf"{path}: resource config 'local': results_in_sandbox_above = -1: "
                                           "expected a number of bytes >= 0"):
         load_resource("local")
+
+
+def test_worker_death_keys_are_checked_and_reach_the_agent() -> None:
+    import json
+
+    import scalems_like as sl
+
+    write_user_config("bad", "worker_deaths_limit: 0\n")
+    with pytest.raises(ConfigError, match=r"worker_deaths_limit = 0: expected a number > 0"):
+        load_resource("bad")
+    write_user_config("local", "worker_deaths_limit: 2\nworker_deaths_window: 30\n")
+    with sl.Session() as session:
+        pilot = session.submit_pilot(sl.PilotDescription(cores=1, runtime=60))
+        written = json.loads((pilot.sandbox / "agent.json").read_text())
+    assert (written["worker_deaths_limit"], written["worker_deaths_window"]) == (2, 30.0)

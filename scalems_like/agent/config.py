@@ -38,6 +38,10 @@ class AgentConfig:
     ssh_command: str = "ssh -o BatchMode=yes"
     results_in_sandbox_above: int | None = 1024 * 1024
     """A function's return value whose pickle has more bytes stays in a file of its task sandbox (None: never)."""
+    worker_deaths_limit: int = 5
+    worker_deaths_window: float = 60.0
+    """A node where ``worker_deaths_limit`` workers died within this many seconds while running no task is taken
+    out of the schedule (see :mod:`scalems_like.overlay.healing`)."""
     insecure: bool = False
     """No CurveZMQ (debugging only); else the keys are in ``PILOT_SANDBOX/keys/agent.json``."""
 

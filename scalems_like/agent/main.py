@@ -52,9 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         "SCALEMS_AGENT_PID": str(os.getpid()),
     }
     prefix = f"{config.pilot_uid}.worker"
-    processes = launch.start_workers(config.launch_method, nodes, per_node, width, address, prefix,
-                                     sandbox / "workers", environment, config.ssh_command)
-    master.watch(processes)
+    master.start_workers(launch.WorkerLauncher(config.launch_method, nodes, per_node, width, address, prefix,
+                                               sandbox / "workers", environment, config.ssh_command))
     signal.signal(signal.SIGTERM, lambda *_: master.request_stop(
         "FAILED", "the agent received SIGTERM: its batch job was canceled (scancel, qdel) or killed by the batch "
         "system (walltime, node failure)"))

@@ -29,6 +29,8 @@ from scalems_like.client.journal import journal_path
 from scalems_like.client.pilot import BootstrapEvent
 from scalems_like.errors import ConfigError
 from scalems_like.protocol.feedback import parse_events
+from scalems_like.protocol.records import FILE_NAME as AGENT_JOURNAL
+from scalems_like.protocol.records import read_journal
 from scalems_like.resources import ResourceConfig, load_all
 
 
@@ -65,7 +67,16 @@ def pilot_status(sandbox: Path) -> dict[str, Any]:
             status["reason"] = final.split(":", 1)[1].strip() if ":" in final else ""
     tasks = sandbox / "tasks"
     status["task_sandboxes"] = sum(1 for _ in tasks.iterdir()) if tasks.is_dir() else 0
+    status.update(worker_health(read_journal(sandbox / AGENT_JOURNAL)[1]))
     return status
+
+
+def worker_health(events: list[list[Any]]) -> dict[str, Any]:
+    """From the agent's events: workers replaced, and the nodes taken out of the schedule with why."""
+    replaced = sum(1 for _when, component, _where, event, *_ in events if (component, event) == ("worker", "replace"))
+    out = {where: detail for _when, component, where, event, _uid, detail in events
+           if (component, event) == ("node", "out")}
+    return {"workers_replaced": replaced, "nodes_out": out}
 
 
 def with_journal(pilots: list[dict[str, Any]], journaled: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -100,6 +111,10 @@ def render(resource: str, session: Path, pilots: list[dict[str, Any]]) -> Table:
     for pilot in pilots:
         step = f"{pilot['step']} ({pilot.get('step_state')})" if pilot["step"] else "-"
         details = pilot.get("failure") or pilot.get("reason") or pilot["sandbox"]
+        health = [f"node {node} out of the schedule: {why}" for node, why in pilot.get("nodes_out", {}).items()]
+        if pilot.get("workers_replaced"):
+            health.append(f"{pilot['workers_replaced']} worker(s) replaced")
+        details = "\n".join([details, *health])
         table.add_row(pilot["pilot"], pilot["state"], step, str(pilot["task_sandboxes"]), details)
     return table
 

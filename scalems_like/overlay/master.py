@@ -4,11 +4,16 @@ One ``poll`` over the client socket, the worker socket and the worker processes,
 
     handle_client_messages   submit / cancel / shutdown / heartbeat from the client
     handle_worker_messages   hellos, task updates and heartbeats from workers
-    handle_worker_exits      a worker process that ended takes its tasks with it (retried or FAILED)
+    handle_worker_exits      a worker process that ended: its task is charged, a replacement starts (see healing.py)
     handle_schedule          give queued tasks to workers (see scheduler.py)
     handle_deadlines         pilot runtime end, client gone past its grace period (see client_link.py), silent workers
     handle_heartbeats        tell the client and the workers we are alive
     handle_flush             send the batched task updates (and agent events, for the profile) to the client
+
+A worker that dies (its process ends, it falls silent, its connection goes) is replaced on its node with the
+launch method that started it; :mod:`scalems_like.overlay.healing` decides which of its tasks pays for the death,
+and takes a node whose idle workers keep dying out of the schedule (the pilot fails only when every node is out).
+Workers ended by the pilot's own end (a stop, the job's SIGTERM) are neither replaced nor blamed.
 
 A task update from a worker counts only if that worker is still known and the update is for the task's current
 attempt: a worker declared lost (silent, unreachable, its process ended) may still talk, and is told to stop.
@@ -16,13 +21,9 @@ attempt: a worker declared lost (silent, unreachable, its process ended) may sti
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import logging
 import os
-import signal
 import socket
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -32,35 +33,22 @@ from zmq.auth.thread import ThreadAuthenticator
 
 from scalems_like import protocol
 from scalems_like.agent.config import AgentConfig
+from scalems_like.agent.launch import WorkerLauncher
 from scalems_like.agent.nodes import Node
 from scalems_like.errors import ProtocolError
 from scalems_like.network import bind_and_advertise, message_socket
 from scalems_like.overlay.client_link import ClientLink
 from scalems_like.overlay.execution import ended_by_foreign_sigterm
+from scalems_like.overlay.healing import NodeHealth
 from scalems_like.overlay.scheduler import Scheduler
-from scalems_like.overlay.worker_processes import (
-    TERMINATION_PATIENCE,
-    WorkerProcesses,
-    ended_by_sigterm,
-    termination_signaled,
-    worker_log_tail,
-)
+from scalems_like.overlay.worker_care import Stop, WorkerCare
+from scalems_like.overlay.worker_processes import TERMINATION_PATIENCE, WorkerProcesses
 from scalems_like.protocol import curve
 from scalems_like.protocol.curve import AgentKeys
 from scalems_like.protocol.feedback import parse_events
 from scalems_like.states import PilotState, TaskState
 
 log = logging.getLogger("scalems_like.master")
-
-
-@dataclasses.dataclass(frozen=True)
-class Stop:
-    """Why the master loop ends: the pilot's final state and why, and the state its unfinished tasks end in
-    (CANCELED when the client asked for the end, FAILED otherwise)."""
-
-    pilot_state: PilotState
-    reason: str
-    tasks_end: TaskState = TaskState.FAILED
 
 
 def task_state(value: object) -> TaskState | None:
@@ -79,7 +67,7 @@ def read_bootstrap_events(sandbox: Path) -> list[list[object]]:
         return []
 
 
-class Master:
+class Master(WorkerCare):
     def __init__(self, config: AgentConfig, nodes: list[Node], per_node: int, width: int, *, host: str,
                  context: zmq.Context[zmq.Socket[bytes]], link: ClientLink, workers: zmq.Socket[bytes],
                  keys: AgentKeys | None) -> None:
@@ -104,6 +92,8 @@ class Master:
         """Tasks whose process ended by SIGTERM, held (update, until when) in case the agent's own follows."""
         self.pids: dict[str, tuple[int, str | None]] = {}
         """Process id and host of running executable tasks (to kill them if their worker is lost)."""
+        self.canceling: set[str] = set()
+        """Tasks a worker was told to cancel (should it die first, they end CANCELED, not queued again)."""
         self.drops = protocol.DropLog(log)
         self.deadline = time.time() + config.runtime - min(30.0, 0.05 * config.runtime)
         self.last_heartbeat = 0.0
@@ -117,6 +107,9 @@ class Master:
         self.authenticator: ThreadAuthenticator | None = None
         self.poller = zmq.Poller()
         self.processes = WorkerProcesses(self.poller)
+        self.launcher: WorkerLauncher | None = None
+        """Starts the workers, and their replacements (None: nobody replaces a lost worker)."""
+        self.health = NodeHealth(config.worker_deaths_limit, config.worker_deaths_window)
 
     @classmethod
     def open(cls, config: AgentConfig, nodes: list[Node], per_node: int, width: int) -> Master:
@@ -147,9 +140,10 @@ class Master:
             protocol.BootstrapEvents(read_bootstrap_events(Path(self.config.pilot_sandbox))),
         ])
 
-    def watch(self, processes: list[tuple[subprocess.Popen[bytes], str]]) -> None:
-        """Watch launched processes; each is given with the uid (prefix) of the workers it runs."""
-        self.processes.watch(processes)
+    def start_workers(self, launcher: WorkerLauncher) -> None:
+        """Start the workers with ``launcher`` (which also starts their replacements) and watch their processes."""
+        self.launcher = launcher
+        self.processes.watch(launcher.start())
 
     # -- the loop ------------------------------------------------------------------------------------
     def run(self) -> tuple[str, str]:
@@ -201,6 +195,9 @@ class Master:
                 continue
             if isinstance(message, protocol.WorkerHello):
                 node = message.node if message.node in self.scheduler.nodes else self.nodes[0].name
+                if self.health.is_out(node):
+                    self.refuse(worker, node)
+                    continue
                 log.info("worker %s (pid %d) ready on node %s", worker, message.pid, node)
                 self.scheduler.add_worker(worker, node)
                 self.record("worker", node, "start", worker, f"pid {message.pid}")
@@ -244,6 +241,7 @@ class Master:
             return
         del self.tasks[uid]
         self.started.discard(uid)
+        self.canceling.discard(uid)
         self.pids.pop(uid, None)
         self.outbox.append(update)
 
@@ -263,48 +261,6 @@ class Master:
         self.outbox.append(self._update(task, TaskState.QUEUED, reason=(
             f"retry {task['attempt']} of {task['retries']} after: {reason}")))
         self.scheduler.submit([task])
-
-    def handle_worker_exits(self, events: dict[Any, int]) -> None:
-        for process, prefix, code in self.processes.ended(events):
-            if ended_by_sigterm(code) and self.stop_reason is None:
-                termination_signaled()  # the job's end reached the workers first: wait for the agent's own
-            if self.stop_reason is not None:  # the pilot is ending anyway: its reason is the better one
-                log.info("worker process %d (%s) ended with code %d", process.pid, prefix, code)
-                continue
-            log.error("worker process %d (%s) ended with code %d", process.pid, prefix, code)
-            for worker in [w for w in self.scheduler.workers if w == prefix or w.startswith(prefix + ".")]:
-                self.lose_worker(worker, f"its process ended with code {code}")
-        if not self.processes and self.stop_reason is None and not termination_signaled():
-            self.stop_reason = Stop(PilotState.FAILED, "every worker process ended; "
-                                    + worker_log_tail(Path(self.config.pilot_sandbox)))
-
-    def lose_worker(self, worker: str, why: str) -> None:
-        if worker not in self.scheduler.workers:
-            return
-        log.error("worker %s lost: %s", worker, why)
-        self.record("worker", self.scheduler.workers[worker].node, "lost", worker, why)
-        self.lost_workers.add(worker)
-        self.worker_seen.pop(worker, None)
-        for uid in self.scheduler.remove_worker(worker):
-            task = self.tasks[uid]
-            self.kill_orphan(task)
-            if self.stop_reason is not None:
-                continue  # the pilot is ending: its tasks end with its reason (stop_everything)
-            reason = f"worker {worker} lost: {why}"
-            if task["attempt"] < task["retries"] and self.stop_reason is None:
-                self.retry(task, reason)
-            else:
-                del self.tasks[uid]
-                self.started.discard(uid)
-                self.outbox.append(self._update(task, TaskState.FAILED, reason=reason))
-
-    def kill_orphan(self, task: dict[str, Any]) -> None:
-        """Kill the process group of an executable whose worker died (it runs in a session of its own)."""
-        pid, host = self.pids.pop(task["uid"], (None, None))
-        if pid is not None and host in (self.nodes[0].name, self.host):
-            with contextlib.suppress(OSError):
-                os.killpg(pid, signal.SIGKILL)
-            log.warning("killed the process group %d of task %s, whose worker was lost", pid, task["uid"])
 
     def handle_schedule(self) -> None:
         assignments = self.scheduler.schedule()
@@ -328,8 +284,9 @@ class Master:
         elif (reason := self.link.check(now, self.context, self.poller)) is not None:
             self.stop_reason = Stop(PilotState.FAILED, reason)
         for worker, seen in list(self.worker_seen.items()):
-            if now - seen > self.config.heartbeat_timeout:
-                self.lose_worker(worker, f"silent for {now - seen:.0f} s")
+            if now - seen > self.config.heartbeat_timeout and worker in self.scheduler.workers:
+                self.worker_died(worker, self.scheduler.workers[worker].node, f"silent for {now - seen:.0f} s",
+                                 ended=False)
 
     def handle_heartbeats(self) -> None:
         now = time.time()
@@ -384,6 +341,7 @@ class Master:
             elif where is not None:
                 by_worker.setdefault(where, []).append(uid)
         for worker, worker_uids in by_worker.items():
+            self.canceling.update(worker_uids)
             if not self.send_worker(worker, protocol.CancelTasks(worker_uids)):
                 for uid in worker_uids:  # the worker was lost and the task perhaps queued for a retry
                     if self.scheduler.cancel(uid) == "pending":
@@ -391,6 +349,7 @@ class Master:
 
     def cancel_pending(self, uid: str, reason: str) -> None:
         task = self.tasks.pop(uid)
+        self.canceling.discard(uid)
         self.outbox.append(self._update(task, TaskState.CANCELED, reason=reason))
 
     def stop_everything(self) -> None:
@@ -458,6 +417,8 @@ class Master:
         except zmq.ZMQError as error:
             if error.errno != zmq.EHOSTUNREACH:
                 raise
-            self.lose_worker(worker, "its connection is gone (unreachable)")
+            if worker in self.scheduler.workers:
+                self.worker_died(worker, self.scheduler.workers[worker].node, "its connection is gone (unreachable)",
+                                 ended=False)
             return False
         return True

@@ -15,7 +15,8 @@ Each node has workers; each worker owns ``width`` cores of its node. A task need
   reservation is returned when its task starts, is canceled, drained or rejected.
 
 The pilot's *capacity* is its workers times ``width`` cores (not its nodes' cores): each node counts the workers
-the agent started there (said hello or not yet) minus those lost. A task that needs more than that capacity is
+the agent started there (said hello or not yet, replacements included) minus those lost; a node taken out of the
+schedule (:meth:`Scheduler.close_node`: its workers kept dying) counts none. A task that needs more than that is
 *rejected* — at submission (see :meth:`Scheduler.unsatisfiable_reason`) or, once workers were lost, when it
 reaches the head of its queue — with a reason naming what it asked and what the pilot has
 (:meth:`Scheduler.take_rejected`); the queue goes on behind it.
@@ -50,15 +51,19 @@ class NodeSlots:
     """Workers the agent started on this node (they may not have said hello yet)."""
     workers: list[str] = dataclasses.field(default_factory=list)
     lost_workers: int = 0
+    closed: bool = False
+    """Taken out of the schedule (its workers kept dying): no capacity, no new workers."""
 
     @property
     def starting(self) -> bool:
         """Some workers the agent started here have not said hello yet."""
-        return len(self.workers) + self.lost_workers < self.expected_workers
+        return not self.closed and len(self.workers) + self.lost_workers < self.expected_workers
 
     @property
     def worker_capacity(self) -> int:
         """Workers this node has or will have: those started (or more, if more said hello) minus those lost."""
+        if self.closed:
+            return 0
         return max(self.expected_workers, len(self.workers) + self.lost_workers) - self.lost_workers
 
 
@@ -114,6 +119,19 @@ class Scheduler:
             self._release_reservation(worker.held_by)  # a reservation that can no longer be met is made again
         return lost
 
+    def expect_worker(self, node: str) -> None:
+        """One more worker was started on ``node`` (a replacement)."""
+        self.nodes[node].expected_workers += 1
+
+    def worker_never_came(self, node: str) -> None:
+        """A worker started on ``node`` ended before it said hello."""
+        self.nodes[node].lost_workers += 1
+
+    def close_node(self, node: str) -> list[str]:
+        """Take ``node`` out of the schedule; returns its workers (to be removed: :meth:`remove_worker`)."""
+        self.nodes[node].closed = True
+        return list(self.nodes[node].workers)
+
     def _release_reservation(self, uid: str) -> None:
         """Return the workers reserved (not yet used) by the placed task ``uid``."""
         if uid in self._placements:
@@ -142,7 +160,10 @@ class Scheduler:
             total_gpus = sum(node.total_gpus for node in nodes)
             reason += f", its {len(nodes)} node(s) together {total_cores} cores and {total_gpus} GPUs"
         lost = sum(node.lost_workers for node in nodes)
-        return reason + (f" ({lost} of its workers were lost)" if lost else "")
+        closed = [node.name for node in nodes if node.closed]
+        if closed:
+            reason += f" ({len(closed)} of its {len(nodes)} node(s) out of the schedule: {', '.join(closed)})"
+        return reason + (f" ({lost} of its workers were lost)" if lost and not closed else "")
 
     def _satisfiable(self, task: dict[str, Any]) -> bool:
         nodes = self.nodes.values()
@@ -173,6 +194,12 @@ class Scheduler:
                 self._simple.append(task)
             else:
                 self._placed.append(task)
+
+    def requeue(self, tasks: list[dict[str, Any]]) -> None:
+        """Put tasks back at the head of their queues, in the given order (a dead worker had them queued)."""
+        for task in reversed(tasks):
+            self._pending_uids.add(task["uid"])
+            (self._simple if self._is_simple(task) else self._placed).appendleft(task)
 
     @property
     def pending_count(self) -> int:

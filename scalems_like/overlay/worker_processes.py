@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import zmq
+
+from scalems_like.agent.launch import Launched
 
 TERMINATION_PATIENCE = 1.0
 """Seconds to wait for the agent's own SIGTERM after a worker or a task ended by one (a job's end signals every
@@ -23,40 +24,56 @@ process of it; the agent's reason — the pilot ends, its tasks are interrupted 
 
 
 class WorkerProcesses:
-    """Launched worker processes, by pidfd, with the worker uid (prefix) each runs."""
+    """Launched worker processes, by pidfd, with the workers each runs."""
 
     def __init__(self, poller: zmq.Poller) -> None:
         self.poller = poller
-        self.by_pidfd: dict[int, tuple[subprocess.Popen[bytes], str]] = {}
+        self.by_pidfd: dict[int, Launched] = {}
+        self.by_worker: dict[str, Launched] = {}
 
-    def watch(self, processes: list[tuple[subprocess.Popen[bytes], str]]) -> None:
-        """Watch launched processes; each is given with the uid (prefix) of the workers it runs."""
-        for process, prefix in processes:
-            pidfd = os.pidfd_open(process.pid)
-            self.by_pidfd[pidfd] = (process, prefix)
+    def watch(self, processes: list[Launched]) -> None:
+        """Watch launched processes (and know which process runs which worker)."""
+        for launched in processes:
+            pidfd = os.pidfd_open(launched.process.pid)
+            self.by_pidfd[pidfd] = launched
+            self.by_worker.update((uid, launched) for uid, _node in launched.workers)
             self.poller.register(pidfd, zmq.POLLIN)
 
-    def ended(self, events: dict[Any, int]) -> list[tuple[subprocess.Popen[bytes], str, int]]:
-        """(process, prefix, exit code) of the watched processes whose pidfd the poll reported; reaped, unwatched."""
+    def ended(self, events: dict[Any, int]) -> list[tuple[Launched, int]]:
+        """(launched, exit code) of the watched processes whose pidfd the poll reported; reaped, unwatched."""
         found = []
         for pidfd in [fd for fd in events if isinstance(fd, int) and fd in self.by_pidfd]:
-            process, prefix = self.by_pidfd.pop(pidfd)
+            launched = self.by_pidfd.pop(pidfd)
             self.poller.unregister(pidfd)
             os.close(pidfd)
-            found.append((process, prefix, process.wait()))
+            for uid, _node in launched.workers:
+                self.by_worker.pop(uid, None)
+            found.append((launched, launched.process.wait()))
         return found
+
+    def exit_code(self, worker: str) -> int | None:
+        """The exit code of ``worker``'s process if it ran that worker alone and has ended (else None)."""
+        launched = self.by_worker.get(worker)
+        return launched.process.poll() if launched is not None and len(launched.workers) == 1 else None
+
+    def kill_alone(self, worker: str) -> None:
+        """SIGKILL the process of ``worker`` if it runs that worker alone (a forked one; its end is then seen
+        by :meth:`ended`); a process of several workers (srun, ssh) is left alone."""
+        launched = self.by_worker.get(worker)
+        if launched is not None and len(launched.workers) == 1 and launched.process.poll() is None:
+            launched.process.kill()
 
     def __bool__(self) -> bool:
         """Some watched process has not been seen to end."""
         return bool(self.by_pidfd)
 
     def alive(self) -> bool:
-        return any(process.poll() is None for process, _ in self.by_pidfd.values())
+        return any(launched.process.poll() is None for launched in self.by_pidfd.values())
 
     def terminate(self) -> None:
-        for process, _ in self.by_pidfd.values():
-            if process.poll() is None:
-                process.terminate()
+        for launched in self.by_pidfd.values():
+            if launched.process.poll() is None:
+                launched.process.terminate()
 
 
 def ended_by_sigterm(code: int) -> bool:
@@ -77,9 +94,9 @@ def termination_signaled(patience: float = TERMINATION_PATIENCE) -> bool:
 
 
 def worker_log_tail(sandbox: Path, lines: int = 10) -> str:
-    """Where the first worker log is and how it ends (for "every worker process ended")."""
-    logs = sorted((sandbox / "workers").glob("*.log"))
+    """Where the last written worker log is and how it ends (for a pilot whose every node is out of the schedule)."""
+    logs = sorted((sandbox / "workers").glob("*.log"), key=lambda path: path.stat().st_mtime)
     if not logs:
         return "the worker log ends with:\n"
-    tail = logs[0].read_text(errors="replace").strip().splitlines()[-lines:]
-    return f"{logs[0]} ends with:\n" + "\n".join(tail)
+    tail = logs[-1].read_text(errors="replace").strip().splitlines()[-lines:]
+    return f"{logs[-1]} ends with:\n" + "\n".join(tail)

@@ -6,6 +6,8 @@ started over ssh).
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 from pathlib import Path
@@ -16,6 +18,7 @@ import scalems_like as sl
 from scalems_like import TaskState, paths
 from scalems_like.agent.launch import ssh_script
 from scalems_like.agent.nodes import Node
+from tests.processes import wait_until
 
 SSHD = Path(__file__).resolve().parent.parent / "cluster" / "sshd.sh"
 
@@ -52,3 +55,43 @@ def test_ssh_script_forwards_the_environment_and_starts_each_worker() -> None:
     assert script.count("-m scalems_like.overlay.worker tcp://n1:5000 p.worker.n1.000") == 2
     assert "SCALEMS_NODE=n2" in script and "PATH=/usr/bin" in script and "HOME=" not in script
     assert script.endswith("& wait")
+
+
+def worker_pid(uid: str) -> int:
+    """The pid of the worker process ``uid`` (found in /proc by its command line)."""
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"scalems_like.overlay.worker" in argv and uid.encode() in argv:
+            return int(entry.name)
+    raise AssertionError(f"no process runs worker {uid}")
+
+
+def test_a_worker_lost_on_an_ssh_node_is_replaced_there_over_ssh(session: sl.Session, ssh_resource: str) -> None:
+    """A worker SIGKILLed on the second node (the agent sees no process of its own end: the node's ssh runs on
+    with the other worker) is taken for lost when its connection goes (or it falls silent), and a new one starts
+    there over ssh."""
+    resource = paths.user_config_dir() / "resources" / f"{ssh_resource}.yaml"
+    resource.write_text(resource.read_text() + "heartbeat_interval: 0.5\nheartbeat_timeout: 2\n")
+    pilot = session.submit_pilot(sl.PilotDescription(resource=ssh_resource, cores=2, runtime=120))
+    pilot.wait("ACTIVE", timeout=60)
+    victim = f"{pilot.uid}.worker.n1.0000"
+
+    def started(where: str) -> list[str]:
+        return [str(row["uid"]) for row in session.profile(frame=False)
+                if row["component"] == "worker" and row["event"] == "start" and row["where"] == where]
+
+    wait_until(lambda: victim in started("localhost"), what="the remote worker's hello")
+    os.kill(worker_pid(victim), signal.SIGKILL)
+    replacement = f"{pilot.uid}.worker.r0001.0000"
+    wait_until(lambda: replacement in started("localhost"), timeout=30, what="a replacement on localhost")
+    (lost,) = [row for row in session.profile(frame=False) if row["event"] == "lost"]
+    assert lost["uid"] == victim  # seen by the next heartbeat the master sends it (or by its silence)
+    assert lost["detail"] == "its connection is gone (unreachable)" or str(lost["detail"]).startswith("silent for")
+    report = sl.TaskDescription(executable="/bin/sh", arguments=["-c", "sleep 0.5; echo $SCALEMS_NODE"])
+    tasks = session.submit_tasks([report] * 8)
+    session.wait_tasks(tasks, timeout=60)
+    assert {t.state for t in tasks} == {TaskState.DONE}
+    assert "localhost\n" in {t.stdout for t in tasks} and pilot.state is sl.PilotState.ACTIVE

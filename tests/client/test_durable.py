@@ -126,14 +126,15 @@ def test_agent_events_while_no_client_listened_reach_the_reattached_profile(tmp_
     session = sl.Session.reattach(uid)
     try:
         (task,) = session.tasks
-        assert task.state is TaskState.FAILED and "lost: its process ended with code -9" in (task.reason or "")
+        assert task.state is TaskState.FAILED
+        assert "worker died while running it: killed by signal 9" in (task.reason or "")
     finally:
         session.close()
     reader = Journal.open(uid)
     rows = reader.profile()
     reader.close()
     lost = [row for row in rows if row[2] == "worker" and row[4] == "lost"]
-    assert len(lost) == 1 and lost[0][1] == "pilot.0000" and "code -9" in lost[0][7], lost
+    assert len(lost) == 1 and lost[0][1] == "pilot.0000" and "signal 9 (SIGKILL" in lost[0][7], lost
     stops = [row for row in rows if row[2] == "worker" and row[4] == "stop"]
     assert len(stops) >= 1  # (sent over the socket to the reattached client)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import socket
 from collections.abc import Iterator
@@ -102,8 +103,14 @@ def open_master(tmp_path: Path, nodes: list[Node], per_node: int, width: int,
 
 @pytest.fixture
 def harness(tmp_path: Path) -> Iterator[Harness]:
+    with opened_harness(tmp_path, [Node("n1", 2, 0)], 2) as opened:
+        yield opened
+
+
+@contextlib.contextmanager
+def opened_harness(tmp_path: Path, nodes: list[Node], per_node: int) -> Iterator[Harness]:
     context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    master, client, keys = open_master(tmp_path, [Node("n1", 2, 0)], 2, 1, context)
+    master, client, keys = open_master(tmp_path, nodes, per_node, 1, context)
     authenticator = curve.start_authenticator(context, {keys.agent_public}, "the test's client")
     address = master.bind_workers()
     master.connect_client()
@@ -333,3 +340,103 @@ def test_an_oversized_message_disconnects_its_sender_before_it_is_read(harness: 
         monitor.close()
     assert harness.master.workers.poll(500) == 0  # nothing of it reached the master
     harness.worker("w1")  # and a real worker still gets in
+
+
+# -- workers that heal (see healing.py): who pays for a death, and a node taken out ---------------------------------
+def test_a_dead_worker_charges_the_task_it_ran_and_queues_the_others_again(harness: Harness) -> None:
+    master = harness.master
+    first = harness.worker("w1")
+    master.scheduler.observe_duration(0.0001)  # tiny tasks: w1 gets all three queued at once
+    harness.worker("w2")
+    master.accept([task("ran"), task("behind", retries=0), task("also")])
+    master.scheduler.workers["w2"].held_by = "reserved"  # (w2 takes nothing: all three go to w1)
+    master.handle_schedule()
+    assert [t["uid"] for t in received_run(first)] == ["ran", "behind", "also"]
+    master.worker_died("w1", "n1", "exited with code 3", ended=True)
+    assert states(harness, "ran")[-1] == ("FAILED", "worker died while running it: exited with code 3 (worker w1 "
+                                                    "on node n1)")
+    assert set(master.tasks) == {"behind", "also"} and master.scheduler.pending_count == 2
+    assert all(master.tasks[uid]["attempt"] == 0 for uid in ("behind", "also"))  # no attempt counted
+    assert not master.health.deaths.get("n1")  # a death under a task is the task's doing, not the node's
+    master.scheduler.workers["w2"].held_by = None
+    master.handle_schedule()
+    assert master.scheduler.workers["w2"].queue[0] == "behind"  # in their order, ahead of later tasks
+
+
+def test_a_node_whose_idle_workers_keep_dying_is_taken_out_and_the_pilot_goes_on(tmp_path: Path) -> None:
+    with opened_harness(tmp_path, [Node("n1", 2, 0), Node("n2", 2, 0)], 2) as harness:
+        master = harness.master
+        for number in range(4):
+            harness.worker(f"a{number}", "n1")
+        other, busy = harness.worker("b1", "n2"), harness.worker("a9", "n1")
+        for number in range(4):
+            master.worker_died(f"a{number}", "n1", "killed by signal 9 (SIGKILL; out of memory?)", ended=True)
+        assert master.scheduler.nodes["n1"].worker_capacity > 0 and not master.health.out
+        master.scheduler.workers["b1"].held_by = "reserved"  # (the task goes to a9, on n1)
+        master.accept([task("on-n1", retries=1)])
+        master.handle_schedule()
+        assert [t["uid"] for t in received_run(busy)] == ["on-n1"]
+        master.worker_died("a8", "n1", "exited with code 1", ended=True)  # never said hello: counts too
+        reason = "5 of its workers died within 60 s while running no task (the last: exited with code 1)"
+        assert master.health.out == {"n1": reason} and master.stop_reason is None
+        assert isinstance(message := received(busy), protocol.Shutdown) and reason in message.reason
+        assert master.scheduler.nodes["n1"].worker_capacity == 0 and "a9" in master.lost_workers
+        master.scheduler.workers["b1"].held_by = None
+        master.handle_schedule()
+        (retried,) = received_run(other)  # retried on the node left
+        assert retried["uid"] == "on-n1" and retried["attempt"] == 1
+        assert ["node", "n1", "out", "", reason] in [event[1:] for event in master.events]
+        late = harness.dealer("a7")
+        late.send(protocol.encode(protocol.WorkerHello("a7", "n1", "host", 1)))
+        harness.pump()
+        assert isinstance(received(late), protocol.Shutdown) and "a7" not in master.scheduler.workers
+        other.send(protocol.encode(protocol.TaskUpdates([{**update("on-n1", "DONE", "b1", 1), "host": "n2"}])))
+        harness.pump()
+        assert not master.tasks
+        for number in range(5):
+            master.worker_died(f"b{number + 1}", "n2", "exited with code 1", ended=True)
+        assert master.stop_reason is not None and master.stop_reason.reason.startswith(
+            f"every node of this pilot is out of the schedule: node n1: {reason}; node n2: 5 of its workers")
+
+
+def test_deaths_older_than_the_window_do_not_count(tmp_path: Path) -> None:
+    from scalems_like.overlay.healing import NodeHealth
+
+    health = NodeHealth(limit=3, window=60)
+    assert health.worker_died("n1", "a", 0.0) is None and health.worker_died("n1", "b", 30.0) is None
+    assert health.worker_died("n1", "c", 61.0) is None  # the first is out of the window
+    assert health.worker_died("n1", "d", 62.0) == "3 of its workers died within 60 s while running no task " \
+                                                  "(the last: d)"
+    assert health.is_out("n1") and not health.all_out(["n1", "n2"]) and health.worker_died("n1", "e", 63) is None
+
+
+def test_death_reasons_name_the_signal_and_what_it_often_means() -> None:
+    from scalems_like.overlay.healing import death_reason
+
+    assert death_reason(3) == "exited with code 3"
+    assert death_reason(-9) == "killed by signal 9 (SIGKILL; out of memory?)"
+    assert death_reason(-11) == "killed by signal 11 (SIGSEGV; a crash in native code?)"
+    assert death_reason(-15) == "killed by signal 15 (SIGTERM)"
+    assert death_reason(-99) == "killed by signal 99"
+
+
+def test_tasks_being_canceled_when_their_worker_dies_end_canceled_not_queued_again(harness: Harness) -> None:
+    master = harness.master
+    first = harness.worker("w1")
+    master.scheduler.observe_duration(0.0001)
+    harness.worker("w2")
+    master.scheduler.workers["w2"].held_by = "reserved"
+    master.accept([task("ran", retries=3), task("behind", retries=3)])
+    master.handle_schedule()
+    assert [t["uid"] for t in received_run(first)] == ["ran", "behind"]
+    master.cancel(["ran", "behind"])
+    assert isinstance(received(first), protocol.CancelTasks)
+    master.worker_died("w1", "n1", "killed by signal 9 (SIGKILL; out of memory?)", ended=True)
+    assert not master.tasks and master.scheduler.pending_count == 0
+    master.handle_flush()
+    ended = {u["uid"]: (u["state"], u.get("reason")) for m in harness.client_messages(until=protocol.TaskUpdates)
+             if isinstance(m, protocol.TaskUpdates) for u in m.updates if u["state"] != "QUEUED"}
+    assert ended == {
+        "ran": ("CANCELED", "canceled while running (its worker was lost: killed by signal 9 (SIGKILL; out of "
+                            "memory?))"),
+        "behind": ("CANCELED", "canceled before it started (its worker was lost)")}

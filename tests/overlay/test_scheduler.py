@@ -319,3 +319,33 @@ def test_removed_worker_of_a_multi_worker_task_returns_the_other_workers() -> No
     assert held(scheduler) == {}
     scheduler.submit([task("x"), task("y")])
     assert sorted(uids(scheduler.schedule())) == sorted(scheduler.workers)
+
+
+# -- workers that heal: replacements count, requeued tasks go first, a node taken out counts nothing ---------------
+def test_a_replacement_keeps_the_capacity_and_requeued_tasks_run_first() -> None:
+    scheduler = scheduler_with({"n1": (2, 0)}, initial_depth=2)
+    scheduler.submit([task("a"), task("b"), task("c"), task("d"), task("e")])
+    assert uids(scheduler.schedule()) == {"n1.w0": ["a", "c"], "n1.w1": ["b", "d"]}
+    assert scheduler.remove_worker("n1.w0") == ["a", "c"]
+    scheduler.expect_worker("n1")  # its replacement started
+    assert scheduler.unsatisfiable_reason(task("two", cores=2)) is None
+    scheduler.requeue([task("a"), task("c")])
+    scheduler.add_worker("n1.r1", "n1")
+    assert uids(scheduler.schedule()) == {"n1.r1": ["a", "c"]}  # ahead of e
+    scheduler.remove_worker("n1.w1")
+    scheduler.expect_worker("n1")
+    assert scheduler.nodes["n1"].worker_capacity == 2 and scheduler.nodes["n1"].starting
+    scheduler.worker_never_came("n1")  # that replacement died before its hello: n1.r1 is left
+    assert scheduler.nodes["n1"].worker_capacity == 1 and not scheduler.nodes["n1"].starting
+
+
+def test_a_node_taken_out_offers_nothing_and_says_so() -> None:
+    scheduler = scheduler_with({"n1": (2, 0), "n2": (2, 0)}, initial_depth=1)
+    assert scheduler.close_node("n1") == ["n1.w0", "n1.w1"]
+    for worker in ("n1.w0", "n1.w1"):
+        scheduler.remove_worker(worker)
+    assert not scheduler.nodes["n1"].starting and scheduler.nodes["n1"].worker_capacity == 0
+    assert scheduler.unsatisfiable_reason(task("two", cores=2)) is None  # n2 still fits it
+    assert scheduler.unsatisfiable_reason(task("wide", ranks=3)) == (
+        "needs 3 cores and 0 GPUs for 3 ranks across 2 node(s); the largest node of this pilot offers 2 cores and "
+        "0 GPUs, its 2 node(s) together 2 cores and 0 GPUs (1 of its 2 node(s) out of the schedule: n1)")

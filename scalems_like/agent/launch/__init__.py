@@ -6,6 +6,7 @@ it* is this package's. Each method builds the command line(s) and starts them; t
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shlex
 import subprocess
@@ -22,14 +23,57 @@ def worker_command(address: str, uid: str) -> list[str]:
     return [sys.executable, "-m", WORKER_MODULE, address, uid]
 
 
+@dataclasses.dataclass(frozen=True)
+class Launched:
+    """A started process and the workers it runs: (uid, node) each, the uid as the worker will say hello."""
+
+    process: subprocess.Popen[bytes]
+    prefix: str
+    workers: tuple[tuple[str, str], ...]
+
+
+@dataclasses.dataclass
+class WorkerLauncher:
+    """How this agent starts its workers: all of them at the start, and one more on a node to replace one lost
+    (with the same method: forked here, ssh to the node, a one-task srun or mpiexec step on the node)."""
+
+    method: str
+    nodes: list[Node]
+    per_node: int
+    width: int
+    address: str
+    uid_prefix: str
+    log_directory: Path
+    environment: dict[str, str]
+    ssh_command: str = "ssh -o BatchMode=yes"
+    replacements: int = 0
+
+    def start(self) -> list[Launched]:
+        """Start ``per_node`` workers on every node (see :func:`start_workers`)."""
+        return start_workers(self.method, self.nodes, self.per_node, self.width, self.address, self.uid_prefix,
+                             self.log_directory, self.environment, self.ssh_command)
+
+    def replace(self, node: str) -> Launched:
+        """Start one worker on ``node`` (raises OSError if its launcher cannot start)."""
+        self.replacements += 1
+        prefix = f"{self.uid_prefix}.r{self.replacements:04d}"
+        target = next(item for item in self.nodes if item.name == node)
+        if self.method == "fork" or (self.method == "ssh" and target == self.nodes[0]):
+            return _fork(target, prefix, self.address, self.log_directory, self.environment)
+        if self.method == "ssh":
+            return _ssh(target, prefix, 1, self.address, self.log_directory, self.environment, self.ssh_command)
+        return _step([target], 1, self.width, self.method, self.address, prefix, self.log_directory,
+                     self.environment)
+
+
 def start_workers(method: str, nodes: list[Node], per_node: int, width: int, address: str,
                   uid_prefix: str, log_directory: Path, environment: dict[str, str],
-                  ssh_command: str = "ssh -o BatchMode=yes") -> list[tuple[subprocess.Popen[bytes], str]]:
+                  ssh_command: str = "ssh -o BatchMode=yes") -> list[Launched]:
     """Start ``per_node`` workers on every node.
 
-    Returns the processes to watch, each with the uid (prefix) of the workers it runs: one process per worker
-    for ``fork``; one per node for ``ssh`` (the first node forks); one for all workers for ``srun``/``mpiexec``
-    (which append the rank to the prefix).
+    Returns the processes to watch, each with the workers it runs: one process per worker for ``fork``; one per
+    node for ``ssh`` (the first node forks); one for all workers for ``srun``/``mpiexec`` (which append the rank
+    to the prefix; ranks fill the nodes in order).
     """
     log_directory.mkdir(parents=True, exist_ok=True)
     if method in ("fork", "ssh"):
@@ -39,27 +83,39 @@ def start_workers(method: str, nodes: list[Node], per_node: int, width: int, add
             processes += [_ssh(node, f"{uid_prefix}.n{number}", per_node, address, log_directory, environment,
                                ssh_command) for number, node in enumerate(nodes[1:], 1)]
         return processes
-    if method == "srun":
-        command = ["srun", f"--nodes={len(nodes)}", f"--ntasks={len(nodes) * per_node}",
-                   f"--ntasks-per-node={per_node}", f"--cpus-per-task={width}", "--overlap",
-                   "--kill-on-bad-exit=0", "--export=ALL", *worker_command(address, uid_prefix)]
-    elif method == "mpiexec":
-        hosts = ",".join(f"{node.name}:{per_node}" for node in nodes)
-        command = ["mpiexec", "-n", str(len(nodes) * per_node), "--host", hosts,
-                   *worker_command(address, uid_prefix)]
-    else:
+    if method not in ("srun", "mpiexec"):
         raise ValueError(f"unknown launch method {method!r}")
-    with open(log_directory / f"{uid_prefix}.log", "wb") as log:
-        return [(subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT,
-                                  stdin=subprocess.DEVNULL, start_new_session=True, cwd=os.getcwd()), uid_prefix)]
+    return [_step(nodes, per_node, width, method, address, uid_prefix, log_directory, environment)]
 
 
-def _fork(node: Node, uid: str, address: str, log_directory: Path, environment: dict[str, str]
-          ) -> tuple[subprocess.Popen[bytes], str]:
+def step_command(method: str, nodes: list[Node], per_node: int, width: int, address: str, prefix: str
+                 ) -> list[str]:
+    """The srun or mpiexec line that starts ``per_node`` workers on each of ``nodes``."""
+    if method == "srun":
+        placement = [f"--nodelist={','.join(node.name for node in nodes)}"] if len(nodes) == 1 else []
+        return ["srun", f"--nodes={len(nodes)}", *placement, f"--ntasks={len(nodes) * per_node}",
+                f"--ntasks-per-node={per_node}", f"--cpus-per-task={width}", "--overlap",
+                "--kill-on-bad-exit=0", "--export=ALL", *worker_command(address, prefix)]
+    hosts = ",".join(f"{node.name}:{per_node}" for node in nodes)
+    return ["mpiexec", "-n", str(len(nodes) * per_node), "--host", hosts, *worker_command(address, prefix)]
+
+
+def _step(nodes: list[Node], per_node: int, width: int, method: str, address: str, prefix: str,
+          log_directory: Path, environment: dict[str, str]) -> Launched:
+    command = step_command(method, nodes, per_node, width, address, prefix)
+    workers = tuple((f"{prefix}.{rank:04d}", nodes[rank // per_node].name) for rank in range(len(nodes) * per_node))
+    with open(log_directory / f"{prefix}.log", "wb") as log:
+        process = subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, start_new_session=True, cwd=os.getcwd())
+    return Launched(process, prefix, workers)
+
+
+def _fork(node: Node, uid: str, address: str, log_directory: Path, environment: dict[str, str]) -> Launched:
     env = {**environment, "SCALEMS_NODE": node.name, "SCALEMS_WORKER_DIE_WITH_PARENT": "1"}
     with open(log_directory / f"{uid}.log", "wb") as log:
-        return subprocess.Popen(worker_command(address, uid), env=env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL), uid
+        process = subprocess.Popen(worker_command(address, uid), env=env, stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL)
+    return Launched(process, uid, ((uid, node.name),))
 
 
 FORWARDED = ("PATH", "PYTHONPATH", "PYTHONNOUSERSITE", "VIRTUAL_ENV")
@@ -79,12 +135,13 @@ def ssh_script(node: Node, prefix: str, per_node: int, address: str, log_directo
 
 
 def _ssh(node: Node, prefix: str, per_node: int, address: str, log_directory: Path, environment: dict[str, str],
-         ssh_command: str) -> tuple[subprocess.Popen[bytes], str]:
+         ssh_command: str) -> Launched:
     argv = [*shlex.split(ssh_command), node.name, ssh_script(node, prefix, per_node, address, log_directory,
                                                               environment)]
     with open(log_directory / f"{prefix}.ssh.log", "wb") as log:
-        return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True), prefix
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   start_new_session=True)
+    return Launched(process, prefix, tuple((f"{prefix}.{index:04d}", node.name) for index in range(per_node)))
 
 
 STEP_VARIABLES = (
