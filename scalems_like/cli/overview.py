@@ -171,3 +171,25 @@ def is_finished(row: dict[str, Any]) -> bool:
         return row["state"] in ("DONE", "FAILED", "CANCELED")
     live = [pilot for pilot in row["pilots"] if pilot["state"] in LIVE_PILOT_STATES]
     return (SessionState(row["state"]).is_final or row["state"] == SessionState.INTERRUPTED) and not live
+
+
+RECENT_SESSIONS = 20
+"""How many of the newest sessions ``run`` looks at for pilots left running."""
+
+
+def left_running(newest: int = RECENT_SESSIONS) -> list[tuple[str, str, list[dict[str, Any]]]]:
+    """(uid, client state, live pilots) of the newest interactive sessions whose client is gone (interrupted) or
+    left (detached) while their journal still has live pilots: agents that may hold cores until their client comes
+    back or their grace period (``client_grace_period``) ends."""
+    found = []
+    for uid in session_uids()[:newest]:
+        if read_record(uid) is not None:  # (a submitted session: its batch job owns its pilots)
+            continue
+        journal = read_journal(uid)
+        if journal is None:
+            continue
+        client = journal_state(journal["info"])
+        live = [pilot for pilot in journal["pilots"] if pilot["state"] in LIVE_PILOT_STATES]
+        if client in ("interrupted", "detached") and live:
+            found.append((uid, client, live))
+    return found

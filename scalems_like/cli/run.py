@@ -188,6 +188,8 @@ def run_session(arguments: argparse.Namespace, script: Path, description: PilotD
                 parameters: dict[str, object] | None) -> int:
     console = cli_console(stderr=True)
     ended = "returned"  # how the script's part ended: returned, failed (raised, SIGTERM) or interrupted (Ctrl-C)
+    if not arguments.in_allocation:
+        mention_pilots_left_running(console)
     session = RunSession(arguments.session, description, console)
     console.print(f"session {session.uid}: pilot on {description.resource} when the first task needs it; running "
                   f"{script}", soft_wrap=True)
@@ -249,6 +251,18 @@ class RunSession(Session):
                 resource = self.pilot_description.resource
                 self.console.print(f"pilot {self.first_pilot.uid} on {resource} (for the first task)", soft_wrap=True)
             return self.first_pilot
+
+
+def mention_pilots_left_running(console: Console) -> None:
+    """A line per recent session whose client is gone but whose pilots may still hold cores (until their grace
+    period ends), saying how to collect or end it."""
+    from scalems_like.cli.overview import left_running
+
+    for uid, client, pilots in left_running():
+        held = ", ".join(f"{pilot['pilot']} on {pilot['resource']}" for pilot in pilots)
+        console.print(f"note: session {uid} ({client}) may still hold {held}: its agents wait for a client until "
+                      f"their grace period ends; `scalems-like reattach {uid}` collects its results, "
+                      f"`scalems-like cancel {uid}` ends it", soft_wrap=True, markup=False, highlight=False)
 
 
 def run_and_wait(session: RunSession, arguments: argparse.Namespace, script: Path, console: Console) -> bool:

@@ -265,3 +265,18 @@ def test_cancel_leaves_a_pilot_whose_agent_had_died_its_own_end_and_settles_the_
         journal.connection.close()
     assert listed_state(uid)[1] == ["FAILED"]
     assert scalems_like("delete", uid, "--yes").returncode == 0
+
+
+def test_a_new_run_mentions_a_killed_runs_pilot_until_it_is_canceled(tmp_path: Path) -> None:
+    uid = start_and_kill_run(tmp_path, tasks=2)
+    (tmp_path / "empty.py").write_text("print('nothing to run')\n")
+
+    def notes() -> list[str]:
+        ran = scalems_like("run", str(tmp_path / "empty.py"))
+        assert ran.returncode == 0, ran.stderr
+        return [line for line in ran.stderr.splitlines() if line.startswith("note: session")]
+    assert notes() == [f"note: session {uid} (interrupted) may still hold pilot.0000 on local: its agents wait for "
+                       f"a client until their grace period ends; `scalems-like reattach {uid}` collects its results, "
+                       f"`scalems-like cancel {uid}` ends it"]
+    assert scalems_like("cancel", uid).returncode == 0
+    assert notes() == []
