@@ -81,7 +81,7 @@ def unreachable_node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 def ssh_resource(launcher: str, join_timeout: float) -> str:
     (paths.user_config_dir() / "resources" / "twonodes.yaml").write_text(
-        f"launch_method: ssh\nssh_command: {launcher!r}\nnode_join_timeout: {join_timeout}\n")
+        f"launch_method: ssh\nssh_command: {json.dumps(launcher)}\nnode_join_timeout: {join_timeout}\n")
     return "twonodes"
 
 
@@ -118,7 +118,6 @@ def test_a_node_whose_launcher_fails_is_taken_out_with_its_output(session: sl.Se
         pilot.wait_ready(timeout=60)  # (long before the node_join_timeout: each launch fails at once)
     out = pilot.readiness[unreachable_node].out or ""
     assert "(the last: exited with code 255); its launcher (pid " in out, out
-    assert out.endswith(f"ended with code 255; its output {pilot.sandbox}/workers/") is False
     assert out.endswith(f"ends with:\nssh: Could not resolve hostname {unreachable_node}"), out
     (task,) = session.submit_tasks([sl.TaskDescription(function=abs, args=(-3,))])
     assert task.result(timeout=60) == 3 and pilot.state is sl.PilotState.ACTIVE
