@@ -20,7 +20,7 @@ from scalems_like._version import __version__
 
 logging.getLogger("scalems_like").addHandler(logging.NullHandler())  # the application decides what is shown
 
-_ERRORS = ("CommandError", "ConfigError", "NoPilot", "PilotFailed", "ProtocolError", "ResultFileError",
+_ERRORS = ("CommandError", "ConfigError", "NoPilot", "PilotDegraded", "PilotFailed", "ProtocolError", "ResultFileError",
            "ScalemsError", "SubmitError", "TaskCanceled", "TaskFailed", "TaskTimeout", "TaskWasCanceled", "WaitTimeout")
 _WHERE: dict[str, str] = {
     **dict.fromkeys(("AppFuture", "DependencyFailed", "OutputFile", "executable_app", "function_app"),
@@ -64,6 +64,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the names as plain imports
         CommandError,
         ConfigError,
         NoPilot,
+        PilotDegraded,
         PilotFailed,
         ProtocolError,
         ResultFileError,
@@ -86,6 +87,7 @@ __all__ = [
     "NoPilot",
     "OutputFile",
     "Pilot",
+    "PilotDegraded",
     "PilotDescription",
     "PilotFailed",
     "PilotState",

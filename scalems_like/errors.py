@@ -6,6 +6,7 @@
     ├── CommandError              an external command failed (carries argv, exit code, stdout, stderr)
     ├── SubmitError               a pilot job could not be submitted (``transient`` says if a retry may work)
     ├── PilotFailed               a pilot ended FAILED; ``failure`` says why (step, exit code, output tail)
+    ├── PilotDegraded             ``Pilot.wait_ready``: nodes out of the schedule leave fewer cores than asked for
     ├── ResultFileError           a return value kept in its task sandbox is gone or changed; names the file
     ├── TaskFailed                a task ended FAILED or CANCELED; raised by ``Task.result()``
     │   └── TaskWasCanceled       ... CANCELED (also a ``concurrent.futures.CancelledError``, as a Future's)
@@ -68,6 +69,17 @@ class PilotFailed(ScalemsError):
         super().__init__(f"pilot {pilot_uid} failed: {failure}")
         self.pilot_uid = pilot_uid
         self.failure = failure
+
+
+class PilotDegraded(ScalemsError):
+    """Raised by ``Pilot.wait_ready``: nodes of the pilot went out of its schedule (one never joined, one whose
+    workers kept dying), so that the cores asked for can no longer all serve. The pilot runs on with the others;
+    ``pilot_uid`` and ``reason`` (cores ready, the nodes out and why) say which and why."""
+
+    def __init__(self, pilot_uid: str, reason: str) -> None:
+        super().__init__(f"pilot {pilot_uid}: {reason}")
+        self.pilot_uid = pilot_uid
+        self.reason = reason
 
 
 class TaskFailed(ScalemsError):

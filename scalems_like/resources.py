@@ -85,6 +85,10 @@ class ResourceConfig:
     """A node where ``worker_deaths_limit`` workers died within ``worker_deaths_window`` seconds while running no
     task is taken out of the pilot's schedule (a worker that dies under a task is that task's doing: it is
     replaced, and the task ends with why or is retried)."""
+    node_join_timeout: float = 60.0
+    """Seconds after the agent started a node's workers within which one of them must say hello: a node that
+    never joins is taken out of the pilot's schedule, reported with the tail of its launcher's output, and the
+    pilot runs on with its other nodes."""
 
     def __post_init__(self) -> None:
         where = f"resource config {self.name!r}"
@@ -93,7 +97,7 @@ class ResourceConfig:
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"{where}: {key} = {getattr(self, key)!r}: expected one of {', '.join(allowed)}")
         for key in ("status_polling_interval", "agent_connect_timeout", "heartbeat_interval", "heartbeat_timeout",
-                    "client_grace_period", "worker_deaths_limit", "worker_deaths_window"):
+                    "client_grace_period", "worker_deaths_limit", "worker_deaths_window", "node_join_timeout"):
             if getattr(self, key) <= 0:
                 raise ConfigError(f"{where}: {key} = {getattr(self, key)!r}: expected a number > 0")
         if self.results_in_sandbox_above is not None and self.results_in_sandbox_above < 0:

@@ -111,3 +111,19 @@ def test_worker_death_keys_are_checked_and_reach_the_agent() -> None:
         pilot = session.submit_pilot(sl.PilotDescription(cores=1, runtime=60))
         written = json.loads((pilot.sandbox / "agent.json").read_text())
     assert (written["worker_deaths_limit"], written["worker_deaths_window"]) == (2, 30.0)
+
+
+def test_node_join_timeout_is_checked_and_reaches_the_agent() -> None:
+    import json
+
+    import scalems_like as sl
+
+    assert load_resource("local").node_join_timeout == 60.0
+    write_user_config("bad", "node_join_timeout: 0\n")
+    with pytest.raises(ConfigError, match=r"node_join_timeout = 0.0: expected a number > 0"):
+        load_resource("bad")
+    write_user_config("local", "node_join_timeout: 7\n")
+    with sl.Session() as session:
+        pilot = session.submit_pilot(sl.PilotDescription(cores=1, runtime=60))
+        written = json.loads((pilot.sandbox / "agent.json").read_text())
+    assert written["node_join_timeout"] == 7.0

@@ -42,6 +42,9 @@ class AgentConfig:
     worker_deaths_window: float = 60.0
     """A node where ``worker_deaths_limit`` workers died within this many seconds while running no task is taken
     out of the schedule (see :mod:`scalems_like.overlay.healing`)."""
+    node_join_timeout: float = 60.0
+    """A node none of whose workers said hello this many seconds after the agent started them is taken out of the
+    schedule, reported with the tail of its launcher's output."""
     insecure: bool = False
     """No CurveZMQ (debugging only); else the keys are in ``PILOT_SANDBOX/keys/agent.json``."""
 

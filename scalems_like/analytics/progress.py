@@ -1,4 +1,5 @@
-"""A live view of a wait: each pilot's state (and bootstrap step), tasks by state, throughput and ETA.
+"""A live view of a wait: each pilot's state (and bootstrap step; once ACTIVE, its cores and nodes ready and the
+nodes out of its schedule), tasks by state, throughput and ETA.
 
 The view is drawn by rich's :class:`~rich.live.Live` on its own timer thread (a few times a second), which asks
 :class:`ProgressView` for a fresh picture: nothing happens per task event, and the session's I/O thread never
@@ -100,9 +101,15 @@ class ProgressView:
         text.append(state.value, style={"ACTIVE": "green", "FAILED": "red"}.get(state.value, "yellow"))
         if state is PilotState.BOOTSTRAPPING and pilot.bootstrap_step:
             text.append(f" · bootstrap step: {pilot.bootstrap_step}")
-        nodes = pilot.nodes
-        if nodes:
-            text.append(f" · {sum(node[1] for node in nodes)} cores on {len(nodes)} node(s)")
+        ready = list(pilot.readiness.values())
+        if state is PilotState.ACTIVE and ready:
+            cores, up = sum(node.cores for node in ready), sum(1 for node in ready if node.ready_cores)
+            text.append(f" · {pilot.ready_cores}/{cores} cores ready on {up}/{len(ready)} node(s)")
+            out = [node.name for node in ready if node.out]
+            if out:
+                text.append(f" · out of the schedule: {', '.join(out)}", style="red")
+        elif pilot.nodes:
+            text.append(f" · {sum(node[1] for node in pilot.nodes)} cores on {len(pilot.nodes)} node(s)")
         return text
 
 

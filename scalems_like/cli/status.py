@@ -2,7 +2,8 @@
 
 The session: submitted or interactive, its state (for a submitted one: the batch job's, asked through psij
 when the files do not say), its parameters. Each pilot, read from its sandbox: the bootstrap step it is in (or
-the one that failed, with its exit code), whether its agent runs or has ended and why. From the journal: tasks
+the one that failed, with its exit code), whether its agent runs or has ended and why, and while it runs how many
+of its cores and nodes serve (the agent's last report, in its journal). From the journal: tasks
 by state, throughput (final tasks per second of the session's makespan) and the summary of
 :mod:`scalems_like.analytics.summary` (task times, utilisation, slowest tasks, failures by reason).
 """
@@ -30,7 +31,7 @@ from scalems_like.client.pilot import BootstrapEvent
 from scalems_like.errors import ConfigError
 from scalems_like.protocol.feedback import parse_events
 from scalems_like.protocol.records import FILE_NAME as AGENT_JOURNAL
-from scalems_like.protocol.records import read_journal
+from scalems_like.protocol.records import read_journal, read_readiness
 from scalems_like.resources import ResourceConfig, load_all
 
 
@@ -68,7 +69,14 @@ def pilot_status(sandbox: Path) -> dict[str, Any]:
     tasks = sandbox / "tasks"
     status["task_sandboxes"] = sum(1 for _ in tasks.iterdir()) if tasks.is_dir() else 0
     status.update(worker_health(read_journal(sandbox / AGENT_JOURNAL)[1]))
+    status.update(readiness(read_readiness(sandbox / AGENT_JOURNAL)))
     return status
+
+
+def readiness(nodes: dict[str, list[Any]]) -> dict[str, Any]:
+    """From the agent's last reports: cores and nodes serving of the pilot's (as it last said; see ``render``)."""
+    return {"ready_cores": sum(node[1] for node in nodes.values()), "cores": sum(node[2] for node in nodes.values()),
+            "nodes_ready": sum(1 for node in nodes.values() if node[1]), "nodes": len(nodes)}
 
 
 def worker_health(events: list[list[Any]]) -> dict[str, Any]:
@@ -112,6 +120,9 @@ def render(resource: str, session: Path, pilots: list[dict[str, Any]]) -> Table:
         step = f"{pilot['step']} ({pilot.get('step_state')})" if pilot["step"] else "-"
         details = pilot.get("failure") or pilot.get("reason") or pilot["sandbox"]
         health = [f"node {node} out of the schedule: {why}" for node, why in pilot.get("nodes_out", {}).items()]
+        if pilot["state"] == "ACTIVE" and pilot.get("nodes"):
+            health.insert(0, f"{pilot['ready_cores']} of {pilot['cores']} cores ready on {pilot['nodes_ready']} of "
+                             f"{pilot['nodes']} nodes")
         if pilot.get("workers_replaced"):
             health.append(f"{pilot['workers_replaced']} worker(s) replaced")
         details = "\n".join([details, *health])

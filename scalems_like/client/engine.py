@@ -4,7 +4,7 @@ User threads never touch the socket; they ``post`` callables that run on this th
 ``poll`` (agents' socket and a wake-up eventfd), then a fixed list of steps::
 
     handle_commands           run what user threads and psij's callbacks posted
-    handle_agent_messages     hellos, task updates, heartbeats, stopping notices
+    handle_agent_messages     hellos, task updates, nodes ready, heartbeats, stopping notices
     handle_bootstrap_feedback new bootstrap events of pilots not yet ACTIVE
     handle_timers             heartbeats to agents, silent agents, agents that never connect
     handle_dispatch           send tasks waiting on the client to ACTIVE pilots
@@ -260,6 +260,8 @@ class Engine:
                 self.profile.clock(record.pilot.uid, message.time)
             elif isinstance(message, protocol.AgentEvents):
                 self.lifecycle.on_agent_events(record, message)
+            elif isinstance(message, protocol.NodesReady):
+                self.lifecycle.on_nodes_ready(record, message)
 
     def handle_bootstrap_feedback(self) -> None:
         now = time.time()

@@ -103,7 +103,8 @@ def render_pilot(*, session_uid: str, pilot_uid: str, description: PilotDescript
         workers_per_node=resource.workers_per_node, heartbeat_interval=resource.heartbeat_interval,
         heartbeat_timeout=resource.heartbeat_timeout, client_grace=resource.client_grace_period,
         ssh_command=resource.ssh_command, worker_deaths_limit=resource.worker_deaths_limit,
-        worker_deaths_window=resource.worker_deaths_window, insecure=keys is None,
+        worker_deaths_window=resource.worker_deaths_window, node_join_timeout=resource.node_join_timeout,
+        insecure=keys is None,
         results_in_sandbox_above=resource.results_in_sandbox_above,
     ).write(sandbox)
     if keys is not None:

@@ -21,7 +21,7 @@ import cloudpickle
 from scalems_like import protocol
 from scalems_like.adapters import BatchAdapter, JobEvent, JobState
 from scalems_like.client.feedback import FeedbackReader, describe_step_failure, tail_of
-from scalems_like.client.pilot import BootstrapEvent, Pilot
+from scalems_like.client.pilot import BootstrapEvent, NodeReadiness, Pilot
 from scalems_like.protocol.records import FILE_NAME as AGENT_JOURNAL
 from scalems_like.protocol.records import read_journal
 from scalems_like.staging.runner import outputs_for, run_directives, sandbox_roots
@@ -111,6 +111,22 @@ class PilotLifecycle:
             events = [event for event in events if tuple(event) not in record.known_events]
             record.known_events.update(tuple(event) for event in events)
         self.engine.profile.agent_events(record.pilot.uid, events)
+
+    def on_nodes_ready(self, record: PilotRecord, message: protocol.NodesReady) -> None:
+        """How much of the pilot serves (the nodes that changed): into ``Pilot.readiness``, waiters woken, and a
+        ``readiness`` row (``READY/CORES``) into the profile."""
+        engine, pilot = self.engine, record.pilot
+        with engine.lock:
+            for name, ready, cores, out in message.nodes:
+                pilot.readiness[name] = NodeReadiness(name, ready, cores, out or None)
+            engine.changed.notify_all()
+        total = sum(node.cores for node in pilot.readiness.values())
+        ready = sum(node.ready_cores for node in pilot.readiness.values())
+        engine.profile.add(message.time, pilot.uid, "readiness", pilot.agent_host or "", "cores", pilot.uid,
+                           detail=f"{ready}/{total}")
+        for name, _ready, _cores, out in message.nodes:
+            if out:
+                log.warning("pilot %s: node %s is out of the schedule: %s", pilot.uid, name, out)
 
     def on_bootstrap_events(self, record: PilotRecord, message: protocol.BootstrapEvents) -> None:
         """Events the agent forwards: add those the sandbox file did not show this client."""

@@ -54,6 +54,8 @@ class ClientLink:
         """Every task uid ever submitted here (a reattached client re-sends what it is unsure of)."""
         self.journal_fd = -1
         self.greeting: list[protocol.Message] = []
+        self.readiness: dict[str, list[Any]] = {}
+        """Every node's last reported ``[node, ready_cores, cores, out]`` (a client that connects gets them all)."""
         self.drops = protocol.DropLog(log)
 
     # -- life cycle ----------------------------------------------------------------------------------
@@ -84,9 +86,12 @@ class ClientLink:
         self.greet()
 
     def greet(self) -> None:
-        """Hello (and the bootstrap events), then every final update the client has not acknowledged."""
+        """Hello (and the bootstrap events), how much of the pilot serves, then every final update the client has
+        not acknowledged."""
         for message in self.greeting:
             self.send(message)
+        if self.readiness:
+            self.send(protocol.NodesReady(time.time(), list(self.readiness.values())))
         if self.unacked:
             self.send(protocol.TaskUpdates(list(self.unacked.values())))
 
@@ -147,6 +152,14 @@ class ClientLink:
     def send_events(self, events: list[list[Any]]) -> None:
         """Journal, then send an AgentEvents message (a reattached client takes those it missed from the journal)."""
         message = protocol.encode(protocol.AgentEvents(events))
+        append_record(self.journal_fd, message)
+        assert self.socket is not None
+        self.socket.send(message)
+
+    def send_readiness(self, now: float, nodes: list[list[Any]]) -> None:
+        """Journal, then send a NodesReady message for ``nodes`` (those that changed; the first time all)."""
+        self.readiness.update((node[0], node) for node in nodes)
+        message = protocol.encode(protocol.NodesReady(now, nodes))
         append_record(self.journal_fd, message)
         assert self.socket is not None
         self.socket.send(message)

@@ -76,6 +76,10 @@ class NodeHealth:
                           f"(the last: {why})")
         return self.out[node]
 
+    def take_out(self, node: str, reason: str) -> None:
+        """``node`` is out of the schedule for ``reason`` (its workers kept dying, it never joined)."""
+        self.out[node] = reason
+
     def is_out(self, node: str) -> bool:
         return node in self.out
 

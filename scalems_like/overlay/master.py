@@ -6,9 +6,11 @@ One ``poll`` over the client socket, the worker socket and the worker processes,
     handle_worker_messages   hellos, task updates and heartbeats from workers
     handle_worker_exits      a worker process that ended: its task is charged, a replacement starts (see healing.py)
     handle_schedule          give queued tasks to workers (see scheduler.py)
-    handle_deadlines         pilot runtime end, client gone past its grace period (see client_link.py), silent workers
+    handle_deadlines         pilot runtime end, client gone past its grace period (see client_link.py), silent workers,
+                             nodes that never joined (see readiness.py)
     handle_heartbeats        tell the client and the workers we are alive
-    handle_flush             send the batched task updates (and agent events, for the profile) to the client
+    handle_flush             send the batched task updates, agent events (for the profile) and how much of the
+                             pilot serves (see readiness.py) to the client
 
 A worker that dies (its process ends, it falls silent, its connection goes) is replaced on its node with the
 launch method that started it; :mod:`scalems_like.overlay.healing` decides which of its tasks pays for the death,
@@ -33,13 +35,14 @@ from zmq.auth.thread import ThreadAuthenticator
 
 from scalems_like import protocol
 from scalems_like.agent.config import AgentConfig
-from scalems_like.agent.launch import WorkerLauncher
+from scalems_like.agent.launch import Launched, WorkerLauncher
 from scalems_like.agent.nodes import Node
 from scalems_like.errors import ProtocolError
 from scalems_like.network import bind_and_advertise, message_socket
 from scalems_like.overlay.client_link import ClientLink
 from scalems_like.overlay.execution import ended_by_foreign_sigterm
 from scalems_like.overlay.healing import NodeHealth
+from scalems_like.overlay.readiness import Readiness
 from scalems_like.overlay.scheduler import Scheduler
 from scalems_like.overlay.worker_care import Stop, WorkerCare
 from scalems_like.overlay.worker_processes import TERMINATION_PATIENCE, WorkerProcesses
@@ -67,7 +70,7 @@ def read_bootstrap_events(sandbox: Path) -> list[list[object]]:
         return []
 
 
-class Master(WorkerCare):
+class Master(WorkerCare, Readiness):
     def __init__(self, config: AgentConfig, nodes: list[Node], per_node: int, width: int, *, host: str,
                  context: zmq.Context[zmq.Socket[bytes]], link: ClientLink, workers: zmq.Socket[bytes],
                  keys: AgentKeys | None) -> None:
@@ -110,6 +113,9 @@ class Master(WorkerCare):
         self.launcher: WorkerLauncher | None = None
         """Starts the workers, and their replacements (None: nobody replaces a lost worker)."""
         self.health = NodeHealth(config.worker_deaths_limit, config.worker_deaths_window)
+        self.joined: set[str] = set()
+        self.join_deadline: float | None = None
+        self.node_launchers: dict[str, Launched] = {}
 
     @classmethod
     def open(cls, config: AgentConfig, nodes: list[Node], per_node: int, width: int) -> Master:
@@ -139,11 +145,15 @@ class Master(WorkerCare):
             protocol.Hello(self.config.pilot_uid, self.host, os.getpid(), nodes, time.time()),
             protocol.BootstrapEvents(read_bootstrap_events(Path(self.config.pilot_sandbox))),
         ])
+        self.report_all_readiness()
 
     def start_workers(self, launcher: WorkerLauncher) -> None:
         """Start the workers with ``launcher`` (which also starts their replacements) and watch their processes."""
         self.launcher = launcher
-        self.processes.watch(launcher.start())
+        launched = launcher.start()
+        self.processes.watch(launched)
+        self.node_launchers.update((node, item) for item in launched for _uid, node in item.workers)
+        self.join_deadline = time.time() + self.config.node_join_timeout
 
     # -- the loop ------------------------------------------------------------------------------------
     def run(self) -> tuple[str, str]:
@@ -200,6 +210,7 @@ class Master(WorkerCare):
                     continue
                 log.info("worker %s (pid %d) ready on node %s", worker, message.pid, node)
                 self.scheduler.add_worker(worker, node)
+                self.joined.add(node)
                 self.record("worker", node, "start", worker, f"pid {message.pid}")
             elif worker not in self.scheduler.workers:
                 log.error("dropped a %s from worker %s, which never said hello", message.tag, worker)
@@ -283,6 +294,7 @@ class Master(WorkerCare):
             self.stop_reason = Stop(PilotState.DONE, f"pilot runtime of {self.config.runtime:g} s ended")
         elif (reason := self.link.check(now, self.context, self.poller)) is not None:
             self.stop_reason = Stop(PilotState.FAILED, reason)
+        self.check_node_joins(now)
         for worker, seen in list(self.worker_seen.items()):
             if now - seen > self.config.heartbeat_timeout and worker in self.scheduler.workers:
                 self.worker_died(worker, self.scheduler.workers[worker].node, f"silent for {now - seen:.0f} s",
@@ -299,6 +311,7 @@ class Master(WorkerCare):
             self.send_worker(worker, beat)
 
     def handle_flush(self) -> None:
+        self.handle_readiness()
         if self.outbox:
             self.link.send_updates(self.outbox)
             self.outbox = []

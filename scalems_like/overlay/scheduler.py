@@ -94,6 +94,9 @@ class Scheduler:
         self._target = target_queue_seconds
         self._max_depth = max_depth
         self._initial_depth = initial_depth
+        self.changed_nodes: set[str] = set()
+        """Nodes whose serving workers changed (a worker joined or left, the node went out) since the master last
+        reported how much of the pilot serves (it empties the set)."""
 
     # -- resources ------------------------------------------------------------------------------------
     def add_node(self, name: str, cores: int, gpus: int, workers: int | None = None) -> None:
@@ -105,6 +108,7 @@ class Scheduler:
     def add_worker(self, uid: str, node: str) -> None:
         self.workers[uid] = WorkerSlots(uid, node)
         self.nodes[node].workers.append(uid)
+        self.changed_nodes.add(node)
 
     def remove_worker(self, uid: str) -> list[str]:
         """Forget a dead worker; returns the uids of the tasks it had (they are lost)."""
@@ -112,6 +116,7 @@ class Scheduler:
         node = self.nodes[worker.node]
         node.workers.remove(uid)
         node.lost_workers += 1
+        self.changed_nodes.add(node.name)
         lost = list(worker.queue)
         for task_uid in lost:
             self.finished(task_uid)
@@ -130,6 +135,7 @@ class Scheduler:
     def close_node(self, node: str) -> list[str]:
         """Take ``node`` out of the schedule; returns its workers (to be removed: :meth:`remove_worker`)."""
         self.nodes[node].closed = True
+        self.changed_nodes.add(node)
         return list(self.nodes[node].workers)
 
     def _release_reservation(self, uid: str) -> None:

@@ -18,13 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 from scalems_like import protocol
 from scalems_like.agent.config import AgentConfig
-from scalems_like.agent.launch import WorkerLauncher
+from scalems_like.agent.launch import Launched, WorkerLauncher
 from scalems_like.agent.nodes import Node
 from scalems_like.overlay.healing import NodeHealth, charge, death_reason, running_reason
 from scalems_like.overlay.scheduler import Scheduler
 from scalems_like.overlay.worker_processes import (
     WorkerProcesses,
     ended_by_sigterm,
+    launcher_report,
     termination_signaled,
     worker_log_tail,
 )
@@ -59,6 +60,8 @@ class WorkerCare:
     pids: dict[str, tuple[int, str | None]]
     canceling: set[str]
     stop_reason: Stop | None
+    joined: set[str]
+    node_launchers: dict[str, Launched]
 
     if TYPE_CHECKING:  # the master's own
         def record(self, component: str, where: str, event: str, uid: str, detail: str = "") -> None: ...
@@ -117,11 +120,16 @@ class WorkerCare:
             return
         self.scheduler.expect_worker(node)
         self.processes.watch([launched])
+        self.node_launchers[node] = launched
         self.record("worker", node, "replace", launched.workers[0][0], f"pid {launched.process.pid}, after: {why}")
 
     def take_node_out(self, node: str, reason: str) -> None:
         """No more tasks on ``node``: its workers are stopped (their running tasks retried elsewhere or FAILED);
-        the pilot fails if no node is left."""
+        the pilot fails if no node is left. A node none of whose workers ever said hello is reported with how its
+        launcher stands and how its output ends."""
+        if node not in self.joined and node in self.node_launchers:
+            reason = f"{reason}; {launcher_report(self.node_launchers[node])}"
+        self.health.take_out(node, reason)
         log.error("node %s taken out of the schedule: %s", node, reason)
         self.record("node", node, "out", "", reason)
         for worker in self.scheduler.close_node(node):

@@ -63,6 +63,20 @@ class WorkerProcesses:
         if launched is not None and len(launched.workers) == 1 and launched.process.poll() is None:
             launched.process.kill()
 
+    def stop_node(self, node: str) -> None:
+        """SIGKILL the processes (and their process groups, if they lead one: ssh, srun) that run workers on
+        ``node`` alone (a node taken out of the schedule before it joined: its launcher may hang)."""
+        for launched in self.by_pidfd.values():
+            if launched.process.poll() is None and all(where == node for _uid, where in launched.workers):
+                pid = launched.process.pid
+                try:
+                    if os.getpgid(pid) == pid:
+                        os.killpg(pid, signal.SIGKILL)
+                    else:
+                        launched.process.kill()
+                except OSError:
+                    continue
+
     def __bool__(self) -> bool:
         """Some watched process has not been seen to end."""
         return bool(self.by_pidfd)
@@ -98,5 +112,21 @@ def worker_log_tail(sandbox: Path, lines: int = 10) -> str:
     logs = sorted((sandbox / "workers").glob("*.log"), key=lambda path: path.stat().st_mtime)
     if not logs:
         return "the worker log ends with:\n"
-    tail = logs[-1].read_text(errors="replace").strip().splitlines()[-lines:]
-    return f"{logs[-1]} ends with:\n" + "\n".join(tail)
+    return f"{logs[-1]} ends with:\n" + file_tail(logs[-1], lines)
+
+
+def file_tail(path: Path, lines: int = 10) -> str:
+    """The last ``lines`` lines of a text file, stripped ('' if it is missing or empty)."""
+    try:
+        return "\n".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def launcher_report(launched: Launched, lines: int = 10) -> str:
+    """How the launcher of a node's workers stands, and how its output ends (for a node that never joined)."""
+    code = launched.process.poll()
+    state = "still runs" if code is None else f"ended with code {code}"
+    tail = file_tail(launched.output, lines)
+    output = f"its output {launched.output} ends with:\n{tail}" if tail else f"its output {launched.output} is empty"
+    return f"its launcher (pid {launched.process.pid}) {state}; {output}"

@@ -6,7 +6,7 @@ unpickled only by a worker, which only talks to its own master.
 
 Who sends what::
 
-    agent  → client   Hello, BootstrapEvents, TaskUpdates, AgentEvents, Heartbeat, AgentStopping
+    agent  → client   Hello, BootstrapEvents, NodesReady, TaskUpdates, AgentEvents, Heartbeat, AgentStopping
     client → agent    SubmitTasks, CancelTasks, Heartbeat, Shutdown, Acknowledge
     worker → master   WorkerHello, TaskUpdates, Heartbeat
     master → worker   RunTasks, CancelTasks, Heartbeat, Shutdown
@@ -124,6 +124,20 @@ class AgentEvents(Message):
 
     tag: ClassVar[str] = "agent_events"
     events: list
+
+
+@declare
+@dataclasses.dataclass(slots=True)
+class NodesReady(Message):
+    """How much of the pilot serves: ``[[node, ready_cores, cores, out], ...]`` for the nodes whose readiness
+    changed (all of them in the greeting), at ``time`` on the agent's clock. ``ready_cores``: cores whose workers
+    said hello and serve now; ``cores``: the cores the node's workers own when all serve; ``out``: why the node is
+    out of the schedule (it never joined within ``node_join_timeout``, its workers kept dying), else ``""``. Sent
+    when workers join or leave (batched per master loop pass), never per heartbeat."""
+
+    tag: ClassVar[str] = "nodes_ready"
+    time: float
+    nodes: list
 
 
 @declare
@@ -322,6 +336,13 @@ def _check_nodes(tag: str, nodes: list[Any]) -> None:
             raise ProtocolError(f"message {tag!r}: a node is not [name, cores, gpus]: {str(node)[:80]!r}")
 
 
+def _check_readiness(tag: str, nodes: list[Any]) -> None:
+    for node in nodes:
+        if not (isinstance(node, list) and len(node) == 4 and isinstance(node[0], str) and _is(node[1], int)
+                and _is(node[2], int) and isinstance(node[3], str)):
+            raise ProtocolError(f"message {tag!r}: a node is not [name, ready_cores, cores, out]: {str(node)[:80]!r}")
+
+
 def _check_events(tag: str, events: list[Any]) -> None:
     if not all(isinstance(event, list) for event in events):
         raise ProtocolError(f"message {tag!r}: an event is not a list")
@@ -338,7 +359,7 @@ def _check_agent_events(tag: str, events: list[Any]) -> None:
 _CONTENTS: dict[str, tuple[int, Callable[[str, Any], None]]] = {
     "submit": (0, _check_tasks), "run": (0, _check_tasks), "updates": (0, _check_updates),
     "cancel": (0, _check_strings), "ack": (0, _check_strings), "bootstrap_events": (0, _check_events),
-    "hello": (3, _check_nodes), "agent_events": (0, _check_agent_events),
+    "hello": (3, _check_nodes), "agent_events": (0, _check_agent_events), "nodes_ready": (1, _check_readiness),
 }
 """What the list fields of a message contain: by tag, the field's position and its check."""
 

@@ -13,7 +13,8 @@ Written by the agent (appended in batches, one ``write`` each), read by a client
 results that never reached the client are taken from here, tasks that had started are told from tasks that had
 not, and the session's profile gets the agent events it missed. Format: records of ``[4-byte big-endian
 length][a TaskUpdates or AgentEvents message]`` — the very bytes the agent sent (packed once), so a record is
-``[version, "updates", [update, ...]]`` or ``[version, "agent_events", [event, ...]]``. A record cut short (the
+``[version, "updates", [update, ...]]``, ``[version, "agent_events", [event, ...]]`` or ``[version,
+"nodes_ready", time, [node, ...]]`` (how much of the pilot serves: :func:`read_readiness`). A record cut short (the
 agent was killed mid-write) ends the readable part; nothing before it is lost. Records of other types are skipped.
 """
 
@@ -23,6 +24,7 @@ import json
 import os
 import struct
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -94,32 +96,49 @@ def read_records(path: Path) -> list[dict[str, Any]]:
     return read_journal(path)[0]
 
 
-def read_journal(path: Path) -> tuple[list[dict[str, Any]], list[list[Any]]]:
-    """(every task update, every agent event ``[time, component, where, event, uid, detail]``) of the journal at
-    ``path``, each in order; empty lists if there is none."""
+def _records(path: Path) -> Iterator[list[Any]]:
+    """Each readable record of the journal at ``path`` as ``[version, tag, ...]``, in order (none if it is missing);
+    a record cut short ends the readable part."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        return [], []
-    updates: list[dict[str, Any]] = []
-    events: list[list[Any]] = []
+        return
     offset = 0
     while offset + _LENGTH.size <= len(data):
         (length,) = _LENGTH.unpack_from(data, offset)
         end = offset + _LENGTH.size + length
         if end > len(data):
-            break  # the last record was cut short
+            return  # the last record was cut short
         try:
             record = msgpack.unpackb(data[offset + _LENGTH.size:end], raw=False, strict_map_key=False)
         except Exception:  # msgpack raises several unrelated types
-            break
-        if isinstance(record, list) and len(record) == 3 and isinstance(record[2], list):
+            return
+        if isinstance(record, list) and len(record) >= 3:
+            yield record
+        offset = end
+
+
+def read_journal(path: Path) -> tuple[list[dict[str, Any]], list[list[Any]]]:
+    """(every task update, every agent event ``[time, component, where, event, uid, detail]``) of the journal at
+    ``path``, each in order; empty lists if there is none."""
+    updates: list[dict[str, Any]] = []
+    events: list[list[Any]] = []
+    for record in _records(path):
+        if len(record) == 3 and isinstance(record[2], list):
             if record[1] == "updates":
                 updates.extend(update for update in record[2] if isinstance(update, dict) and "uid" in update)
             elif record[1] == "agent_events":
                 events.extend(event for event in record[2] if _is_agent_event(event))
-        offset = end
     return updates, events
+
+
+def read_readiness(path: Path) -> dict[str, list[Any]]:
+    """Node name → its last ``[node, ready_cores, cores, out]`` (NodesReady records) in the journal at ``path``."""
+    nodes: dict[str, list[Any]] = {}
+    for record in _records(path):
+        if record[1] == "nodes_ready" and len(record) == 4 and isinstance(record[3], list):
+            nodes.update((node[0], node) for node in record[3] if isinstance(node, list) and len(node) == 4)
+    return nodes
 
 
 def _is_agent_event(event: Any) -> bool:

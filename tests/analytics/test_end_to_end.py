@@ -110,7 +110,7 @@ def test_summary_of_the_session(finished: Finished, data_dir: None) -> None:
 def test_progress_was_shown_with_counts_and_throughput(finished: Finished) -> None:
     shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", finished[2])
     assert "9/9 final · 8 done · 0 running · 0 queued · 1 failed" in shown
-    assert "tasks/s" in shown and "pilot.0000 ACTIVE · 2 cores on 1 node(s)" in shown
+    assert "tasks/s" in shown and "pilot.0000 ACTIVE · 2/2 cores ready on 1/1 node(s)" in shown
 
 
 def test_profile_command_writes_a_csv(finished: Finished, data_dir: None, tmp_path: Path) -> None:

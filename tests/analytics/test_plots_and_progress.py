@@ -57,8 +57,23 @@ class Clock:
 
 def fake_session(tasks: list[Any]) -> Any:
     pilot = SimpleNamespace(uid="pilot.0000", state=PilotState.BOOTSTRAPPING, bootstrap_step="environment",
-                            nodes=[])
+                            nodes=[], readiness={})
     return SimpleNamespace(pilots=[pilot], tasks=tasks)
+
+
+def test_progress_view_shows_the_cores_and_nodes_ready() -> None:
+    from scalems_like.client.pilot import NodeReadiness, Pilot
+    from scalems_like.descriptions import PilotDescription
+    from scalems_like.resources import ResourceConfig
+
+    pilot = Pilot("pilot.0001", PilotDescription(), ResourceConfig(name="x"), Path("/x"), None)  # type: ignore[arg-type]
+    pilot.nodes = [("n1", 4, 0), ("n2", 4, 0)]
+    pilot.state = PilotState.BOOTSTRAPPING
+    assert ProgressView.pilot_line(pilot).plain == "pilot.0001 BOOTSTRAPPING · 8 cores on 2 node(s)"
+    pilot.state = PilotState.ACTIVE
+    pilot.readiness = {"n1": NodeReadiness("n1", 3, 4, None), "n2": NodeReadiness("n2", 0, 4, "never joined")}
+    assert ProgressView.pilot_line(pilot).plain == ("pilot.0001 ACTIVE · 3/8 cores ready on 1/2 node(s) · out of the "
+                                                    "schedule: n2")
 
 
 def test_progress_view_counts_states_and_measures_the_rate() -> None:

@@ -87,7 +87,7 @@ def test_client_killed_then_reattach_collects_what_finished_meanwhile(tmp_path: 
     reader.close()
     agent_rows = [(when, component, where, event, task, detail)
                   for when, clock, component, where, event, task, _name, detail in rows
-                  if clock == pilot.uid and component not in ("bootstrap", "agent", "pilot")]
+                  if clock == pilot.uid and component not in ("bootstrap", "agent", "pilot", "readiness")]
     assert sorted(agent_rows) == sorted(tuple(event) for event in journal_events)
     steps = [(when, name, event) for when, _clock, component, _where, event, _uid, name, _detail in rows
              if component == "bootstrap"]

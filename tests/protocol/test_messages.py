@@ -74,3 +74,12 @@ def test_a_result_kept_in_the_sandbox_travels_as_a_checked_reference() -> None:
         data = msgpack.packb([V, "updates", [{**update, "return_value_file": bad}]], use_bin_type=True)
         with pytest.raises(ProtocolError, match=match):
             protocol.decode(data)
+
+
+def test_nodes_ready_round_trips_and_is_checked() -> None:
+    nodes = [["n1", 4, 4, ""], ["n2", 0, 4, "none of its workers joined within 60 s (node_join_timeout)"]]
+    assert protocol.decode(protocol.encode(protocol.NodesReady(2.5, nodes))) == protocol.NodesReady(2.5, nodes)
+    for bad in (["n1", 4, 4], ["n1", True, 4, ""], ["n1", 4, 4, None], "n1"):
+        data = msgpack.packb([V, "nodes_ready", 2.5, [bad]], use_bin_type=True)
+        with pytest.raises(ProtocolError, match=r"a node is not \[name, ready_cores, cores, out\]"):
+            protocol.decode(data)

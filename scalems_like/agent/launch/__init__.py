@@ -25,11 +25,13 @@ def worker_command(address: str, uid: str) -> list[str]:
 
 @dataclasses.dataclass(frozen=True)
 class Launched:
-    """A started process and the workers it runs: (uid, node) each, the uid as the worker will say hello."""
+    """A started process and the workers it runs: (uid, node) each, the uid as the worker will say hello;
+    ``output``: the file its stdout and stderr go to."""
 
     process: subprocess.Popen[bytes]
     prefix: str
     workers: tuple[tuple[str, str], ...]
+    output: Path
 
 
 @dataclasses.dataclass
@@ -104,18 +106,20 @@ def _step(nodes: list[Node], per_node: int, width: int, method: str, address: st
           log_directory: Path, environment: dict[str, str]) -> Launched:
     command = step_command(method, nodes, per_node, width, address, prefix)
     workers = tuple((f"{prefix}.{rank:04d}", nodes[rank // per_node].name) for rank in range(len(nodes) * per_node))
-    with open(log_directory / f"{prefix}.log", "wb") as log:
+    output = log_directory / f"{prefix}.log"
+    with open(output, "wb") as log:
         process = subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, start_new_session=True, cwd=os.getcwd())
-    return Launched(process, prefix, workers)
+    return Launched(process, prefix, workers, output)
 
 
 def _fork(node: Node, uid: str, address: str, log_directory: Path, environment: dict[str, str]) -> Launched:
     env = {**environment, "SCALEMS_NODE": node.name, "SCALEMS_WORKER_DIE_WITH_PARENT": "1"}
-    with open(log_directory / f"{uid}.log", "wb") as log:
+    output = log_directory / f"{uid}.log"
+    with open(output, "wb") as log:
         process = subprocess.Popen(worker_command(address, uid), env=env, stdout=log, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL)
-    return Launched(process, uid, ((uid, node.name),))
+    return Launched(process, uid, ((uid, node.name),), output)
 
 
 FORWARDED = ("PATH", "PYTHONPATH", "PYTHONNOUSERSITE", "VIRTUAL_ENV")
@@ -138,10 +142,12 @@ def _ssh(node: Node, prefix: str, per_node: int, address: str, log_directory: Pa
          ssh_command: str) -> Launched:
     argv = [*shlex.split(ssh_command), node.name, ssh_script(node, prefix, per_node, address, log_directory,
                                                               environment)]
-    with open(log_directory / f"{prefix}.ssh.log", "wb") as log:
+    output = log_directory / f"{prefix}.ssh.log"
+    with open(output, "wb") as log:
         process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    start_new_session=True)
-    return Launched(process, prefix, tuple((f"{prefix}.{index:04d}", node.name) for index in range(per_node)))
+    workers = tuple((f"{prefix}.{index:04d}", node.name) for index in range(per_node))
+    return Launched(process, prefix, workers, output)
 
 
 STEP_VARIABLES = (
