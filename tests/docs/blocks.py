@@ -52,11 +52,14 @@ def all_blocks() -> list[Block]:
 
 
 def stray_markers() -> list[str]:
-    """``not-run`` markers that do not stand right before a python block (a marker that marks nothing)."""
+    """``not-run`` markers (outside code blocks) that do not stand right before a python block: they mark nothing."""
     stray = []
     for path in sorted(DOCS.glob("*.md")):
         lines = path.read_text().splitlines()
+        fenced = False
         for number, line in enumerate(lines):
-            if NOT_RUN.match(line) and not (number + 1 < len(lines) and lines[number + 1].strip() == "```python"):
+            if FENCE.match(line):
+                fenced = not fenced
+            elif not fenced and NOT_RUN.match(line) and lines[number + 1:number + 2] != ["```python"]:
                 stray.append(f"{path.name}:{number + 1}")
     return stray
