@@ -17,7 +17,7 @@ RUNNABLE = [block for block in all_blocks() if block.not_run is None]
 def test_block_runs(block, tmp_path: Path) -> None:
     """Run in a directory of its own, with the test's data and config directories (the autouse fixture's)."""
     result = subprocess.run([sys.executable, "-c", block.code], cwd=tmp_path, capture_output=True, text=True,
-                            timeout=60)
+                            timeout=240)  # (the blocks wait 120 s at most: their own errors speak first)
     assert result.returncode == 0, f"{block.name} failed:\n{result.stdout}\n{result.stderr}"
 
 
