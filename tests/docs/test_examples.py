@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.docs.blocks import all_blocks, stray_markers
+from tests.docs.blocks import Block, all_blocks, stray_markers
 
 RUNNABLE = [block for block in all_blocks() if block.not_run is None]
 
 
 @pytest.mark.parametrize("block", RUNNABLE, ids=[block.name for block in RUNNABLE])
-def test_block_runs(block, tmp_path: Path) -> None:
+def test_block_runs(block: Block, tmp_path: Path) -> None:
     """Run in a directory of its own, with the test's data and config directories (the autouse fixture's)."""
     result = subprocess.run([sys.executable, "-c", block.code], cwd=tmp_path, capture_output=True, text=True,
                             timeout=240)  # (the blocks wait 120 s at most: their own errors speak first)

@@ -52,6 +52,6 @@ def test_every_unit_is_on_a_floor_and_every_import_runs_down_or_is_listed() -> N
 def test_the_check_sees_an_arrow_up() -> None:
     """The page's floors with one import added from a floor-1 module to a floor-6 package: it is caught."""
     placed = floors((DOCS / "layout.md").read_text())
-    graph = {unit: set() for unit in placed} | {"states": {"cli"}, "cli": {"states"}}
+    graph: dict[str, set[str]] = {unit: set() for unit in placed} | {"states": {"cli"}, "cli": {"states"}}
     assert arrows_not_down(graph, placed) == {("states", "cli")}
     assert placed["client"] == 4 and placed["protocol"] == 2

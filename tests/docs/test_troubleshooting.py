@@ -25,7 +25,7 @@ def fragments(node: ast.AST) -> list[str]:
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         return [node.value]
     if isinstance(node, ast.JoinedStr):
-        return [part.value for part in node.values if isinstance(part, ast.Constant)]
+        return [part.value for part in node.values if isinstance(part, ast.Constant) and isinstance(part.value, str)]
     if isinstance(node, ast.BinOp):
         return fragments(node.left) + fragments(node.right)
     if isinstance(node, ast.IfExp):
