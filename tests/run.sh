@@ -50,5 +50,5 @@ if [ -f tests/cluster/sshd.sh ]; then
     [ "$status" -eq 0 ] && echo "test sshd: running" || echo "test sshd: not available (exit $status): $(tail -n 1 .sshd-start.log)"
 fi
 
-"$venv/bin/ruff" check scalems_like tests benchmarks examples
+"$venv/bin/ruff" check scalems_like tests benchmarks examples docs
 exec "$venv/bin/python" -m pytest "$@"

@@ -232,6 +232,7 @@ def parser() -> argparse.ArgumentParser:
     add_setup_commands(commands)
     add_session_commands(commands)
     add_workflow_commands(commands)
-    shown = [action.dest for action in commands._choices_actions if action.help != argparse.SUPPRESS]
-    commands.metavar = "{" + ",".join(shown) + "}"  # (argparse would list the hidden old names too)
+    # argparse lists a hidden old name (help=SUPPRESS) as "==SUPPRESS==" in --help: leave it out of the listing
+    commands._choices_actions = [action for action in commands._choices_actions if action.help != argparse.SUPPRESS]
+    commands.metavar = "{" + ",".join(action.dest for action in commands._choices_actions) + "}"
     return top
