@@ -47,6 +47,9 @@ class PilotRecord:
         self.reattached = False
         """Followed again by a reattached client: tasks wait until its agent greets."""
         self.feedback = FeedbackReader(pilot.sandbox)
+        self.unreported = False
+        """Followed again by a reattached client although its agent never reported (queued or bootstrapping when
+        the client left): waited for as a new pilot is, not as a silent agent."""
         self.job_started: float | None = None
         self.next_feedback_read = 0.0
         self.ending: tuple[PilotState, str] | None = None
@@ -212,7 +215,8 @@ class PilotLifecycle:
         """Fail a pilot (and cancel its batch job) whose agent is silent, did not answer a reattached client, or
         did not connect although its batch job runs."""
         pilot, resource = record.pilot, record.pilot.resource
-        if record.reattached and not record.greeted and now - record.last_seen > resource.heartbeat_timeout:
+        if (record.reattached and not record.greeted and not record.unreported
+                and now - record.last_seen > resource.heartbeat_timeout):
             self.fail_pilot(record, f"its agent did not answer the reattached client within "
                             f"{resource.heartbeat_timeout:g} s (killed, or its node is lost)")
             self.cancel_job(record)
@@ -220,7 +224,7 @@ class PilotLifecycle:
             self.fail_pilot(record, f"agent silent for {now - record.last_seen:.0f} s (no heartbeat); "
                             f"agent log ends with:\n{tail_of(pilot.sandbox / 'agent.log', 20)}")
             self.cancel_job(record)
-        elif (pilot.state is PilotState.BOOTSTRAPPING and record.job_started is not None
+        elif (pilot.state in (PilotState.SUBMITTED, PilotState.BOOTSTRAPPING) and record.job_started is not None
               and now - record.job_started > resource.agent_connect_timeout):
             step = pilot.bootstrap_step or "none reported"
             self.fail_pilot(record, f"the batch job runs but its agent did not connect within "

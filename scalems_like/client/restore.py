@@ -226,7 +226,8 @@ def settle_pilots(session: Session, wires: dict[str, dict[str, Any]], cancel_rea
     patience = max([r.pilot.resource.heartbeat_timeout for r in records], default=0) + 5
 
     def settled() -> bool:  # every followed agent has greeted the new client, or was found gone
-        return bool(problems) or all(r.greeted or r.ending or r.pilot.state.is_final for r in records)
+        return bool(problems) or all(r.greeted or r.ending or r.unreported or r.pilot.state.is_final
+                                     for r in records)
     try:
         session._wait_for(settled, patience, lambda: "")
     except WaitTimeout:
@@ -310,6 +311,45 @@ def follow_or_end(session: Session, record: PilotRecord, wires: dict[str, dict[s
         record.known_events = set()  # (its missed events are read once it greets: it may send more until then)
         follow(session, record, [wires[task.uid] for task in mine], failed)
         return
+    if stopped is None and traces.gone is None and silence is None and cancel_reason is None:
+        follow_unreported(session, record, [wires[task.uid] for task in mine], traces, failed)
+        return
+    end_found_ended(session, record, traces, cancel_reason)
+
+
+def follow_unreported(session: Session, record: PilotRecord, resend: list[dict[str, Any]], traces: AgentTraces,
+                      failed: Callable[[Exception], None]) -> None:
+    """(I/O thread) a pilot whose agent never reported (its job was queued or bootstrapping when the client left):
+    if its batch job is still there, it is followed as a new pilot is (its agent finds this client when it starts;
+    the bootstrap's time limit applies, not a silent agent's); else it ends FAILED."""
+    engine, pilot = session._engine, record.pilot
+    local = pilot.resource.scheduler == "local"
+
+    def job_is_there() -> bool:
+        if not pilot.native_id:
+            return False
+        if local:  # (a local "job id" is a pid: there only if it still runs this pilot)
+            return runs_local_pilot(pilot.native_id, pilot.sandbox)
+        return record.adapter.attach(pilot.native_id,
+                                     lambda event: engine.post(lambda: engine.lifecycle.on_job_event(record, event)))
+
+    def decide(there: bool) -> None:
+        if not there:
+            end_found_ended(session, record, traces, None)
+            return
+        record.unreported = True
+        if local:  # (its job runs: the bootstrap's time limit counts from now)
+            record.job_started = time.time()
+        follow(session, record, resend, failed, attach_job=False)
+        log.info("pilot %s was %s when the client left: followed again as its job is still there", pilot.uid,
+                 pilot.state.value)
+    engine.in_background(job_is_there, decide, failed)
+
+
+def end_found_ended(session: Session, record: PilotRecord, traces: AgentTraces, cancel_reason: str | None) -> None:
+    """(I/O thread) end a pilot the reattach found ended (or canceling), with why; give its batch job back."""
+    engine, pilot = session._engine, record.pilot
+    stopped, silence = traces.stopped, traces.silence
     mark = record.profile_mark if record.profile_mark is not None else float("-inf")
     record.profile_mark = None
     engine.lifecycle.add_agent_events(record, traces.events, after=mark)
@@ -321,7 +361,8 @@ def follow_or_end(session: Session, record: PilotRecord, wires: dict[str, dict[s
     elif silence is None and cancel_reason is not None:  # (queued or starting: its job is canceled below)
         state, reason = PilotState.CANCELED, cancel_reason
     elif silence is None:
-        state, reason = PilotState.FAILED, f"it was {pilot.state.value} when the client left, and never reported"
+        state, reason = PilotState.FAILED, (f"it was {pilot.state.value} when the client left, and never reported; "
+                                            "its batch job is gone")
     else:
         state, reason = PilotState.FAILED, f"its agent stopped answering {silence:.0f} s ago (killed, or node lost)"
     pilot.failure = pilot.failure or reason
@@ -358,7 +399,7 @@ def runs_local_pilot(native_id: str, sandbox: Path) -> bool:
 
 
 def follow(session: Session, record: PilotRecord, resend: list[dict[str, Any]],
-           failed: Callable[[Exception], None]) -> None:
+           failed: Callable[[Exception], None], *, attach_job: bool = True) -> None:
     """(I/O thread) wait for the agent to find this client: its address in ``client.json``, the batch job
     followed again (both written off the I/O thread)."""
     engine, pilot = session._engine, record.pilot
@@ -368,7 +409,7 @@ def follow(session: Session, record: PilotRecord, resend: list[dict[str, Any]],
 
     def publish() -> None:
         write_private_file(pilot.sandbox / CLIENT_FILE, json.dumps({"address": address, "time": time.time()}))
-        if pilot.native_id and pilot.resource.scheduler != "local":  # a local "job id" is a pid: never follow one
+        if attach_job and pilot.native_id and pilot.resource.scheduler != "local":  # (a local "job id" is a pid)
             record.adapter.attach(pilot.native_id,
                                   lambda event: engine.post(lambda: engine.lifecycle.on_job_event(record, event)))
     engine.in_background(publish, None, failed)

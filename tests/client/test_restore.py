@@ -164,3 +164,48 @@ def test_a_function_shared_by_many_tasks_is_unpickled_once(monkeypatch: pytest.M
         assert pickles.count(blob) == 1
     finally:
         session.detach()
+
+
+def test_a_pilot_left_bootstrapping_is_followed_by_the_reattached_client_until_its_agent_starts(
+        tmp_path: Path) -> None:
+    """Detaching while a pilot is still queued or bootstrapping is the normal case on a cluster: the reattached
+    client waits for its agent as for a new pilot's (it ended FAILED, 'never reported', and its job was canceled)."""
+    gate = tmp_path / "go"
+    session = sl.Session()
+    pilot = session.submit_pilot(sl.PilotDescription(
+        cores=1, runtime=300, pre_bootstrap=[f"while [ ! -e {gate} ]; do sleep 0.1; done"]))
+    session.submit_tasks([sl.TaskDescription(executable="/bin/echo", arguments=["after the reattach"])])
+    wait_until(lambda: pilot.bootstrap_step == "hooks", timeout=60, what="the bootstrap's hooks step")
+    uid = session.uid
+    session.detach()
+    reattached = sl.Session.reattach(uid)  # before the agent could ever report
+    try:
+        (again,) = reattached.pilots
+        assert again.state in (PilotState.SUBMITTED, PilotState.BOOTSTRAPPING), again.failure
+        gate.touch()
+        again.wait("ACTIVE", timeout=60)
+        (done,) = reattached.tasks
+        assert done.wait(timeout=60) is TaskState.DONE and done.stdout == "after the reattach\n"
+    finally:
+        reattached.close()
+
+
+def test_a_pilot_left_bootstrapping_whose_job_is_gone_ends_failed_saying_so(tmp_path: Path) -> None:
+    session = sl.Session()
+    pilot = session.submit_pilot(sl.PilotDescription(cores=1, runtime=300, pre_bootstrap=["sleep 300"]))
+    wait_until(lambda: pilot.bootstrap_step == "hooks", timeout=60, what="the bootstrap's hooks step")
+    uid, job = session.uid, int(pilot.native_id or 0)
+    session.detach()
+    import psutil
+
+    root = psutil.Process(job)
+    for process in [*root.children(recursive=True), root]:  # the whole local job: its bootstrap, the hook's sleep
+        process.kill()
+    wait_until(lambda: not alive(job), timeout=30, what="the job ended")
+    reattached = sl.Session.reattach(uid)
+    try:
+        (again,) = reattached.pilots
+        assert again.state is PilotState.FAILED
+        assert again.failure == "it was BOOTSTRAPPING when the client left, and never reported; its batch job is gone"
+    finally:
+        reattached.close()
