@@ -62,7 +62,7 @@ def test_resolution_and_shared_filesystem_transport(tmp_path: Path) -> None:
     assert resolve(directive.source, roots) == tmp_path / "data" / "x"
 
 
-# The defaults, every combination (README, "Sandboxes and staging"): which scope a path without one means.
+# The defaults, every combination (docs/staging.md): which scope a path without one means.
 @pytest.mark.parametrize(
     ("sandbox", "output", "source_scope", "target_scope"),
     [
