@@ -7,12 +7,17 @@ User threads never touch the socket; they ``post`` callables that run on this th
     handle_agent_messages     hellos, task updates, nodes ready, heartbeats, stopping notices
     handle_bootstrap_feedback new bootstrap events of pilots not yet ACTIVE
     handle_timers             heartbeats to agents, silent agents, agents that never connect
-    handle_dispatch           send tasks waiting on the client to ACTIVE pilots
+    handle_dispatch           send tasks waiting on the client to ACTIVE pilots, as far as their credit goes
     handle_journal            queue this pass's state changes and profile rows for the session's journal (one batch)
 
 A step that raises is logged and the loop goes on. Work that may block (canceling a batch job, a pilot's
 output staging) runs on a small thread pool and posts its outcome back to this thread. What pilot events mean
 for a pilot's state is :mod:`scalems_like.client.pilot_lifecycle`'s part; the engine hands them to it.
+
+Flow control (:mod:`scalems_like.overlay.flow`): each agent announces its task window; a pilot's credit is that
+window minus its tasks sent whose end is not yet journaled and acknowledged (the agent keeps those), and tasks go to
+the pilot with the most credit while any has some. The others wait here (in ``pending``, and as NEW in the
+journal) — canceled there, they never reach an agent. Without a journal, an end is acknowledged when it arrives.
 """
 
 from __future__ import annotations
@@ -250,6 +255,8 @@ class Engine:
             record.last_seen = time.time()
             if isinstance(message, protocol.TaskUpdates):
                 self.apply_updates(record, message.updates)
+            elif isinstance(message, protocol.TaskWindow):
+                record.window = message.size
             elif isinstance(message, protocol.Hello):
                 self.lifecycle.on_hello(record, message)
             elif isinstance(message, protocol.AgentStopping):
@@ -291,11 +298,14 @@ class Engine:
             return
         now = time.time()
         while self.pending:
-            record = min(active, key=lambda r: len(r.outstanding))
+            record = max(active, key=lambda r: r.credit)
+            credit = record.credit
+            if credit <= 0:
+                return  # (a task's end, once journaled and acknowledged, returns its credit)
             batch = []
             tasks_directory = f"{record.pilot.sandbox}/tasks/"
             with self.lock:
-                while self.pending and len(batch) < CHUNK:
+                while self.pending and len(batch) < min(CHUNK, credit):
                     task = self.pending.popleft()
                     if not self.transition(task, TaskState.SUBMITTED, now, None, pilot=record.pilot.uid,
                                            sandbox=tasks_directory + task.uid):
@@ -327,12 +337,16 @@ class Engine:
                 by_pilot.setdefault(task.pilot, []).append(uid)
         for pilot_uid, pilot_uids in by_pilot.items():
             record = self.pilots.get(pilot_uid)
-            if record is not None and record.pilot.state is PilotState.ACTIVE:
+            if record is None:
+                continue
+            record.unacknowledged.difference_update(pilot_uids)
+            if record.pilot.state is PilotState.ACTIVE:
                 self.send(record, protocol.encode(protocol.Acknowledge(pilot_uids)))
 
     # -- applying what happened ----------------------------------------------------------------------
     def apply_updates(self, record: PilotRecord, updates: list[dict[str, Any]]) -> None:
         tasks = self.session._tasks
+        ended = []
         with self.lock:
             for update in updates:
                 task = tasks.get(update.get("uid")) if isinstance(update, dict) else None
@@ -341,10 +355,14 @@ class Engine:
                 state = self.apply(task, update)  # (None: stale, or delivered again after a reattach)
                 if state is not None and state.is_final:
                     record.outstanding.discard(task.uid)
+                    record.unacknowledged.add(task.uid)
+                    ended.append(task.uid)
                     if "return_value_file" in update and not self.told_of_result_files:
                         self.told_of_result_files = True  # said once a session: not a line per task
                         log.warning("%s", result_file_notice(task))
             self.changed.notify_all()
+        if self.journal is None and ended:  # (no journal to wait for: the agent may forget them now)
+            self.acknowledge(ended)
 
     def fail_pending_without_pilots(self, why: str) -> None:
         """Tasks waiting on the client fail when no pilot that could run them is left."""

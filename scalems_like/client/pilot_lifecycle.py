@@ -56,6 +56,12 @@ class PilotRecord:
         """The final state the pilot is headed for while its output staging runs."""
         self.last_seen = 0.0
         self.outstanding: set[str] = set()
+        """Tasks sent to this pilot and not yet final."""
+        self.unacknowledged: set[str] = set()
+        """Tasks this pilot's agent ended whose end it was not yet told is journaled (it keeps them till then)."""
+        self.window = 0
+        """The agent's task window (its TaskWindow; 0 until it says). The pilot's credit, how many more tasks may
+        be sent to it, is the window minus its outstanding and unacknowledged tasks (see :meth:`credit`)."""
         self.stopping: tuple[str, str] | None = None
         self.cancel_requested = False
         self.cancel_reason = "canceled by the user"
@@ -66,6 +72,11 @@ class PilotRecord:
         self.known_events: set[tuple[Any, ...]] | None = None
         """Followed again by a reattached client: every agent event the profile got since (over the socket, or
         from the agent's journal by the catch-up), so that none is added twice, whichever way it came first."""
+
+    @property
+    def credit(self) -> int:
+        """How many more tasks may be sent to this pilot's agent now (flow control: see the engine)."""
+        return self.window - len(self.outstanding) - len(self.unacknowledged)
 
 
 class PilotLifecycle:

@@ -7,6 +7,10 @@ client address in ``PILOT_SANDBOX/client.json`` (written by a client that reatta
 client acknowledges that its journal has them: a reconnecting client receives everything it missed (at least
 once; the client's journal makes it exactly once). ``PILOT_SANDBOX/agent.alive`` is touched on every heartbeat
 and ``agent.stopped`` written when the agent ends, so that a client can tell a live agent from a gone one.
+
+The link also carries flow control (:mod:`scalems_like.overlay.flow`): the agent's task window, announced after
+the hello (again to a reconnecting client) and whenever it changes enough. A task's uid is remembered until the
+client acknowledges its end: what a client may send again is bounded by the window too.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from scalems_like import protocol
 from scalems_like.agent.config import AgentConfig, write_private_file
 from scalems_like.errors import ProtocolError
 from scalems_like.network import message_socket
+from scalems_like.overlay.flow import worth_announcing
 from scalems_like.protocol import curve
 from scalems_like.protocol.curve import AgentKeys
 from scalems_like.protocol.records import ALIVE_FILE, STOPPED_FILE, append_record, read_client_address
@@ -51,7 +56,10 @@ class ClientLink:
         self.unacked: dict[str, dict[str, Any]] = {}
         """Final updates the client has not acknowledged, by task uid."""
         self.known: set[str] = set()
-        """Every task uid ever submitted here (a reattached client re-sends what it is unsure of)."""
+        """The uids of the tasks submitted here whose end the client has not acknowledged (a reattached client
+        re-sends what its journal does not have final)."""
+        self.window = 0
+        """The task window last announced to the client (0: none yet)."""
         self.journal_fd = -1
         self.greeting: list[protocol.Message] = []
         self.readiness: dict[str, list[Any]] = {}
@@ -86,12 +94,14 @@ class ClientLink:
         self.greet()
 
     def greet(self) -> None:
-        """Hello (and the bootstrap events), how much of the pilot serves, then every final update the client has
-        not acknowledged."""
+        """Hello (and the bootstrap events), how much of the pilot serves, the task window, then every final update
+        the client has not acknowledged."""
         for message in self.greeting:
             self.send(message)
         if self.readiness:
             self.send(protocol.NodesReady(time.time(), list(self.readiness.values())))
+        if self.window:
+            self.send(protocol.TaskWindow(self.window))
         if self.unacked:
             self.send(protocol.TaskUpdates(list(self.unacked.values())))
 
@@ -127,6 +137,7 @@ class ClientLink:
             if isinstance(message, protocol.Acknowledge):
                 for uid in message.uids:
                     self.unacked.pop(uid, None)
+                    self.known.discard(uid)  # (its end is in the client's journal: never sent again)
         return messages
 
     def new_tasks(self, tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -138,6 +149,14 @@ class ClientLink:
     def send(self, message: protocol.Message) -> None:
         assert self.socket is not None
         self.socket.send(protocol.encode(message))
+
+    def announce_window(self, size: int) -> None:
+        """Tell the client the agent's task window if it changed enough since the last one announced (before the
+        link is open: it goes with the greeting)."""
+        if worth_announcing(size, self.window):
+            self.window = size
+            if self.socket is not None:
+                self.send(protocol.TaskWindow(size))
 
     def send_updates(self, updates: list[dict[str, Any]]) -> None:
         """Journal, then send (the same bytes: packed once); final updates are kept until acknowledged."""

@@ -19,6 +19,10 @@ Workers ended by the pilot's own end (a stop, the job's SIGTERM) are neither rep
 
 A task update from a worker counts only if that worker is still known and the update is for the task's current
 attempt: a worker declared lost (silent, unreachable, its process ended) may still talk, and is told to stop.
+
+Flow control (:mod:`scalems_like.overlay.flow`): the master announces its task window to the client, which sends
+no more unfinished tasks than that; a worker whose current task runs long gives back the tasks queued behind it,
+and they run on other workers.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from scalems_like.errors import ProtocolError
 from scalems_like.network import bind_and_advertise, message_socket
 from scalems_like.overlay.client_link import ClientLink
 from scalems_like.overlay.execution import ended_by_foreign_sigterm
+from scalems_like.overlay.flow import task_window
 from scalems_like.overlay.healing import NodeHealth
 from scalems_like.overlay.readiness import Readiness
 from scalems_like.overlay.scheduler import Scheduler
@@ -141,6 +146,7 @@ class Master(WorkerCare, Readiness):
     def connect_client(self) -> None:
         """Connect to the client (or to one that reattached while the agent started) and greet it."""
         nodes = [[node.name, node.cores, node.gpus] for node in self.nodes]
+        self.link.announce_window(self.task_window())
         self.link.open(self.context, self.poller, [
             protocol.Hello(self.config.pilot_uid, self.host, os.getpid(), nodes, time.time()),
             protocol.BootstrapEvents(read_bootstrap_events(Path(self.config.pilot_sandbox))),
@@ -218,6 +224,8 @@ class Master(WorkerCare, Readiness):
             self.worker_seen[worker] = time.time()
             if isinstance(message, protocol.TaskUpdates):
                 self.handle_task_updates(message.updates)
+            elif isinstance(message, protocol.GiveBack):
+                self.take_back(worker, message.uids)
 
     def handle_task_updates(self, updates: list[dict[str, Any]]) -> None:
         for update in updates:
@@ -312,6 +320,7 @@ class Master(WorkerCare, Readiness):
 
     def handle_flush(self) -> None:
         self.handle_readiness()
+        self.link.announce_window(self.task_window())  # (sent only when it changed enough)
         if self.outbox:
             self.link.send_updates(self.outbox)
             self.outbox = []
@@ -344,6 +353,21 @@ class Master(WorkerCare, Readiness):
             accepted.append(task)
             self.outbox.append(self._update(task, TaskState.QUEUED))
         self.scheduler.submit(accepted)
+
+    def take_back(self, worker: str, uids: list[str]) -> None:
+        """``worker`` gave back tasks queued behind its current task, which runs long: they go to the head of the
+        queue (for the other workers), or end CANCELED if the client was canceling them."""
+        taken = self.scheduler.give_back(worker, uids)
+        for uid in [uid for uid in taken if uid in self.canceling]:
+            self.cancel_pending(uid, "canceled before it started")
+        self.scheduler.requeue([self.tasks[uid] for uid in taken if uid in self.tasks])
+        if taken:
+            self.record("scheduler", self.scheduler.workers[worker].node, "give_back", worker,
+                        f"{len(taken)} task(s) queued behind a long task")
+
+    def task_window(self) -> int:
+        """How many unfinished tasks this agent takes from its client now (see flow.py)."""
+        return task_window(self.scheduler.capacity, self.scheduler.mean_duration)
 
     def cancel(self, uids: list[str]) -> None:
         by_worker: dict[str, list[str]] = {}

@@ -7,7 +7,9 @@ Each node has workers; each worker owns ``width`` cores of its node. A task need
   waits for the master between two short tasks. The queue depth adapts to the observed task duration so that
   about ``target_queue_seconds`` of work waits at a worker (1 for long tasks, up to ``max_depth`` for tiny ones).
   Idle workers are served first, and the depth stays 1 until every worker started has said hello (a task queued at
-  a worker stays there: the late workers would otherwise find the work taken).
+  a worker stays there: the late workers would otherwise find the work taken). A worker whose current task runs
+  long gives back what was queued behind it (:meth:`Scheduler.give_back`): those tasks go to the head of the queue,
+  and that worker gets no more until its queue is empty.
 * **Placed tasks** (several workers, or GPUs) wait until enough workers are idle: on one node if the task fits
   one, else — for ``ranks`` > 1 — rank by rank across nodes (``task["placement"]`` lists ``[node, ranks]``). The
   first placed task that cannot start *reserves* workers: they get no new simple tasks, drain, and then run it
@@ -39,6 +41,8 @@ class WorkerSlots:
     queue: collections.deque[str] = dataclasses.field(default_factory=collections.deque)
     held_by: str | None = None
     """Uid of the placed task that reserved or holds this worker."""
+    busy_long: bool = False
+    """It gave back its queued tasks (its current task runs long): nothing is queued to it until it is idle."""
 
 
 @dataclasses.dataclass
@@ -97,6 +101,7 @@ class Scheduler:
         self.changed_nodes: set[str] = set()
         """Nodes whose serving workers changed (a worker joined or left, the node went out) since the master last
         reported how much of the pilot serves (it empties the set)."""
+        self._capacity: int | None = None
 
     # -- resources ------------------------------------------------------------------------------------
     def add_node(self, name: str, cores: int, gpus: int, workers: int | None = None) -> None:
@@ -104,11 +109,13 @@ class Scheduler:
         (default: as many as ``width`` allows)."""
         expected = cores // self.width if workers is None else workers
         self.nodes[name] = NodeSlots(name, cores, list(range(gpus)), gpus, expected)
+        self._capacity = None
 
     def add_worker(self, uid: str, node: str) -> None:
         self.workers[uid] = WorkerSlots(uid, node)
         self.nodes[node].workers.append(uid)
         self.changed_nodes.add(node)
+        self._capacity = None
 
     def remove_worker(self, uid: str) -> list[str]:
         """Forget a dead worker; returns the uids of the tasks it had (they are lost)."""
@@ -117,6 +124,7 @@ class Scheduler:
         node.workers.remove(uid)
         node.lost_workers += 1
         self.changed_nodes.add(node.name)
+        self._capacity = None
         lost = list(worker.queue)
         for task_uid in lost:
             self.finished(task_uid)
@@ -127,16 +135,26 @@ class Scheduler:
     def expect_worker(self, node: str) -> None:
         """One more worker was started on ``node`` (a replacement)."""
         self.nodes[node].expected_workers += 1
+        self._capacity = None
 
     def worker_never_came(self, node: str) -> None:
         """A worker started on ``node`` ended before it said hello."""
         self.nodes[node].lost_workers += 1
+        self._capacity = None
 
     def close_node(self, node: str) -> list[str]:
         """Take ``node`` out of the schedule; returns its workers (to be removed: :meth:`remove_worker`)."""
         self.nodes[node].closed = True
         self.changed_nodes.add(node)
+        self._capacity = None
         return list(self.nodes[node].workers)
+
+    @property
+    def capacity(self) -> int:
+        """Workers this pilot has or will have (see :attr:`NodeSlots.worker_capacity`)."""
+        if self._capacity is None:
+            self._capacity = sum(node.worker_capacity for node in self.nodes.values())
+        return self._capacity
 
     def _release_reservation(self, uid: str) -> None:
         """Return the workers reserved (not yet used) by the placed task ``uid``."""
@@ -240,6 +258,11 @@ class Scheduler:
         """Feed the duration of a finished task (adapts the pipelining depth)."""
         mean = self._mean_duration
         self._mean_duration = seconds if mean is None else 0.9 * mean + 0.1 * seconds
+
+    @property
+    def mean_duration(self) -> float | None:
+        """The moving mean of the task durations seen (None before the first)."""
+        return self._mean_duration
 
     @property
     def depth(self) -> int:
@@ -362,7 +385,8 @@ class Scheduler:
         # would find nothing left when they say hello
         depth = 1 if any(node.starting for node in self.nodes.values()) else self.depth
         # the least loaded first: a task that arrives alone goes to an idle worker, not behind another's task
-        open_workers = sorted((w for w in self.workers.values() if w.held_by is None and len(w.queue) < depth),
+        open_workers = sorted((w for w in self.workers.values()
+                               if w.held_by is None and not w.busy_long and len(w.queue) < depth),
                               key=lambda w: len(w.queue))
         while open_workers and self._pop_live(self._simple) is not None:
             for worker in open_workers:
@@ -377,6 +401,19 @@ class Scheduler:
                 assignments.setdefault(worker.uid, []).append(task)
             open_workers = [w for w in open_workers if len(w.queue) < depth]
 
+    def give_back(self, worker_uid: str, uids: list[str]) -> list[str]:
+        """``worker_uid`` gave back ``uids``, queued behind its current task (which runs long) and not started:
+        returns those it had (to queue again: :meth:`requeue`); it gets nothing more until it is idle."""
+        worker = self.workers.get(worker_uid)
+        if worker is None:
+            return []
+        taken = [uid for uid in uids if self._worker_of.get(uid) == worker_uid and uid not in self._placements]
+        for uid in taken:
+            del self._worker_of[uid]
+            worker.queue.remove(uid)
+        worker.busy_long = bool(worker.queue)
+        return taken
+
     def finished(self, uid: str) -> None:
         """A task given to a worker has ended (any final state, or returned for a retry)."""
         worker_uid = self._worker_of.pop(uid, None)
@@ -386,6 +423,7 @@ class Scheduler:
         if worker is not None:
             with contextlib.suppress(ValueError):
                 worker.queue.remove(uid)
+            worker.busy_long = worker.busy_long and bool(worker.queue)
         placement = self._placements.pop(uid, None)
         if placement is not None:
             for held in placement.held_workers:

@@ -6,6 +6,10 @@ When started by an MPI-style launcher (srun, mpiexec), the launcher's rank varia
 Loop: one ``poll`` (master socket, plus the running executable's pidfd), then the ``handle_*`` steps.
 While a *function* runs, an interval timer ticks (SIGALRM) to answer the master: heartbeats, cancels and
 the task's timeout are handled from the tick, which raises inside the function when it must stop.
+
+Short tasks arrive pipelined (several queued in the inbox). When the current task has run :data:`GIVE_BACK_AFTER`
+seconds, the tasks queued behind it are given back to the master (:class:`~scalems_like.protocol.GiveBack`),
+which runs them on other workers: a long task holds up no short one.
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ RANK_VARIABLES = ("SLURM_PROCID", "PMIX_RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK
 FLUSH_INTERVAL = 0.01
 """Updates wait at most this long (while the worker is busy) before they are sent to the master."""
 TICK_INTERVAL = 0.5
+GIVE_BACK_AFTER = TICK_INTERVAL
+"""Seconds the current task runs before the tasks queued behind it are given back (a function's first tick)."""
 
 
 def _die_with_parent() -> None:
@@ -75,6 +81,8 @@ class Worker:
         self.staging = False
         self.function_deadline: float | None = None
         self.stopping = False
+        self.busy_since: float | None = None
+        """When the current task started (its staging included); None while idle."""
         self.last_flush = 0.0
         self.last_sent = 0.0
         self.last_heard = time.time()
@@ -154,6 +162,7 @@ class Worker:
             if self.socket in events:
                 self.handle_messages(block=False)
             self.handle_running_executable(events)
+            self.handle_give_back()
             self.handle_heartbeat()
             if time.time() - self.last_heard > self.heartbeat_timeout:
                 log.error("master silent for %.0f s; exiting", time.time() - self.last_heard)
@@ -171,6 +180,8 @@ class Worker:
             for moment in (self.running.deadline, self.running.kill_at):
                 if moment is not None:
                     limit = min(limit, moment - now)
+            if self.inbox and self.busy_since is not None:
+                limit = min(limit, self.busy_since + GIVE_BACK_AFTER - now)
         return max(0.0, limit)
 
     def handle_messages(self, *, block: bool) -> None:
@@ -217,8 +228,24 @@ class Worker:
         if self.running is not None:
             self.running.terminate("cancel", grace=1.0)
 
+    def handle_give_back(self) -> None:
+        """Give the master back the tasks queued behind a task that has run :data:`GIVE_BACK_AFTER` s."""
+        if self.inbox and self.busy_since is not None and time.time() - self.busy_since >= GIVE_BACK_AFTER:
+            uids = [task["uid"] for task in self.inbox]
+            self.inbox.clear()
+            self.send(protocol.GiveBack(uids))
+
     def handle_next_task(self) -> None:
         task = self.inbox.popleft()
+        self.busy_since = time.time()
+        try:
+            self.start_task(task)
+        finally:
+            if self.running is None:  # (a function ran to its end; an executable runs on: its end clears it)
+                self.busy_since = None
+
+    def start_task(self, task: dict[str, Any]) -> None:
+        """Stage the task's inputs and run it: a function to its end, an executable started."""
         reason = self.stage(task, "input")
         if reason is not None:
             self.update(task, "FAILED", reason=reason)
@@ -287,6 +314,7 @@ class Worker:
     def handle_tick(self, _signal: int, _frame: Any) -> None:
         """SIGALRM while a function runs or staging goes on: talk to the master, enforce the timeout."""
         if self.staging:
+            self.handle_give_back()
             self.handle_heartbeat()
             return
         if self.current_function is None:
@@ -297,6 +325,7 @@ class Worker:
         self.handle_messages(block=False)  # raises TaskCanceled if this task was canceled
         if self.stopping:
             raise TaskCanceled(self.current_function["uid"])
+        self.handle_give_back()
         self.handle_heartbeat()
 
     def handle_running_executable(self, events: dict[Any, int]) -> None:
@@ -310,6 +339,7 @@ class Worker:
             running.finish(update)
             self.running = None
             self.finish_with_outputs(running.task, update)
+            self.busy_since = None
         elif running.kill_at is not None and now >= running.kill_at:
             running.escalate()
         elif running.deadline is not None and now >= running.deadline and running.ended_by is None:

@@ -6,9 +6,10 @@ unpickled only by a worker, which only talks to its own master.
 
 Who sends what::
 
-    agent  → client   Hello, BootstrapEvents, NodesReady, TaskUpdates, AgentEvents, Heartbeat, AgentStopping
+    agent  → client   Hello, TaskWindow, BootstrapEvents, NodesReady, TaskUpdates, AgentEvents, Heartbeat,
+                      AgentStopping
     client → agent    SubmitTasks, CancelTasks, Heartbeat, Shutdown, Acknowledge
-    worker → master   WorkerHello, TaskUpdates, Heartbeat
+    worker → master   WorkerHello, TaskUpdates, GiveBack, Heartbeat
     master → worker   RunTasks, CancelTasks, Heartbeat, Shutdown
 
 A *task mapping* (in SubmitTasks and RunTasks) has the keys of :data:`TASK_KEYS`; a *task update* (in
@@ -104,6 +105,18 @@ class Hello(Message):
     pid: int
     nodes: list  # [[node_name, cores, gpus], ...]
     time: float
+
+
+@declare
+@dataclasses.dataclass(slots=True)
+class TaskWindow(Message):
+    """Flow control: the agent takes at most ``size`` unfinished tasks (queued or running) from this client.
+    The client's *credit* with the agent is ``size`` minus its tasks sent there and not yet final: it sends only
+    while that is positive, so a task's final update returns its credit. Sent after Hello and whenever the agent's
+    window changes (its workers, the observed task durations)."""
+
+    tag: ClassVar[str] = "task_window"
+    size: int
 
 
 @declare
@@ -209,6 +222,16 @@ class WorkerHello(Message):
     node: str
     host: str
     pid: int
+
+
+@declare
+@dataclasses.dataclass(slots=True)
+class GiveBack(Message):
+    """A worker whose current task runs long gives back the tasks queued behind it, not started (they will not
+    be): the master runs them on other workers."""
+
+    tag: ClassVar[str] = "give_back"
+    uids: list
 
 
 def encode(message: Message) -> bytes:
@@ -358,7 +381,8 @@ def _check_agent_events(tag: str, events: list[Any]) -> None:
 
 _CONTENTS: dict[str, tuple[int, Callable[[str, Any], None]]] = {
     "submit": (0, _check_tasks), "run": (0, _check_tasks), "updates": (0, _check_updates),
-    "cancel": (0, _check_strings), "ack": (0, _check_strings), "bootstrap_events": (0, _check_events),
+    "cancel": (0, _check_strings), "ack": (0, _check_strings), "give_back": (0, _check_strings),
+    "bootstrap_events": (0, _check_events),
     "hello": (3, _check_nodes), "agent_events": (0, _check_agent_events), "nodes_ready": (1, _check_readiness),
 }
 """What the list fields of a message contain: by tag, the field's position and its check."""

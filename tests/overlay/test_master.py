@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import socket
@@ -440,3 +441,40 @@ def test_tasks_being_canceled_when_their_worker_dies_end_canceled_not_queued_aga
         "ran": ("CANCELED", "canceled while running (its worker was lost: killed by signal 9 (SIGKILL; out of "
                             "memory?))"),
         "behind": ("CANCELED", "canceled before it started (its worker was lost)")}
+
+
+# -- flow control: the task window, tasks given back by a busy worker ------------------------------------------------
+def test_the_client_is_told_the_task_window_and_an_acknowledged_task_is_forgotten(harness: Harness) -> None:
+    master = harness.master
+    greeting = harness.client_messages(until=protocol.TaskWindow)
+    assert isinstance(greeting[0], protocol.Hello) and greeting[-1] == protocol.TaskWindow(master.task_window())
+    for _ in range(20):
+        master.scheduler.observe_duration(0.0001)  # tiny tasks: a larger window, announced with the next flush
+    master.handle_flush()
+    (announced,) = harness.client_messages(until=protocol.TaskWindow)
+    assert announced == protocol.TaskWindow(master.task_window()) and announced.size > greeting[-1].size
+    assert master.link.new_tasks([task("a")]) == [task("a")] and master.link.new_tasks([task("a")]) == []
+    harness.client.send_multipart([b"pilot.test", protocol.encode(protocol.Acknowledge(["a"]))])
+    assert master.link.socket is not None and master.link.socket.poll(PATIENCE_MS)
+    master.handle_client_messages()
+    assert "a" not in master.link.known  # (its end is in the client's journal: the client never sends it again)
+
+
+def test_tasks_given_back_by_a_busy_worker_run_on_another_or_end_if_being_canceled(harness: Harness) -> None:
+    master = harness.master
+    first = harness.worker("w1")
+    master.scheduler.observe_duration(0.0001)
+    second = harness.worker("w2")
+    master.scheduler.workers["w2"].held_by = "reserved"  # (all four go to w1)
+    master.accept([task("long"), task("b"), task("c"), task("d")])
+    master.handle_schedule()
+    assert [t["uid"] for t in received_run(first)] == ["long", "b", "c", "d"]
+    master.cancel(["d"])
+    assert received(first) == protocol.CancelTasks(["d"])
+    first.send(protocol.encode(protocol.GiveBack(["b", "c", "d"])))  # (its cancel crossed the give-back)
+    harness.pump()
+    master.scheduler.workers["w2"].held_by = None
+    master.handle_schedule()
+    assert [t["uid"] for t in received_run(second)] == ["b", "c"]
+    assert master.scheduler.workers["w1"].queue == collections.deque(["long"])
+    assert states(harness, "d")[-1] == ("CANCELED", "canceled before it started")

@@ -349,3 +349,31 @@ def test_a_node_taken_out_offers_nothing_and_says_so() -> None:
     assert scheduler.unsatisfiable_reason(task("wide", ranks=3)) == (
         "needs 3 cores and 0 GPUs for 3 ranks across 2 node(s); the largest node of this pilot offers 2 cores and "
         "0 GPUs, its 2 node(s) together 2 cores and 0 GPUs (1 of its 2 node(s) out of the schedule: n1)")
+
+
+# -- a long task holds up nothing queued behind it ------------------------------------------------------------------
+def test_tasks_given_back_by_a_busy_worker_go_to_the_head_and_it_gets_no_more_until_idle() -> None:
+    scheduler = scheduler_with({"n1": (2, 0)}, initial_depth=4)
+    scheduler.submit(task(f"t{i}") for i in range(8))
+    assert uids(scheduler.schedule()) == {"n1.w0": ["t0", "t2", "t4", "t6"], "n1.w1": ["t1", "t3", "t5", "t7"]}
+    assert scheduler.give_back("n1.w0", ["t2", "t4", "t6", "unknown"]) == ["t2", "t4", "t6"]  # t0 runs long
+    scheduler.requeue([task("t2"), task("t4"), task("t6")])
+    for uid in ("t1", "t3", "t5", "t7"):
+        scheduler.finished(uid)
+    assert uids(scheduler.schedule()) == {"n1.w1": ["t2", "t4", "t6"]}  # not to n1.w0, busy with t0
+    assert scheduler.cancel("t2") == "n1.w1" and scheduler.give_back("n1.w1", ["t0"]) == []  # (not its task)
+    scheduler.finished("t0")  # n1.w0 is idle again: it takes tasks
+    scheduler.submit([task("t8")])
+    assert uids(scheduler.schedule()) == {"n1.w0": ["t8"]}
+
+
+def test_capacity_follows_workers_lost_replaced_and_nodes_closed() -> None:
+    scheduler = scheduler_with({"n1": (2, 0), "n2": (2, 0)})
+    assert scheduler.capacity == 4
+    scheduler.remove_worker("n1.w0")
+    assert scheduler.capacity == 3
+    scheduler.expect_worker("n1")
+    assert scheduler.capacity == 4
+    for worker in scheduler.close_node("n2"):
+        scheduler.remove_worker(worker)
+    assert scheduler.capacity == 2

@@ -31,7 +31,7 @@ values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.di
     st.text(max_size=12) | st.sampled_from(sorted(protocol.TASK_KEYS | protocol.UPDATE_KEYS)), inner, max_size=5),
     max_leaves=20)
 TAGS = ["hello", "bootstrap_events", "submit", "run", "cancel", "updates", "heartbeat", "shutdown", "stopping",
-        "ack", "worker_hello", "agent_events", "nope"]
+        "ack", "worker_hello", "agent_events", "task_window", "give_back", "nope"]
 
 
 def decodes_or_refuses(data: bytes) -> None:

@@ -19,6 +19,8 @@ def test_every_message_round_trips() -> None:
         protocol.AgentStopping("DONE", "runtime ended"),
         protocol.WorkerHello("w.0", "n1", "host", 7),
         protocol.Acknowledge(["task.000000"]),
+        protocol.TaskWindow(64),
+        protocol.GiveBack(["task.000002"]),
     ]
     for message in messages:
         assert protocol.decode(protocol.encode(message)) == message
