@@ -334,25 +334,26 @@ def test_workers_ended_by_the_jobs_sigterm_are_not_replaced(session: sl.Session,
 @pytest.mark.usefixtures("slurm")
 @pytest.mark.timeout(240)
 def test_a_worker_lost_on_a_slurm_node_is_replaced_there_by_srun(session: sl.Session) -> None:
-    """A worker of the pilot's one srun step SIGKILLed on node n2 (the step runs on: one rank died): the master
-    sees it gone and starts one worker there with a one-task srun step; the pilot runs on both nodes."""
+    """A worker of the pilot's one srun step SIGKILLed on its second node (the step runs on: one rank died): the
+    master sees it gone and starts one worker there with a one-task srun step; the pilot runs on both nodes."""
     pilot = session.submit_pilot(sl.PilotDescription(resource="slurm", nodes=2, runtime=300))
     assert pilot.wait("ACTIVE", timeout=150) is sl.PilotState.ACTIVE, "queued behind other jobs? (squeue)"
+    first, second = (name for name, _, _ in pilot.nodes)  # (whichever two nodes of the cluster were free)
 
     def started(where: str) -> list[str]:
         return [str(row["uid"]) for row in session.profile(frame=False)
                 if row["component"] == "worker" and row["event"] == "start" and row["where"] == where]
 
-    wait_until(lambda: len(started("n2")) == 4, timeout=60, what="the workers of n2 said hello")
-    victim = started("n2")[0]
+    wait_until(lambda: len(started(second)) == 4, timeout=60, what="the workers of the second node said hello")
+    victim = started(second)[0]
     os.kill(srun_worker_pid(pilot.sandbox, victim), signal.SIGKILL)
     replacement = f"{pilot.uid}.worker.r0001.0000"
-    wait_until(lambda: replacement in started("n2"), timeout=60, what="a replacement on n2")
+    wait_until(lambda: replacement in started(second), timeout=60, what="a replacement on the second node")
     report = sl.TaskDescription(executable="/bin/sh", arguments=["-c", "sleep 0.5; echo $SLURMD_NODENAME"])
     tasks = session.submit_tasks([report] * 16)
     session.wait_tasks(tasks, timeout=120)
     assert {t.state for t in tasks} == {TaskState.DONE}
-    assert {t.stdout for t in tasks} == {"n1\n", "n2\n"} and pilot.state is sl.PilotState.ACTIVE
+    assert {t.stdout for t in tasks} == {f"{first}\n", f"{second}\n"} and pilot.state is sl.PilotState.ACTIVE
 
 
 def srun_worker_pid(sandbox: Path, worker: str) -> int:

@@ -131,9 +131,10 @@ def test_after_wait_ready_both_slurm_nodes_serve(session: sl.Session) -> None:
     """Before: the second node's workers said hello after 200 short tasks had all run on the first."""
     pilot = session.submit_pilot(sl.PilotDescription(resource="slurm", nodes=2, runtime=300))
     assert pilot.wait_ready(timeout=150) == 8, "queued behind other jobs? (squeue)"
-    assert {name: node.ready_cores for name, node in pilot.readiness.items()} == {"n1": 4, "n2": 4}
+    ready = {name: node.ready_cores for name, node in pilot.readiness.items()}  # two nodes, whichever were free
+    assert len(ready) == 2 and set(ready.values()) == {4}, ready
     report = sl.TaskDescription(executable="/bin/sh", arguments=["-c", "echo $SLURMD_NODENAME"])
     tasks = session.submit_tasks([report] * 16)
     session.wait_tasks(tasks, timeout=120)
     assert {t.state for t in tasks} == {TaskState.DONE}
-    assert {t.stdout for t in tasks} == {"n1\n", "n2\n"}
+    assert {t.stdout for t in tasks} == {f"{name}\n" for name in ready}
