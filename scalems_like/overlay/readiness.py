@@ -45,7 +45,7 @@ class Readiness:
     with)."""
 
     if TYPE_CHECKING:  # the master's own (or WorkerCare's)
-        def take_node_out(self, node: str, reason: str) -> None: ...
+        def take_node_out(self, node: str, reason: str, launched: Launched | None = None) -> None: ...
 
     def node_readiness(self, name: str) -> list[Any]:
         """``[node, ready_cores, cores, out]`` as :class:`~scalems_like.protocol.NodesReady` carries it."""

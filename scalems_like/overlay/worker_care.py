@@ -80,12 +80,13 @@ class WorkerCare:
             log.error("worker process %d (%s) %s", launched.process.pid, launched.prefix, death_reason(code))
             for worker, node in launched.workers:
                 if worker not in self.lost_workers:
-                    self.worker_died(worker, node, death_reason(code), ended=True)
+                    self.worker_died(worker, node, death_reason(code), ended=True, launched=launched)
 
-    def worker_died(self, worker: str, node: str, why: str, *, ended: bool) -> None:
+    def worker_died(self, worker: str, node: str, why: str, *, ended: bool, launched: Launched | None = None) -> None:
         """A worker is gone (``ended``: its process ended; else it fell silent or its connection went): its tasks
         are charged (see :func:`~scalems_like.overlay.healing.charge`), a death under no task counts against its
-        node, and a replacement starts there unless the node is out of the schedule."""
+        node, and a replacement starts there unless the node is out of the schedule. ``launched``: the process that
+        ended, reported if the node goes out (a replacement for its first worker may have started already)."""
         code = None if ended else self.processes.exit_code(worker)
         if code is not None:  # its connection went (or it fell silent) because its process ended
             why, ended = death_reason(code), True
@@ -102,7 +103,7 @@ class WorkerCare:
             return
         out = None if ran else self.health.worker_died(node, why, time.time())
         if out is not None:
-            self.take_node_out(node, out)
+            self.take_node_out(node, out, launched)
         else:
             self.replace_worker(node, why)
 
@@ -123,12 +124,13 @@ class WorkerCare:
         self.node_launchers[node] = launched
         self.record("worker", node, "replace", launched.workers[0][0], f"pid {launched.process.pid}, after: {why}")
 
-    def take_node_out(self, node: str, reason: str) -> None:
+    def take_node_out(self, node: str, reason: str, launched: Launched | None = None) -> None:
         """No more tasks on ``node``: its workers are stopped (their running tasks retried elsewhere or FAILED);
         the pilot fails if no node is left. A node none of whose workers ever said hello is reported with how its
-        launcher stands and how its output ends."""
-        if node not in self.joined and node in self.node_launchers:
-            reason = f"{reason}; {launcher_report(self.node_launchers[node])}"
+        launcher (``launched``, else its latest) stands and how its output ends."""
+        launched = launched or self.node_launchers.get(node)
+        if node not in self.joined and launched is not None:
+            reason = f"{reason}; {launcher_report(launched)}"
         self.health.take_out(node, reason)
         log.error("node %s taken out of the schedule: %s", node, reason)
         self.record("node", node, "out", "", reason)

@@ -8,6 +8,7 @@ the others by real sessions with real pilots.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import os
 import signal
 import sqlite3
@@ -200,7 +201,8 @@ def test_a_pilot_left_bootstrapping_whose_job_is_gone_ends_failed_saying_so(tmp_
 
     root = psutil.Process(job)
     for process in [*root.children(recursive=True), root]:  # the whole local job: its bootstrap, the hook's sleep
-        process.kill()
+        with contextlib.suppress(psutil.NoSuchProcess):  # (one may end as its parent is killed)
+            process.kill()
     wait_until(lambda: not alive(job), timeout=30, what="the job ended")
     reattached = sl.Session.reattach(uid)
     try:
