@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 import time
+
+from data_dir import in_data_dir
 
 import scalems_like as sl
 
@@ -63,12 +63,7 @@ def main() -> None:
     options.add_argument("--tasks", type=int, default=50000)
     options.add_argument("--json", action="store_true")
     arguments = options.parse_args()
-    if "SCALEMS_LIKE_DATA_DIR" in os.environ:
-        results = measure(arguments.tasks)
-    else:
-        with tempfile.TemporaryDirectory(prefix="scalems-like-benchmark-") as data_dir:
-            os.environ["SCALEMS_LIKE_DATA_DIR"] = data_dir
-            results = measure(arguments.tasks)
+    results = in_data_dir(lambda: measure(arguments.tasks))
     if arguments.json:
         print(json.dumps(results, indent=2))
         return

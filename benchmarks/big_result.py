@@ -15,9 +15,10 @@ import argparse
 import json
 import os
 import resource
-import tempfile
 import time
 from pathlib import Path
+
+from data_dir import in_data_dir
 
 import scalems_like as sl
 from scalems_like.client.journal import journal_path
@@ -64,12 +65,7 @@ def main() -> None:
     options.add_argument("--megabytes", type=int, default=200)
     options.add_argument("--json", action="store_true")
     arguments = options.parse_args()
-    if "SCALEMS_LIKE_DATA_DIR" in os.environ:
-        results = measure(arguments.megabytes)
-    else:  # (removed afterwards: it holds the value, once or more)
-        with tempfile.TemporaryDirectory(prefix="scalems-like-benchmark-") as data_dir:
-            os.environ["SCALEMS_LIKE_DATA_DIR"] = data_dir
-            results = measure(arguments.megabytes)
+    results = in_data_dir(lambda: measure(arguments.megabytes))
     if arguments.json:
         print(json.dumps(results, indent=2))
         return

@@ -1,4 +1,6 @@
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -98,32 +100,27 @@ def test_results_in_sandbox_above_is_a_size_or_null() -> None:
         load_resource("local")
 
 
-def test_worker_death_keys_are_checked_and_reach_the_agent() -> None:
-    import json
-
+def agent_json_written(local_config: str) -> dict[str, Any]:
+    """The agent.json of a local pilot of a session under the user resource config ``local_config``."""
     import scalems_like as sl
 
+    write_user_config("local", local_config)
+    with sl.Session() as session:
+        pilot = session.submit_pilot(sl.PilotDescription(cores=1, runtime=60))
+        return dict(json.loads((pilot.sandbox / "agent.json").read_text()))
+
+
+def test_worker_death_keys_are_checked_and_reach_the_agent() -> None:
     write_user_config("bad", "worker_deaths_limit: 0\n")
     with pytest.raises(ConfigError, match=r"worker_deaths_limit = 0: expected a number > 0"):
         load_resource("bad")
-    write_user_config("local", "worker_deaths_limit: 2\nworker_deaths_window: 30\n")
-    with sl.Session() as session:
-        pilot = session.submit_pilot(sl.PilotDescription(cores=1, runtime=60))
-        written = json.loads((pilot.sandbox / "agent.json").read_text())
+    written = agent_json_written("worker_deaths_limit: 2\nworker_deaths_window: 30\n")
     assert (written["worker_deaths_limit"], written["worker_deaths_window"]) == (2, 30.0)
 
 
 def test_node_join_timeout_is_checked_and_reaches_the_agent() -> None:
-    import json
-
-    import scalems_like as sl
-
     assert load_resource("local").node_join_timeout == 60.0
     write_user_config("bad", "node_join_timeout: 0\n")
     with pytest.raises(ConfigError, match=r"node_join_timeout = 0.0: expected a number > 0"):
         load_resource("bad")
-    write_user_config("local", "node_join_timeout: 7\n")
-    with sl.Session() as session:
-        pilot = session.submit_pilot(sl.PilotDescription(cores=1, runtime=60))
-        written = json.loads((pilot.sandbox / "agent.json").read_text())
-    assert written["node_join_timeout"] == 7.0
+    assert agent_json_written("node_join_timeout: 7\n")["node_join_timeout"] == 7.0
