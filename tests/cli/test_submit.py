@@ -21,7 +21,7 @@ from scalems_like.launcher.record import read_end, read_record, session_director
 WORKFLOW = '''import os, sys
 import scalems_like as sl
 
-parameters = sl.load_parameters({"members": 2, "wait_for": "", "sleeper": 0})
+parameters = sl.load_parameters({"members": 2, "wait_for": "", "sleeper": 0, "seconds": 0})
 session = sl.current_session()
 if parameters["sleeper"]:  # a task that runs until the session ends
     session.submit_tasks([sl.TaskDescription(executable="/bin/sleep", arguments=[str(parameters["sleeper"])])])
@@ -30,8 +30,9 @@ if parameters["wait_for"]:  # a test's gate: the session stays RUNNING until the
     while not os.path.exists(parameters["wait_for"]):
         time.sleep(0.1)
 tasks = session.submit_tasks([
-    sl.TaskDescription(executable="/bin/sh", arguments=["-c", f"echo member {i} job=${{SLURM_JOB_ID:-none}} "
-                                                              f"node=${{SLURMD_NODENAME:-local}}"])
+    sl.TaskDescription(executable="/bin/sh", arguments=[
+        "-c", f"sleep {parameters['seconds']}; echo member {i} job=${{SLURM_JOB_ID:-none}} "
+              f"node=${{SLURMD_NODENAME:-local}}"])
     for i in range(parameters["members"])])
 session.wait_tasks(tasks)
 outputs = sorted(task.stdout.strip() for task in tasks)
@@ -225,7 +226,8 @@ def test_slurm_session_runs_inside_its_own_allocation_and_queued_ones_cancel(
     nodes = int(subprocess.run(["sinfo", "-h", "-o", "%D"], capture_output=True, text=True, check=True).stdout)
     gate = tmp_path / "gate"
     code, out, _ = cli(["submit", "--resource", "slurm", "--nodes", str(nodes), "--runtime", "600", "--param",
-                        f"wait_for={gate}", "--param", "members=8", "--json", "workflow.py"], capsys)
+                        f"wait_for={gate}", "--param", "members=8", "--param", "seconds=2", "--json",
+                        "workflow.py"], capsys)
     assert code == 0
     first = json.loads(out)[0]
     submitted = [first["session"]]
@@ -246,8 +248,9 @@ def test_slurm_session_runs_inside_its_own_allocation_and_queued_ones_cancel(
         assert record is not None
         outputs = (record.launcher_sandbox / "project" / "outputs.txt").read_text().split()
         assert {word for word in outputs if word.startswith("job=")} == {f"job={first['batch_id']}"}
-        # spread over the allocation (which nodes exactly is the scheduler's choice: short tasks go to idle
-        # workers, and a worker still starting gets none)
+        # spread over the allocation (which nodes exactly is the scheduler's choice: run's pilot starts with the
+        # first task, the first node's workers take the first tasks, and those queued behind a task that runs
+        # 0.5 s are given back for the workers of the nodes that joined since)
         assert len({word for word in outputs if word.startswith("node=")}) >= 2
         code, out, _ = cli(["status", first["session"], "--json"], capsys)
         assert json.loads(out)["state"] == "DONE" and json.loads(out)["tasks"] == {"DONE": 8}
