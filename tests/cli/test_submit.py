@@ -84,7 +84,8 @@ def test_submit_follows_the_log_to_the_end_then_status_logs_get_delete(
     uid = result.stdout.splitlines()[0]
     assert "bundling" in result.stderr and "2 files" in result.stderr  # scratch.bin left out by .scalemsignore
     assert "session_start started" in result.stdout  # the bootstrap's steps, streamed
-    assert "workflow ['alpha'] {'members': 3, 'wait_for': '', 'sleeper': 0}" in result.stdout  # the client's own output
+    # the client's own output
+    assert "workflow ['alpha'] {'members': 3, 'wait_for': '', 'sleeper': 0, 'seconds': 0}" in result.stdout
     assert f"session {uid}: DONE" in result.stderr
     last_line = result.stdout.strip().splitlines()[-1]  # not the launcher's `session_start started`
     assert last_line.startswith("[session] ") and last_line.endswith("ended DONE: every task DONE"), last_line
