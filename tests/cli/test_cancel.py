@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -23,17 +22,11 @@ from rich.console import Console
 from scalems_like.cli.console import progress_steps
 from scalems_like.client.journal import Journal, journal_path
 from tests.adapters.conftest import squeue_state
+from tests.cli.runs import session_processes, start_sleepers
 from tests.processes import wait_until
 
 SLEEP = ["/bin/sleep", f"93.{os.getpid()}"]  # (a command line no other test, nor another run, uses: found by ps)
 REASON = "canceled by `scalems-like cancel` after the client was gone"
-
-
-def session_processes(uid: str) -> dict[int, str]:
-    """Command lines by pid of the processes running for session ``uid`` (its sandbox is in their arguments)."""
-    listing = subprocess.run(["ps", "-wweo", "pid=,args="], capture_output=True, text=True, check=True).stdout
-    found = (line.strip().split(None, 1) for line in listing.splitlines() if uid in line)
-    return {int(pid): args for pid, args in found}
 
 
 def sleeping_tasks() -> int:
@@ -43,20 +36,9 @@ def sleeping_tasks() -> int:
 
 def start_and_kill_run(tmp_path: Path, tasks: int, resource: str = "local") -> str:
     """``scalems-like run`` of ``tasks`` long sleeps on a 2-core pilot, SIGKILLed once two run; its uid."""
-    script = tmp_path / "sleepers.py"
-    script.write_text("import scalems_like as sl\n"
-                      f"sl.current_session().submit_tasks([sl.TaskDescription(executable={SLEEP[0]!r}, "
-                      f"arguments=[{SLEEP[1]!r}]) for _ in range({tasks})])\n")
-    command = [sys.executable, "-m", "scalems_like", "run", "--resource", resource, "--pilot", "cores=2,runtime=300",
-               str(script)]
-    run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    run, uid = start_sleepers(tmp_path, SLEEP, tasks, ["--resource", resource, "--cores", "2", "--runtime", "300"],
+                              stdout=subprocess.DEVNULL)
     try:
-        assert run.stderr is not None
-        for line in run.stderr:  # (printed before the script runs)
-            found = re.match(r"session (session\.\S+): pilot", line)
-            if found:
-                break
-        assert found, "no session line"
         wait_until(lambda: sleeping_tasks() == 2, timeout=120, what="two tasks running")
         run.send_signal(signal.SIGKILL)
         run.wait(timeout=30)
@@ -64,7 +46,7 @@ def start_and_kill_run(tmp_path: Path, tasks: int, resource: str = "local") -> s
         if run.poll() is None:
             run.kill()
         run.communicate()
-    return found.group(1)
+    return uid
 
 
 def listed_state(uid: str) -> tuple[str, list[str]]:

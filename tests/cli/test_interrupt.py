@@ -7,47 +7,28 @@ own and signals that group, as the terminal would.
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from scalems_like.client.journal import Journal
+from tests.cli.runs import session_processes, start_sleepers
 from tests.processes import processes, wait_until
 
 SLEEP = ["/bin/sleep", "91.75"]  # (a command line no other test uses: found by ps below)
-
-
-def session_processes(uid: str) -> dict[int, str]:
-    """Command lines by pid of the processes running for session ``uid`` (its sandbox is in their arguments)."""
-    listing = subprocess.run(["ps", "-wweo", "pid=,args="], capture_output=True, text=True, check=True).stdout
-    found = (line.strip().split(None, 1) for line in listing.splitlines() if uid in line)
-    return {int(pid): args for pid, args in found}
 
 
 @pytest.mark.parametrize("then_sigterm", [False, True], ids=["ctrl-c", "ctrl-c-then-sigterm"])
 def test_ctrl_c_cancels_the_session_and_exits_130(tmp_path: Path, then_sigterm: bool) -> None:
     """With ``then_sigterm``: a SIGTERM (a batch system's, say) while the session cancels and closes changes
     nothing: the close goes on to its end (it raised out of the close: a traceback, exit 1, the pilot orphaned)."""
-    script = tmp_path / "sleepers.py"
-    script.write_text("import scalems_like as sl\n"
-                      f"sl.current_session().submit_tasks([sl.TaskDescription(executable={SLEEP[0]!r}, "
-                      f"arguments=[{SLEEP[1]!r}]) for _ in range(4)])\n")
-    command = [sys.executable, "-m", "scalems_like", "run", "--cores", "2", "--runtime", "300", str(script)]
-    run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-                           start_new_session=True)
+    run, uid = start_sleepers(tmp_path, SLEEP, 4, ["--cores", "2", "--runtime", "300"], stdout=subprocess.PIPE,
+                              start_new_session=True)
     try:
-        assert run.stderr is not None
-        for line in run.stderr:  # (printed before the script runs)
-            uid = re.match(r"session (session\.\S+): pilot", line)
-            if uid:
-                break
-        assert uid, "no session line"
         wait_until(lambda: len(processes(" ".join(SLEEP))) == 2, timeout=120, what="two tasks running")
-        (agent,) = [pid for pid, args in session_processes(uid.group(1)).items() if "-m scalems_like.agent" in args]
+        (agent,) = [pid for pid, args in session_processes(uid).items() if "-m scalems_like.agent" in args]
         assert os.getsid(agent) != run.pid  # the pilot's agent is not in the terminal's session
         os.killpg(run.pid, signal.SIGINT)
         for line in run.stderr if then_sigterm else []:
@@ -63,11 +44,11 @@ def test_ctrl_c_cancels_the_session_and_exits_130(tmp_path: Path, then_sigterm: 
     assert then_sigterm or "interrupted (Ctrl-C): canceling the session's tasks and pilots" in err
     assert not then_sigterm or "SIGTERM while the session closes: the close goes on" in err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
-    journal = Journal.open(uid.group(1))
+    journal = Journal.open(uid)
     try:
         assert journal.counts() == {"CANCELED": 4}
         assert [row[5] for row in journal.pilots()] == ["CANCELED"]
     finally:
         journal.connection.close()
     assert "│ CANCELED │     4 │" in out
-    assert session_processes(uid.group(1)) == {}  # no agent, worker or task left
+    assert session_processes(uid) == {}  # no agent, worker or task left
