@@ -9,8 +9,15 @@ Who sends what::
     agent  → client   Hello, TaskWindow, BootstrapEvents, NodesReady, TaskUpdates, AgentEvents, Heartbeat,
                       AgentStopping
     client → agent    SubmitTasks, CancelTasks, Heartbeat, Shutdown, Acknowledge
-    worker → master   WorkerHello, TaskUpdates, GiveBack, Heartbeat
-    master → worker   RunTasks, CancelTasks, Heartbeat, Shutdown
+    manager → master  NodeHello, WorkersExited, Heartbeat; and its workers' TaskUpdates, GiveBack
+    master → manager  StartWorkers, Heartbeat, Shutdown; and its workers' RunTasks, CancelTasks, Shutdown
+    worker → manager  WorkerHello, TaskUpdates, GiveBack, Heartbeat (node-local)
+    manager → worker  RunTasks, CancelTasks, Heartbeat, Shutdown (node-local)
+
+Between master and node manager every message travels in a *routed* multipart frame pair ``[worker, message]``:
+``worker`` is the uid of the worker the message is for or from, empty for the node manager itself. A manager may
+send several pairs in one multipart (``[worker_1, message_1, worker_2, message_2, ...]``): it forwards its
+workers' messages without decoding them, batched per pass of its loop.
 
 A *task mapping* (in SubmitTasks and RunTasks) has the keys of :data:`TASK_KEYS`; a *task update* (in
 TaskUpdates) has ``uid``, ``state``, ``time``, ``host`` and, for some states, the keys of :data:`UPDATE_KEYS`.
@@ -31,7 +38,7 @@ import msgpack
 
 from scalems_like.errors import ProtocolError, ProtocolVersionError
 
-PROTOCOL_VERSION = 5
+PROTOCOL_VERSION = 6
 """Bumped on every incompatible change; peers of another version are refused with a clear error."""
 
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
@@ -226,6 +233,39 @@ class WorkerHello(Message):
 
 @declare
 @dataclasses.dataclass(slots=True)
+class NodeHello(Message):
+    """A node manager introduces itself and the workers it forked that are ready: ``[[worker_uid, pid], ...]``.
+    Sent once when its first workers are ready, and again (with only the new ones) when it starts more."""
+
+    tag: ClassVar[str] = "node_hello"
+    node: str
+    host: str
+    pid: int
+    workers: list
+
+
+@declare
+@dataclasses.dataclass(slots=True)
+class WorkersExited(Message):
+    """Workers of a node manager whose process ended, or that it killed (silent): ``[[worker_uid, exit_code,
+    why], ...]`` — ``exit_code`` as Python's ``Popen.returncode`` gives it (negative: the signal's number), ``why``
+    empty unless the manager ended it."""
+
+    tag: ClassVar[str] = "workers_exited"
+    workers: list
+
+
+@declare
+@dataclasses.dataclass(slots=True)
+class StartWorkers(Message):
+    """The master asks a node manager to fork workers with these uids (replacements for workers lost)."""
+
+    tag: ClassVar[str] = "start_workers"
+    uids: list
+
+
+@declare
+@dataclasses.dataclass(slots=True)
 class GiveBack(Message):
     """A worker whose current task runs long gives back the tasks queued behind it, not started (they will not
     be): the master runs them on other workers."""
@@ -366,6 +406,19 @@ def _check_readiness(tag: str, nodes: list[Any]) -> None:
             raise ProtocolError(f"message {tag!r}: a node is not [name, ready_cores, cores, out]: {str(node)[:80]!r}")
 
 
+def _check_node_workers(tag: str, workers: list[Any]) -> None:
+    for worker in workers:
+        if not (isinstance(worker, list) and len(worker) == 2 and isinstance(worker[0], str) and _is(worker[1], int)):
+            raise ProtocolError(f"message {tag!r}: a worker is not [uid, pid]: {str(worker)[:80]!r}")
+
+
+def _check_exits(tag: str, workers: list[Any]) -> None:
+    for worker in workers:
+        if not (isinstance(worker, list) and len(worker) == 3 and isinstance(worker[0], str) and _is(worker[1], int)
+                and isinstance(worker[2], str)):
+            raise ProtocolError(f"message {tag!r}: an exit is not [uid, exit_code, why]: {str(worker)[:80]!r}")
+
+
 def _check_events(tag: str, events: list[Any]) -> None:
     if not all(isinstance(event, list) for event in events):
         raise ProtocolError(f"message {tag!r}: an event is not a list")
@@ -382,7 +435,8 @@ def _check_agent_events(tag: str, events: list[Any]) -> None:
 _CONTENTS: dict[str, tuple[int, Callable[[str, Any], None]]] = {
     "submit": (0, _check_tasks), "run": (0, _check_tasks), "updates": (0, _check_updates),
     "cancel": (0, _check_strings), "ack": (0, _check_strings), "give_back": (0, _check_strings),
-    "bootstrap_events": (0, _check_events),
+    "bootstrap_events": (0, _check_events), "start_workers": (0, _check_strings),
+    "node_hello": (3, _check_node_workers), "workers_exited": (0, _check_exits),
     "hello": (3, _check_nodes), "agent_events": (0, _check_agent_events), "nodes_ready": (1, _check_readiness),
 }
 """What the list fields of a message contain: by tag, the field's position and its check."""
