@@ -268,7 +268,7 @@ class Master(WorkerCare, Readiness):
 
     def worker_exited(self, worker: str, code: int, why: str) -> None:
         """A node manager saw one of its workers end (``why``: it killed it, else empty)."""
-        if worker in self.lost_workers:  # told to stop (lost, refused), or the pilot ends
+        if worker in self.lost_workers or self.stop_reason is not None:  # told to stop (lost, refused, the pilot ends)
             return
         manager = self.manager_of.get(worker)
         node = self.manager_node.get(manager or "", self.nodes[0].name)
@@ -479,7 +479,6 @@ class Master(WorkerCare, Readiness):
             self.outbox.append(self._update(task, end, **ending(False)))
         for worker, state in list(self.scheduler.workers.items()):
             self.record("worker", state.node, "stop", worker, reason)
-            self.lost_workers.add(worker)  # (their ends are the pilot's: not charged, not replaced)
         for manager in list(self.manager_seen):  # each tells its workers, which report what they stopped
             self.send_manager(manager, protocol.Shutdown(reason))
         self.collect_last_updates()

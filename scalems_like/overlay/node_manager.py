@@ -113,7 +113,9 @@ class NodeManager:
     def start(self) -> None:
         """Start the fork server (before any ZeroMQ context exists in this process), bind the node-local socket,
         connect to the master, and fork the first workers."""
-        self.local_directory = tempfile.mkdtemp(prefix="scalems-node-")  # 0700
+        temporary = tempfile.gettempdir()  # (a unix socket's path has at most 107 bytes)
+        self.local_directory = tempfile.mkdtemp(prefix="scalems-node-", dir=temporary if len(temporary) < 64
+                                                else "/tmp")
         address = f"ipc://{self.local_directory}/workers"
         self.spawner = Spawner.start(lambda uid: run_worker(address, uid, self), self.log_directory)
         self.context = zmq.Context()
@@ -162,8 +164,17 @@ class NodeManager:
                 self.handle_spawner_reports()
             self.handle_heartbeats()
             self.handle_flush()
-        self.handle_flush()
+        self.collect_last_messages()
         return 0
+
+    def collect_last_messages(self, patience: float = 0.5) -> None:
+        """Forward what the workers sent before they ended (their last reports may reach this socket after the fork
+        server reported their ends)."""
+        assert self.local is not None
+        while self.local.poll(patience * 1000):
+            self.handle_worker_messages()
+            patience = 0.05
+        self.handle_flush()
 
     def poll_timeout(self) -> float:
         if self.stopping is not None:
@@ -230,6 +241,7 @@ class NodeManager:
                 self.upward += [worker, data]
 
     def handle_spawner_reports(self) -> None:
+        self.handle_worker_messages()  # first what the workers said before they ended (sent ahead of their ends)
         for kind, uid, number in self._spawner().read():
             if kind == "pid":
                 self.pids[uid] = number
