@@ -9,7 +9,9 @@ per request or report::
     spawner → manager   pid UID PID          the worker was forked
                         exit UID CODE        it ended: CODE as Popen.returncode gives it (negative: a signal)
 
-The spawner reaps its workers through pidfds. When the manager goes (its end of the pair closes, or — through the
+The spawner reaps its workers through pidfds. It is their *subreaper*: the task processes of a worker that died
+(executables run in sessions of their own) become its children, and it kills them (their process groups) at once —
+on any node, with no help from the agent. When the manager goes (its end of the pair closes, or — through the
 parent-death signal — it dies), the spawner SIGTERMs its workers, SIGKILLs those still there after a moment, and
 exits; each worker also gets SIGTERM should the spawner itself die.
 """
@@ -26,15 +28,22 @@ import time
 from collections.abc import Callable
 
 PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
+STRAY_INTERVAL = 5.0
+"""Seconds between reaps of stray children (processes a task left behind, handed to this subreaper when it ended)."""
 STOP_PATIENCE = 2.0
 """Seconds the spawner gives its workers, after SIGTERM, before SIGKILL (when the manager went)."""
+
+
+def prctl(option: int, value: int) -> None:
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(option, value)
 
 
 def die_with_parent(signal_number: int, parent: int) -> None:
     """Ask Linux to send ``signal_number`` to this process when its parent dies; exit now if ``parent`` (the pid
     the parent had) is already gone."""
-    with contextlib.suppress(OSError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal_number)
+    prctl(PR_SET_PDEATHSIG, signal_number)
     if os.getppid() != parent:
         os._exit(128 + signal_number)
 
@@ -99,8 +108,12 @@ def serve(connection: socket.socket, run_worker: Callable[[str], int], log_direc
     children: dict[int, tuple[str, int]] = {}  # pidfd -> (uid, pid)
     buffer = b""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    prctl(PR_SET_CHILD_SUBREAPER, 1)
     while True:
-        for key, _mask in selector.select():
+        events = selector.select(STRAY_INTERVAL)
+        if not events:
+            reap_strays({worker for _uid, worker in children.values()})
+        for key, _mask in events:
             if key.fileobj is connection:
                 data = connection.recv(65536)
                 if not data:
@@ -121,6 +134,7 @@ def serve(connection: socket.socket, run_worker: Callable[[str], int], log_direc
                 selector.unregister(pidfd)
                 os.close(pidfd)
                 _pid, status = os.waitpid(pid, 0)
+                kill_orphans({worker for _uid, worker in children.values()})
                 connection.sendall(f"exit {uid} {os.waitstatus_to_exitcode(status)}\n".encode())
 
 
@@ -140,6 +154,38 @@ def fork_worker(uid: str, run_worker: Callable[[str], int], log_directory: str, 
         code = run_worker(uid)
     finally:
         os._exit(code)
+
+
+def kill_orphans(workers: set[int]) -> None:
+    """Kill the tasks of a worker that died: the children of this subreaper that are not workers and lead a session
+    of their own (a worker starts each executable so), with their process groups; then reap what ended."""
+    me = str(os.getpid())
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) in workers:
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as stat:
+                _state, parent, _group, session = stat.read().rsplit(")", 1)[1].split()[:4]
+        except (OSError, ValueError):
+            continue
+        if parent == me and session == entry.name:
+            with contextlib.suppress(OSError):
+                os.killpg(int(entry.name), signal.SIGKILL)
+    reap_strays(workers)
+
+
+def reap_strays(workers: set[int]) -> None:
+    """Reap the children of this subreaper that ended and are not workers (a worker's own end is reaped where its
+    pidfd reports it, with its status)."""
+    while True:
+        try:
+            ended = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            return
+        if ended is None or ended.si_pid in workers:
+            return
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(ended.si_pid, 0)
 
 
 def stop_children(children: dict[int, tuple[str, int]]) -> None:

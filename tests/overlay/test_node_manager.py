@@ -142,3 +142,28 @@ def test_node_managers_and_workers_import_only_what_they_run() -> None:
     heavy = ("scalems_like.client", "scalems_like.cli", "scalems_like.analytics", "scalems_like.launcher",
              "sqlite3", "yaml", "rich", "psij")
     assert not sorted(name for name in modules if name.startswith(heavy))
+
+
+def test_the_task_of_a_worker_killed_under_it_is_killed_on_its_node(master: tuple[FakeMaster, str],
+                                                                     tmp_path: Path) -> None:
+    """An executable runs in a session of its own, so a worker's death leaves it running; the node manager's fork
+    server (its subreaper) kills it at once, without the agent (which may be on another node)."""
+    fake, address = master
+    manager = start_manager(address, tmp_path, 1)
+    try:
+        _, hello = fake.receive(protocol.NodeHello)
+        ((uid, pid),) = hello.workers
+        task = {**run_task("sleeper", tmp_path), "executable": "/bin/sleep", "arguments": ["300"]}
+        fake.send(protocol.RunTasks([task]), uid)
+        running = None
+        while running is None:
+            _, updates = fake.receive(protocol.TaskUpdates)
+            running = next((update["pid"] for update in updates.updates if update["state"] == "RUNNING"), None)
+        assert alive(running)
+        os.kill(pid, signal.SIGKILL)
+        _, exited = fake.receive(protocol.WorkersExited, timeout=5)
+        assert exited.workers == [[uid, -signal.SIGKILL, ""]]
+        assert not alive(running), "the task of the killed worker still runs"
+    finally:
+        manager.kill()
+        manager.wait()
