@@ -171,6 +171,8 @@ def kill_orphans(workers: set[int]) -> None:
         if parent == me and session == entry.name:
             with contextlib.suppress(OSError):
                 os.killpg(int(entry.name), signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(int(entry.name), 0)  # (gone before the worker's end is reported)
     reap_strays(workers)
 
 

@@ -154,6 +154,8 @@ class WorkerCare:
             self.manager_seen.pop(manager, None)
             self.send_manager(manager, protocol.Shutdown(f"node {node} is out of the schedule: {reason}"))
         if self.health.all_out(self.scheduler.nodes) and self.stop_reason is None:
+            termination_signaled()  # a job's end (scancel, walltime) often takes the nodes first: its reason is better
+        if self.health.all_out(self.scheduler.nodes) and self.stop_reason is None:
             self.stop_reason = Stop(PilotState.FAILED, f"every node of this pilot is out of the schedule: "
                                     f"{self.health.summary()}; " + worker_log_tail(Path(self.config.pilot_sandbox)))
 
