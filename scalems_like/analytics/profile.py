@@ -15,7 +15,6 @@ worker that ran a task), ``cores``, ``attempt``, ``detail`` (a reason, an exit c
 from __future__ import annotations
 
 import csv
-import json
 import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -121,6 +120,3 @@ def write_csv(rows: list[Row], path: Path) -> None:
         writer.writeheader()
         writer.writerows(rows)
 
-
-def to_json(rows: list[Row]) -> str:
-    return json.dumps(rows, indent=1)

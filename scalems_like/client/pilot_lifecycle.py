@@ -62,7 +62,6 @@ class PilotRecord:
         self.window = 0
         """The agent's task window (its TaskWindow; 0 until it says). The pilot's credit, how many more tasks may
         be sent to it, is the window minus its outstanding and unacknowledged tasks (see :meth:`credit`)."""
-        self.stopping: tuple[str, str] | None = None
         self.cancel_requested = False
         self.cancel_reason = "canceled by the user"
         """Why the pilot ends CANCELED once its agent stopped after a cancel (see ``stop_pilot``)."""
@@ -154,7 +153,6 @@ class PilotLifecycle:
         record.pilot.bootstrap_events.sort(key=lambda event: event.time)
 
     def on_agent_stopping(self, record: PilotRecord, message: protocol.AgentStopping) -> None:
-        record.stopping = (message.final_state, message.reason)
         self.engine.profile.pilot_event(record.pilot.uid, "agent_stopping", message.reason)
         if record.cancel_requested:
             self.end_pilot(record, PilotState.CANCELED, record.cancel_reason)
