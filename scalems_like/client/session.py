@@ -27,10 +27,9 @@ from scalems_like.client.pilot_lifecycle import PilotRecord
 from scalems_like.client.task import Task
 from scalems_like.client.task_wire import to_wire_all
 from scalems_like.descriptions import PilotDescription, TaskDescription
-from scalems_like.errors import ConfigError, NoPilot, ScalemsError, SubmitError, WaitTimeout
+from scalems_like.errors import ConfigError, NoPilot, ScalemsError, StagingError, SubmitError, WaitTimeout
 from scalems_like.protocol.curve import SESSION_KEYS_FILE, SessionKeys, insecure_requested, warn_insecure
 from scalems_like.resources import ResourceConfig, load_resource
-from scalems_like.staging.actions import StagingError
 from scalems_like.staging.directives import check_client_side
 from scalems_like.staging.runner import run_directives, sandbox_roots
 from scalems_like.states import PilotState, TaskState, pilot_reached

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from scalems_like.client.client_lock import ClientLock, SessionInUse, is_held
+from scalems_like.client.client_lock import ClientLock, is_held
+from scalems_like.errors import SessionInUse
 
 
 def test_a_held_session_is_refused_naming_its_holder_until_released(tmp_path: Path) -> None:
