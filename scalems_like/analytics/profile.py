@@ -22,8 +22,8 @@ from typing import Any
 
 import msgpack
 
-from scalems_like.client.journal import Journal
 from scalems_like.errors import ConfigError
+from scalems_like.record.journal import Journal
 
 Row = dict[str, Any]
 COLUMNS = ("time", "stamped", "component", "event", "uid", "name", "pilot", "where", "slot", "cores", "attempt",

@@ -41,11 +41,11 @@ from scalems_like.cli.overview import (
     sandboxes,
 )
 from scalems_like.client.cancel import cancel_session
-from scalems_like.client.client_lock import is_held
-from scalems_like.client.journal import Journal, journal_path
 from scalems_like.errors import ConfigError, SessionInUse, UsageError
 from scalems_like.launcher.bundle import human_size
 from scalems_like.launcher.record import LaunchRecord, record_canceled, session_directory
+from scalems_like.record.client_lock import is_held
+from scalems_like.record.journal import Journal, journal_path
 from scalems_like.resources import load_resource
 from scalems_like.states import TaskState
 

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from scalems_like import paths
-from scalems_like.client.journal import Journal, journal_path
 from scalems_like.errors import ConfigError, UsageError
 from scalems_like.launcher.record import LaunchRecord, created_from_uid, read_record, session_directory, session_uids
 from scalems_like.launcher.state import LaunchState, launch_states
+from scalems_like.record.journal import Journal, journal_path
 from scalems_like.resources import ResourceConfig, load_all
 from scalems_like.states import SessionState
 

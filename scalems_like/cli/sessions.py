@@ -8,9 +8,9 @@ import time
 from scalems_like.cli.console import cli_console
 from scalems_like.cli.overview import journal_state
 from scalems_like.cli.run import print_summary
-from scalems_like.client.journal import Journal
 from scalems_like.client.session import Session
 from scalems_like.errors import ConfigError
+from scalems_like.record.journal import Journal
 from scalems_like.states import TaskState
 
 

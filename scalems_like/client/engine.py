@@ -38,13 +38,13 @@ import zmq
 from zmq.auth.thread import ThreadAuthenticator
 
 from scalems_like import protocol
-from scalems_like.client.journal import Journal
 from scalems_like.client.pilot_lifecycle import PilotLifecycle, PilotRecord
 from scalems_like.client.profiling import ProfileRecorder
 from scalems_like.client.task import Task, result_file_notice
 from scalems_like.errors import ProtocolError, ProtocolVersionError, ScalemsError
 from scalems_like.network import bind_and_advertise, message_socket
 from scalems_like.protocol import curve
+from scalems_like.record.journal import Journal
 from scalems_like.states import PilotState, TaskState
 
 if TYPE_CHECKING:

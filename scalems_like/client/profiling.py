@@ -18,7 +18,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from scalems_like.client.journal import Journal, ProfileRow
+from scalems_like.record.journal import Journal, ProfileRow
 
 OFFSET_RESOLUTION = 0.001
 """Seconds an offset estimate must improve by to be recorded again."""

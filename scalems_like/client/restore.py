@@ -17,7 +17,7 @@ tasks never sent end CANCELED with that reason instead of waiting, and a pilot t
 queued or starting) ends CANCELED (its batch job canceled) instead of FAILED; live pilots are followed again, to
 be shut down by the caller. Pilots whose agent ended on its own keep the end it gave them.
 
-A session another live client process holds is refused at once (:mod:`scalems_like.client.client_lock`). A restore
+A session another live client process holds is refused at once (:mod:`scalems_like.record.client_lock`). A restore
 that fails on the way (a corrupt journal row, a pilot sandbox that cannot be read) stops what it
 started (the I/O thread, the journal's writer), leaves the journal's session state as it was and raises a
 ScalemsError naming the session and the cause.
@@ -39,9 +39,7 @@ import cloudpickle
 
 from scalems_like.adapters.psij_adapter import terminate_local
 from scalems_like.agent.config import write_private_file
-from scalems_like.client.client_lock import ClientLock
 from scalems_like.client.engine import PilotRecord
-from scalems_like.client.journal import Journal
 from scalems_like.client.pilot import BootstrapEvent, Pilot
 from scalems_like.client.task import Task
 from scalems_like.descriptions import PilotDescription, TaskDescription
@@ -54,6 +52,8 @@ from scalems_like.protocol.records import (
     read_stopped,
     seconds_since_alive,
 )
+from scalems_like.record.client_lock import ClientLock
+from scalems_like.record.journal import Journal
 from scalems_like.staging.directives import Directive
 from scalems_like.states import PilotState, TaskState
 

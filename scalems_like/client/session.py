@@ -18,9 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from scalems_like import paths
 from scalems_like.adapters import BatchAdapter, adapter_for
 from scalems_like.client import joined
-from scalems_like.client.client_lock import ClientLock
 from scalems_like.client.engine import Engine
-from scalems_like.client.journal import Journal, journal_path, now_text
 from scalems_like.client.pilot import Pilot, describe_pilots
 from scalems_like.client.pilot_job import check_fits, make_private_directory, render_pilot
 from scalems_like.client.pilot_lifecycle import PilotRecord
@@ -29,6 +27,8 @@ from scalems_like.client.task_wire import to_wire_all
 from scalems_like.descriptions import PilotDescription, TaskDescription
 from scalems_like.errors import ConfigError, NoPilot, ScalemsError, StagingError, SubmitError, WaitTimeout
 from scalems_like.protocol.curve import SESSION_KEYS_FILE, SessionKeys, insecure_requested, warn_insecure
+from scalems_like.record.client_lock import ClientLock
+from scalems_like.record.journal import Journal, journal_path, now_text
 from scalems_like.resources import ResourceConfig, load_resource
 from scalems_like.staging.directives import check_client_side
 from scalems_like.staging.runner import run_directives, sandbox_roots
@@ -378,7 +378,7 @@ class Session(metaclass=_SessionType):
             return not remaining
         with contextlib.ExitStack() as display:
             if progress is not False:
-                from scalems_like.analytics.progress import live_progress
+                from scalems_like.cli.progress import live_progress
                 display.enter_context(live_progress(self, remaining, None if progress is True else progress))
             self._wait_for(reached, timeout, lambda: f"{len(remaining)} task(s) not final, e.g. {remaining[:3]}; "
                            f"{describe_pilots(self._pilots.values(), self._pilots_submitting)}")
@@ -459,7 +459,7 @@ class Session(metaclass=_SessionType):
             self._release_client_lock()
 
     def _release_client_lock(self) -> None:
-        """Let another client reattach (see :mod:`scalems_like.client.client_lock`)."""
+        """Let another client reattach (see :mod:`scalems_like.record.client_lock`)."""
         if _OPEN.get(self.uid) is self:
             del _OPEN[self.uid]
         if self._client_lock is not None:

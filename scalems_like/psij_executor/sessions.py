@@ -26,12 +26,12 @@ from pathlib import Path
 
 from psij import SubmitException
 
-from scalems_like.client.journal import Journal
 from scalems_like.client.session import Session, open_here
 from scalems_like.descriptions import PilotDescription
 from scalems_like.errors import ScalemsError
 from scalems_like.psij_executor.follower import SessionFollower
 from scalems_like.psij_executor.target import Target
+from scalems_like.record.journal import Journal
 
 LAUNCH_SCRIPT = Path(__file__).with_name("launch.sh")
 

@@ -12,7 +12,7 @@ import pytest
 from rich.console import Console
 
 from scalems_like.analytics.profile import load_rows
-from scalems_like.analytics.progress import ProgressView, live_progress
+from scalems_like.cli.progress import ProgressView, live_progress
 from scalems_like.errors import ConfigError
 from scalems_like.states import PilotState, TaskState
 

@@ -22,10 +22,10 @@ import pytest
 import scalems_like as sl
 from scalems_like import PilotState, TaskState, protocol
 from scalems_like.client import restore as restore_module
-from scalems_like.client.journal import Journal, journal_path, now_text
 from scalems_like.client.task_wire import to_wire
 from scalems_like.errors import ScalemsError
 from scalems_like.protocol.records import encode_record
+from scalems_like.record.journal import Journal, journal_path, now_text
 from tests.processes import alive, wait_until
 
 
