@@ -38,12 +38,12 @@ from typing import TYPE_CHECKING, Any
 import cloudpickle
 
 from scalems_like.adapters.psij_adapter import terminate_local
-from scalems_like.agent.config import write_private_file
 from scalems_like.client.engine import PilotRecord
 from scalems_like.client.pilot import BootstrapEvent, Pilot
 from scalems_like.client.task import Task
 from scalems_like.descriptions import PilotDescription, TaskDescription
 from scalems_like.errors import ConfigError, ScalemsError, WaitTimeout
+from scalems_like.paths import write_private_file
 from scalems_like.protocol.records import (
     CLIENT_FILE,
     FILE_NAME,

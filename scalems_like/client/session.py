@@ -20,12 +20,13 @@ from scalems_like.adapters import BatchAdapter, adapter_for
 from scalems_like.client import joined
 from scalems_like.client.engine import Engine
 from scalems_like.client.pilot import Pilot, describe_pilots
-from scalems_like.client.pilot_job import check_fits, make_private_directory, render_pilot
+from scalems_like.client.pilot_job import check_fits, render_pilot
 from scalems_like.client.pilot_lifecycle import PilotRecord
 from scalems_like.client.task import Task
 from scalems_like.client.task_wire import to_wire_all
 from scalems_like.descriptions import PilotDescription, TaskDescription
 from scalems_like.errors import ConfigError, NoPilot, ScalemsError, StagingError, SubmitError, WaitTimeout
+from scalems_like.paths import make_private_directory
 from scalems_like.protocol.curve import SESSION_KEYS_FILE, SessionKeys, insecure_requested, warn_insecure
 from scalems_like.record.client_lock import ClientLock
 from scalems_like.record.journal import Journal, journal_path, now_text

@@ -25,12 +25,12 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from scalems_like.cli.overview import journal_state
 from scalems_like.client.restore import description_from_wire
 from scalems_like.client.task import Task
 from scalems_like.errors import ScalemsError, WaitTimeout
 from scalems_like.record.client_lock import LOCK_FILE, describe_holder
 from scalems_like.record.journal import Journal, journal_path
+from scalems_like.record.summary import journal_state
 from scalems_like.states import TaskState
 
 log = logging.getLogger("scalems_like.psij")
