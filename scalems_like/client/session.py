@@ -388,9 +388,9 @@ class Session(metaclass=_SessionType):
     def profile(self, *, frame: bool = True) -> Any:
         """Every recorded event of this session, one row each (task states with where and when and the worker
         slot, pilot states, bootstrap steps, workers started and stopped, ...; see
-        :mod:`scalems_like.analytics.profile`): a pandas DataFrame when pandas is installed and ``frame``, else a
+        :mod:`scalems_like.record.profile`): a pandas DataFrame when pandas is installed and ``frame``, else a
         list of dicts."""
-        from scalems_like.analytics.profile import as_frame, load_rows
+        from scalems_like.record.profile import as_frame, load_rows
 
         if self._journal is None:
             raise ScalemsError(f"session {self.uid} keeps no journal (journal=False): it has no profile")
