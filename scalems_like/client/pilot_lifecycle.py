@@ -28,7 +28,7 @@ from scalems_like.staging.runner import outputs_for, run_directives, sandbox_roo
 from scalems_like.states import PilotState, TaskState, pilot_transition_allowed
 
 if TYPE_CHECKING:
-    from scalems_like.client.engine import Engine
+    from scalems_like.client.engine_loop import EngineLoop
 
 log = logging.getLogger("scalems_like.client")
 
@@ -81,7 +81,7 @@ class PilotRecord:
 class PilotLifecycle:
     """The pilot state changes of one session's engine (I/O thread only)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: EngineLoop) -> None:
         self.engine = engine
 
     # -- what the pilot's agent, bootstrap and batch job report --------------------------------------
@@ -171,7 +171,11 @@ class PilotLifecycle:
             self.set_pilot_state(record, PilotState.BOOTSTRAPPING, "batch", event.time)
         if not event.state.is_final or pilot.state.is_final or record.ending:
             return
-        self.engine.handle_agent_messages()  # the agent's last words (AgentStopping) may still wait in the socket
+        self.engine.job_ends.append((record, event))  # after the agent's last words (AgentStopping), if it sent any
+
+    def on_job_end(self, record: PilotRecord, event: JobEvent) -> None:
+        """(the engine's ``handle_job_ends``, once the socket was read) the pilot's batch job ended."""
+        pilot = record.pilot
         if pilot.state.is_final or record.ending:
             return
         self.read_feedback(record)

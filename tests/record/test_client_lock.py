@@ -66,7 +66,7 @@ def test_an_open_that_fails_leaves_the_session_free(monkeypatch: pytest.MonkeyPa
     from scalems_like.client.engine import Engine
     from scalems_like.record.journal import journal_path
 
-    def fail(_engine: Engine) -> None:
+    def fail(_engine: Engine, *_arguments: object) -> None:
         raise RuntimeError("no I/O thread today")
     monkeypatch.setattr(Engine, "start", fail)
     session = sl.Session()
