@@ -21,7 +21,7 @@ from pathlib import Path
 from data_dir import in_data_dir
 
 import scalems_like as sl
-from scalems_like.client.journal import journal_path
+from scalems_like.record.journal import journal_path
 
 
 def big(megabytes: int) -> bytes:

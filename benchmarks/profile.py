@@ -24,7 +24,7 @@ from rich.console import Console
 
 import scalems_like as sl
 from scalems_like.analytics.summary import session_summary
-from scalems_like.client.journal import journal_path
+from scalems_like.record.journal import journal_path
 
 
 def square(x: int) -> int:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import scalems_like as sl
 from scalems_like.analytics.plots import plot_session
-from scalems_like.analytics.profile import write_csv
 from scalems_like.analytics.summary import session_summary
+from scalems_like.record.profile import write_csv
 
 output = Path(sys.argv[1] if len(sys.argv) > 1 else ".")
 with sl.Session() as session:

@@ -20,15 +20,15 @@ from scalems_like._version import __version__
 
 logging.getLogger("scalems_like").addHandler(logging.NullHandler())  # the application decides what is shown
 
-_ERRORS = ("CommandError", "ConfigError", "NoPilot", "PilotDegraded", "PilotFailed", "ProtocolError", "ResultFileError",
-           "ScalemsError", "SubmitError", "TaskCanceled", "TaskFailed", "TaskTimeout", "TaskWasCanceled", "WaitTimeout")
+_ERRORS = ("CommandError", "ConfigError", "DependencyFailed", "NoPilot", "PilotDegraded", "PilotFailed",
+           "ProtocolError", "RemoteError", "ResultFileError", "ScalemsError", "SessionInUse", "StagingError",
+           "SubmitError", "TaskFailed", "TaskTimeout", "TaskWasCanceled", "WaitTimeout")
 _WHERE: dict[str, str] = {
-    **dict.fromkeys(("AppFuture", "DependencyFailed", "OutputFile", "executable_app", "function_app"),
+    **dict.fromkeys(("AppFuture", "OutputFile", "executable_app", "function_app"),
                     "scalems_like.client.apps"),
     "Pilot": "scalems_like.client.pilot",
     "Session": "scalems_like.client.session",
     "current_session": "scalems_like.client.session",
-    "RemoteError": "scalems_like.client.task",
     "Task": "scalems_like.client.task",
     "PilotDescription": "scalems_like.descriptions",
     "TaskDescription": "scalems_like.descriptions",
@@ -55,22 +55,25 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what type checkers and IDEs see: the names as plain imports
-    from scalems_like.client.apps import AppFuture, DependencyFailed, OutputFile, executable_app, function_app
+    from scalems_like.client.apps import AppFuture, OutputFile, executable_app, function_app
     from scalems_like.client.pilot import Pilot
     from scalems_like.client.session import Session, current_session
-    from scalems_like.client.task import RemoteError, Task
+    from scalems_like.client.task import Task
     from scalems_like.descriptions import PilotDescription, TaskDescription
     from scalems_like.errors import (
         CommandError,
         ConfigError,
+        DependencyFailed,
         NoPilot,
         PilotDegraded,
         PilotFailed,
         ProtocolError,
+        RemoteError,
         ResultFileError,
         ScalemsError,
+        SessionInUse,
+        StagingError,
         SubmitError,
-        TaskCanceled,
         TaskFailed,
         TaskTimeout,
         TaskWasCanceled,
@@ -96,9 +99,10 @@ __all__ = [
     "ResultFileError",
     "ScalemsError",
     "Session",
+    "SessionInUse",
+    "StagingError",
     "SubmitError",
     "Task",
-    "TaskCanceled",
     "TaskDescription",
     "TaskFailed",
     "TaskState",

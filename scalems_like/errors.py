@@ -1,21 +1,33 @@
-"""The exceptions scalems_like raises.
+"""Every exception scalems_like raises, in one tree.
 
     ScalemsError                  base of everything raised here
     ├── ConfigError               a resource config or description is invalid (names file/field and value)
-    ├── ProtocolError             a wire message is malformed or from another protocol version
+    │   └── UsageError            a ``scalems-like`` command line cannot be used as given (exit code 2)
+    ├── ProtocolError             a wire message is malformed
+    │   └── ProtocolVersionError  ... or from another protocol version (another release)
     ├── CommandError              an external command failed (carries argv, exit code, stdout, stderr)
     ├── SubmitError               a pilot job could not be submitted (``transient`` says if a retry may work)
+    ├── StagingError              a staging directive could not be carried out (names it)
+    ├── SessionInUse              another live client process holds the session (reattach, resume, cancel)
     ├── PilotFailed               a pilot ended FAILED; ``failure`` says why (step, exit code, output tail)
     ├── PilotDegraded             ``Pilot.wait_ready``: nodes out of the schedule leave fewer cores than asked for
     ├── ResultFileError           a return value kept in its task sandbox is gone or changed; names the file
     ├── TaskFailed                a task ended FAILED or CANCELED; raised by ``Task.result()``
-    │   └── TaskWasCanceled       ... CANCELED (also a ``concurrent.futures.CancelledError``, as a Future's)
+    │   ├── TaskWasCanceled       ... CANCELED (also a ``concurrent.futures.CancelledError``, as a Future's)
+    │   └── DependencyFailed      an app's task was never submitted: one of its input futures did not end DONE
     ├── WaitTimeout               a ``wait`` ran out of time (also a :class:`TimeoutError`)
     └── NoPilot                   a wait without a timeout on tasks while the session has no pilot to run them
 
+    RemoteError (an Exception)    stands for a function task's exception that could not travel back
+
     TaskInterrupt (a BaseException, like KeyboardInterrupt: a task's ``except Exception`` does not swallow it)
     ├── TaskTimeout               a function task ran longer than its ``timeout`` (raised inside the worker)
-    └── TaskCanceled              a function task was canceled while running (raised inside the worker)
+    └── CancelInterrupt           a running function task was canceled (raised inside the worker; not exported:
+                                  users meet a canceled task as TaskWasCanceled)
+
+Raised elsewhere by design: ``SessionHeld`` (:mod:`scalems_like.psij_executor.sessions`) is a psij
+``SubmitException``, as psij's callers expect of an executor; ``scalems-like run``'s ``Terminated`` and
+``Canceled`` (:mod:`scalems_like.cli.run`) are signals turned into BaseExceptions, never raised to a user.
 """
 
 from __future__ import annotations
@@ -40,6 +52,10 @@ class ProtocolVersionError(ProtocolError):
     """The peer speaks another protocol version (another scalems_like release)."""
 
 
+class UsageError(ConfigError):
+    """The command line is wrong (the message names the option and the value): exit code 2."""
+
+
 class CommandError(ScalemsError):
     """An external command failed."""
 
@@ -60,6 +76,14 @@ class SubmitError(ScalemsError):
     def __init__(self, message: str, *, transient: bool = False) -> None:
         super().__init__(message)
         self.transient = transient
+
+
+class StagingError(ScalemsError):
+    """A directive could not be carried out; the message names it."""
+
+
+class SessionInUse(ScalemsError):
+    """Another live client process holds the session."""
 
 
 class PilotFailed(ScalemsError):
@@ -96,6 +120,14 @@ class TaskWasCanceled(TaskFailed, concurrent.futures.CancelledError):
     """A task ended CANCELED (``result()`` raises it, as a cancelled Future's raises CancelledError)."""
 
 
+class DependencyFailed(TaskFailed):
+    """A task was never submitted: one of its input futures did not end DONE."""
+
+
+class RemoteError(Exception):
+    """Stands for an exception raised by a task whose exception object could not travel back."""
+
+
 class ResultFileError(ScalemsError):
     """A DONE task's return value, kept as a file in its task sandbox, cannot be read back: the file is gone or
     not what the worker wrote. ``path`` names it."""
@@ -113,8 +145,9 @@ class TaskTimeout(TaskInterrupt):
     """Raised inside a worker when a function task exceeds its timeout."""
 
 
-class TaskCanceled(TaskInterrupt):
-    """Raised inside a worker when a running function task is canceled."""
+class CancelInterrupt(TaskInterrupt):
+    """Raised inside a worker when a running function task is canceled (users see the task CANCELED, and
+    :class:`TaskWasCanceled` from its ``result()``)."""
 
 
 class WaitTimeout(ScalemsError, TimeoutError):

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 from pathlib import Path
+
+from scalems_like.paths import write_private_file
 
 AGENT_CONFIG_FILE = "agent.json"
 
@@ -58,15 +58,3 @@ class AgentConfig:
     def read(cls, directory: Path) -> AgentConfig:
         return cls(**json.loads((directory / AGENT_CONFIG_FILE).read_text()))
 
-
-def write_private_file(target: Path, text: str | bytes, mode: int = 0o600) -> None:
-    """Write ``text`` (or bytes) to ``target`` atomically, with permissions ``mode``."""
-    descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    try:
-        with os.fdopen(descriptor, "wb" if isinstance(text, bytes) else "w") as handle:
-            handle.write(text)
-        os.chmod(temporary, mode)
-        os.replace(temporary, target)
-    except BaseException:
-        os.unlink(temporary)
-        raise

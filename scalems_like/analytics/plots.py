@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scalems_like.analytics.intervals import PilotPhases, pilot_phases, task_intervals
-from scalems_like.analytics.profile import Row, load_rows
 from scalems_like.analytics.summary import overall_utilisation, session_summary
 from scalems_like.analytics.utilisation import Interval, utilisation_curve
 from scalems_like.errors import ConfigError
+from scalems_like.record.profile import Row, load_rows
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

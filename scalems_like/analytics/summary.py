@@ -23,10 +23,10 @@ from typing import Any
 from rich.table import Table
 
 from scalems_like.analytics.intervals import FINAL, PilotPhases, pilot_phases, task_intervals
-from scalems_like.analytics.profile import Row, load_rows, task_count
 from scalems_like.analytics.utilisation import Interval, busy_core_seconds, time_split
-from scalems_like.client.client_lock import is_held
-from scalems_like.client.journal import journal_path
+from scalems_like.record.client_lock import is_held
+from scalems_like.record.journal import journal_path
+from scalems_like.record.profile import Row, load_rows, task_count
 
 SLOWEST = 5
 FAILURE_GROUPS = 10

@@ -16,7 +16,8 @@ import argparse
 from typing import Any
 
 from scalems_like import __version__
-from scalems_like.cli.usage import UsageError, key_value, positive_int, positive_seconds, whole_number
+from scalems_like.cli.usage import key_value, positive_int, positive_seconds, whole_number
+from scalems_like.errors import UsageError
 
 INSECURE_VARIABLE = "SCALEMS_LIKE_INSECURE"
 """As :data:`scalems_like.protocol.curve.INSECURE_VARIABLE` (not imported here: it imports ZeroMQ)."""

@@ -10,10 +10,10 @@ from rich.console import Console
 from rich.table import Table
 
 import scalems_like as sl
-from scalems_like.agent.config import write_private_file
 from scalems_like.cli.console import cli_console
 from scalems_like.client import environment
 from scalems_like.errors import ConfigError
+from scalems_like.paths import write_private_file
 from scalems_like.resources import load_resource
 
 

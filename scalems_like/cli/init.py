@@ -14,8 +14,7 @@ import argparse
 from pathlib import Path
 
 from scalems_like import paths
-from scalems_like.cli.usage import UsageError
-from scalems_like.errors import ConfigError
+from scalems_like.errors import ConfigError, UsageError
 
 WORKFLOW = '''"""{name}: an ensemble of simulations and their reduction.
 

@@ -51,8 +51,7 @@ import sys
 from collections.abc import Callable
 
 from scalems_like.cli.commands import INSECURE_VARIABLE, parser
-from scalems_like.cli.usage import UsageError
-from scalems_like.errors import ConfigError, ScalemsError
+from scalems_like.errors import ConfigError, ScalemsError, UsageError
 
 BROKEN_PIPE = 128 + 13
 """The exit code when stdout's reader closed the pipe early (as a shell reports a command ended by SIGPIPE)."""

@@ -35,18 +35,16 @@ from scalems_like.cli.overview import (
     LIVE_PILOT_STATES,
     find,
     is_finished,
-    journal_state,
     overviews,
-    read_journal,
     sandboxes,
 )
-from scalems_like.cli.usage import UsageError
 from scalems_like.client.cancel import cancel_session
-from scalems_like.client.client_lock import SessionInUse, is_held
-from scalems_like.client.journal import Journal, journal_path
-from scalems_like.errors import ConfigError
+from scalems_like.errors import ConfigError, SessionInUse, UsageError
 from scalems_like.launcher.bundle import human_size
 from scalems_like.launcher.record import LaunchRecord, record_canceled, session_directory
+from scalems_like.record.client_lock import is_held
+from scalems_like.record.journal import Journal, journal_path
+from scalems_like.record.summary import journal_state, read_summary
 from scalems_like.resources import load_resource
 from scalems_like.states import TaskState
 
@@ -214,7 +212,7 @@ def cancel_interactive(row: dict[str, Any], console: Console) -> str:
     with no client holding it, settled here: its pilots and unfinished tasks end CANCELED in its journal
     (:mod:`scalems_like.client.cancel`)."""
     uid = row["session"]
-    journal = read_journal(uid)
+    journal = read_summary(uid)
     client = journal_state(journal["info"]) if journal else "closed"  # (open, detached, interrupted, closed, ...)
     if client not in ("open", "interrupted", "detached") or is_held(journal_path(uid).parent):
         return cancel_pilots(row)

@@ -8,44 +8,26 @@ started; a submitted session still queued has only its launch record.
 from __future__ import annotations
 
 import json
-import os
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
 from scalems_like import paths
-from scalems_like.cli.usage import UsageError
-from scalems_like.client.journal import Journal, journal_path
-from scalems_like.errors import ConfigError
+from scalems_like.errors import ConfigError, UsageError
 from scalems_like.launcher.record import LaunchRecord, created_from_uid, read_record, session_directory, session_uids
 from scalems_like.launcher.state import LaunchState, launch_states
+from scalems_like.record.journal import journal_path
+from scalems_like.record.summary import journal_state, read_summary
 from scalems_like.resources import ResourceConfig, load_all
 from scalems_like.states import SessionState
 
 LIVE_PILOT_STATES = ("NEW", "SUBMITTED", "BOOTSTRAPPING", "ACTIVE")
 
 
-def journal_state(info: dict[str, str]) -> str:
-    """open / detached / closed / canceled (by ``scalems-like cancel`` after its client was gone) from the journal;
-    "interrupted" when its client died without closing it."""
-    state = info.get("state", "open")
-    if state == "open":
-        try:
-            pid = int(info.get("client_pid", "0"))
-            if pid <= 0:  # (os.kill(0, 0) would ask about this process group: always "alive")
-                return "interrupted"
-            os.kill(pid, 0)
-        except (ValueError, ProcessLookupError):
-            return "interrupted"
-        except PermissionError:
-            pass
-    return state
-
-
 def interactive_state(client: str, tasks: dict[str, int]) -> SessionState:
     """An interactive session's state in the words ``ls`` uses for every session, from its client's state in the
-    journal (open / detached / closed / interrupted / canceled, see :func:`journal_state`) and its task counts."""
+    journal (open / detached / closed / interrupted / canceled, see
+    :func:`~scalems_like.record.summary.journal_state`) and its task counts."""
     if client == "open":
         return SessionState.RUNNING
     if client == "detached":
@@ -57,22 +39,6 @@ def interactive_state(client: str, tasks: dict[str, int]) -> SessionState:
     if tasks.get("FAILED"):
         return SessionState.FAILED
     return SessionState.CANCELED if tasks.get("CANCELED") else SessionState.DONE
-
-
-def read_journal(uid: str) -> dict[str, Any] | None:
-    """Info, pilots and task counts of a session's journal; None when it has none (yet)."""
-    if not journal_path(uid).is_file():
-        return None
-    journal = Journal.open(uid)
-    try:
-        info = journal.info()
-        pilots = [{"pilot": row[0], "resource": row[2], "sandbox": row[3], "batch_id": row[4], "state": row[5],
-                   "failure": row[6]} for row in journal.pilots()]
-        return {"info": info, "pilots": pilots, "tasks": journal.counts()}
-    except sqlite3.OperationalError:  # a client creating it this very moment: no tables yet
-        return None
-    finally:
-        journal.connection.close()
 
 
 def created_at(uid: str, record: LaunchRecord | None) -> float:
@@ -87,7 +53,7 @@ def created_at(uid: str, record: LaunchRecord | None) -> float:
 
 def overview(uid: str, record: LaunchRecord | None, launch: LaunchState | None) -> dict[str, Any]:
     """One session as the commands show it (JSON-able)."""
-    journal = read_journal(uid)
+    journal = read_summary(uid)
     pilots = journal["pilots"] if journal else []
     row: dict[str, Any] = {
         "session": uid, "kind": "submitted" if record else "interactive",
@@ -185,7 +151,7 @@ def left_running(newest: int = RECENT_SESSIONS) -> list[tuple[str, str, list[dic
     for uid in session_uids()[:newest]:
         if read_record(uid) is not None:  # (a submitted session: its batch job owns its pilots)
             continue
-        journal = read_journal(uid)
+        journal = read_summary(uid)
         if journal is None:
             continue
         client = journal_state(journal["info"])

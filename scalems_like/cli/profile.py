@@ -12,11 +12,10 @@ import json
 from pathlib import Path
 
 from scalems_like.analytics.plots import FORMATS, plot_session
-from scalems_like.analytics.profile import load_rows, task_count, write_csv
 from scalems_like.analytics.summary import session_summary, summary_tables
 from scalems_like.cli.console import cli_console
-from scalems_like.cli.usage import UsageError
-from scalems_like.errors import ConfigError
+from scalems_like.errors import ConfigError, UsageError
+from scalems_like.record.profile import load_rows, task_count, write_csv
 
 
 def run_profile(arguments: argparse.Namespace) -> int:

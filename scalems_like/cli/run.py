@@ -39,13 +39,13 @@ from scalems_like.adapters.psij_adapter import mark_in_allocation
 from scalems_like.analytics.summary import session_summary, summary_tables
 from scalems_like.cli.commands import parse_pilot
 from scalems_like.cli.console import cli_console
-from scalems_like.cli.usage import UsageError, arguments_checked
+from scalems_like.cli.usage import arguments_checked
 from scalems_like.client import cache, joined
 from scalems_like.client.pilot import Pilot
 from scalems_like.client.session import Session
 from scalems_like.client.task import Task
 from scalems_like.descriptions import PilotDescription, TaskDescription
-from scalems_like.errors import ConfigError, WaitTimeout
+from scalems_like.errors import ConfigError, UsageError, WaitTimeout
 from scalems_like.launcher import parameters as workflow_parameters
 from scalems_like.launcher.record import read_canceled, record_end
 from scalems_like.resources import inside_allocation, load_resource

@@ -6,23 +6,10 @@ import argparse
 import time
 
 from scalems_like.cli.console import cli_console
-from scalems_like.cli.overview import journal_state
 from scalems_like.cli.run import print_summary
-from scalems_like.client.journal import Journal
 from scalems_like.client.session import Session
 from scalems_like.errors import ConfigError
 from scalems_like.states import TaskState
-
-
-def summary(uid: str) -> dict[str, object]:
-    journal = Journal.open(uid)
-    try:
-        info = journal.info()
-        pilots = journal.pilots()
-        return {"session": uid, "created": info.get("created", "?"), "state": journal_state(info),
-                "pilots": {row[0]: row[5] for row in pilots}, "tasks": journal.counts()}
-    finally:
-        journal.connection.close()
 
 
 def reattach_or_resume(arguments: argparse.Namespace, *, resume: bool) -> int:

@@ -26,12 +26,12 @@ from scalems_like.analytics.summary import session_summary, summary_tables
 from scalems_like.cli.console import cli_console
 from scalems_like.cli.overview import find, overviews
 from scalems_like.client.feedback import FeedbackReader, describe_step_failure
-from scalems_like.client.journal import journal_path
 from scalems_like.client.pilot import BootstrapEvent
 from scalems_like.errors import ConfigError
 from scalems_like.protocol.feedback import parse_events
 from scalems_like.protocol.records import FILE_NAME as AGENT_JOURNAL
 from scalems_like.protocol.records import read_journal, read_readiness
+from scalems_like.record.journal import journal_path
 from scalems_like.resources import ResourceConfig, load_all
 
 

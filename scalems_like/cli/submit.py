@@ -27,7 +27,8 @@ from rich.table import Table
 
 from scalems_like.cli import follow
 from scalems_like.cli.console import cli_console
-from scalems_like.cli.usage import UsageError, arguments_checked
+from scalems_like.cli.usage import arguments_checked
+from scalems_like.errors import UsageError
 from scalems_like.launcher.bundle import IGNORE_FILE, collect, human_size
 from scalems_like.launcher.parameters import parameter_sets
 from scalems_like.launcher.submission import Shape, relative_script, submit_session, sweep_id

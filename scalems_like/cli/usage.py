@@ -13,11 +13,7 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
-from scalems_like.errors import ConfigError
-
-
-class UsageError(ConfigError):
-    """The command line is wrong (the message names the option and the value): exit code 2."""
+from scalems_like.errors import ConfigError, UsageError
 
 
 @contextlib.contextmanager

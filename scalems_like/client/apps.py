@@ -35,7 +35,7 @@ from scalems_like.client.session import Session, current_session
 from scalems_like.client.task import Task
 from scalems_like.client.task_wire import pickle_by_value_if_local
 from scalems_like.descriptions import TaskDescription
-from scalems_like.errors import TaskFailed
+from scalems_like.errors import DependencyFailed, TaskFailed
 from scalems_like.staging.actions import checksum
 from scalems_like.states import TaskState
 
@@ -58,10 +58,6 @@ def drain() -> None:
         submitter = _submitter
     if submitter is not None and not threading.current_thread().name.startswith("scalems-like-apps"):
         submitter.submit(lambda: None).result()
-
-
-class DependencyFailed(TaskFailed):
-    """A task was never submitted: one of its input futures did not end DONE."""
 
 
 @dataclasses.dataclass(frozen=True)

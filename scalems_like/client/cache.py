@@ -23,7 +23,7 @@ from typing import Any
 
 import cloudpickle
 
-from scalems_like.agent.config import write_private_file
+from scalems_like.paths import write_private_file
 
 log = logging.getLogger("scalems_like.client")
 

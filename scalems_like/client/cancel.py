@@ -11,7 +11,7 @@ No process holds the session (its client lock is free), so this process takes it
 3. The session closes with the state ``canceled`` in its journal (``sessions``, ``ls``, ``status`` show it; it may
    then be deleted).
 
-A session that a live client holds raises :class:`~scalems_like.client.client_lock.SessionInUse` before anything
+A session that a live client holds raises :class:`~scalems_like.record.client_lock.SessionInUse` before anything
 is read or changed (the caller then goes through that client).
 """
 
@@ -22,7 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from scalems_like.client.pilot import Pilot
-from scalems_like.client.restore import restore
 from scalems_like.client.session import CLOSE_PATIENCE, Session
 from scalems_like.client.task import Task
 from scalems_like.errors import WaitTimeout
@@ -48,7 +47,7 @@ def cancel_session(uid: str, report: Callable[[str], None], *, reason: str = REA
     """Settle session ``uid`` (see the module); ``report`` is told each step as it begins. Raises SessionInUse
     if a live client holds the session, ScalemsError if it cannot be restored (nothing changed then)."""
     report(f"{uid}: no client holds it: reattaching to its pilots to cancel them")
-    session = restore(Session(uid), resume=False, pilot_description=None, cancel_reason=reason)
+    session = Session._restore(uid, resume=False, pilot_description=None, cancel_reason=reason)
     close_patience = patience
     try:
         live = [pilot for pilot in session.pilots if not pilot.state.is_final]
@@ -56,7 +55,7 @@ def cancel_session(uid: str, report: Callable[[str], None], *, reason: str = REA
         if live:
             report(f"{uid}: shutting down {', '.join(f'{pilot.uid} ({pilot.state.value})' for pilot in live)}; "
                    f"{unfinished} unfinished task(s) end CANCELED (waiting up to {patience:.0f} s)")
-        session._engine.call(lambda: shut_down(session, reason))
+        session._cancel_pilots(reason)
         if not wait_for_ends(session, live, patience, report):
             close_patience = 0.0  # (waited already: the close cancels their jobs at once)
     finally:
@@ -81,14 +80,6 @@ def wait_for_ends(session: Session, pilots: list[Pilot], patience: float, report
                "canceling the batch job(s)")
         return False
     return True
-
-
-def shut_down(session: Session, reason: str) -> None:
-    """(I/O thread) every pilot not final: its agent is told to stop (tasks CANCELED), or its job canceled."""
-    engine = session._engine
-    for record in engine.pilots.values():
-        if not record.pilot.state.is_final and not record.ending:
-            engine.lifecycle.stop_pilot(record, reason, cancel=True)
 
 
 def outcome(pilots: list[Pilot], tasks: list[Task], reason: str) -> Settled:

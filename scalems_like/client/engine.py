@@ -1,181 +1,212 @@
-"""The session's I/O thread: owns the ZeroMQ socket to the agents and applies every state change.
+"""The session's I/O thread: owns the session's state and the ZeroMQ socket to the agents, and applies every change.
 
-User threads never touch the socket; they ``post`` callables that run on this thread. The loop is one
-``poll`` (agents' socket and a wake-up eventfd), then a fixed list of steps::
+The engine owns every piece of the client's mutable state: the tasks and pilots (their handles, and what it tracks
+of each followed pilot in a :class:`~scalems_like.client.pilot_lifecycle.PilotRecord`), the tasks waiting on the
+client, the resource configs and batch adapters in use, the journal's pending batch, the lock and the condition
+that waiters sleep on. :class:`~scalems_like.client.session.Session` validates what users ask for and calls the
+command API below; :mod:`~scalems_like.client.restore` rebuilds a session through it too. Nothing outside the
+engine (and the modules that work on its thread for it: :mod:`~scalems_like.client.pilot_lifecycle`,
+:mod:`~scalems_like.client.reconnect`) reads or writes its fields.
 
-    handle_commands           run what user threads and psij's callbacks posted
-    handle_agent_messages     hellos, task updates, nodes ready, heartbeats, stopping notices
-    handle_bootstrap_feedback new bootstrap events of pilots not yet ACTIVE
-    handle_timers             heartbeats to agents, silent agents, agents that never connect
-    handle_dispatch           send tasks waiting on the client to ACTIVE pilots, as far as their credit goes
-    handle_journal            queue this pass's state changes and profile rows for the session's journal (one batch)
+The command API (callable from any thread):
 
-A step that raises is logged and the loop goes on. Work that may block (canceling a batch job, a pilot's
-output staging) runs on a small thread pool and posts its outcome back to this thread. What pilot events mean
-for a pilot's state is :mod:`scalems_like.client.pilot_lifecycle`'s part; the engine hands them to it.
+- life: ``start(keys, journal)``, ``stop()``, ``load(tasks, pilots)`` (a restored session, before ``start``);
+- tasks: ``submit(descriptions, wires, owner)`` (handles at once; queued on the I/O thread), ``cancel(tasks)``;
+- pilots: ``new_pilot()`` (a uid, the submission counted while under way), ``register_pilot(record)``,
+  ``pilot_submitted(record, native_id)``, ``pilot_refused(record, why)``, ``job_events(record)`` (the callback a
+  batch adapter reports to), ``cancel_pilot(uid, reason)``, ``endpoint_for(address)``;
+- the end: ``shut_down(reason)``, ``cancel_pilots(reason)``, ``give_up(reason)``, ``end_unfinished(reason)``,
+  ``flush_profile()``;
+- restore: ``restore_unsent(wires, cancel_reason)``, ``follow_again(wires, marks, cancel_reason)``,
+  ``requeue_interrupted(wires)``, ``waiting_for_a_pilot()``, ``release_held()``;
+- queries: ``task_list()``, ``pilot_list()``, ``has_pilots()``, ``describe_pilots()``, ``resource(name)``,
+  ``use_resource(config)``, ``adapter(resource, session_sandbox)``, ``agent_keys()``, and
+  ``wait_for(reached, timeout, describe)``, which sleeps on the engine's condition until its test ``reached`` holds.
 
-Flow control (:mod:`scalems_like.overlay.flow`): each agent announces its task window; a pilot's credit is that
-window minus its tasks sent whose end is not yet journaled and acknowledged (the agent keeps those), and tasks go to
-the pilot with the most credit while any has some. The others wait here (in ``pending``, and as NEW in the
-journal) — canceled there, they never reach an agent. Without a journal, an end is acknowledged when it arrives.
+Commands that change what the loop works on run on the I/O thread (``post``/``call``, see
+:mod:`~scalems_like.client.io_thread`); those that must answer at once (task handles with ordered uids, a resource
+config, a pilot's uid) run on the caller's thread under the engine's lock. The loop and its steps, flow control:
+:mod:`~scalems_like.client.engine_loop`; how tasks change: :mod:`~scalems_like.client.task_updates`; what pilot
+events mean for a pilot: :mod:`~scalems_like.client.pilot_lifecycle`.
 """
 
 from __future__ import annotations
 
-import collections
-import concurrent.futures
 import contextlib
+import itertools
 import logging
-import os
-import queue
-import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import zmq
-from zmq.auth.thread import ThreadAuthenticator
+from typing import Any
 
 from scalems_like import protocol
-from scalems_like.client.journal import Journal
-from scalems_like.client.pilot_lifecycle import PilotLifecycle, PilotRecord
-from scalems_like.client.profiling import ProfileRecorder
-from scalems_like.client.task import Task, result_file_notice
-from scalems_like.errors import ProtocolError, ProtocolVersionError, ScalemsError
-from scalems_like.network import bind_and_advertise, message_socket
-from scalems_like.protocol import curve
+from scalems_like.adapters import BatchAdapter, JobEvent, adapter_for
+from scalems_like.client import reconnect
+from scalems_like.client.engine_loop import EngineLoop
+from scalems_like.client.pilot import Pilot, describe_pilots
+from scalems_like.client.pilot_lifecycle import PilotRecord
+from scalems_like.client.task import Task, TaskOwner
+from scalems_like.descriptions import TaskDescription
+from scalems_like.errors import ScalemsError, WaitTimeout
+from scalems_like.network import bind_and_advertise
+from scalems_like.protocol.curve import AgentKeys
+from scalems_like.resources import ResourceConfig, load_resource
 from scalems_like.states import PilotState, TaskState
-
-if TYPE_CHECKING:
-    from scalems_like.client.session import Session
 
 log = logging.getLogger("scalems_like.client")
 
-_FINAL = {state.value for state in TaskState if state.is_final}
-CHUNK = 2000
-"""Tasks per SubmitTasks message."""
-FEEDBACK_INTERVAL = 0.1
-"""Seconds between reads of the bootstrap events of pilots that are starting."""
+class Engine(EngineLoop):
+    """The session's engine: its state and loop (:class:`EngineLoop`) and the command API (see the module)."""
 
+    # -- life ----------------------------------------------------------------------------------------
+    def load(self, tasks: Sequence[Task], pilots: Sequence[Pilot]) -> None:
+        """(before ``start``) the tasks and pilots of a restored session, as its journal left them."""
+        with self.lock:
+            self.tasks.update((task.uid, task) for task in tasks)
+            self.pilots.update((pilot.uid, pilot) for pilot in pilots)
+            self.pilot_numbers = itertools.count(len(self.pilots))
 
-class Engine:
-    def __init__(self, session: Session) -> None:
-        self.session = session
-        self.lock = session._lock
-        self.changed = session._changed
-        self.pilots: dict[str, PilotRecord] = {}
-        self.pending: collections.deque[Task] = collections.deque()
-        self.wire: dict[str, dict[str, Any]] = {}
-        self.commands: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
-        self.context: zmq.Context[zmq.Socket[bytes]] | None = None
-        self.router: zmq.Socket[bytes] | None = None
-        self.endpoints: dict[str, str] = {}
-        self.wake_fd = -1
-        self.post_lock = threading.Lock()
-        self.thread: threading.Thread | None = None
-        self.blocking: concurrent.futures.ThreadPoolExecutor | None = None
-        self.stopping = False
-        self.last_heartbeat = 0.0
-        self.callbacks: list[Callable[[], None]] = []
-        self.client_root = Path.cwd()
-        self.journal: Journal | None = None
-        self.journal_batch: list[dict[str, Any]] = []
-        self.profile = ProfileRecorder()
-        self.hold_pending = False
-        """True while a session is restored: pending tasks wait for the decision on a new pilot."""
-        self.told_of_result_files = False
-        """True once the session said that large return values stay in their task sandboxes (said once)."""
-        self.drops = protocol.DropLog(log)
-        self.authenticator: ThreadAuthenticator | None = None
-        self.lifecycle = PilotLifecycle(self)
-        """Pilot state changes; the engine hands it every pilot event (see its module)."""
+    # -- queries -------------------------------------------------------------------------------------
+    def task_list(self) -> list[Task]:
+        with self.lock:
+            return list(self.tasks.values())
 
-    # -- life cycle ----------------------------------------------------------------------------------
-    def start(self) -> None:
-        self.context = zmq.Context()
-        self.router = message_socket(self.context.socket(zmq.ROUTER))
-        self.router.setsockopt(zmq.LINGER, 0)
-        self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        keys = self.session._keys
-        if keys is not None:
-            curve.serve(self.router, keys.client_public, keys.client_secret)
-            self.authenticator = curve.start_authenticator(self.context, {keys.agent_public},
-                                                           f"session {self.session.uid}")
-        self.wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        self.blocking = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix=f"scalems-like-{self.session.uid}")
-        self.thread = threading.Thread(target=self.run, name=f"scalems-like-{self.session.uid}", daemon=True)
-        self.thread.start()
+    def pilot_list(self) -> list[Pilot]:
+        with self.lock:
+            return list(self.pilots.values())
 
-    def stop(self) -> None:
-        if self.thread is None:
-            return
-        self.post(self._mark_stopping)
-        self.thread.join()
-        self.thread = None
-        assert self.blocking is not None
-        self.blocking.shutdown(wait=True)
-        assert self.router is not None and self.context is not None
-        self.router.close()
-        if self.authenticator is not None:
-            self.authenticator.stop()
-            self.authenticator = None
-        self.context.term()
-        with self.post_lock:
-            os.close(self.wake_fd)
-            self.wake_fd = -1
+    def has_pilots(self) -> bool:
+        """The session has a pilot, or one is being submitted."""
+        with self.lock:
+            return bool(self.pilots) or self.pilots_submitting > 0
 
-    def _mark_stopping(self) -> None:
-        """(I/O thread) under the post lock: no command can be queued after the loop's last drain."""
-        with self.post_lock:
-            self.stopping = True
+    def describe_pilots(self) -> str:
+        with self.lock:
+            return describe_pilots(self.pilots.values(), self.pilots_submitting)
 
-    def post(self, command: Callable[[], None]) -> bool:
-        """Run ``command`` on the I/O thread (callable from any thread); dropped (False) once the engine stopped."""
-        with self.post_lock:
-            if self.wake_fd < 0 or self.stopping:
-                log.debug("engine stopped; dropped a late command (e.g. a batch job event after close)")
-                return False
-            self.commands.put(command)
-            os.eventfd_write(self.wake_fd, 1)
-            return True
+    def wait_for(self, reached: Callable[[], bool], timeout: float | None, describe: Callable[[], str]) -> None:
+        """Sleep on the engine's condition until ``reached()`` (called under the lock) holds; WaitTimeout after
+        ``timeout`` s, saying ``describe()``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self.changed:
+            while not reached():
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise WaitTimeout(f"timed out after {timeout} s: {describe()}")
+                self.changed.wait(left if left is not None else 1.0)
 
-    def call(self, function: Callable[[], Any]) -> Any:
-        """Run ``function`` on the I/O thread and return its result (or raise its exception).
+    def agent_keys(self) -> AgentKeys | None:
+        """The keys a pilot's agent is given (None: the session runs without CurveZMQ)."""
+        return self.keys.for_agent if self.keys is not None else None
 
-        Called on the I/O thread itself (from a state callback), it runs ``function`` at once.
-        """
-        if threading.current_thread() is self.thread:
-            return function()
-        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+    def resource(self, name: str) -> ResourceConfig:
+        """The resource config ``name`` (loaded from the files once, unless the session was given one)."""
+        with self.lock:
+            if name not in self.resources:
+                self.resources[name] = load_resource(name)
+            return self.resources[name]
 
-        def command() -> None:
-            try:
-                future.set_result(function())
-            except BaseException as error:
-                future.set_exception(error)
+    def use_resource(self, config: ResourceConfig) -> None:
+        with self.lock:
+            self.resources[config.name] = config
 
-        if not self.post(command):
-            raise ScalemsError(f"session {self.session.uid} is closed")
-        return future.result()
+    def adapter(self, resource: ResourceConfig, session_sandbox: Path) -> BatchAdapter:
+        """One adapter (one psij executor, one polling thread) per resource and session."""
+        with self.lock:
+            if resource.name not in self.adapters:
+                self.adapters[resource.name] = adapter_for(resource, session_sandbox / "batch")
+            return self.adapters[resource.name]
 
-    def in_background(self, function: Callable[[], Any], then: Callable[[Any], None] | None = None,
-                      failed: Callable[[Exception], None] | None = None) -> None:
-        """Run blocking ``function`` off the I/O thread; ``then(result)`` runs back on the I/O thread, or
-        ``failed(error)`` if it raised (so what waits for it — a pilot ending — is never left waiting)."""
-        assert self.blocking is not None
+    # -- tasks ---------------------------------------------------------------------------------------
+    def submit(self, descriptions: Sequence[TaskDescription], wires: Sequence[dict[str, Any]],
+               owner: TaskOwner) -> list[Task]:
+        """New tasks, numbered in submission order, journaled and queued for the pilots; their handles at once."""
+        tasks, wire = [], {}
+        with self.lock:  # numbers and insertion together: concurrent submitters get distinct, ordered uids
+            start = len(self.tasks)
+            for offset, (description, fields) in enumerate(zip(descriptions, wires, strict=True)):
+                task = Task(f"task.{start + offset:06d}", description, owner)
+                fields["uid"] = task.uid
+                self.tasks[task.uid] = task
+                tasks.append(task)
+                wire[task.uid] = fields
+            if self.journal is not None:
+                self.journal.add_tasks([(t.uid, start + offset, wire[t.uid]) for offset, t in enumerate(tasks)])
 
-        def run() -> None:
-            try:
-                result = function()
-            except Exception as error:
-                log.exception("background work failed")
-                if failed is not None:
-                    self.post(lambda error=error: failed(error))  # (the name ends with the except block)
-                return
-            if then is not None:
-                self.post(lambda: then(result))
-        self.blocking.submit(run)
+        def enqueue() -> None:
+            self.wire.update(wire)
+            self.pending.extend(tasks)
+            self.fail_pending_without_pilots("every pilot of the session has ended")
+        if not self.post(enqueue):
+            raise ScalemsError(f"session {self.uid} is closed")
+        return tasks
+
+    def cancel(self, tasks: Sequence[Task]) -> None:
+        """Tasks still on the client end CANCELED at once; the others' agents are told to cancel them."""
+        def cancel() -> None:  # on the I/O thread: no task changes hands between looking and acting
+            by_pilot: dict[str, list[str]] = {}
+            local = []
+            for task in tasks:
+                if task.state is TaskState.NEW:
+                    local.append(task.uid)
+                elif not task.state.is_final and task.pilot:
+                    by_pilot.setdefault(task.pilot, []).append(task.uid)
+            self.end_tasks(local, TaskState.CANCELED, "canceled before it was sent to a pilot")
+            for pilot_uid, uids in by_pilot.items():
+                self.send(self.records[pilot_uid], protocol.encode(protocol.CancelTasks(uids)))
+        self.call(cancel)
+
+    # -- pilots --------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def new_pilot(self) -> Iterator[Callable[[], str]]:
+        """While a pilot is submitted: a wait for tasks counts on it; gives the function that numbers it."""
+        def number() -> str:
+            with self.lock:
+                return f"pilot.{next(self.pilot_numbers):04d}"
+        with self.changed:
+            self.pilots_submitting += 1
+        try:
+            yield number
+        finally:
+            with self.changed:
+                self.pilots_submitting -= 1
+                self.changed.notify_all()  # a wait that counted on this pilot looks again
+
+    def register_pilot(self, record: PilotRecord) -> None:
+        """A pilot about to be submitted: followed from now on, its row journaled."""
+        def register() -> None:
+            with self.lock:
+                self.pilots[record.pilot.uid] = record.pilot
+                self.heartbeat_interval = min(self.heartbeat_interval, record.pilot.resource.heartbeat_interval)
+            self.records[record.pilot.uid] = record
+            self.lifecycle.save_pilot(record)
+        self.call(register)
+
+    def job_events(self, record: PilotRecord) -> Callable[[JobEvent], None]:
+        """The callback through which a batch adapter reports the pilot's job (from psij's thread)."""
+        def report(event: JobEvent) -> None:
+            self.post(lambda: self.lifecycle.on_job_event(record, event))
+        return report
+
+    def pilot_submitted(self, record: PilotRecord, native_id: str) -> None:
+        def submitted() -> None:
+            record.pilot.native_id = native_id
+            if record.cancel_requested:  # canceled while the batch system took the job
+                self.lifecycle.cancel_job(record)
+            if not self.lifecycle.set_pilot_state(record, PilotState.SUBMITTED, "client", time.time()):
+                self.lifecycle.save_pilot(record)  # psij reported the job first: journal its batch id all the same
+        self.call(submitted)
+
+    def pilot_refused(self, record: PilotRecord, why: str) -> None:
+        """The batch system refused the pilot's job: it ends FAILED with ``why``."""
+        def refused() -> None:
+            record.pilot.failure = why
+            self.lifecycle.end_pilot(record, PilotState.FAILED, why)
+        self.call(refused)
+
+    def cancel_pilot(self, uid: str, reason: str) -> None:
+        self.call(lambda: self.lifecycle.stop_pilot(self.records[uid], reason, cancel=True))
 
     def endpoint_for(self, address: str) -> str:
         """Bind the agents' socket for ``address`` (once) and return the address agents connect to.
@@ -189,243 +220,66 @@ class Engine:
             return self.endpoints[address]
         return self.call(bind)
 
-    # -- the loop ------------------------------------------------------------------------------------
-    def run(self) -> None:
-        assert self.router is not None
-        poller = zmq.Poller()
-        poller.register(self.router, zmq.POLLIN)
-        poller.register(self.wake_fd, zmq.POLLIN)
-        steps = (self.handle_commands, self.handle_agent_messages, self.handle_bootstrap_feedback,
-                 self.handle_timers, self.handle_dispatch, self.handle_journal, self.run_callbacks)
-        while not self.stopping:
-            events = dict(poller.poll(self.poll_timeout() * 1000))
-            if self.wake_fd in events:
-                with contextlib.suppress(BlockingIOError):
-                    os.eventfd_read(self.wake_fd)
-            for step in steps:
-                if step is self.handle_agent_messages and self.router not in events:
-                    continue
-                try:
-                    step()
-                except Exception:
-                    log.exception("session %s: %s failed; the session goes on", self.session.uid, step.__name__)
-        self.handle_commands()  # what was posted with the stop command still runs
-        self.handle_journal()
+    # -- the end -------------------------------------------------------------------------------------
+    def shut_down(self, reason: str) -> None:
+        """Tasks waiting on the client end CANCELED; ACTIVE pilots' agents are told to stop, the others' jobs are
+        canceled."""
+        def shut_down() -> None:
+            self.end_tasks([t.uid for t in self.pending], TaskState.CANCELED, reason)
+            self.pending.clear()
+            for record in self.records.values():
+                active = record.pilot.state is PilotState.ACTIVE
+                self.lifecycle.stop_pilot(record, reason, cancel=not active)
+        self.call(shut_down)
 
-    def poll_timeout(self) -> float:
-        starting = any(not r.pilot.state.is_final and r.pilot.state is not PilotState.ACTIVE
-                       for r in self.pilots.values())
-        interval = self.session._heartbeat_interval
-        due = self.last_heartbeat + interval - time.time()
-        return max(0.0, min(due, FEEDBACK_INTERVAL if starting else interval))
-
-    def handle_commands(self) -> None:
-        while True:
-            try:
-                command = self.commands.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                command()
-            except Exception:
-                log.exception("a session command failed")
-
-    def handle_agent_messages(self) -> None:
-        assert self.router is not None
-        while True:
-            try:
-                identity, data = self.router.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            except ValueError:
-                continue  # not a two-frame message
-            record = self.pilots.get(identity.decode(errors="replace"))
-            if record is None:
-                log.warning("dropped a message from unknown peer %r", identity[:40])
-                continue
-            try:
-                message = protocol.decode(data)
-            except ProtocolVersionError as error:  # its agent runs another release: say so, do not wait
+    def cancel_pilots(self, reason: str) -> None:
+        """Every pilot not final: its agent is told to stop (tasks CANCELED), or its job canceled; it ends CANCELED."""
+        def cancel() -> None:
+            for record in self.records.values():
                 if not record.pilot.state.is_final and not record.ending:
-                    self.lifecycle.fail_pilot(record, f"its agent cannot talk to this client: {error}")
-                continue
-            except ProtocolError as error:
-                self.drops.dropped(f"pilot {record.pilot.uid}", error)
-                continue
-            record.last_seen = time.time()
-            if isinstance(message, protocol.TaskUpdates):
-                self.apply_updates(record, message.updates)
-            elif isinstance(message, protocol.TaskWindow):
-                record.window = message.size
-            elif isinstance(message, protocol.Hello):
-                self.lifecycle.on_hello(record, message)
-            elif isinstance(message, protocol.AgentStopping):
-                self.lifecycle.on_agent_stopping(record, message)
-            elif isinstance(message, protocol.BootstrapEvents):
-                self.lifecycle.on_bootstrap_events(record, message)
-            elif isinstance(message, protocol.Heartbeat):
-                self.profile.clock(record.pilot.uid, message.time)
-            elif isinstance(message, protocol.AgentEvents):
-                self.lifecycle.on_agent_events(record, message)
-            elif isinstance(message, protocol.NodesReady):
-                self.lifecycle.on_nodes_ready(record, message)
+                    self.lifecycle.stop_pilot(record, reason, cancel=True)
+        self.call(cancel)
 
-    def handle_bootstrap_feedback(self) -> None:
-        now = time.time()
-        for record in self.pilots.values():
-            starting = record.pilot.state in (PilotState.SUBMITTED, PilotState.BOOTSTRAPPING)
-            if starting and now >= record.next_feedback_read:
-                record.next_feedback_read = now + FEEDBACK_INTERVAL
-                self.lifecycle.read_feedback(record)
+    def give_up(self, reason: str) -> None:
+        """Pilots that did not end: their jobs canceled, CANCELED with ``reason`` (output staging not waited for)."""
+        def give_up() -> None:
+            for record in self.records.values():
+                if not record.pilot.state.is_final:
+                    self.lifecycle.cancel_job(record)
+                    self.lifecycle.end_pilot(record, PilotState.CANCELED, reason)
+                if not record.pilot.state.is_final:  # its output staging still runs: do not wait for it
+                    self.lifecycle.set_pilot_state(record, PilotState.CANCELED, "client", time.time())
+        self.call(give_up)
 
-    def handle_timers(self) -> None:
-        now = time.time()
-        if now - self.last_heartbeat >= self.session._heartbeat_interval:
-            self.last_heartbeat = now
-            beat = protocol.encode(protocol.Heartbeat(now))
-            for record in self.pilots.values():
-                if record.pilot.state is PilotState.ACTIVE:
-                    self.send(record, beat)
-        for record in list(self.pilots.values()):
-            if not record.ending:
-                self.lifecycle.check_liveness(record, now)
+    def end_unfinished(self, reason: str) -> None:
+        self.call(lambda: self.end_tasks(list(self.tasks), TaskState.CANCELED, reason))
 
-    def handle_dispatch(self) -> None:
-        active = [r for r in self.pilots.values()
-                  if r.pilot.state is PilotState.ACTIVE and not r.cancel_requested and not r.ending
-                  and (r.greeted or not r.reattached)]  # a reattached agent must reconnect first
-        if not self.pending or not active:
-            return
-        now = time.time()
-        while self.pending:
-            record = max(active, key=lambda r: r.credit)
-            credit = record.credit
-            if credit <= 0:
-                return  # (a task's end, once journaled and acknowledged, returns its credit)
-            batch = []
-            tasks_directory = f"{record.pilot.sandbox}/tasks/"
-            with self.lock:
-                while self.pending and len(batch) < min(CHUNK, credit):
-                    task = self.pending.popleft()
-                    if not self.transition(task, TaskState.SUBMITTED, now, None, pilot=record.pilot.uid,
-                                           sandbox=tasks_directory + task.uid):
-                        continue  # canceled while waiting here
-                    record.outstanding.add(task.uid)
-                    batch.append(self.wire.pop(task.uid))
-            if batch:
-                self.send(record, protocol.encode(protocol.SubmitTasks(batch)))
+    def flush_profile(self) -> None:
+        """What the I/O thread holds goes to the journal's queue."""
+        self.call(self.handle_journal)
 
-    def handle_journal(self) -> None:
-        if self.journal_batch:
-            if self.journal is not None:
-                self.journal.add_updates(self.journal_batch)
-            self.journal_batch = []
-        self.profile.flush(self.journal)
+    # -- restore (the work is reconnect's, on this thread) -------------------------------------------
+    def restore_unsent(self, wires: dict[str, dict[str, Any]], cancel_reason: str | None) -> None:
+        self.call(lambda: reconnect.restore_unsent(self, wires, cancel_reason))
 
-    def on_journal_commit(self, updates: list[dict[str, Any]]) -> None:
-        """(Journal thread) final results are durable: let their agents forget them."""
-        uids = [update["uid"] for update in updates if update["state"] in _FINAL and update.get("host") != "client"]
-        if uids:
-            self.post(lambda: self.acknowledge(uids))
+    def follow_again(self, wires: dict[str, dict[str, Any]], marks: dict[str, float],
+                     cancel_reason: str | None) -> None:
+        reconnect.settle_pilots(self, wires, marks, cancel_reason)
 
-    def acknowledge(self, uids: list[str]) -> None:
-        by_pilot: dict[str, list[str]] = {}
-        tasks = self.session._tasks
-        for uid in uids:
-            task = tasks.get(uid)
-            if task is not None and task.pilot is not None:
-                by_pilot.setdefault(task.pilot, []).append(uid)
-        for pilot_uid, pilot_uids in by_pilot.items():
-            record = self.pilots.get(pilot_uid)
-            if record is None:
-                continue
-            record.unacknowledged.difference_update(pilot_uids)
-            if record.pilot.state is PilotState.ACTIVE:
-                self.send(record, protocol.encode(protocol.Acknowledge(pilot_uids)))
+    def requeue_interrupted(self, wires: dict[str, dict[str, Any]]) -> int:
+        return int(self.call(lambda: reconnect.requeue_interrupted(self, wires)))
 
-    # -- applying what happened ----------------------------------------------------------------------
-    def apply_updates(self, record: PilotRecord, updates: list[dict[str, Any]]) -> None:
-        tasks = self.session._tasks
-        ended = []
-        with self.lock:
-            for update in updates:
-                task = tasks.get(update.get("uid")) if isinstance(update, dict) else None
-                if task is None:
-                    continue
-                state = self.apply(task, update)  # (None: stale, or delivered again after a reattach)
-                if state is not None and state.is_final:
-                    record.outstanding.discard(task.uid)
-                    record.unacknowledged.add(task.uid)
-                    ended.append(task.uid)
-                    if "return_value_file" in update and not self.told_of_result_files:
-                        self.told_of_result_files = True  # said once a session: not a line per task
-                        log.warning("%s", result_file_notice(task))
-            self.changed.notify_all()
-        if self.journal is None and ended:  # (no journal to wait for: the agent may forget them now)
-            self.acknowledge(ended)
+    def waiting_for_a_pilot(self) -> int:
+        """Tasks waiting on the client while no pilot that could run them is left."""
+        def waiting() -> int:
+            live = any(not r.pilot.state.is_final and not r.ending for r in self.records.values())
+            return 0 if live else len(self.pending)
+        return int(self.call(waiting))
 
-    def fail_pending_without_pilots(self, why: str) -> None:
-        """Tasks waiting on the client fail when no pilot that could run them is left."""
-        if not self.pending or not self.session._pilots or self.hold_pending:
-            return  # (no pilot yet: tasks wait for the first one)
-        if any(not r.pilot.state.is_final and not r.ending for r in self.pilots.values()):
-            return
-        uids = [task.uid for task in self.pending]
-        self.pending.clear()
-        self.end_tasks(uids, TaskState.FAILED, f"no live pilot to run it: {why}")
+    def release_held(self) -> None:
+        """The restore is done: tasks waiting on the client fail if no pilot is left to run them."""
+        def release() -> None:
+            self.hold_pending = False
+            self.fail_pending_without_pilots("every pilot of the session has ended")
+        self.call(release)
 
-    def end_tasks(self, uids: list[str], state: TaskState, reason: str) -> None:
-        now = time.time()
-        tasks = self.session._tasks
-        with self.lock:
-            for uid in uids:
-                if self.transition(tasks[uid], state, now, reason):
-                    self.wire.pop(uid, None)
-            self.changed.notify_all()
-
-    def interrupt_tasks(self, uids: list[str], reason: str) -> None:
-        """Tasks whose pilot ended under them: FAILED, marked so that ``Session.resume`` can run them again."""
-        now = time.time()
-        with self.lock:
-            for uid in uids:
-                task = self.session._tasks[uid]
-                interrupted = "running" if task.state is TaskState.RUNNING else "queued"
-                self.transition(task, TaskState.FAILED, now, reason, interrupted=interrupted)
-            self.changed.notify_all()
-
-    def transition(self, task: Task, state: TaskState, when: float, reason: str | None = None,
-                   **fields: Any) -> bool:
-        """A state change decided on the client (not reported by an agent), with ``fields`` of the update
-        (``pilot``, ``sandbox``, ``interrupted``); False if not allowed."""
-        update = {"uid": task.uid, "state": state.value, "time": when, "host": "client", **fields}
-        if reason is not None:
-            update["reason"] = reason
-        return self.apply(task, update) is not None
-
-    def apply(self, task: Task, update: dict[str, Any]) -> TaskState | None:
-        """Apply one update, from an agent or decided here, as a journal replay applies it (``Task._apply``);
-        journal it and queue the task's callbacks. Returns the new state, or None if the update was stale."""
-        state = task._apply(update)
-        if state is not None:
-            self.journal_batch.append(update)
-            self.queue_callbacks(task, state)
-        return state
-
-    def queue_callbacks(self, task: Task, state: TaskState) -> None:
-        if task._callbacks:
-            self.callbacks.extend(lambda c=c: c(task, state) for c in task._callbacks)
-
-    def run_callbacks(self) -> None:
-        callbacks, self.callbacks = self.callbacks, []
-        for callback in callbacks:
-            try:
-                callback()
-            except Exception:
-                log.exception("a state callback raised")
-
-    def send(self, record: PilotRecord, data: bytes) -> None:
-        assert self.router is not None
-        try:
-            self.router.send_multipart([record.pilot.uid.encode(), data])
-        except zmq.ZMQError as error:  # the agent is not (or no longer) connected
-            log.warning("could not send to pilot %s: %s", record.pilot.uid, error)

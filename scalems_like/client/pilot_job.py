@@ -20,21 +20,16 @@ from pathlib import Path
 
 from scalems_like import paths
 from scalems_like.adapters import PilotJob
-from scalems_like.agent.config import AgentConfig, write_private_file
+from scalems_like.agent.config import AgentConfig
 from scalems_like.client import environment
 from scalems_like.client.wheel import build_wheel
 from scalems_like.descriptions import PilotDescription
 from scalems_like.errors import ConfigError
+from scalems_like.paths import make_private_directory, write_private_file
 from scalems_like.protocol.curve import AgentKeys
 from scalems_like.resources import ResourceConfig
 
 log = logging.getLogger("scalems_like.client")
-
-
-def make_private_directory(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    path.chmod(0o700)
-    return path
 
 
 def hook_script(lines: list[str]) -> str:

@@ -28,7 +28,7 @@ from scalems_like.staging.runner import outputs_for, run_directives, sandbox_roo
 from scalems_like.states import PilotState, TaskState, pilot_transition_allowed
 
 if TYPE_CHECKING:
-    from scalems_like.client.engine import Engine
+    from scalems_like.client.engine_loop import EngineLoop
 
 log = logging.getLogger("scalems_like.client")
 
@@ -62,7 +62,6 @@ class PilotRecord:
         self.window = 0
         """The agent's task window (its TaskWindow; 0 until it says). The pilot's credit, how many more tasks may
         be sent to it, is the window minus its outstanding and unacknowledged tasks (see :meth:`credit`)."""
-        self.stopping: tuple[str, str] | None = None
         self.cancel_requested = False
         self.cancel_reason = "canceled by the user"
         """Why the pilot ends CANCELED once its agent stopped after a cancel (see ``stop_pilot``)."""
@@ -82,7 +81,7 @@ class PilotRecord:
 class PilotLifecycle:
     """The pilot state changes of one session's engine (I/O thread only)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: EngineLoop) -> None:
         self.engine = engine
 
     # -- what the pilot's agent, bootstrap and batch job report --------------------------------------
@@ -154,7 +153,6 @@ class PilotLifecycle:
         record.pilot.bootstrap_events.sort(key=lambda event: event.time)
 
     def on_agent_stopping(self, record: PilotRecord, message: protocol.AgentStopping) -> None:
-        record.stopping = (message.final_state, message.reason)
         self.engine.profile.pilot_event(record.pilot.uid, "agent_stopping", message.reason)
         if record.cancel_requested:
             self.end_pilot(record, PilotState.CANCELED, record.cancel_reason)
@@ -173,7 +171,11 @@ class PilotLifecycle:
             self.set_pilot_state(record, PilotState.BOOTSTRAPPING, "batch", event.time)
         if not event.state.is_final or pilot.state.is_final or record.ending:
             return
-        self.engine.handle_agent_messages()  # the agent's last words (AgentStopping) may still wait in the socket
+        self.engine.job_ends.append((record, event))  # after the agent's last words (AgentStopping), if it sent any
+
+    def on_job_end(self, record: PilotRecord, event: JobEvent) -> None:
+        """(the engine's ``handle_job_ends``, once the socket was read) the pilot's batch job ended."""
+        pilot = record.pilot
         if pilot.state.is_final or record.ending:
             return
         self.read_feedback(record)

@@ -7,7 +7,7 @@ clock stamped its time: ``"client"``, or the uid of the pilot whose agent (or bo
 
 **Clock offsets.** Each message an agent sends with a time (Hello, Heartbeat) gives ``received - sent`` on this
 client's clock: the offset between the two clocks plus the message's delay, which is never negative. The smallest
-such value seen is the best estimate of the offset (:mod:`scalems_like.analytics.profile` adds it to the agent's
+such value seen is the best estimate of the offset (:mod:`scalems_like.record.profile` adds it to the agent's
 times); a row is written each time it shrinks by more than :data:`OFFSET_RESOLUTION`.
 """
 
@@ -18,7 +18,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from scalems_like.client.journal import Journal, ProfileRow
+from scalems_like.record.journal import Journal, ProfileRow
 
 OFFSET_RESOLUTION = 0.001
 """Seconds an offset estimate must improve by to be recorded again."""

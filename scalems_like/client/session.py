@@ -4,36 +4,30 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import itertools
 import logging
 import os
 import sys
-import threading
-import time
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from scalems_like import paths
-from scalems_like.adapters import BatchAdapter, adapter_for
 from scalems_like.client import joined
-from scalems_like.client.client_lock import ClientLock
 from scalems_like.client.engine import Engine
-from scalems_like.client.journal import Journal, journal_path, now_text
-from scalems_like.client.pilot import Pilot, describe_pilots
-from scalems_like.client.pilot_job import check_fits, make_private_directory, render_pilot
-from scalems_like.client.pilot_lifecycle import PilotRecord
+from scalems_like.client.pilot import Pilot
+from scalems_like.client.pilot_job import check_fits
+from scalems_like.client.pilot_submission import submit_pilot
 from scalems_like.client.task import Task
 from scalems_like.client.task_wire import to_wire_all
 from scalems_like.descriptions import PilotDescription, TaskDescription
-from scalems_like.errors import ConfigError, NoPilot, ScalemsError, SubmitError, WaitTimeout
+from scalems_like.errors import ConfigError, NoPilot, ScalemsError, WaitTimeout
 from scalems_like.protocol.curve import SESSION_KEYS_FILE, SessionKeys, insecure_requested, warn_insecure
-from scalems_like.resources import ResourceConfig, load_resource
-from scalems_like.staging.actions import StagingError
+from scalems_like.record.client_lock import ClientLock
+from scalems_like.record.journal import Journal, journal_path, now_text
+from scalems_like.resources import ResourceConfig
 from scalems_like.staging.directives import check_client_side
-from scalems_like.staging.runner import run_directives, sandbox_roots
-from scalems_like.states import PilotState, TaskState, pilot_reached
+from scalems_like.states import PilotState, pilot_reached
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -96,27 +90,18 @@ class Session(metaclass=_SessionType):
     def __init__(self, uid: str | None = None, *, journal: bool = True) -> None:
         self.uid = uid or new_session_uid()
         self._journaling = journal
-        self._lock = threading.RLock()
-        self._changed = threading.Condition(self._lock)
-        self._tasks: dict[str, Task] = {}
-        self._pilots: dict[str, Pilot] = {}
-        self._pilots_submitting = 0
-        """Calls of ``submit_pilot`` under way (a wait for tasks counts on their pilot)."""
-        self._resources: dict[str, ResourceConfig] = {}
-        self._adapters: dict[str, BatchAdapter] = {}
-        self._pilot_numbers = itertools.count()
+        self._engine = Engine(self.uid)
+        """Owns the tasks, pilots and everything else that changes (see its module); reached only through its
+        command API."""
         self._pickled_functions: dict[Any, bytes] = {}
-        self._engine = Engine(self)
-        self._heartbeat_interval = 1.0
+        """Functions pickled by earlier submissions (a cache of this session's submitters)."""
         self._opened = False
         self._closed = False
         self._journal: Journal | None = None
         self._client_lock: ClientLock | None = None
-        self._keys: SessionKeys | None = None
-        """CurveZMQ keys of the session (None: insecure, for debugging; see protocol/curve.py)."""
 
     def __repr__(self) -> str:
-        return f"<Session {self.uid} pilots={len(self._pilots)} tasks={len(self._tasks)}>"
+        return f"<Session {self.uid} pilots={len(self.pilots)} tasks={len(self.tasks)}>"
 
     def __enter__(self) -> Session:
         self.open()
@@ -147,11 +132,8 @@ class Session(metaclass=_SessionType):
                 self._journal.set("state", "open")
                 self._journal.set("client_pid", str(os.getpid()))
                 self._journal.set("working_directory", str(Path.cwd()))
-                self._journal.on_commit = self._engine.on_journal_commit
                 self._journal.start()
-                self._engine.journal = self._journal
-            self._keys = self._session_keys()
-            self._engine.start()
+            self._engine.start(self._session_keys(), self._journal)
         except BaseException:  # nothing taken here is left held (a restore releases what it took)
             if created and self._journal is not None:
                 self._journal.close()
@@ -183,18 +165,40 @@ class Session(metaclass=_SessionType):
         Results that came in while no client listened are delivered (from the agents, or from their journals
         in the pilot sandboxes); tasks of pilots that are gone end FAILED with the reason.
         """
-        from scalems_like.client.restore import restore
-
-        return restore(cls(uid), resume=False, pilot_description=None)
+        return cls._restore(uid, resume=False, pilot_description=None)
 
     @classmethod
     def resume(cls, uid: str, pilot_description: PilotDescription | None = None) -> Session:
         """Like :meth:`reattach`, but the unfinished tasks of pilots that are gone run again, on a new pilot
         (``pilot_description``, default: that of the session's last pilot). Finished tasks never run again;
         tasks that were running run again only if ``idempotent`` or with retries left, else end FAILED."""
+        return cls._restore(uid, resume=True, pilot_description=pilot_description)
+
+    @classmethod
+    def _restore(cls, uid: str, *, resume: bool, pilot_description: PilotDescription | None,
+                 cancel_reason: str | None = None) -> Session:
+        """Reattach, resume, or (``cancel_reason``) take a session to cancel it (see
+        :mod:`scalems_like.client.restore`)."""
         from scalems_like.client.restore import restore
 
-        return restore(cls(uid), resume=True, pilot_description=pilot_description)
+        session = cls(uid)
+        return restore(session, session._engine, resume=resume, pilot_description=pilot_description,
+                       cancel_reason=cancel_reason)
+
+    def _adopt_record(self, journal: Journal, lock: ClientLock) -> None:
+        """(a restore) keep the journal and the client lock it took: the session opens on them."""
+        self._journal, self._client_lock = journal, lock
+
+    def _abandon(self, state: str) -> None:
+        """(a restore that failed) stop what was started, leave the journal's session ``state`` as it was before,
+        close the journal, let the lock go. Pilots go on (as after ``detach``)."""
+        self._closed = True
+        if self._opened:
+            self._engine.stop()
+        if self._journal is not None:
+            self._journal.set("state", state)
+            self._journal.close()
+        self._release_client_lock()
 
     def detach(self) -> None:
         """Leave without ending anything: the pilots go on, results wait for ``Session.reattach(uid)``."""
@@ -214,17 +218,15 @@ class Session(metaclass=_SessionType):
     @property
     def tasks(self) -> list[Task]:
         """Every task of the session, in submission order."""
-        with self._lock:
-            return list(self._tasks.values())
+        return self._engine.task_list()
 
     @property
     def pilots(self) -> list[Pilot]:
-        with self._lock:
-            return list(self._pilots.values())
+        return self._engine.pilot_list()
 
     def sandbox(self, resource: str = "local") -> Path:
         """The session's sandbox on ``resource``."""
-        config = self._resource(resource)
+        config = self._engine.resource(resource)
         return paths.expand(config.sandbox) / self.uid
 
     def record_info(self, key: str, value: str) -> None:
@@ -235,13 +237,7 @@ class Session(metaclass=_SessionType):
 
     def use_resource(self, config: ResourceConfig) -> None:
         """Use ``config`` for the pilots that name ``config.name`` (instead of loading it from the files)."""
-        with self._lock:
-            self._resources[config.name] = config
-
-    def _resource(self, name: str) -> ResourceConfig:
-        if name not in self._resources:
-            self._resources[name] = load_resource(name)
-        return self._resources[name]
+        self._engine.use_resource(config)
 
     # -- pilots --------------------------------------------------------------------------------------
     def submit_pilot(self, description: PilotDescription) -> Pilot:
@@ -250,71 +246,19 @@ class Session(metaclass=_SessionType):
         Raises ConfigError for a bad description or resource config, SubmitError with the batch system's
         message if the job is refused.
         """
-        with self._changed:
-            self._pilots_submitting += 1
-        try:
-            return self._submit_pilot(description)
-        finally:
-            with self._changed:
-                self._pilots_submitting -= 1
-                self._changed.notify_all()  # a wait that counted on this pilot looks again
-
-    def _submit_pilot(self, description: PilotDescription) -> Pilot:
         if not isinstance(description, PilotDescription):
             raise ConfigError(f"submit_pilot(description={description!r}): expected a PilotDescription")
-        run_pilot = joined.claim_run_pilot(self, description)
-        if run_pilot is not None:  # (inside `scalems-like run`: the run's pilot, not a second one)
-            return run_pilot
-        for field in ("input_staging", "output_staging"):
-            for directive in getattr(description, field):
-                check_client_side(directive, Path.cwd(), f"PilotDescription.{field}")
-        resource = self._resource(description.resource)
-        check_fits(description, resource)
-        self.open()
-        self._heartbeat_interval = min(self._heartbeat_interval, resource.heartbeat_interval)
-        address = self._engine.endpoint_for(resource.client_address)
-        with self._lock:
-            uid = f"pilot.{next(self._pilot_numbers):04d}"
-        session_sandbox = make_private_directory(paths.expand(resource.sandbox) / self.uid)
-        job, sandbox = render_pilot(session_uid=self.uid, pilot_uid=uid, description=description,
-                                    resource=resource, client_address=address, session_sandbox=session_sandbox,
-                                    keys=self._keys.for_agent if self._keys else None)
-        staged = run_directives(description.input_staging, {**sandbox_roots(sandbox), "client": Path.cwd()}, "input")
-        if staged is not None:
-            raise StagingError(f"pilot {uid} was not submitted: {staged}")
-        pilot = Pilot(uid, description, resource, sandbox, self)
-        record = PilotRecord(pilot, self._adapter(resource, session_sandbox))
-        with self._lock:
-            self._pilots[uid] = pilot
-
-        def register() -> None:
-            self._engine.pilots[uid] = record
-            self._engine.lifecycle.save_pilot(record)
-        self._engine.call(register)
-        try:
-            native_id = record.adapter.submit(job, lambda event: self._engine.post(
-                lambda: self._engine.lifecycle.on_job_event(record, event)))
-        except SubmitError as error:
-            why = pilot.failure = str(error)
-            self._engine.call(lambda: self._engine.lifecycle.end_pilot(record, PilotState.FAILED, why))
-            raise
-        self._engine.call(lambda: self._on_submitted(record, native_id))
-        log.info("pilot %s submitted to %s as job %s", uid, resource.name, native_id)
-        return pilot
-
-    def _adapter(self, resource: ResourceConfig, session_sandbox: Path) -> BatchAdapter:
-        """One adapter (one psij executor, one polling thread) per resource and session."""
-        with self._lock:
-            if resource.name not in self._adapters:
-                self._adapters[resource.name] = adapter_for(resource, session_sandbox / "batch")
-            return self._adapters[resource.name]
-
-    def _on_submitted(self, record: PilotRecord, native_id: str) -> None:
-        record.pilot.native_id = native_id
-        if record.cancel_requested:  # canceled while the batch system took the job
-            self._engine.lifecycle.cancel_job(record)
-        if not self._engine.lifecycle.set_pilot_state(record, PilotState.SUBMITTED, "client", time.time()):
-            self._engine.lifecycle.save_pilot(record)  # psij reported the job first: journal its batch id all the same
+        with self._engine.new_pilot() as number:
+            run_pilot = joined.claim_run_pilot(self, description)
+            if run_pilot is not None:  # (inside `scalems-like run`: the run's pilot, not a second one)
+                return run_pilot
+            for field in ("input_staging", "output_staging"):
+                for directive in getattr(description, field):
+                    check_client_side(directive, Path.cwd(), f"PilotDescription.{field}")
+            resource = self._engine.resource(description.resource)
+            check_fits(description, resource)
+            self.open()
+            return submit_pilot(self, self._engine, description, resource, number)
 
     def _wait_pilot(self, pilot: Pilot, state: PilotState | None, timeout: float | None) -> None:
         def reached() -> bool:
@@ -322,8 +266,12 @@ class Session(metaclass=_SessionType):
         self._wait_for(reached, timeout, lambda: f"pilot {pilot.uid} is {pilot.state.value}")
 
     def _cancel_pilot(self, pilot: Pilot) -> None:
-        record = self._engine.pilots[pilot.uid]
-        self._engine.call(lambda: self._engine.lifecycle.stop_pilot(record, "canceled by the user", cancel=True))
+        self._engine.cancel_pilot(pilot.uid, "canceled by the user")
+
+    def _cancel_pilots(self, reason: str) -> None:
+        """(``scalems-like cancel``) every pilot not final ends CANCELED with ``reason``: its agent is told to stop
+        (its tasks end CANCELED), or its batch job is canceled."""
+        self._engine.cancel_pilots(reason)
 
     # -- tasks ---------------------------------------------------------------------------------------
     def submit_tasks(self, descriptions: Iterable[TaskDescription]) -> list[Task]:
@@ -338,25 +286,7 @@ class Session(metaclass=_SessionType):
                 for directive in getattr(description, field):
                     check_client_side(directive, client_root, f"submit_tasks: item {index}: {field}")
         encoded = to_wire_all(descriptions, client_root, self._pickled_functions)
-        tasks, wire = [], {}
-        with self._lock:  # numbers and insertion together: concurrent submitters get distinct, ordered uids
-            start = len(self._tasks)
-            for offset, (description, fields) in enumerate(zip(descriptions, encoded, strict=True)):
-                task = Task(f"task.{start + offset:06d}", description, self)
-                fields["uid"] = task.uid
-                self._tasks[task.uid] = task
-                tasks.append(task)
-                wire[task.uid] = fields
-            if self._journal is not None:
-                self._journal.add_tasks([(t.uid, start + offset, wire[t.uid]) for offset, t in enumerate(tasks)])
-
-        def enqueue() -> None:
-            self._engine.wire.update(wire)
-            self._engine.pending.extend(tasks)
-            self._engine.fail_pending_without_pilots("every pilot of the session has ended")
-        if not self._engine.post(enqueue):
-            raise ScalemsError(f"session {self.uid} is closed")
-        return tasks
+        return self._engine.submit(descriptions, encoded, self)
 
     def wait_tasks(self, tasks: Sequence[Task] | None = None, timeout: float | None = None, *,
                    progress: bool | Console = False) -> list[Task]:
@@ -372,60 +302,40 @@ class Session(metaclass=_SessionType):
         def reached() -> bool:
             nonlocal remaining
             remaining = [task for task in remaining if not task.state.is_final]
-            if remaining and timeout is None and not self._pilots and not self._pilots_submitting:
+            if remaining and timeout is None and not self._engine.has_pilots():
                 raise NoPilot(f"{len(remaining)} task(s) cannot run: the session has no pilot, so waiting without a "
                               "timeout would never end; submit one with session.submit_pilot(...) (the tasks stay "
                               "queued for it), or wait with a timeout for a pilot that another thread submits")
             return not remaining
         with contextlib.ExitStack() as display:
             if progress is not False:
-                from scalems_like.analytics.progress import live_progress
+                from scalems_like.cli.progress import live_progress
                 display.enter_context(live_progress(self, remaining, None if progress is True else progress))
             self._wait_for(reached, timeout, lambda: f"{len(remaining)} task(s) not final, e.g. {remaining[:3]}; "
-                           f"{describe_pilots(self._pilots.values(), self._pilots_submitting)}")
+                           f"{self._engine.describe_pilots()}")
         return list(self.tasks if tasks is None else tasks)
 
     def profile(self, *, frame: bool = True) -> Any:
         """Every recorded event of this session, one row each (task states with where and when and the worker
         slot, pilot states, bootstrap steps, workers started and stopped, ...; see
-        :mod:`scalems_like.analytics.profile`): a pandas DataFrame when pandas is installed and ``frame``, else a
+        :mod:`scalems_like.record.profile`): a pandas DataFrame when pandas is installed and ``frame``, else a
         list of dicts."""
-        from scalems_like.analytics.profile import as_frame, load_rows
+        from scalems_like.record.profile import as_frame, load_rows
 
         if self._journal is None:
             raise ScalemsError(f"session {self.uid} keeps no journal (journal=False): it has no profile")
         if self._opened and not self._closed:  # what the I/O thread holds goes to the journal first
-            self._engine.call(self._engine.handle_journal)
+            self._engine.flush_profile()
             self._journal.flush()
         rows = load_rows(self.uid)
         return as_frame(rows) if frame else rows
 
     def cancel_tasks(self, tasks: Sequence[Task]) -> None:
         """Cancel tasks: those still on the client end CANCELED at once, the others when their agent says so."""
-        tasks = list(tasks)
-
-        def cancel() -> None:  # on the I/O thread: no task changes hands between looking and acting
-            from scalems_like import protocol
-            by_pilot: dict[str, list[str]] = {}
-            local = []
-            for task in tasks:
-                if task.state is TaskState.NEW:
-                    local.append(task.uid)
-                elif not task.state.is_final and task.pilot:
-                    by_pilot.setdefault(task.pilot, []).append(task.uid)
-            self._engine.end_tasks(local, TaskState.CANCELED, "canceled before it was sent to a pilot")
-            for pilot_uid, uids in by_pilot.items():
-                self._engine.send(self._engine.pilots[pilot_uid], protocol.encode(protocol.CancelTasks(uids)))
-        self._engine.call(cancel)
+        self._engine.cancel(list(tasks))
 
     def _wait_for(self, reached: Callable[[], bool], timeout: float | None, describe: Callable[[], str]) -> None:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._changed:
-            while not reached():
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    raise WaitTimeout(f"timed out after {timeout} s: {describe()}")
-                self._changed.wait(left if left is not None else 1.0)
+        self._engine.wait_for(reached, timeout, describe)
 
     # -- the end -------------------------------------------------------------------------------------
     def close(self, patience: float = CLOSE_PATIENCE) -> None:
@@ -449,8 +359,7 @@ class Session(metaclass=_SessionType):
             if apps is not None:  # app results being written to the cache are written before the session ends
                 apps.drain()
             self._shut_pilots_down(patience)
-            self._engine.call(lambda: self._engine.end_tasks(
-                [t.uid for t in self._tasks.values()], TaskState.CANCELED, "session closed"))
+            self._engine.end_unfinished("session closed")
         finally:
             self._engine.stop()
             self._closed = True
@@ -460,7 +369,7 @@ class Session(metaclass=_SessionType):
             self._release_client_lock()
 
     def _release_client_lock(self) -> None:
-        """Let another client reattach (see :mod:`scalems_like.client.client_lock`)."""
+        """Let another client reattach (see :mod:`scalems_like.record.client_lock`)."""
         if _OPEN.get(self.uid) is self:
             del _OPEN[self.uid]
         if self._client_lock is not None:
@@ -468,26 +377,10 @@ class Session(metaclass=_SessionType):
             self._client_lock = None
 
     def _shut_pilots_down(self, patience: float) -> None:
-        engine = self._engine
-
-        def shutdown() -> None:
-            engine.end_tasks([t.uid for t in engine.pending], TaskState.CANCELED, "session closed")
-            engine.pending.clear()
-            for record in engine.pilots.values():
-                active = record.pilot.state is PilotState.ACTIVE
-                engine.lifecycle.stop_pilot(record, "session closed", cancel=not active)
-        engine.call(shutdown)
+        self._engine.shut_down("session closed")
         try:
-            self._wait_for(lambda: all(p.state.is_final for p in self._pilots.values()), patience, lambda: "")
+            self._wait_for(lambda: all(pilot.state.is_final for pilot in self._engine.pilot_list()), patience,
+                           lambda: "")
         except WaitTimeout:
             log.warning("pilots did not end within %s s of close(); canceling their jobs", patience)
-
-            def give_up() -> None:
-                for record in engine.pilots.values():
-                    if not record.pilot.state.is_final:
-                        engine.lifecycle.cancel_job(record)
-                        engine.lifecycle.end_pilot(record, PilotState.CANCELED,
-                                                   "did not shut down when the session closed")
-                    if not record.pilot.state.is_final:  # its output staging still runs: do not wait for it
-                        engine.lifecycle.set_pilot_state(record, PilotState.CANCELED, "client", time.time())
-            engine.call(give_up)
+            self._engine.give_up("did not shut down when the session closed")

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import cloudpickle
 
 from scalems_like.descriptions import TaskDescription
-from scalems_like.errors import ResultFileError, TaskFailed, TaskWasCanceled
+from scalems_like.errors import RemoteError, ResultFileError, TaskFailed, TaskWasCanceled
 from scalems_like.staging.actions import checksum_of
 from scalems_like.states import TaskState, task_transition_allowed
 
@@ -30,10 +30,6 @@ class TaskOwner(Protocol):
     def wait_tasks(self, tasks: Sequence[Task] | None = None, timeout: float | None = None) -> list[Task]: ...
 
     def cancel_tasks(self, tasks: Sequence[Task]) -> None: ...
-
-
-class RemoteError(Exception):
-    """Stands for an exception raised by a task whose exception object could not travel back."""
 
 
 MAX_OUTPUT_BYTES = 1024 * 1024

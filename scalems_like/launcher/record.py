@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from scalems_like import paths
-from scalems_like.agent.config import write_private_file
+from scalems_like.paths import write_private_file
 
 RECORD = "launch.json"
 END = "launch.end"

@@ -21,14 +21,14 @@ from typing import Any
 
 from scalems_like import paths
 from scalems_like.adapters import JobEvent, PilotJob, adapter_for
-from scalems_like.agent.config import write_private_file
 from scalems_like.client import environment
-from scalems_like.client.pilot_job import make_private_directory, write_bootstrap
+from scalems_like.client.pilot_job import write_bootstrap
 from scalems_like.client.session import new_session_uid
 from scalems_like.errors import ConfigError
 from scalems_like.launcher.bundle import Bundle
 from scalems_like.launcher.parameters import write_set
 from scalems_like.launcher.record import LaunchRecord
+from scalems_like.paths import make_private_directory, write_private_file
 from scalems_like.protocol.curve import INSECURE_VARIABLE, insecure_requested
 from scalems_like.resources import ResourceConfig, load_resource
 

@@ -20,7 +20,7 @@ import cloudpickle
 
 from scalems_like.agent.config import write_private_file
 from scalems_like.agent.launch import mpi_command
-from scalems_like.errors import TaskCanceled, TaskTimeout
+from scalems_like.errors import CancelInterrupt, TaskTimeout
 
 RESULT_FILE = "return_value.pickle"
 """Where a large return value stays, in its task sandbox (see :func:`keep_return_value`)."""
@@ -79,7 +79,7 @@ def run_function(task: dict[str, Any], update: dict[str, Any]) -> None:
     except TaskTimeout:
         update["state"] = "FAILED"
         update["reason"] = f"timed out after {task['timeout']} s"
-    except TaskCanceled:
+    except CancelInterrupt:
         update["state"] = "CANCELED"
         update["reason"] = "canceled while running"
     except BaseException as error:  # a task may raise anything, SystemExit included

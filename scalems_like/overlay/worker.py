@@ -31,7 +31,7 @@ import zmq
 
 from scalems_like import protocol
 from scalems_like.agent.launch import task_environment
-from scalems_like.errors import ConfigError, ProtocolError, TaskCanceled, TaskTimeout
+from scalems_like.errors import CancelInterrupt, ConfigError, ProtocolError, TaskTimeout
 from scalems_like.network import message_socket
 from scalems_like.overlay.execution import RunningExecutable, keep_return_value, run_function, start_executable
 from scalems_like.protocol import curve
@@ -217,7 +217,7 @@ class Worker:
         if self.running is not None and self.running.task["uid"] in uids:
             self.running.terminate("cancel")
         if self.current_function is not None and self.current_function["uid"] in uids:
-            raise TaskCanceled(self.current_function["uid"])
+            raise CancelInterrupt(self.current_function["uid"])
 
     def _request_stop(self, reason: str) -> None:
         log.info("stopping: %s", reason)
@@ -276,9 +276,9 @@ class Worker:
             finally:
                 self.current_function = None  # first: a tick that still comes finds nothing to stop
                 signal.setitimer(signal.ITIMER_REAL, 0)
-        except (TaskTimeout, TaskCanceled) as late:  # a tick at the very edge of run_function
+        except (TaskTimeout, CancelInterrupt) as late:  # a tick at the very edge of run_function
             if "state" not in result:
-                canceled = isinstance(late, TaskCanceled)
+                canceled = isinstance(late, CancelInterrupt)
                 result.update(state="CANCELED" if canceled else "FAILED",
                               reason="canceled while running" if canceled else f"timed out after {task['timeout']} s")
         state = result.pop("state")
@@ -322,9 +322,9 @@ class Worker:
         if self.function_deadline is not None and time.time() >= self.function_deadline:
             raise TaskTimeout(self.current_function["uid"])
         self.flush()
-        self.handle_messages(block=False)  # raises TaskCanceled if this task was canceled
+        self.handle_messages(block=False)  # raises CancelInterrupt if this task was canceled
         if self.stopping:
-            raise TaskCanceled(self.current_function["uid"])
+            raise CancelInterrupt(self.current_function["uid"])
         self.handle_give_back()
         self.handle_heartbeat()
 

@@ -27,8 +27,8 @@ from typing import Any
 import zmq
 import zmq.auth.thread
 
-from scalems_like.agent.config import write_private_file
 from scalems_like.errors import ConfigError
+from scalems_like.paths import write_private_file
 
 log = logging.getLogger("scalems_like.security")
 

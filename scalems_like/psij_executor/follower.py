@@ -1,9 +1,9 @@
 """Jobs of a session that a live client in another process holds, followed read-only from its journal.
 
 An agent serves one client, so a session that a live client holds cannot be reattached elsewhere
-(:mod:`scalems_like.client.client_lock`). Its jobs can still be followed: the owner commits every task update to
+(:mod:`scalems_like.record.client_lock`). Its jobs can still be followed: the owner commits every task update to
 the session's journal (SQLite, WAL) within a fraction of a second. A :class:`SessionFollower` reads it through a
-read-only connection (:meth:`~scalems_like.client.journal.Journal.open_read_only`: no write lock, and never the
+read-only connection (:meth:`~scalems_like.record.journal.Journal.open_read_only`: no write lock, and never the
 client lock), one short query per look, and replays the updates of the tasks it follows through ``Task._apply``
 — the code that applied them in the owner — so a job's states, exit code and message are the owner's.
 
@@ -25,12 +25,12 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from scalems_like.cli.overview import journal_state
-from scalems_like.client.client_lock import LOCK_FILE, describe_holder
-from scalems_like.client.journal import Journal, journal_path
 from scalems_like.client.restore import description_from_wire
 from scalems_like.client.task import Task
 from scalems_like.errors import ScalemsError, WaitTimeout
+from scalems_like.record.client_lock import LOCK_FILE, describe_holder
+from scalems_like.record.journal import Journal, journal_path
+from scalems_like.record.summary import journal_state
 from scalems_like.states import TaskState
 
 log = logging.getLogger("scalems_like.psij")

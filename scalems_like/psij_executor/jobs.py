@@ -9,9 +9,8 @@ from collections.abc import Callable
 
 from psij import InvalidJobException, Job, JobExecutor, JobSpec, JobState, JobStatus, SubmitException
 
-from scalems_like.client.client_lock import SessionInUse
 from scalems_like.client.task import Task
-from scalems_like.errors import ScalemsError
+from scalems_like.errors import ScalemsError, SessionInUse
 from scalems_like.psij_executor import mapping, states
 from scalems_like.psij_executor.follower import SessionFollower
 from scalems_like.psij_executor.sessions import SessionHeld, SessionHolder

@@ -26,12 +26,13 @@ from pathlib import Path
 
 from psij import SubmitException
 
-from scalems_like.client.journal import Journal
 from scalems_like.client.session import Session, open_here
 from scalems_like.descriptions import PilotDescription
 from scalems_like.errors import ScalemsError
 from scalems_like.psij_executor.follower import SessionFollower
 from scalems_like.psij_executor.target import Target
+from scalems_like.record.journal import Journal
+from scalems_like.record.summary import journal_state
 
 LAUNCH_SCRIPT = Path(__file__).with_name("launch.sh")
 
@@ -159,8 +160,6 @@ class SessionHeld(SubmitException):
 def session_state(uid: str) -> str:
     """open, detached, interrupted or closed, from the session's journal read read-only (SubmitException if it
     has none)."""
-    from scalems_like.cli.overview import journal_state
-
     try:
         journal = Journal.open_read_only(uid)
         try:

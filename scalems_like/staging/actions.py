@@ -10,11 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
-from scalems_like.errors import ScalemsError
-
-
-class StagingError(ScalemsError):
-    """A directive could not be carried out; the message names it."""
+from scalems_like.errors import StagingError
 
 
 def checksum(path: Path) -> str:

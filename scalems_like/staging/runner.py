@@ -7,8 +7,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from scalems_like.errors import ConfigError
-from scalems_like.staging.actions import StagingError, perform
+from scalems_like.errors import ConfigError, StagingError
+from scalems_like.staging.actions import perform
 from scalems_like.staging.directives import Directive, resolve
 
 OUTCOME_WHEN = {"DONE": ("success", "always"), "FAILED": ("failure", "always"), "CANCELED": ()}

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from scalems_like.client.journal import Journal
+from scalems_like.record.journal import Journal
 
 AGENT_BEHIND = 5.0
 """The agent's clock is 5 s behind the client's: agent-stamped times are corrected by +5."""

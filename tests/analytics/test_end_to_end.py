@@ -16,9 +16,9 @@ from rich.console import Console
 
 import scalems_like as sl
 from scalems_like.analytics.intervals import pilot_phases, task_intervals
-from scalems_like.analytics.profile import COLUMNS
 from scalems_like.analytics.summary import session_summary
 from scalems_like.cli.main import main
+from scalems_like.record.profile import COLUMNS
 
 SLOT = re.compile(r"pilot\.0000\.worker\.n\d+\.[wr]\d+")
 
@@ -138,7 +138,7 @@ def test_plot_command_writes_png_and_html(finished: Finished, data_dir: None, tm
 
 def test_profile_is_a_data_frame_with_pandas_and_records_without(finished: Finished, data_dir: None,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    from scalems_like.analytics.profile import as_frame
+    from scalems_like.record.profile import as_frame
 
     _uid, rows, _shown, _data = finished
     pandas = pytest.importorskip("pandas")

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from scalems_like.analytics.profile import load_rows
-from scalems_like.analytics.progress import ProgressView, live_progress
+from scalems_like.cli.progress import ProgressView, live_progress
 from scalems_like.errors import ConfigError
+from scalems_like.record.profile import load_rows
 from scalems_like.states import PilotState, TaskState
 
 

@@ -10,9 +10,9 @@ import pytest
 from rich.console import Console
 
 from scalems_like.analytics.intervals import pilot_phases, task_intervals
-from scalems_like.analytics.profile import load_rows
 from scalems_like.analytics.summary import session_summary, summary_tables
 from scalems_like.errors import ConfigError
+from scalems_like.record.profile import load_rows
 
 
 def test_rows_are_in_client_time_with_agent_times_corrected(session_uid: str) -> None:

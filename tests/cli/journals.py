@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scalems_like.client.journal import Journal
+from scalems_like.record.journal import Journal
 
 
 def closed_session(uid: str, counts: dict[str, int], reasons: list[str] | None = None) -> None:

@@ -20,7 +20,7 @@ import pytest
 from rich.console import Console
 
 from scalems_like.cli.console import progress_steps
-from scalems_like.client.journal import Journal, journal_path
+from scalems_like.record.journal import Journal, journal_path
 from tests.adapters.conftest import squeue_state
 from tests.cli.runs import session_processes, start_sleepers
 from tests.processes import wait_until

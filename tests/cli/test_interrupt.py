@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from scalems_like.client.journal import Journal
+from scalems_like.record.journal import Journal
 from tests.cli.runs import session_processes, start_sleepers
 from tests.processes import processes, wait_until
 

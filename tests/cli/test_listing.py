@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from scalems_like.client.journal import Journal, journal_path
 from scalems_like.launcher.record import newest_first
+from scalems_like.record.journal import Journal, journal_path
 
 OLDEST_FIRST = [f"session.20261123.15{minute:02d}00.4242.ab{minute:02d}" for minute in (1, 2, 3, 4)]
 

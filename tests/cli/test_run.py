@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from scalems_like.cli.commands import PILOT_KEYS, parse_pilot
-from scalems_like.client.journal import Journal
 from scalems_like.descriptions import PilotDescription
 from scalems_like.errors import ConfigError
+from scalems_like.record.journal import Journal
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

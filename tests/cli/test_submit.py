@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from scalems_like.cli.main import main
-from scalems_like.client.journal import Journal
 from scalems_like.launcher.record import read_end, read_record, session_directory
+from scalems_like.record.journal import Journal
 from tests.adapters.test_slurm import REFUSALS
 
 WORKFLOW = '''import os, sys

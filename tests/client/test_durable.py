@@ -22,9 +22,9 @@ import pytest
 import scalems_like as sl
 from scalems_like import PilotState, TaskState
 from scalems_like.cli.main import main as cli
-from scalems_like.client.client_lock import SessionInUse
-from scalems_like.client.journal import Journal
+from scalems_like.errors import SessionInUse
 from scalems_like.protocol.records import read_journal, read_records
+from scalems_like.record.journal import Journal
 from tests.processes import alive, processes, wait_until
 
 CLIENT = textwrap.dedent("""

@@ -18,8 +18,8 @@ import cloudpickle
 import pytest
 
 import scalems_like as sl
-from scalems_like.client.journal import journal_path
 from scalems_like.protocol.records import read_records
+from scalems_like.record.journal import journal_path
 from tests.processes import wait_until
 
 THRESHOLD = 500_000

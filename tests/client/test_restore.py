@@ -22,10 +22,10 @@ import pytest
 import scalems_like as sl
 from scalems_like import PilotState, TaskState, protocol
 from scalems_like.client import restore as restore_module
-from scalems_like.client.journal import Journal, journal_path, now_text
 from scalems_like.client.task_wire import to_wire
 from scalems_like.errors import ScalemsError
 from scalems_like.protocol.records import encode_record
+from scalems_like.record.journal import Journal, journal_path, now_text
 from tests.processes import alive, wait_until
 
 
@@ -128,7 +128,8 @@ def test_a_slow_pilot_sandbox_is_read_off_the_io_thread(tmp_path: Path) -> None:
     write_journal(uid, sandbox, "ACTIVE", [sl.TaskDescription(executable="/bin/true")], [sent("task.000000", sandbox)])
     session = sl.Session(uid)
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        restoring = pool.submit(restore_module.restore, session, resume=False, pilot_description=None)
+        restoring = pool.submit(restore_module.restore, session, session._engine, resume=False,
+                               pilot_description=None)
         writer = os.open(sandbox / "agent.journal", os.O_WRONLY)  # returns once the restore is reading
         try:
             answered = threading.Event()

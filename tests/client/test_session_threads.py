@@ -58,7 +58,7 @@ def test_calls_after_close_raise_instead_of_hanging() -> None:
 def test_pilots_of_one_resource_share_one_adapter(session: sl.Session) -> None:
     first = session.submit_pilot(sl.PilotDescription(cores=1, runtime=300))
     second = session.submit_pilot(sl.PilotDescription(cores=1, runtime=300))
-    records = session._engine.pilots
+    records = session._engine.records
     assert records[first.uid].adapter is records[second.uid].adapter
     first.cancel()
     assert first.wait(timeout=60) is PilotState.CANCELED

@@ -16,9 +16,9 @@ import psij
 import pytest
 from psij import Job, JobSpec, JobState
 
-from scalems_like.client.client_lock import is_held
-from scalems_like.client.journal import journal_path
 from scalems_like.psij_executor.sessions import session_state
+from scalems_like.record.client_lock import is_held
+from scalems_like.record.journal import journal_path
 from tests.psij_executor.conftest import started_executor
 
 pytestmark = pytest.mark.timeout(180)

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from scalems_like.staging.actions import StagingError, perform
+from scalems_like.errors import StagingError
+from scalems_like.staging.actions import perform
 
 
 def make_tree(root: Path) -> Path:

@@ -15,7 +15,6 @@ worker that ran a task), ``cores``, ``attempt``, ``detail`` (a reason, an exit c
 from __future__ import annotations
 
 import csv
-import json
 import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -23,8 +22,8 @@ from typing import Any
 
 import msgpack
 
-from scalems_like.client.journal import Journal
 from scalems_like.errors import ConfigError
+from scalems_like.record.journal import Journal
 
 Row = dict[str, Any]
 COLUMNS = ("time", "stamped", "component", "event", "uid", "name", "pilot", "where", "slot", "cores", "attempt",
@@ -121,6 +120,3 @@ def write_csv(rows: list[Row], path: Path) -> None:
         writer.writeheader()
         writer.writerows(rows)
 
-
-def to_json(rows: list[Row]) -> str:
-    return json.dumps(rows, indent=1)

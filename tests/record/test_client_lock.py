@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from scalems_like.client.client_lock import ClientLock, SessionInUse, is_held
+from scalems_like.errors import SessionInUse
+from scalems_like.record.client_lock import ClientLock, is_held
 
 
 def test_a_held_session_is_refused_naming_its_holder_until_released(tmp_path: Path) -> None:
@@ -63,9 +64,9 @@ def test_a_forked_child_does_not_keep_the_session(tmp_path: Path) -> None:
 def test_an_open_that_fails_leaves_the_session_free(monkeypatch: pytest.MonkeyPatch) -> None:
     import scalems_like as sl
     from scalems_like.client.engine import Engine
-    from scalems_like.client.journal import journal_path
+    from scalems_like.record.journal import journal_path
 
-    def fail(_engine: Engine) -> None:
+    def fail(_engine: Engine, *_arguments: object) -> None:
         raise RuntimeError("no I/O thread today")
     monkeypatch.setattr(Engine, "start", fail)
     session = sl.Session()

@@ -22,15 +22,11 @@ import socket
 import time
 from pathlib import Path
 
-from scalems_like.errors import ScalemsError
+from scalems_like.errors import SessionInUse
 
 LOCK_FILE = "client.lock"
 
 log = logging.getLogger("scalems_like.client")
-
-
-class SessionInUse(ScalemsError):
-    """Another live client process holds the session."""
 
 
 class ClientLock:

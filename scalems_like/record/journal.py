@@ -96,7 +96,6 @@ class Journal:
         self.known_blobs: set[str] = set()
         self.on_commit: Callable[[list[dict[str, Any]]], None] | None = None
         """Called (on the writer thread) with the task updates of each committed batch."""
-        self.rows_written = 0
 
     @classmethod
     def create(cls, session_uid: str, info: dict[str, str]) -> Journal:
@@ -228,7 +227,6 @@ class Journal:
             self.connection.executemany("INSERT OR REPLACE INTO session VALUES (?, ?)", settings)
             self.connection.executemany('INSERT INTO profile (time, clock, component, "where", event, uid, name, '
                                         "detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", profile)
-        self.rows_written += len(tasks) + len(events) + len(pilots) + len(settings) + len(profile)
         return updates
 
     # -- reading ------------------------------------------------------------------------------------------

@@ -12,8 +12,8 @@ import cloudpickle
 import pytest
 
 from scalems_like import protocol
-from scalems_like.client.journal import Journal, journal_path
 from scalems_like.protocol.records import encode_record, read_records
+from scalems_like.record.journal import Journal, journal_path
 
 
 def double(x: int) -> int:

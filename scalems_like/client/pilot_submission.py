@@ -1,0 +1,52 @@
+"""How ``Session.submit_pilot`` submits a pilot whose description it checked: the pilot job rendered into its
+sandbox, its input staging run, the pilot handed to the session's engine (which follows it from then on), the
+batch job submitted and its id handed to the engine too."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from scalems_like import paths
+from scalems_like.client.pilot import Pilot
+from scalems_like.client.pilot_job import render_pilot
+from scalems_like.client.pilot_lifecycle import PilotRecord
+from scalems_like.descriptions import PilotDescription
+from scalems_like.errors import StagingError, SubmitError
+from scalems_like.resources import ResourceConfig
+from scalems_like.staging.runner import run_directives, sandbox_roots
+
+if TYPE_CHECKING:
+    from scalems_like.client.engine import Engine
+    from scalems_like.client.session import Session
+
+log = logging.getLogger("scalems_like.client")
+
+
+def submit_pilot(session: Session, engine: Engine, description: PilotDescription, resource: ResourceConfig,
+                 number: Callable[[], str]) -> Pilot:
+    """Submit a pilot of ``description`` on ``resource`` (the session open); ``number()`` gives its uid. Raises
+    StagingError if its input staging fails (nothing submitted), SubmitError if the batch system refuses it (the
+    pilot then ends FAILED with the batch system's message)."""
+    address = engine.endpoint_for(resource.client_address)
+    uid = number()
+    session_sandbox = paths.make_private_directory(paths.expand(resource.sandbox) / session.uid)
+    job, sandbox = render_pilot(session_uid=session.uid, pilot_uid=uid, description=description,
+                                resource=resource, client_address=address, session_sandbox=session_sandbox,
+                                keys=engine.agent_keys())
+    staged = run_directives(description.input_staging, {**sandbox_roots(sandbox), "client": Path.cwd()}, "input")
+    if staged is not None:
+        raise StagingError(f"pilot {uid} was not submitted: {staged}")
+    pilot = Pilot(uid, description, resource, sandbox, session)
+    record = PilotRecord(pilot, engine.adapter(resource, session_sandbox))
+    engine.register_pilot(record)
+    try:
+        native_id = record.adapter.submit(job, engine.job_events(record))
+    except SubmitError as error:
+        engine.pilot_refused(record, str(error))
+        raise
+    engine.pilot_submitted(record, native_id)
+    log.info("pilot %s submitted to %s as job %s", uid, resource.name, native_id)
+    return pilot
