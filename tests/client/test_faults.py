@@ -41,14 +41,17 @@ def test_agent_and_workers_stop_when_the_client_is_gone_past_its_grace_period(is
     resources.mkdir(parents=True)
     (resources / "local.yaml").write_text("client_grace_period: 3\n")
     client = subprocess.Popen([sys.executable, "-c", CLIENT], stdout=subprocess.PIPE, text=True)
-    assert client.stdout is not None
-    agent = int(client.stdout.readline())
-    workers = worker_processes(agent)
-    assert len(workers) == 2 and alive(agent)
-    (sleeper,) = processes("/bin/sleep 299.5")
-    sandbox = Path(client.stdout.readline().strip())
-    client.kill()
-    client.wait()
+    try:
+        assert client.stdout is not None
+        agent = int(client.stdout.readline())
+        workers = worker_processes(agent)
+        assert len(workers) == 2 and alive(agent)
+        # (other sessions on this machine may run the same sleep: this one's is a worker's child)
+        (sleeper,) = [pid for pid, parent in processes("/bin/sleep 299.5") if parent in workers]
+        sandbox = Path(client.stdout.readline().strip())
+    finally:
+        client.kill()
+        client.wait()
     killed = time.monotonic()
     time.sleep(1)
     assert alive(agent), "the agent did not wait for a client to reattach"
@@ -58,7 +61,7 @@ def test_agent_and_workers_stop_when_the_client_is_gone_past_its_grace_period(is
     assert not alive(agent), "the agent outlived its client's grace period"
     assert time.monotonic() - killed < 3 + 10, "the agent stopped long after its grace period (3 s)"
     assert not any(map(alive, workers)), "a worker outlived its agent"
-    assert not alive(sleeper[0]), "the task outlived its agent"
+    assert not alive(sleeper), "the task outlived its agent"
     stopped = json.loads((sandbox / "agent.stopped").read_text())
     assert stopped["state"] == "FAILED" and "(client grace period 3 s)" in stopped["reason"]
 
