@@ -188,7 +188,7 @@ class _App:
         for (future, _, key), task in zip(misses, tasks, strict=True):
             future.follow(task)
             if key is not None:
-                task.add_done_callback(lambda done, key=key: self.remember(done, key))
+                task.add_done_callback(functools.partial(self.remember, key=key))
 
     def remember(self, task: concurrent.futures.Future[Any], key: str) -> None:
         assert isinstance(task, Task)

@@ -16,6 +16,7 @@ import logging
 import os
 import shlex
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 from scalems_like import paths
@@ -49,7 +50,7 @@ def hook_script(lines: list[str]) -> str:
 
 
 def write_bootstrap(sandbox: Path, *, session_uid: str, uid: str, spec: environment.EnvironmentSpec,
-                    resource: ResourceConfig, hooks: tuple[str, ...] = ()) -> Path:
+                    resource: ResourceConfig, hooks: Sequence[str] = ()) -> Path:
     """Write the files the bootstrap reads into ``sandbox`` (``<session sandbox>/<uid>``); returns the script.
 
     ``hooks``: pre-bootstrap lines run after the resource's and the environment's.

@@ -12,6 +12,7 @@ socket and hands every pilot event to its :class:`PilotLifecycle`; everything he
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -267,7 +268,7 @@ class PilotLifecycle:
 
     def notify_pilot(self, pilot: Pilot) -> None:
         state = pilot.state
-        self.engine.callbacks.extend(lambda c=c: c(pilot, state) for c in pilot._callbacks)
+        self.engine.callbacks.extend(functools.partial(callback, pilot, state) for callback in pilot._callbacks)
 
     def fail_pilot(self, record: PilotRecord, failure: str) -> None:
         if record.pilot.state.is_final or record.ending:

@@ -35,6 +35,8 @@ class TaskOwner(Protocol):
 class RemoteError(Exception):
     """Stands for an exception raised by a task whose exception object could not travel back."""
 
+    remote_traceback: str | None = None
+
 
 MAX_OUTPUT_BYTES = 1024 * 1024
 """How much of an executable's stdout/stderr file ``Task.stdout``/``Task.stderr`` read (the file keeps it all)."""
@@ -168,7 +170,7 @@ class Task(concurrent.futures.Future[Any]):
             error = cloudpickle.loads(self._exception_pickle) if self._exception_pickle else RemoteError(self.reason)
         except Exception:
             error = RemoteError(self.reason)
-        error.remote_traceback = self.traceback  # type: ignore[attr-defined]
+        error.remote_traceback = self.traceback
         return error
 
     def wait(self, timeout: float | None = None) -> TaskState:

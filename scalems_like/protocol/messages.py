@@ -91,12 +91,13 @@ _PYTHON_TYPES: dict[str, type | tuple[type, ...]] = {
 
 
 def declare(cls: type[Message]) -> type[Message]:
-    """Register a message type under its tag (each tag exactly once)."""
+    """Register a message type under its tag (each tag exactly once). A field's type is checked by its origin:
+    ``list[list[Any]]`` as ``list``."""
     if not cls.tag or cls.tag in _REGISTRY:
         raise RuntimeError(f"message tag {cls.tag!r} of {cls.__name__} is empty or declared twice")
     _REGISTRY[cls.tag] = cls
     _FIELD_TYPES[cls.tag] = tuple(
-        (field.name, _PYTHON_TYPES[str(field.type)]) for field in dataclasses.fields(cls)
+        (field.name, _PYTHON_TYPES[str(field.type).split("[", 1)[0]]) for field in dataclasses.fields(cls)
     )
     return cls
 
@@ -277,9 +278,10 @@ class GiveBack(Message):
 def encode(message: Message) -> bytes:
     """Serialize a message to its wire form."""
     fields = _FIELD_TYPES[message.tag]
-    return msgpack.packb(
+    packed: bytes = msgpack.packb(
         [PROTOCOL_VERSION, message.tag, *[getattr(message, name) for name, _ in fields]], use_bin_type=True
     )
+    return packed
 
 
 def decode(data: bytes) -> Message:
