@@ -1,14 +1,18 @@
 """Static checks in the test command: mypy on the package (pyproject.toml's [tool.mypy]: the default level, strict
-for the protocol, the states and the scheduler) and shellcheck on every shell script the project ships."""
+for the protocol, the states and the scheduler), shellcheck on every shell script the project ships, and states
+named by their enums."""
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from scalems_like.states import PilotState, SessionState, TaskState
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOLS = Path(sys.executable).parent
@@ -100,3 +104,42 @@ def test_shellcheck_fails_on_a_finding(tmp_path: Path) -> None:
     assert dialect(script) == "sh"
     result = run_tool("shellcheck", "--shell", "sh", "--format", "gcc", str(script))
     assert result.returncode != 0 and "SC2086" in result.stdout
+
+
+STATE_WORDS = {state.value for states in (TaskState, PilotState, SessionState) for state in states}
+SPELLS_STATES = {
+    "scalems_like/states.py": "declares them",
+    "scalems_like/adapters/psij_adapter.py": "psij-python's job state names, mapped to the adapter's JobState",
+    "scalems_like/overlay/worker.py": "temporary (lead: remove when adopting protocol.tasks.task_update)",
+}
+
+
+def state_strings(path: Path) -> list[str]:
+    """``line: word`` for each string constant that spells a state, outside docstrings and enum class bodies."""
+    tree = ast.parse(path.read_text())
+    skipped: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body \
+                and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant):
+            skipped.add(id(node.body[0].value))
+        if isinstance(node, ast.ClassDef) and any("Enum" in ast.unparse(base) for base in node.bases):
+            skipped.update(id(inner) for inner in ast.walk(node))
+    return [f"{node.lineno}: {node.value}" for node in ast.walk(tree) if isinstance(node, ast.Constant)
+            and node.value in STATE_WORDS and id(node) not in skipped]
+
+
+def test_states_are_spelled_by_their_enums() -> None:
+    """Code names a state by its enum (states.py), never by a string of its own: a copy drifts (issue 19)."""
+    found = {}
+    for path in sorted((ROOT / "scalems_like").rglob("*.py")):
+        relative = path.relative_to(ROOT).as_posix()
+        spelled = state_strings(path)
+        if spelled and relative not in SPELLS_STATES:
+            found[relative] = spelled
+    assert not found, found
+
+
+def test_a_state_string_is_found(tmp_path: Path) -> None:
+    module = tmp_path / "module.py"
+    module.write_text('"""DONE in a docstring is words."""\nFINAL = ("DONE", "FAILED")\n')
+    assert state_strings(module) == ["2: DONE", "2: FAILED"]

@@ -227,7 +227,7 @@ class _App:
             why = _failure_of(dependency)
             if why is not None:
                 future.set_exception(DependencyFailed(
-                    future.app, "FAILED", f"its input {_name_of(dependency)} did not end DONE: {why}"))
+                    future.app, TaskState.FAILED.value, f"its input {_name_of(dependency)} did not end DONE: {why}"))
                 return
         try:
             self.start(session, future, self.prepare(args, kwargs))

@@ -45,14 +45,13 @@ from scalems_like.client.task import Task, result_file_notice
 from scalems_like.errors import ProtocolError, ProtocolVersionError, ScalemsError
 from scalems_like.network import bind_and_advertise, message_socket
 from scalems_like.protocol import curve
-from scalems_like.states import PilotState, TaskState
+from scalems_like.states import TASK_FINAL, PilotState, TaskState
 
 if TYPE_CHECKING:
     from scalems_like.client.session import Session
 
 log = logging.getLogger("scalems_like.client")
 
-_FINAL = {state.value for state in TaskState if state.is_final}
 CHUNK = 2000
 """Tasks per SubmitTasks message."""
 FEEDBACK_INTERVAL = 0.1
@@ -324,7 +323,7 @@ class Engine:
 
     def on_journal_commit(self, updates: list[dict[str, Any]]) -> None:
         """(Journal thread) final results are durable: let their agents forget them."""
-        uids = [update["uid"] for update in updates if update["state"] in _FINAL and update.get("host") != "client"]
+        uids = [update["uid"] for update in updates if update["state"] in TASK_FINAL and update.get("host") != "client"]
         if uids:
             self.post(lambda: self.acknowledge(uids))
 

@@ -34,6 +34,7 @@ from typing import Any
 import msgpack
 
 from scalems_like import paths
+from scalems_like.states import TaskState
 
 log = logging.getLogger("scalems_like.journal")
 
@@ -321,7 +322,7 @@ class Journal:
             counts[state] = counts.get(state, 0) + 1
         (total,) = self.connection.execute("SELECT COUNT(*) FROM tasks").fetchone()
         if total > sum(counts.values()):
-            counts["NEW"] = total - sum(counts.values())
+            counts[TaskState.NEW.value] = total - sum(counts.values())
         return counts
 
 

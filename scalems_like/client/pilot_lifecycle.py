@@ -159,7 +159,7 @@ class PilotLifecycle:
         self.engine.profile.pilot_event(record.pilot.uid, "agent_stopping", message.reason)
         if record.cancel_requested:
             self.end_pilot(record, PilotState.CANCELED, record.cancel_reason)
-        elif message.final_state == "FAILED":
+        elif message.final_state == PilotState.FAILED:
             self.fail_pilot(record, message.reason)
         else:
             self.end_pilot(record, PilotState.DONE, message.reason)
@@ -294,7 +294,7 @@ class PilotLifecycle:
             engine.interrupt_tasks(list(record.outstanding), why)
         record.outstanding.clear()
         engine.fail_pending_without_pilots(f"pilot {pilot.uid} ended {state.value}: {first_line}")
-        outcome = {PilotState.DONE: "DONE", PilotState.FAILED: "FAILED"}.get(state, "CANCELED")
+        outcome = {PilotState.DONE: TaskState.DONE, PilotState.FAILED: TaskState.FAILED}.get(state, TaskState.CANCELED)
         directives = outputs_for(pilot.description.output_staging, outcome)
         if not directives:
             self.set_pilot_state(record, state, "client", time.time())

@@ -354,7 +354,7 @@ def end_found_ended(session: Session, record: PilotRecord, traces: AgentTraces, 
     record.profile_mark = None
     engine.lifecycle.add_agent_events(record, traces.events, after=mark)
     if stopped is not None:
-        state = PilotState.FAILED if stopped[0] == "FAILED" else PilotState.DONE
+        state = PilotState.FAILED if stopped[0] == PilotState.FAILED else PilotState.DONE
         reason = f"its agent ended while no client was attached: {stopped[1]}"
     elif traces.gone is not None:
         state, reason = PilotState.FAILED, f"its agent ({traces.gone}) ended while no client was attached"
