@@ -53,6 +53,7 @@ TASK_TYPES = runtime_types(TaskMapping)
 (the declaration); ``kind`` is ``"executable"`` or ``"function"``. ``results_in_sandbox_above`` is set by the master
 on function tasks (the resource config's key of that name)."""
 TASK_KEYS = frozenset(TASK_TYPES)
+_TASK_REQUIRED = required_keys(TaskMapping)
 
 UPDATE_TYPES = runtime_types(TaskUpdate)
 """Keys a task update may carry, and their types, derived from :class:`~scalems_like.protocol.tasks.TaskUpdate`. A
@@ -60,9 +61,11 @@ DONE function task's value travels as ``return_value`` (its cloudpickle), or, wh
 ``results_in_sandbox_above``, stays in a file of the task sandbox and ``return_value_file`` says which:
 :data:`RESULT_FILE_TYPES`."""
 UPDATE_KEYS = frozenset(UPDATE_TYPES)
+_UPDATE_REQUIRED = required_keys(TaskUpdate)
 
 RESULT_FILE_TYPES = runtime_types(ResultFile)
 """The ``return_value_file`` of an update: the file's name in the task sandbox, its size and its SHA-256 (hex)."""
+_RESULT_FILE_REQUIRED = required_keys(ResultFile)
 
 _UID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 """Task uids name sandbox directories: no separators, no leading dot."""
@@ -361,7 +364,7 @@ def _relative_inside(path: str) -> bool:
 
 
 def _check_tasks(tag: str, tasks: list[Any]) -> None:
-    _check_mappings(tag, tasks, TASK_TYPES, required_keys(TaskMapping))
+    _check_mappings(tag, tasks, TASK_TYPES, _TASK_REQUIRED)
     for index, task in enumerate(tasks):
         for key in ("stdin", "stdout", "stderr"):
             if isinstance(task.get(key), str) and not _relative_inside(task[key]):
@@ -371,12 +374,12 @@ def _check_tasks(tag: str, tasks: list[Any]) -> None:
 
 
 def _check_updates(tag: str, updates: list[Any]) -> None:
-    _check_mappings(tag, updates, UPDATE_TYPES, required_keys(TaskUpdate))
+    _check_mappings(tag, updates, UPDATE_TYPES, _UPDATE_REQUIRED)
     for index, update in enumerate(updates):
         if "return_value_file" in update:
             reference = update["return_value_file"]
             where = f"message {tag!r} item {index} return_value_file"
-            _check_mapping(where, reference, RESULT_FILE_TYPES, required_keys(ResultFile))
+            _check_mapping(where, reference, RESULT_FILE_TYPES, _RESULT_FILE_REQUIRED)
             if "/" in reference["name"] or reference["name"] in ("", ".", "..") or "\0" in reference["name"]:
                 raise ProtocolError(f"{where} name {reference['name'][:80]!r} is not a file name in the task sandbox")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import types
 import typing
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from scalems_like.states import TASK_FINAL, TaskState
 
@@ -147,7 +147,8 @@ def task_update(uid: str, state: TaskState, time: float, host: str | None,
     :class:`ClientFields` too (:func:`~scalems_like.protocol.messages.decode` refuses those on the wire)."""
     if not isinstance(state, TaskState):
         raise TypeError(f"task_update({uid!r}): state {state!r} is not a TaskState")
-    return JournaledUpdate(uid=uid, state=state.value, time=time, host=host, **fields)
+    update = {"uid": uid, "state": state.value, "time": time, "host": host, **fields}  # (a literal: the fastest)
+    return cast(JournaledUpdate, update)
 
 
 _FINAL_VALUES = frozenset(state.value for state in TASK_FINAL)
