@@ -82,18 +82,23 @@ def test_shellcheck_finds_nothing(script: str) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_pre_bootstrap_script_of_the_shipped_resource_configs_passes_shellcheck(tmp_path: Path) -> None:
-    """The script the client writes from a resource's ``pre_bootstrap`` lines (sourced by the bootstrap, POSIX sh)."""
-    from scalems_like.client.pilot_job import hook_script
-    from scalems_like.resources import ResourceConfig, load_all
+def test_the_files_the_client_writes_for_the_bootstrap_pass_shellcheck(tmp_path: Path) -> None:
+    """``bootstrap.env`` (the settings, quoted) and ``pre_bootstrap.sh`` (the shipped resource configs'
+    pre_bootstrap lines and a pilot's hooks), both sourced by the bootstrap: POSIX sh."""
+    from scalems_like.client.environment import EnvironmentSpec
+    from scalems_like.client.pilot_job import write_bootstrap
+    from scalems_like.resources import ResourceConfig, load_all, load_resource
 
-    resources = [resource for resource in load_all().values() if isinstance(resource, ResourceConfig)]
-    lines = [line for resource in resources for line in resource.pre_bootstrap]
-    assert lines, "no shipped resource config has pre_bootstrap lines: nothing to check"
-    lines.append("export GREETING='a \"quoted\" value'")
-    script = tmp_path / "pre_bootstrap.sh"
-    script.write_text(hook_script(lines))
-    result = run_tool("shellcheck", "--shell", "sh", "--format", "gcc", str(script))
+    shipped = [line for resource in load_all().values() if isinstance(resource, ResourceConfig)
+               for line in resource.pre_bootstrap]
+    assert shipped, "no shipped resource config has pre_bootstrap lines: nothing to check"
+    sandbox = tmp_path / "resource" / "session" / "pilot.0000"
+    sandbox.mkdir(parents=True)
+    spec = EnvironmentSpec(env={"QUOTED": "it's \"$HOME\" `here`"}, modules=("python/3.11",))
+    write_bootstrap(sandbox, session_uid="session", uid="pilot.0000", spec=spec, resource=load_resource("local"),
+                    hooks=(*shipped, "export GREETING='a b'"))
+    written = [str(sandbox / "bootstrap.env"), str(sandbox / "pre_bootstrap.sh")]
+    result = run_tool("shellcheck", "--shell", "sh", "--format", "gcc", *written)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
