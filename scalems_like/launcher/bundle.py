@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tarfile
 from pathlib import Path
 
@@ -24,10 +25,20 @@ IGNORE_FILE = ".scalemsignore"
 ALWAYS_IGNORED = (".git/", "__pycache__/", "*.pyc", ".venv/", ".scalems-like-submit/")
 
 
-def ignore_spec(lines: list[str]) -> pathspec.GitIgnoreSpec:
+def ignore_spec(lines: list[str], source: str = IGNORE_FILE) -> pathspec.GitIgnoreSpec:
     """What ``lines`` of a ``.scalemsignore`` leave out, on top of :data:`ALWAYS_IGNORED` (which no ``!`` takes
-    back): ``spec.match_file(path)`` for a path relative to the project, with a trailing ``/`` for a directory."""
-    return pathspec.GitIgnoreSpec.from_lines([*lines, *ALWAYS_IGNORED])
+    back): ``spec.match_file(path)`` for a path relative to the project, with a trailing ``/`` for a directory.
+    A line that is not a pattern raises ConfigError naming ``source``, the line and its number."""
+    try:
+        return pathspec.GitIgnoreSpec.from_lines([*lines, *ALWAYS_IGNORED])
+    except (ValueError, re.error):
+        for number, line in enumerate(lines, 1):
+            try:
+                pathspec.GitIgnoreSpec.from_lines([line])
+            except (ValueError, re.error) as error:
+                raise ConfigError(f"{source} line {number}: {line!r} is not a .gitignore pattern ({error}); "
+                                  "fix or remove it (nothing was bundled)") from None
+        raise
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,7 +62,8 @@ def collect(root: Path) -> Bundle:
     if not root.is_dir():
         raise ConfigError(f"project directory {str(root)!r}: not a directory")
     ignore_file = root / IGNORE_FILE
-    spec = ignore_spec(ignore_file.read_text(errors="replace").splitlines() if ignore_file.is_file() else [])
+    lines = ignore_file.read_text(errors="replace").splitlines() if ignore_file.is_file() else []
+    spec = ignore_spec(lines, str(ignore_file))
     files: list[str] = []
     size = 0
     for directory, subdirectories, names in os.walk(root):

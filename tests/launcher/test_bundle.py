@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tarfile
 from pathlib import Path
 
@@ -88,3 +89,12 @@ def test_negation_takes_back_files_the_last_matching_pattern_decides(tmp_path: P
     # !keep.log takes both back, /x/keep.log leaves one out again; a file in a directory left out stays out (as in
     # git: the directory is never entered); !m.pyc cannot take back what is always left out
     assert collect(tmp_path).files == (".scalemsignore", "logs/keep.log")
+
+
+@pytest.mark.parametrize(("pattern", "why"), [("!", "Invalid git pattern"), ("data/[z-a].csv", "bad character range")])
+def test_a_line_that_is_not_a_pattern_is_named(tmp_path: Path, pattern: str, why: str) -> None:
+    write_files(tmp_path, ["workflow.py"])
+    (tmp_path / ".scalemsignore").write_text(f"*.log\n{pattern}\n")
+    with pytest.raises(ConfigError, match=rf"\.scalemsignore line 2: '{re.escape(pattern)}' is not a \.gitignore "
+                                          rf"pattern \(.*{why}.*\); fix or remove it"):
+        collect(tmp_path)
