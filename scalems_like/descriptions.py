@@ -144,7 +144,7 @@ def _fields_by_name(cls: type[_Description]) -> type[_Description]:
                 raise ConfigError(f"{cls.__name__} takes fields by name: {cls.__name__}({fields[0]}={args[0]!r}, "
                                   "...)") from None
             raise
-    cls.__init__ = __init__  # type: ignore[misc]
+    cls.__init__ = __init__  # type: ignore[method-assign]
     return cls
 
 

@@ -127,6 +127,8 @@ class DependencyFailed(TaskFailed):
 class RemoteError(Exception):
     """Stands for an exception raised by a task whose exception object could not travel back."""
 
+    remote_traceback: str | None = None
+
 
 class ResultFileError(ScalemsError):
     """A DONE task's return value, kept as a file in its task sandbox, cannot be read back: the file is gone or

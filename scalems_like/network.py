@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import socket
 
 import zmq
@@ -33,3 +34,8 @@ def message_socket(sock: zmq.Socket[bytes]) -> zmq.Socket[bytes]:
     sock.setsockopt(zmq.RCVHWM, RECEIVE_QUEUE)
     sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
     return sock
+
+
+def milliseconds(seconds: float) -> int:
+    """A poll's timeout in whole milliseconds, rounded up (a positive wait never becomes a busy 0)."""
+    return math.ceil(seconds * 1000)

@@ -80,14 +80,14 @@ class BatchAdapter(abc.ABC):
     """Submits pilot jobs to one batch system. Constructors do no I/O."""
 
     @abc.abstractmethod
-    def submit(self, job: PilotJob, on_event: Callable[[JobEvent], None]) -> str:
+    def submit(self, job: PilotJob, on_event: Callable[[JobEvent], object]) -> str:
         """Submit ``job``; returns its native id. ``on_event`` is called (from any thread) on each change.
 
         Raises :class:`~scalems_like.errors.SubmitError` with the batch system's message if it refuses.
         """
 
     @abc.abstractmethod
-    def attach(self, native_id: str, on_event: Callable[[JobEvent], None]) -> bool:
+    def attach(self, native_id: str, on_event: Callable[[JobEvent], object]) -> bool:
         """Follow a job submitted by an earlier client (reattach); False if the batch system no longer knows it."""
 
     @abc.abstractmethod

@@ -78,7 +78,7 @@ class PsijAdapter(BatchAdapter):
             node_count=job.nodes, processes_per_node=job.cores_per_node or 1,
             exclusive_node_use=job.cores_per_node is None and self.executor_name != "local",
         )
-        custom = dict(job.custom_attributes)
+        custom: dict[str, object] = dict(job.custom_attributes)
         if job.gpus_per_node and self.executor_name == "slurm":
             custom.setdefault("slurm.gpus-per-node", str(job.gpus_per_node))
         # PBS: psij's select line has no GPUs; sites add them with a custom attribute if they need to
@@ -97,7 +97,7 @@ class PsijAdapter(BatchAdapter):
         executor.generate_submit_script(psij_job, context, text)
         return text.getvalue().replace(psij_job.id, "{psij_job_id}")
 
-    def submit(self, job: PilotJob, on_event: Callable[[JobEvent], None]) -> str:
+    def submit(self, job: PilotJob, on_event: Callable[[JobEvent], object]) -> str:
         import psij
 
         psij_job = self.render(job)
@@ -114,7 +114,7 @@ class PsijAdapter(BatchAdapter):
             self._jobs[native_id] = psij_job
         return native_id
 
-    def attach(self, native_id: str, on_event: Callable[[JobEvent], None]) -> bool:
+    def attach(self, native_id: str, on_event: Callable[[JobEvent], object]) -> bool:
         import psij
 
         psij_job = psij.Job()
@@ -129,7 +129,7 @@ class PsijAdapter(BatchAdapter):
         return True
 
     @staticmethod
-    def _forwarder(on_event: Callable[[JobEvent], None]) -> Callable[[Any, Any], None]:
+    def _forwarder(on_event: Callable[[JobEvent], object]) -> Callable[[Any, Any], None]:
         def forward(_job: Any, status: Any) -> None:
             state = _STATE_MAP.get(status.state.name)
             if state is not None:

@@ -17,6 +17,7 @@ from scalems_like.agent.config import AgentConfig
 from scalems_like.agent.nodes import discover
 from scalems_like.overlay.master import Master
 from scalems_like.protocol.curve import warn_insecure
+from scalems_like.states import PilotState
 
 log = logging.getLogger("scalems_like.agent")
 
@@ -55,8 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     master.start_workers(launch.WorkerLauncher(config.launch_method, nodes, per_node, width, address, prefix,
                                                sandbox / "workers", environment, config.ssh_command))
     signal.signal(signal.SIGTERM, lambda *_: master.request_stop(
-        "FAILED", "the agent received SIGTERM: its batch job was canceled (scancel, qdel) or killed by the batch "
-        "system (walltime, node failure)"))
+        PilotState.FAILED, "the agent received SIGTERM: its batch job was canceled (scancel, qdel) or killed by the "
+        "batch system (walltime, node failure)"))
     master.connect_client()
     if os.environ.get("SCALEMS_LIKE_PROFILE_AGENT") == "1":  # for benchmarks: PILOT_SANDBOX/agent.prof
         import cProfile
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         state, reason = master.run()
     log.info("pilot %s ends %s: %s", config.pilot_uid, state, reason)
-    return 0 if state == "DONE" else 1
+    return 0 if state == PilotState.DONE else 1
 
 
 if __name__ == "__main__":

@@ -13,8 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from scalems_like.analytics.utilisation import Interval
-
-FINAL = ("DONE", "FAILED", "CANCELED")
+from scalems_like.states import PILOT_FINAL, PilotState, TaskState
 
 
 @dataclasses.dataclass
@@ -22,7 +21,7 @@ class PilotPhases:
     """When a pilot was submitted, began bootstrapping, became active, was asked to stop, and ended."""
 
     uid: str
-    state: str = "NEW"
+    state: str = PilotState.NEW.value
     cores: int = 0
     submitted: float | None = None
     bootstrapping: float | None = None
@@ -47,9 +46,9 @@ def task_intervals(rows: Sequence[dict[str, Any]], until: float | None = None) -
         started = running.pop(row["uid"], None)
         if started is not None:
             intervals.append(_interval(started, max(row["time"], started["time"]), row["event"]))
-        if row["event"] == "RUNNING":
+        if row["event"] == TaskState.RUNNING:
             running[row["uid"]] = row
-    intervals.extend(_interval(row, max(until, row["time"]), "RUNNING") for row in running.values())
+    intervals.extend(_interval(row, max(until, row["time"]), TaskState.RUNNING.value) for row in running.values())
     intervals.sort(key=lambda interval: interval.start)
     return intervals
 
@@ -91,13 +90,13 @@ def _note(pilot: PilotPhases, row: dict[str, Any]) -> None:
             pilot.shutdown = when if pilot.shutdown is None else min(pilot.shutdown, when)
             return
         pilot.state = event
-        if event == "SUBMITTED":
+        if event == PilotState.SUBMITTED:
             pilot.submitted = when
-        elif event == "BOOTSTRAPPING":
+        elif event == PilotState.BOOTSTRAPPING:
             pilot.bootstrapping = when
-        elif event == "ACTIVE":
+        elif event == PilotState.ACTIVE:
             pilot.active = when
-        elif event in FINAL:
+        elif event in PILOT_FINAL:
             pilot.end, pilot.failure = when, row["detail"]
 
 

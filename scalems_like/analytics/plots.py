@@ -24,15 +24,17 @@ from scalems_like.analytics.summary import overall_utilisation, session_summary
 from scalems_like.analytics.utilisation import Interval, utilisation_curve
 from scalems_like.errors import ConfigError
 from scalems_like.record.profile import Row, load_rows
+from scalems_like.states import TaskState
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 FORMATS = (".png", ".html")
-STATE_COLORS = {"DONE": "#4c9f70", "FAILED": "#d1495b", "CANCELED": "#9e9e9e", "RUNNING": "#edae49",
-                "QUEUED": "#f4a259"}
+STATE_COLORS: dict[str, str] = {TaskState.DONE: "#4c9f70", TaskState.FAILED: "#d1495b", TaskState.CANCELED: "#9e9e9e",
+                                TaskState.RUNNING: "#edae49", TaskState.QUEUED: "#f4a259"}
 """Bars by the state that ended them (QUEUED: the attempt failed and the task was retried)."""
+_FAILED_ATTEMPT = (TaskState.FAILED, TaskState.QUEUED)
 SPLIT_COLORS = {"bootstrap": "#8d99ae", "busy": "#4c9f70", "idle": "#e9c46a", "shutdown": "#6d597a"}
 NAME_PALETTE = (0, 1, 2, 4, 5, 6, 7, 8, 9)
 """tab10 without its red, which outlines failures."""
@@ -123,8 +125,8 @@ def draw_timeline(axes: Axes, intervals: Sequence[Interval], slots: list[tuple[P
             continue
         bars.setdefault(index, []).append((interval.start - origin, max(interval.seconds, 1e-4)))
         faces.setdefault(index, []).append(colors.get(getattr(interval, key), OTHER_COLOR))
-        failed = key == "name" and interval.state in ("FAILED", "QUEUED")  # by name: a failure outlined in red
-        edges.setdefault(index, []).append(STATE_COLORS["FAILED"] if failed else "white")
+        failed = key == "name" and interval.state in _FAILED_ATTEMPT  # by name: a failure outlined in red
+        edges.setdefault(index, []).append(STATE_COLORS[TaskState.FAILED] if failed else "white")
     outlined = len(intervals) <= MAX_OUTLINED
     for index, spans in bars.items():
         axes.broken_barh(spans, (index - 0.4, 0.8), facecolors=faces[index], edgecolors=edges[index] if outlined
@@ -143,8 +145,8 @@ def draw_timeline(axes: Axes, intervals: Sequence[Interval], slots: list[tuple[P
     handles = [Patch(color=colors[label], label=label) for label in used]
     if any(getattr(interval, key) not in colors for interval in intervals):
         handles.append(Patch(color=OTHER_COLOR, label="(unnamed)" if key == "name" else "other"))
-    if key == "name" and any(interval.state in ("FAILED", "QUEUED") for interval in intervals):
-        handles.append(Patch(facecolor="white", edgecolor=STATE_COLORS["FAILED"], label="failed"))
+    if key == "name" and any(interval.state in _FAILED_ATTEMPT for interval in intervals):
+        handles.append(Patch(facecolor="white", edgecolor=STATE_COLORS[TaskState.FAILED], label="failed"))
     handles += [Patch(color=SPLIT_COLORS[part], alpha=0.25, label=part) for part in ("bootstrap", "shutdown")]
     axes.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
     axes.grid(axis="x", alpha=0.3)

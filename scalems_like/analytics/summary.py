@@ -22,15 +22,16 @@ from typing import Any
 
 from rich.table import Table
 
-from scalems_like.analytics.intervals import FINAL, PilotPhases, pilot_phases, task_intervals
+from scalems_like.analytics.intervals import PilotPhases, pilot_phases, task_intervals
 from scalems_like.analytics.utilisation import Interval, busy_core_seconds, time_split
 from scalems_like.record.client_lock import is_held
 from scalems_like.record.journal import journal_path
 from scalems_like.record.profile import Row, load_rows, task_count
+from scalems_like.states import TASK_FINAL, TaskState
 
 SLOWEST = 5
 FAILURE_GROUPS = 10
-STATE_ORDER = ("NEW", "SUBMITTED", "QUEUED", "RUNNING", "DONE", "FAILED", "CANCELED")
+STATE_ORDER = tuple(state.value for state in TaskState)
 
 
 def session_summary(source: str | Sequence[Row], *, tasks: int | None = None) -> dict[str, Any]:
@@ -49,7 +50,7 @@ def session_summary(source: str | Sequence[Row], *, tasks: int | None = None) ->
             last[row["uid"]] = row
     states = collections.Counter(row["event"] for row in last.values())
     if tasks is not None and tasks > len(last):
-        states["NEW"] += tasks - len(last)
+        states[TaskState.NEW.value] += tasks - len(last)
     # a session a live client holds goes on: what runs has run until now (not until its last recorded event)
     now = time.time() if uid is not None and is_held(journal_path(uid).parent) else None
     intervals = task_intervals(rows, now)
@@ -76,8 +77,8 @@ def _task_seconds(intervals: Sequence[Interval]) -> dict[str, float]:
 
 def _makespan(rows: Sequence[Row], now: float | None = None) -> float:
     """First submission to the last final state (to ``now`` for a live session)."""
-    submitted = [row["time"] for row in rows if row["component"] == "task" and row["event"] == "SUBMITTED"]
-    finished = [row["time"] for row in rows if row["component"] == "task" and row["event"] in FINAL]
+    submitted = [row["time"] for row in rows if row["component"] == "task" and row["event"] == TaskState.SUBMITTED]
+    finished = [row["time"] for row in rows if row["component"] == "task" and row["event"] in TASK_FINAL]
     if now is not None and submitted:
         return max(0.0, now - min(submitted))
     return max(0.0, max(finished) - min(submitted)) if submitted and finished else 0.0
@@ -142,7 +143,7 @@ def _failures(last: Any) -> list[dict[str, Any]]:
     shape, with one of them as ``example_reason`` (the reason of the ``example`` task)."""
     groups: dict[tuple[str, str], list[tuple[str, str]]] = collections.defaultdict(list)
     for row in last:
-        if row["event"] in ("FAILED", "CANCELED"):
+        if row["event"] in (TaskState.FAILED, TaskState.CANCELED):
             reason = (row["detail"] or "(no reason)").splitlines()[0][:200]
             groups[(reason_shape(reason), row["event"])].append((row["uid"], reason))
     ordered = sorted(groups.items(), key=lambda item: len(item[1]), reverse=True)[:FAILURE_GROUPS]

@@ -15,6 +15,7 @@ from scalems_like.client import environment
 from scalems_like.errors import ConfigError
 from scalems_like.paths import write_private_file
 from scalems_like.resources import load_resource
+from scalems_like.states import PilotState
 
 
 def run(arguments: argparse.Namespace) -> int:
@@ -68,7 +69,7 @@ def build(name: str, resource: str, console: Console) -> int:
                                                          environment=name))
         with console.status("building") as status:
             pilot.add_callback(lambda p, _state: status.update(f"{p.state.value}: {p.bootstrap_step or ''}"))
-            pilot.wait("ACTIVE")
+            pilot.wait(PilotState.ACTIVE)
         log = (pilot.sandbox / "bootstrap" / "environment.log").read_text().strip().splitlines()
         console.print(f"profile [bold]{name}[/bold] on {resource}: {log[-1] if log else 'ready'}")
     return 0

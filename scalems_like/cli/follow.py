@@ -17,6 +17,7 @@ from typing import Any
 from scalems_like.cli.overview import is_finished, overviews, sandboxes
 from scalems_like.launcher.record import CANCELED, END, LaunchRecord, read_end, session_directory
 from scalems_like.launcher.state import from_files, launch_states
+from scalems_like.states import SessionState
 
 POLL = 0.25
 """Seconds between looks at the files while following."""
@@ -146,4 +147,4 @@ def follow_session(uid: str, record: LaunchRecord | None, sources: list[Source])
         return 0
     state = from_files(record) or launch_states([record], patience=3.0)[uid]
     print(f"session {uid}: {state.state}" + (f" ({state.detail})" if state.detail else ""), file=sys.stderr)
-    return 0 if state.state == "DONE" else 1
+    return 0 if state.state is SessionState.DONE else 1

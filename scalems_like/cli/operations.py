@@ -46,7 +46,7 @@ from scalems_like.record.client_lock import is_held
 from scalems_like.record.journal import Journal, journal_path
 from scalems_like.record.summary import journal_state, read_summary
 from scalems_like.resources import load_resource
-from scalems_like.states import TaskState
+from scalems_like.states import PilotState, SessionState, TaskState
 
 STATES = [state.value for state in TaskState]
 SECRET_NAMES = ("keys", "keys.json")
@@ -198,8 +198,8 @@ def cancel_launch(record: LaunchRecord, console: Console, *, running: bool, pati
 def cancel_pilots(row: dict[str, Any]) -> str:
     """An interactive session a live client holds: cancel the batch jobs of its live pilots (the client sees them
     end)."""
-    live = [pilot for pilot in row["pilots"] if pilot["state"] in ("SUBMITTED", "BOOTSTRAPPING", "ACTIVE")
-            and pilot.get("batch_id")]
+    with_jobs = (PilotState.SUBMITTED, PilotState.BOOTSTRAPPING, PilotState.ACTIVE)
+    live = [pilot for pilot in row["pilots"] if pilot["state"] in with_jobs and pilot.get("batch_id")]
     for pilot in live:
         adapter = adapter_for(load_resource(pilot["resource"]), Path(pilot["sandbox"]).parent)
         if adapter.attach(pilot["batch_id"], lambda _event: None):
@@ -224,7 +224,8 @@ def cancel_interactive(row: dict[str, Any], console: Console) -> str:
             settled = cancel_session(uid, report)
     except SessionInUse:  # a client took it since the look above
         return cancel_pilots(row)
-    others = {**settled.states, "CANCELED": settled.states.get("CANCELED", 0) - settled.tasks}
+    canceled = TaskState.CANCELED.value
+    others = {**settled.states, canceled: settled.states.get(canceled, 0) - settled.tasks}
     listed = ", ".join(f"{count} {state}" for state, count in others.items() if count)
     return f"canceled {settled.pilots} pilot(s) and {settled.tasks} task(s)" + (f" (its other tasks: {listed})"
                                                                                  if listed else "")
@@ -237,7 +238,7 @@ def run_cancel(arguments: argparse.Namespace) -> int:
         raise UsageError(f"cancel: give a SESSION ({arguments.session}) or --queued, not both")
     console = cli_console(stderr=True)
     if arguments.queued:
-        targets = [row for row in overviews() if row["kind"] == "submitted" and row["state"] == "QUEUED"]
+        targets = [row for row in overviews() if row["kind"] == "submitted" and row["state"] == SessionState.QUEUED]
     else:
         find(arguments.session)
         targets = overviews([arguments.session])
@@ -245,8 +246,8 @@ def run_cancel(arguments: argparse.Namespace) -> int:
     for row in targets:
         record, _journal = find(row["session"])
         if row["kind"] == "submitted" and record is not None:
-            outcome = (f"nothing to cancel: already {row['state']}" if row["state"] in ("DONE", "FAILED", "CANCELED")
-                       else cancel_launch(record, console, running=row["state"] == "RUNNING"))
+            outcome = (f"nothing to cancel: already {row['state']}" if SessionState(row["state"]).is_final
+                       else cancel_launch(record, console, running=row["state"] == SessionState.RUNNING))
         else:
             outcome = cancel_interactive(row, console)
         results.append({"session": row["session"], "was": row["state"], "outcome": outcome})

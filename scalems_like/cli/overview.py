@@ -19,9 +19,9 @@ from scalems_like.launcher.state import LaunchState, launch_states
 from scalems_like.record.journal import journal_path
 from scalems_like.record.summary import journal_state, read_summary
 from scalems_like.resources import ResourceConfig, load_all
-from scalems_like.states import SessionState
+from scalems_like.states import PilotState, SessionState, TaskState
 
-LIVE_PILOT_STATES = ("NEW", "SUBMITTED", "BOOTSTRAPPING", "ACTIVE")
+LIVE_PILOT_STATES = tuple(state.value for state in PilotState if not state.is_final)
 
 
 def interactive_state(client: str, tasks: dict[str, int]) -> SessionState:
@@ -36,9 +36,9 @@ def interactive_state(client: str, tasks: dict[str, int]) -> SessionState:
         return SessionState.INTERRUPTED
     if client == "canceled":  # settled by `scalems-like cancel` after its client was gone
         return SessionState.CANCELED
-    if tasks.get("FAILED"):
+    if tasks.get(TaskState.FAILED):
         return SessionState.FAILED
-    return SessionState.CANCELED if tasks.get("CANCELED") else SessionState.DONE
+    return SessionState.CANCELED if tasks.get(TaskState.CANCELED) else SessionState.DONE
 
 
 def created_at(uid: str, record: LaunchRecord | None) -> float:
@@ -63,7 +63,7 @@ def overview(uid: str, record: LaunchRecord | None, launch: LaunchState | None) 
     }
     row["age"] = time.time() - row["created"]
     if record is not None and launch is not None:
-        row.update(state=launch.state, detail=launch.detail, batch_id=record.native_id, sweep=record.sweep,
+        row.update(state=launch.state.value, detail=launch.detail, batch_id=record.native_id, sweep=record.sweep,
                    step=launch.step, script=record.script, parameters=record.parameters)
     elif journal is not None:
         state = interactive_state(journal_state(journal["info"]), journal["tasks"])
@@ -134,7 +134,7 @@ def sandboxes(uid: str, record: LaunchRecord | None, rows: list[dict[str, Any]])
 def is_finished(row: dict[str, Any]) -> bool:
     """Nothing of the session runs or waits: it may be deleted."""
     if row["kind"] == "submitted":
-        return row["state"] in ("DONE", "FAILED", "CANCELED")
+        return SessionState(row["state"]).is_final
     live = [pilot for pilot in row["pilots"] if pilot["state"] in LIVE_PILOT_STATES]
     return (SessionState(row["state"]).is_final or row["state"] == SessionState.INTERRUPTED) and not live
 

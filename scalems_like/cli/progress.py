@@ -24,7 +24,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from scalems_like.states import PilotState, TaskState
+from scalems_like.states import TASK_FINAL, PilotState, TaskState
 
 if TYPE_CHECKING:
     from scalems_like.client.pilot import Pilot
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 REFRESH_PER_SECOND = 2.0
 RATE_WINDOW = 10.0
 """Seconds of history the throughput is measured over."""
-_FINAL = tuple(state for state in TaskState if state.is_final)
+_FINAL = tuple(state for state in TaskState if state in TASK_FINAL)  # (in the enum's order)
 _WAITING = (TaskState.NEW, TaskState.SUBMITTED, TaskState.QUEUED)
 _STATE = operator.attrgetter("state")
 _BY_ID = {id(state): state for state in TaskState}
@@ -84,9 +84,10 @@ class ProgressView:
         rate = self.rate(finished)
         left = len(self.remaining)
         eta = _duration(left / rate) if rate > 0 and left else "-"
-        parts = [f"{finished}/{self.total} final", f"{counts['DONE']} done", f"{counts['running']} running",
-                 f"{counts['queued']} queued"]
-        parts += [f"{counts[state]} {state.lower()}" for state in ("FAILED", "CANCELED") if counts[state]]
+        parts = [f"{finished}/{self.total} final", f"{counts[TaskState.DONE.value]} done",
+                 f"{counts['running']} running", f"{counts['queued']} queued"]
+        parts += [f"{counts[state.value]} {state.value.lower()}" for state in (TaskState.FAILED, TaskState.CANCELED)
+                  if counts[state.value]]
         parts += [f"{rate:,.0f} tasks/s" if rate >= 10 else f"{rate:.1f} tasks/s", f"ETA {eta}",
                   f"{_duration(self.clock() - self.started)} elapsed"]
         grid = Table.grid(padding=(0, 1))
@@ -98,7 +99,7 @@ class ProgressView:
     def pilot_line(pilot: Pilot) -> Text:
         state = pilot.state
         text = Text(f"{pilot.uid} ", style="bold")
-        text.append(state.value, style={"ACTIVE": "green", "FAILED": "red"}.get(state.value, "yellow"))
+        text.append(state.value, style={PilotState.ACTIVE: "green", PilotState.FAILED: "red"}.get(state, "yellow"))
         if state is PilotState.BOOTSTRAPPING and pilot.bootstrap_step:
             text.append(f" · bootstrap step: {pilot.bootstrap_step}")
         ready = list(pilot.readiness.values())

@@ -21,7 +21,6 @@ from rich.live import Live
 from rich.table import Table
 
 from scalems_like import paths
-from scalems_like.analytics.intervals import FINAL
 from scalems_like.analytics.summary import session_summary, summary_tables
 from scalems_like.cli.console import cli_console
 from scalems_like.cli.overview import find, overviews
@@ -33,6 +32,7 @@ from scalems_like.protocol.records import FILE_NAME as AGENT_JOURNAL
 from scalems_like.protocol.records import read_journal, read_readiness
 from scalems_like.record.journal import journal_path
 from scalems_like.resources import ResourceConfig, load_all
+from scalems_like.states import PILOT_FINAL, TASK_FINAL, PilotState
 
 
 def find_session(uid: str, resource: str | None) -> tuple[str, Path]:
@@ -50,15 +50,16 @@ def pilot_status(sandbox: Path) -> dict[str, Any]:
         events = parse_events((sandbox / "bootstrap" / "events").read_text(errors="replace"))
     except OSError:
         events = []
-    status: dict[str, Any] = {"pilot": sandbox.name, "sandbox": str(sandbox), "step": None, "state": "SUBMITTED"}
+    status: dict[str, Any] = {"pilot": sandbox.name, "sandbox": str(sandbox), "step": None,
+                              "state": PilotState.SUBMITTED.value}
     if events:
         when, step, state, code = events[-1]
-        status.update(step=step, step_state=state, since=when, state="BOOTSTRAPPING")
+        status.update(step=step, step_state=state, since=when, state=PilotState.BOOTSTRAPPING.value)
         if state == "failed":
             failed = BootstrapEvent((when, step, state, code))  # (worded as the client words it)
-            status.update(state="FAILED", failure=describe_step_failure(FeedbackReader(sandbox), failed))
+            status.update(state=PilotState.FAILED.value, failure=describe_step_failure(FeedbackReader(sandbox), failed))
         elif step == "agent_start":
-            status["state"] = "ACTIVE"
+            status["state"] = PilotState.ACTIVE.value
     agent_log = sandbox / "agent.log"
     if agent_log.is_file():
         ends = [line for line in agent_log.read_text(errors="replace").splitlines() if " ends " in line]
@@ -90,7 +91,7 @@ def worker_health(events: list[list[Any]]) -> dict[str, Any]:
 def with_journal(pilots: list[dict[str, Any]], journaled: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The sandbox's view of each pilot, corrected by the journal's where it has the pilot ended: its final state
     and the failure the client explained (step, exit code, output tail; or the agent's own reason)."""
-    ended = {row["pilot"]: row for row in journaled if row["state"] in ("DONE", "FAILED", "CANCELED")}
+    ended = {row["pilot"]: row for row in journaled if row["state"] in PILOT_FINAL}
     for pilot in pilots:
         row = ended.get(pilot["pilot"])
         if row is not None:
@@ -107,7 +108,7 @@ LAST_STEP = "agent_start"
 def settle_step(pilot: dict[str, Any]) -> dict[str, Any]:
     """An ended pilot's last step is no longer ``started``: the agent's start is ``done`` (the agent ran and
     ended), an earlier step is ``interrupted`` (the pilot ended during it); a failed step stays ``failed``."""
-    if pilot["state"] in FINAL and pilot.get("step_state") == "started":
+    if pilot["state"] in PILOT_FINAL and pilot.get("step_state") == "started":
         pilot["step_state"] = "done" if pilot["step"] == LAST_STEP else "interrupted"
     return pilot
 
@@ -120,7 +121,7 @@ def render(resource: str, session: Path, pilots: list[dict[str, Any]]) -> Table:
         step = f"{pilot['step']} ({pilot.get('step_state')})" if pilot["step"] else "-"
         details = pilot.get("failure") or pilot.get("reason") or pilot["sandbox"]
         health = [f"node {node} out of the schedule: {why}" for node, why in pilot.get("nodes_out", {}).items()]
-        if pilot["state"] == "ACTIVE" and pilot.get("nodes"):
+        if pilot["state"] == PilotState.ACTIVE and pilot.get("nodes"):
             health.insert(0, f"{pilot['ready_cores']} of {pilot['cores']} cores ready on {pilot['nodes_ready']} of "
                              f"{pilot['nodes']} nodes")
         if pilot.get("workers_replaced"):
@@ -141,7 +142,7 @@ def session_part(uid: str) -> dict[str, Any]:
                                           "resource", "pilots")}
     part["summary"] = session_summary(uid) if journal_path(uid).is_file() else None
     if part["summary"]:
-        finished = sum(count for state, count in part["summary"]["states"].items() if state in FINAL)
+        finished = sum(count for state, count in part["summary"]["states"].items() if state in TASK_FINAL)
         makespan = part["summary"]["makespan"]
         part["throughput"] = finished / makespan if makespan else None
     return part
@@ -182,7 +183,7 @@ def run(arguments: argparse.Namespace) -> int:
         return 0
     pilots = collect()
     with Live(render(resource, session, pilots), console=console, refresh_per_second=4) as live:
-        while any(pilot["state"] in ("SUBMITTED", "BOOTSTRAPPING") for pilot in pilots):
+        while any(pilot["state"] in (PilotState.SUBMITTED, PilotState.BOOTSTRAPPING) for pilot in pilots):
             time.sleep(0.25)  # the sandbox files are the only source here: poll them
             pilots = collect()
             live.update(render(resource, session, pilots))

@@ -184,7 +184,7 @@ class _App:
         for (future, _, key), task in zip(misses, tasks, strict=True):
             future.follow(task)
             if key is not None:
-                task.add_done_callback(lambda done, key=key: self.remember(done, key))
+                task.add_done_callback(functools.partial(self.remember, key=key))
 
     def remember(self, task: concurrent.futures.Future[Any], key: str) -> None:
         assert isinstance(task, Task)
@@ -223,7 +223,7 @@ class _App:
             why = _failure_of(dependency)
             if why is not None:
                 future.set_exception(DependencyFailed(
-                    future.app, "FAILED", f"its input {_name_of(dependency)} did not end DONE: {why}"))
+                    future.app, TaskState.FAILED.value, f"its input {_name_of(dependency)} did not end DONE: {why}"))
                 return
         try:
             self.start(session, future, self.prepare(args, kwargs))

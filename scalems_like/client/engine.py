@@ -119,7 +119,7 @@ class Engine(EngineLoop):
             return self.adapters[resource.name]
 
     # -- tasks ---------------------------------------------------------------------------------------
-    def submit(self, descriptions: Sequence[TaskDescription], wires: Sequence[dict[str, Any]],
+    def submit(self, descriptions: Sequence[TaskDescription], wires: Sequence[Any],
                owner: TaskOwner) -> list[Task]:
         """New tasks, numbered in submission order, journaled and queued for the pilots; their handles at once."""
         tasks, wire = [], {}

@@ -42,7 +42,7 @@ from scalems_like.client.profiling import ProfileRecorder
 from scalems_like.client.task import Task
 from scalems_like.client.task_updates import TaskUpdates
 from scalems_like.errors import ProtocolError, ProtocolVersionError
-from scalems_like.network import message_socket
+from scalems_like.network import message_socket, milliseconds
 from scalems_like.protocol import curve
 from scalems_like.protocol.curve import SessionKeys
 from scalems_like.record.journal import Journal
@@ -137,7 +137,7 @@ class EngineLoop(IoThread, TaskUpdates):
                  self.handle_bootstrap_feedback, self.handle_timers, self.handle_dispatch, self.handle_journal,
                  self.run_callbacks)
         while not self.stopping:
-            events = dict(poller.poll(self.poll_timeout() * 1000))
+            events = dict(poller.poll(milliseconds(self.poll_timeout())))
             if self.wake_fd in events:
                 self.woken()
             for step in steps:

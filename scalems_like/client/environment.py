@@ -143,7 +143,8 @@ def bootstrap_settings(spec: EnvironmentSpec, resource_sandbox: Path, wheel: Pat
         "SCALEMS_PYTHON": spec.interpreter(),
         "SCALEMS_ENV_DIR": str(env_directory(spec, resource_sandbox, wheel_digest)) if spec.kind in (
             "venv", "conda-file") else "",
-        "SCALEMS_CONDA": str(Path(spec.conda).expanduser()) if spec.kind == "conda-file" else (spec.conda or ""),
+        "SCALEMS_CONDA": (str(Path(spec.conda).expanduser()) if spec.kind == "conda-file" and spec.conda
+                          else spec.conda or ""),
         "SCALEMS_INSTALL_SOURCE": str(wheel) if wheel else "",
         "SCALEMS_PROTOCOL": str(PROTOCOL_VERSION),
         "PYTHONPATH": package_root if spec.python == "client" and spec.kind == "interpreter" else "",

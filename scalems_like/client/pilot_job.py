@@ -16,6 +16,7 @@ import logging
 import os
 import shlex
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 from scalems_like import paths
@@ -43,8 +44,14 @@ def hook_script(lines: list[str]) -> str:
     return "\n".join(body) + "\n"
 
 
+ENV_FILE_HEADER = (
+    "# the pilot's settings, sourced by bootstrap.sh; each value is quoted for sh and means what it says:\n"
+    "# shellcheck disable=SC2016,SC2089,SC2090  # (quotes, $ and backquotes in a value are data, not code)\n"
+)
+
+
 def write_bootstrap(sandbox: Path, *, session_uid: str, uid: str, spec: environment.EnvironmentSpec,
-                    resource: ResourceConfig, hooks: tuple[str, ...] = ()) -> Path:
+                    resource: ResourceConfig, hooks: Sequence[str] = ()) -> Path:
     """Write the files the bootstrap reads into ``sandbox`` (``<session sandbox>/<uid>``); returns the script.
 
     ``hooks``: pre-bootstrap lines run after the resource's and the environment's.
@@ -55,7 +62,7 @@ def write_bootstrap(sandbox: Path, *, session_uid: str, uid: str, spec: environm
     script = Path(shutil.copy(paths.shipped_dir("bootstrap") / "bootstrap.sh", sandbox / "bootstrap.sh"))
     settings = {"SCALEMS_PILOT_UID": uid, "SCALEMS_SESSION_UID": session_uid,
                 **environment.bootstrap_settings(spec, resource_sandbox, wheel, digest)}
-    write_private_file(sandbox / "bootstrap.env", "".join(
+    write_private_file(sandbox / "bootstrap.env", ENV_FILE_HEADER + "".join(
         f"{key}={shlex.quote(value)}\nexport {key}\n" for key, value in settings.items()))
     lines = [*resource.pre_bootstrap, *(f"module load {module}" for module in spec.modules), *hooks]
     if lines:

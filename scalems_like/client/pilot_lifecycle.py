@@ -12,6 +12,7 @@ socket and hands every pilot event to its :class:`PilotLifecycle`; everything he
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -156,7 +157,7 @@ class PilotLifecycle:
         self.engine.profile.pilot_event(record.pilot.uid, "agent_stopping", message.reason)
         if record.cancel_requested:
             self.end_pilot(record, PilotState.CANCELED, record.cancel_reason)
-        elif message.final_state == "FAILED":
+        elif message.final_state == PilotState.FAILED:
             self.fail_pilot(record, message.reason)
         else:
             self.end_pilot(record, PilotState.DONE, message.reason)
@@ -269,7 +270,7 @@ class PilotLifecycle:
 
     def notify_pilot(self, pilot: Pilot) -> None:
         state = pilot.state
-        self.engine.callbacks.extend(lambda c=c: c(pilot, state) for c in pilot._callbacks)
+        self.engine.callbacks.extend(functools.partial(callback, pilot, state) for callback in pilot._callbacks)
 
     def fail_pilot(self, record: PilotRecord, failure: str) -> None:
         if record.pilot.state.is_final or record.ending:
@@ -295,7 +296,7 @@ class PilotLifecycle:
             engine.interrupt_tasks(list(record.outstanding), why)
         record.outstanding.clear()
         engine.fail_pending_without_pilots(f"pilot {pilot.uid} ended {state.value}: {first_line}")
-        outcome = {PilotState.DONE: "DONE", PilotState.FAILED: "FAILED"}.get(state, "CANCELED")
+        outcome = {PilotState.DONE: TaskState.DONE, PilotState.FAILED: TaskState.FAILED}.get(state, TaskState.CANCELED)
         directives = outputs_for(pilot.description.output_staging, outcome)
         if not directives:
             self.set_pilot_state(record, state, "client", time.time())

@@ -16,6 +16,7 @@ the batch system about a job) in its background pool.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import socket
@@ -98,7 +99,7 @@ def settle_pilots(engine: Engine, wires: dict[str, dict[str, Any]], marks: dict[
                 engine.changed.notify_all()
         return report
     for record in records:
-        engine.call(lambda r=record: reconnect_or_end(engine, r, wires, failed(r), cancel_reason))
+        engine.call(functools.partial(reconnect_or_end, engine, record, wires, failed(record), cancel_reason))
     patience = max([r.pilot.resource.heartbeat_timeout for r in records], default=0) + 5
 
     def settled() -> bool:  # every followed agent has greeted the new client, or was found gone
@@ -224,7 +225,7 @@ def end_found_ended(engine: Engine, record: PilotRecord, traces: AgentTraces, ca
     record.profile_mark = None
     engine.lifecycle.add_agent_events(record, traces.events, after=mark)
     if stopped is not None:
-        state = PilotState.FAILED if stopped[0] == "FAILED" else PilotState.DONE
+        state = PilotState.FAILED if stopped[0] == PilotState.FAILED else PilotState.DONE
         reason = f"its agent ended while no client was attached: {stopped[1]}"
     elif traces.gone is not None:
         state, reason = PilotState.FAILED, f"its agent ({traces.gone}) ended while no client was attached"

@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import cloudpickle
 
@@ -40,6 +40,7 @@ from scalems_like.client.pilot import BootstrapEvent, Pilot
 from scalems_like.client.task import Task
 from scalems_like.descriptions import PilotDescription, TaskDescription
 from scalems_like.errors import ConfigError, ScalemsError
+from scalems_like.protocol.tasks import JournaledUpdate
 from scalems_like.record.client_lock import ClientLock
 from scalems_like.record.journal import Journal
 from scalems_like.staging.directives import Directive
@@ -93,7 +94,7 @@ def load(session: Session, engine: Engine, journal: Journal) -> dict[str, dict[s
     for update in journal.events():
         task = tasks.get(update.get("uid"))  # type: ignore[arg-type]
         if task is not None:
-            task._apply(update)
+            task._apply(cast(JournaledUpdate, update))
     steps = journal.bootstrap_steps()
     pilots = []
     for uid, description, resource, sandbox, native_id, state, failure in journal.pilots():

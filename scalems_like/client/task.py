@@ -19,6 +19,7 @@ import cloudpickle
 
 from scalems_like.descriptions import TaskDescription
 from scalems_like.errors import RemoteError, ResultFileError, TaskFailed, TaskWasCanceled
+from scalems_like.protocol.tasks import CLIENT_HOST, JournaledUpdate, ResultFile, task_update
 from scalems_like.staging.actions import checksum_of
 from scalems_like.states import TaskState, task_transition_allowed
 
@@ -51,7 +52,7 @@ class Task(concurrent.futures.Future[Any]):
         self.exit_code: int | None = None
         self.pilot: str | None = None
         self.sandbox: Path | None = None
-        self.history: list[tuple[TaskState, float, str]] = [(TaskState.NEW, 0.0, "client")]
+        self.history: list[tuple[TaskState, float, str]] = [(TaskState.NEW, 0.0, CLIENT_HOST)]
         """(state, time, host) of every state change, stamped where it happened."""
         self.traceback: str | None = None
         """The remote traceback of a function task that raised, as text."""
@@ -59,7 +60,7 @@ class Task(concurrent.futures.Future[Any]):
         self.interrupted: str | None = None
         """"queued" or "running" when the task FAILED because its pilot ended (``Session.resume`` runs it again)."""
         self._return_value: bytes | None = None
-        self._return_file: dict[str, Any] | None = None
+        self._return_file: ResultFile | None = None
         """A return value kept in the task sandbox: its file's ``name``, ``bytes`` and ``sha256``."""
         self._exception_pickle: bytes | None = None
         self._output: str | None = None
@@ -127,7 +128,7 @@ class Task(concurrent.futures.Future[Any]):
             return None
         return self.sandbox / self._return_file["name"]
 
-    def _load_result_file(self, reference: dict[str, Any]) -> Any:
+    def _load_result_file(self, reference: ResultFile) -> Any:
         path = self.result_file
         what = f"task {self.uid}: its return value ({reference['bytes']} bytes, kept in its task sandbox)"
         if path is None:
@@ -164,7 +165,7 @@ class Task(concurrent.futures.Future[Any]):
             error = cloudpickle.loads(self._exception_pickle) if self._exception_pickle else RemoteError(self.reason)
         except Exception:
             error = RemoteError(self.reason)
-        error.remote_traceback = self.traceback  # type: ignore[attr-defined]
+        error.remote_traceback = self.traceback
         return error
 
     def wait(self, timeout: float | None = None) -> TaskState:
@@ -194,7 +195,7 @@ class Task(concurrent.futures.Future[Any]):
         self._callbacks.append(callback)
 
     # -- used by the session's I/O thread ------------------------------------------------------------
-    def _apply(self, update: dict[str, Any]) -> TaskState | None:
+    def _apply(self, update: JournaledUpdate) -> TaskState | None:
         """Apply one update (an agent's, or one decided on the client), live or replayed from the journal: the
         one way a task changes state (a ``requeue`` update: back to NEW). Returns the new state, or None if it was
         stale."""
@@ -232,19 +233,20 @@ class Task(concurrent.futures.Future[Any]):
             self.interrupted = update["interrupted"]
         if "pilot" in update:  # client-side updates only: where the task was sent
             self.pilot = update["pilot"]
-            self.sandbox = Path(update["sandbox"]) if update.get("sandbox") else None
+            sandbox = update.get("sandbox")
+            self.sandbox = Path(sandbox) if sandbox else None
         self._settle()
         return state
 
-    def _requeue_update(self, when: float, reason: str, attempt: int) -> dict[str, Any]:
+    def _requeue_update(self, when: float, reason: str, attempt: int) -> JournaledUpdate:
         """The update that sends this task back to NEW, to run on another pilot (``Session.resume``)."""
-        return {"uid": self.uid, "state": TaskState.NEW.value, "time": when, "host": "client", "reason": reason,
-                "requeue": True, "pilot": None, "sandbox": None, "attempt": attempt}
+        return task_update(self.uid, TaskState.NEW, when, CLIENT_HOST, reason=reason, requeue=True, pilot=None,
+                           sandbox=None, attempt=attempt)
 
     def _requeue(self, when: float, reason: str) -> None:
         """Back to NEW (applied by :meth:`_apply` from a ``requeue`` update)."""
         self.state = TaskState.NEW
-        self.history.append((TaskState.NEW, when, "client"))
+        self.history.append((TaskState.NEW, when, CLIENT_HOST))
         self.reason, self.pilot, self.sandbox, self.interrupted = reason, None, None, None
         with self._condition:  # the future was settled by the failure: it is pending again
             self._state, self._result, self._exception = "PENDING", None, None

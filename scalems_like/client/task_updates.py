@@ -14,12 +14,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from scalems_like import protocol
 from scalems_like.client.task import Task, result_file_notice
+from scalems_like.protocol.tasks import JournaledUpdate
 from scalems_like.record.journal import Journal
-from scalems_like.states import PilotState, TaskState
+from scalems_like.states import TASK_FINAL, PilotState, TaskState
 
 if TYPE_CHECKING:
     from scalems_like.client.pilot import Pilot
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("scalems_like.client")
 
-_FINAL = {state.value for state in TaskState if state.is_final}
 
 
 class TaskUpdates:
@@ -53,7 +53,7 @@ class TaskUpdates:
 
     def on_journal_commit(self, updates: list[dict[str, Any]]) -> None:
         """(Journal thread) final results are durable: let their agents forget them."""
-        uids = [update["uid"] for update in updates if update["state"] in _FINAL and update.get("host") != "client"]
+        uids = [update["uid"] for update in updates if update["state"] in TASK_FINAL and update.get("host") != "client"]
         if uids:
             self.post(lambda: self.acknowledge(uids))
 
@@ -127,12 +127,12 @@ class TaskUpdates:
             update["reason"] = reason
         return self.apply(task, update) is not None
 
-    def apply(self, task: Task, update: dict[str, Any]) -> TaskState | None:
+    def apply(self, task: Task, update: dict[str, Any] | JournaledUpdate) -> TaskState | None:
         """Apply one update, from an agent or decided here, as a journal replay applies it (``Task._apply``);
         journal it and queue the task's callbacks. Returns the new state, or None if the update was stale."""
-        state = task._apply(update)
+        state = task._apply(cast(JournaledUpdate, update))
         if state is not None:
-            self.journal_batch.append(update)
+            self.journal_batch.append(cast(dict[str, Any], update))
             self.queue_callbacks(task, state)
         return state
 

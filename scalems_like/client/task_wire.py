@@ -20,12 +20,13 @@ import cloudpickle
 from scalems_like.descriptions import TaskDescription
 from scalems_like.errors import ConfigError
 from scalems_like.protocol import code_pickle
+from scalems_like.protocol.tasks import DescribedTask
 from scalems_like.staging.directives import for_shared_filesystem
 
 
-def to_wire(description: TaskDescription, client_root: Path, pickled: dict[Any, bytes]) -> dict[str, Any]:
+def to_wire(description: TaskDescription, client_root: Path, pickled: dict[Any, bytes]) -> DescribedTask:
     """The task's mapping (without its ``uid``); ``pickled``: the session's cache of pickled functions."""
-    wire: dict[str, Any] = {
+    wire: DescribedTask = {
         "name": description.name, "kind": description.kind,
         "environment": dict(description.environment),
         "working_directory": description.working_directory, "cores": description.cores, "gpus": description.gpus,
@@ -46,16 +47,18 @@ def to_wire(description: TaskDescription, client_root: Path, pickled: dict[Any, 
         wire["function"] = pickle_function(description.function, pickled)
         wire["call_arguments"] = pickle_arguments(description)
     else:
+        assert description.executable is not None  # (a TaskDescription has a function or an executable)
         wire["executable"] = description.executable
         wire["arguments"] = list(description.arguments)
     return wire
 
 
 def to_wire_all(descriptions: list[TaskDescription], client_root: Path,
-                pickled: dict[Any, bytes]) -> list[dict[str, Any]]:
+                pickled: dict[Any, bytes]) -> list[DescribedTask]:
     """Every description's mapping, or one ConfigError naming each item that cannot be sent (the first five)
     and saying that nothing of the batch was submitted."""
-    encoded, problems = [], []
+    encoded: list[DescribedTask] = []
+    problems: list[str] = []
     for index, description in enumerate(descriptions):
         try:
             encoded.append(to_wire(description, client_root, pickled))

@@ -1,19 +1,23 @@
 """The project bundle: the files of a project directory that a submitted session takes along.
 
-``.scalemsignore`` in the project directory holds one pattern per line (``#`` starts a comment), in the
-spirit of ``.gitignore``: a pattern matches a path relative to the project, or any single name in it
-(``*.log``, ``data/raw``, ``build/``); a trailing ``/`` matches directories only; ``!pattern`` takes a file back.
+``.scalemsignore`` in the project directory holds one pattern per line with the whole syntax of ``.gitignore``
+(pathspec's implementation of it): ``#`` starts a comment; a pattern without a ``/`` matches a name at any depth
+(``*.log``); one with a ``/`` in it is anchored to the project directory (``data/raw``, ``/notes.txt``); ``**``
+matches any number of directories (``**/tmp``, ``results/**/*.bin``); a trailing ``/`` matches directories only;
+``!pattern`` takes a path back (not inside a directory left out: as in git, it is never entered).
 A symbolic link is taken as a link (to a directory too): its target must be where the job can see it.
-:data:`ALWAYS_IGNORED` is never taken along.
+:data:`ALWAYS_IGNORED` is never taken along, whatever the file says.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import fnmatch
 import os
+import re
 import tarfile
 from pathlib import Path
+
+import pathspec
 
 from scalems_like.errors import ConfigError
 
@@ -21,39 +25,20 @@ IGNORE_FILE = ".scalemsignore"
 ALWAYS_IGNORED = (".git/", "__pycache__/", "*.pyc", ".venv/", ".scalems-like-submit/")
 
 
-@dataclasses.dataclass(frozen=True)
-class Rule:
-    pattern: str
-    directories_only: bool
-    negated: bool
-
-    def matches(self, relative: str, is_directory: bool) -> bool:
-        if self.directories_only and not is_directory:
-            return False
-        if "/" in self.pattern:
-            return fnmatch.fnmatchcase(relative, self.pattern)
-        return fnmatch.fnmatchcase(relative.rsplit("/", 1)[-1], self.pattern)
-
-
-def parse_rules(lines: list[str]) -> list[Rule]:
-    rules = []
-    for line in lines:
-        text = line.strip()
-        if not text or text.startswith("#"):
-            continue
-        negated = text.startswith("!")
-        text = text.removeprefix("!")
-        directories_only = text.endswith("/")
-        rules.append(Rule(text.strip("/"), directories_only, negated))
-    return rules
-
-
-def ignored(rules: list[Rule], relative: str, is_directory: bool) -> bool:
-    verdict = False
-    for rule in rules:  # the last matching rule decides, as in .gitignore
-        if rule.matches(relative, is_directory):
-            verdict = not rule.negated
-    return verdict
+def ignore_spec(lines: list[str], source: str = IGNORE_FILE) -> pathspec.GitIgnoreSpec:
+    """What ``lines`` of a ``.scalemsignore`` leave out, on top of :data:`ALWAYS_IGNORED` (which no ``!`` takes
+    back): ``spec.match_file(path)`` for a path relative to the project, with a trailing ``/`` for a directory.
+    A line that is not a pattern raises ConfigError naming ``source``, the line and its number."""
+    try:
+        return pathspec.GitIgnoreSpec.from_lines([*lines, *ALWAYS_IGNORED])
+    except (ValueError, re.error):
+        for number, line in enumerate(lines, 1):
+            try:
+                pathspec.GitIgnoreSpec.from_lines([line])
+            except (ValueError, re.error) as error:
+                raise ConfigError(f"{source} line {number}: {line!r} is not a .gitignore pattern ({error}); "
+                                  "fix or remove it (nothing was bundled)") from None
+        raise
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,22 +62,20 @@ def collect(root: Path) -> Bundle:
     if not root.is_dir():
         raise ConfigError(f"project directory {str(root)!r}: not a directory")
     ignore_file = root / IGNORE_FILE
-    lines = list(ALWAYS_IGNORED)
-    if ignore_file.is_file():
-        lines += ignore_file.read_text(errors="replace").splitlines()
-    rules = parse_rules(lines)
+    lines = ignore_file.read_text(errors="replace").splitlines() if ignore_file.is_file() else []
+    spec = ignore_spec(lines, str(ignore_file))
     files: list[str] = []
     size = 0
     for directory, subdirectories, names in os.walk(root):
         base = Path(directory).relative_to(root).as_posix()
         prefix = "" if base == "." else f"{base}/"
         subdirectories[:] = sorted(name for name in subdirectories
-                                   if not ignored(rules, prefix + name, True))
+                                   if not spec.match_file(f"{prefix}{name}/"))
         linked = [name for name in subdirectories if (Path(directory) / name).is_symlink()]
         subdirectories[:] = [name for name in subdirectories if name not in linked]  # os.walk would not enter them
         for name in [*names, *linked]:
             relative = prefix + name
-            if ignored(rules, relative, False):
+            if spec.match_file(relative):
                 continue
             files.append(relative)
             size += (root / relative).lstat().st_size

@@ -26,20 +26,19 @@ from scalems_like.errors import ConfigError
 from scalems_like.launcher.record import LaunchRecord, read_canceled, read_end
 from scalems_like.protocol.feedback import parse_events
 from scalems_like.resources import load_resource
-
-FINAL = ("DONE", "FAILED", "CANCELED")
+from scalems_like.states import SessionState
 
 
 @dataclasses.dataclass(frozen=True)
 class LaunchState:
-    state: str
+    state: SessionState
     detail: str = ""
     step: str | None = None
     """The launcher's last bootstrap step (``session_start`` once the client runs)."""
 
     @property
     def is_final(self) -> bool:
-        return self.state in FINAL
+        return self.state.is_final
 
 
 def bootstrap_step(sandbox: Path) -> tuple[str | None, str | None]:
@@ -65,14 +64,15 @@ def from_files(record: LaunchRecord) -> LaunchState | None:
     step, failure = bootstrap_step(record.launcher_sandbox)
     ended_badly = failure is not None or (end is not None and end.get("exit_code") != 0)
     if canceled is not None and ended_badly:  # (a session that ended DONE while a cancel came stays DONE)
-        return LaunchState("CANCELED", f"canceled by {canceled.get('by', '?')}", step)
+        return LaunchState(SessionState.CANCELED, f"canceled by {canceled.get('by', '?')}", step)
     if end is not None:
         code = end.get("exit_code")
         if code == 0:
-            return LaunchState("DONE", "every task DONE", step)
-        return LaunchState("FAILED", f"scalems-like run ended with exit code {code} (see scalems-like logs)", step)
+            return LaunchState(SessionState.DONE, "every task DONE", step)
+        return LaunchState(SessionState.FAILED, f"scalems-like run ended with exit code {code} (see scalems-like logs)",
+                           step)
     if failure is not None:
-        return LaunchState("FAILED", failure, step)
+        return LaunchState(SessionState.FAILED, failure, step)
     return None
 
 
@@ -85,21 +85,21 @@ def combine(record: LaunchRecord, event: JobEvent | bool | None) -> LaunchState:
     canceled = read_canceled(record.uid)
     if event is False or (isinstance(event, JobEvent) and event.state.is_final):
         if canceled is not None or (isinstance(event, JobEvent) and event.state is JobState.CANCELED):
-            return LaunchState("CANCELED", f"canceled by {canceled.get('by', '?') if canceled else 'the batch system'}",
-                               step)
+            by = canceled.get("by", "?") if canceled else "the batch system"
+            return LaunchState(SessionState.CANCELED, f"canceled by {by}", step)
         how = "is gone" if event is False else f"ended {event.state.value}" + (
             f" with exit code {event.exit_code}" if event.exit_code is not None else "")
-        return LaunchState("FAILED", f"the batch job {how} before the session recorded its end "
+        return LaunchState(SessionState.FAILED, f"the batch job {how} before the session recorded its end "
                                      "(walltime? node failure?): see scalems-like logs", step)
     if canceled is not None:
-        return LaunchState("CANCELING", "canceled; the batch system still has the job", step)
+        return LaunchState(SessionState.CANCELING, "canceled; the batch system still has the job", step)
     if step == "session_start":
-        return LaunchState("RUNNING", "", step)
+        return LaunchState(SessionState.RUNNING, "", step)
     if step is not None:
-        return LaunchState("BOOTSTRAPPING", f"bootstrap step '{step}'", step)
+        return LaunchState(SessionState.BOOTSTRAPPING, f"bootstrap step '{step}'", step)
     if isinstance(event, JobEvent) and event.state is JobState.RUNNING:
-        return LaunchState("BOOTSTRAPPING", "the job started", step)
-    return LaunchState("QUEUED", "" if event is not None else "(no answer from the batch system yet)", step)
+        return LaunchState(SessionState.BOOTSTRAPPING, "the job started", step)
+    return LaunchState(SessionState.QUEUED, "" if event is not None else "(no answer from the batch system yet)", step)
 
 
 def ask_batch_system(records: list[LaunchRecord], patience: float = 5.0) -> dict[str, JobEvent | bool | None]:

@@ -35,10 +35,9 @@ from scalems_like.protocol import curve
 from scalems_like.protocol.curve import AgentKeys
 from scalems_like.protocol.records import ALIVE_FILE, STOPPED_FILE, append_record, read_client_address
 from scalems_like.protocol.records import FILE_NAME as JOURNAL_FILE
+from scalems_like.protocol.tasks import TaskUpdate, is_final
 
 log = logging.getLogger("scalems_like.master")
-
-FINAL = {"DONE", "FAILED", "CANCELED"}
 
 
 class ClientLink:
@@ -53,7 +52,7 @@ class ClientLink:
         self.seen = time.time()
         self.lost = False
         self.last_address_check = 0.0
-        self.unacked: dict[str, dict[str, Any]] = {}
+        self.unacked: dict[str, TaskUpdate] = {}
         """Final updates the client has not acknowledged, by task uid."""
         self.known: set[str] = set()
         """The uids of the tasks submitted here whose end the client has not acknowledged (a reattached client
@@ -158,12 +157,12 @@ class ClientLink:
             if self.socket is not None:
                 self.send(protocol.TaskWindow(size))
 
-    def send_updates(self, updates: list[dict[str, Any]]) -> None:
+    def send_updates(self, updates: list[TaskUpdate]) -> None:
         """Journal, then send (the same bytes: packed once); final updates are kept until acknowledged."""
         message = protocol.encode(protocol.TaskUpdates(updates))
         append_record(self.journal_fd, message)
         for update in updates:
-            if update["state"] in FINAL:
+            if is_final(update):
                 self.unacked[update["uid"]] = update
         assert self.socket is not None
         self.socket.send(message)

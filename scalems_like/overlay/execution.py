@@ -21,6 +21,8 @@ import cloudpickle
 from scalems_like.agent.config import write_private_file
 from scalems_like.agent.launch import mpi_command
 from scalems_like.errors import CancelInterrupt, TaskTimeout
+from scalems_like.protocol.tasks import TaskMapping, TaskUpdate
+from scalems_like.states import TaskState
 
 RESULT_FILE = "return_value.pickle"
 """Where a large return value stays, in its task sandbox (see :func:`keep_return_value`)."""
@@ -67,7 +69,7 @@ def load_function(payload: bytes) -> Any:
     return function
 
 
-def run_function(task: dict[str, Any], update: dict[str, Any]) -> None:
+def run_function(task: TaskMapping, update: TaskUpdate) -> None:
     """Call the task's function; fill ``update`` with DONE + return value, or FAILED + exception."""
     output = BoundedOutput()
     try:
@@ -77,13 +79,13 @@ def run_function(task: dict[str, Any], update: dict[str, Any]) -> None:
             result = function(*args, **kwargs)
         _set_return_value(update, result)
     except TaskTimeout:
-        update["state"] = "FAILED"
+        update["state"] = TaskState.FAILED.value
         update["reason"] = f"timed out after {task['timeout']} s"
     except CancelInterrupt:
-        update["state"] = "CANCELED"
+        update["state"] = TaskState.CANCELED.value
         update["reason"] = "canceled while running"
     except BaseException as error:  # a task may raise anything, SystemExit included
-        update["state"] = "FAILED"
+        update["state"] = TaskState.FAILED.value
         update["reason"] = f"raised {type(error).__name__}: {error}"
         update["traceback"] = _user_traceback(error)
         with contextlib.suppress(Exception):  # unpicklable exceptions travel as text only
@@ -93,16 +95,16 @@ def run_function(task: dict[str, Any], update: dict[str, Any]) -> None:
         update["output"] = text
 
 
-def _set_return_value(update: dict[str, Any], result: Any) -> None:
+def _set_return_value(update: TaskUpdate, result: Any) -> None:
     """DONE with the pickled value, or FAILED saying the value (not the function) is what could not be sent."""
     try:
         update["return_value"] = cloudpickle.dumps(result)
     except Exception as error:
-        update["state"] = "FAILED"
+        update["state"] = TaskState.FAILED.value
         update["reason"] = (f"returned a {type(result).__name__} that cannot be sent back to the client "
                             f"({type(error).__name__}: {error}); the function itself ran to its end")
         return
-    update["state"] = "DONE"
+    update["state"] = TaskState.DONE.value
 
 
 def _user_traceback(error: BaseException) -> str:
@@ -117,18 +119,19 @@ def _user_traceback(error: BaseException) -> str:
 class RunningExecutable:
     """An executable task started in its own process group, with output files in the task sandbox."""
 
-    def __init__(self, task: dict[str, Any], process: subprocess.Popen[bytes], started: float, pidfd: int) -> None:
+    def __init__(self, task: TaskMapping, process: subprocess.Popen[bytes], started: float, pidfd: int) -> None:
         """Hold a started process and the pidfd that tells when it ends (see :meth:`open`); no I/O."""
         self.task = task
         self.process = process
         self.started = started
-        self.deadline = started + task["timeout"] if task.get("timeout") else None
+        timeout = task.get("timeout")
+        self.deadline = started + timeout if timeout else None
         self.pidfd = pidfd
         self.ended_by: str | None = None  # "timeout" | "cancel"
         self.kill_at: float | None = None
 
     @classmethod
-    def open(cls, task: dict[str, Any], process: subprocess.Popen[bytes], started: float) -> RunningExecutable:
+    def open(cls, task: TaskMapping, process: subprocess.Popen[bytes], started: float) -> RunningExecutable:
         """Watch ``process``: opens its pidfd (closed by :meth:`finish`)."""
         return cls(task, process, started, os.pidfd_open(process.pid))
 
@@ -147,22 +150,22 @@ class RunningExecutable:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, number)
 
-    def finish(self, update: dict[str, Any]) -> None:
+    def finish(self, update: TaskUpdate) -> None:
         """Reap the process and fill ``update`` with its final state."""
         exit_code = self.process.wait()
         os.close(self.pidfd)
         # a process killed by a signal reports -N; report it as the shell does, 128 + N
         update["exit_code"] = exit_code if exit_code >= 0 else 128 - exit_code
         if self.ended_by == "timeout":
-            update["state"] = "FAILED"
+            update["state"] = TaskState.FAILED.value
             update["reason"] = f"timed out after {self.task['timeout']} s (process group killed)"
         elif self.ended_by == "cancel":
-            update["state"] = "CANCELED"
+            update["state"] = TaskState.CANCELED.value
             update["reason"] = "canceled while running (process group killed)"
         elif exit_code == 0:
-            update["state"] = "DONE"
+            update["state"] = TaskState.DONE.value
         else:
-            update["state"] = "FAILED"
+            update["state"] = TaskState.FAILED.value
             update["reason"] = exit_reason(exit_code)
 
 
@@ -175,9 +178,9 @@ SIGTERM_REASONS = frozenset({exit_reason(-signal.SIGTERM), exit_reason(128 + sig
 """Reasons of an executable that ended by a SIGTERM its worker did not send (a timeout or a cancel says so)."""
 
 
-def ended_by_foreign_sigterm(update: dict[str, Any]) -> bool:
+def ended_by_foreign_sigterm(update: TaskUpdate) -> bool:
     """A FAILED update of an executable ended by a SIGTERM from outside (a batch system ending the job, say)."""
-    return update.get("state") == "FAILED" and update.get("reason") in SIGTERM_REASONS
+    return update.get("state") == TaskState.FAILED and update.get("reason") in SIGTERM_REASONS
 
 
 def _resolve(sandbox: Path, name: str) -> Path:
@@ -196,7 +199,7 @@ def launcher_environment(base: dict[str, str]) -> dict[str, str]:
     return {key: value for key, value in base.items() if key == "PATH" or key.startswith(LAUNCHER_VARIABLES)}
 
 
-def start_executable(task: dict[str, Any], mpi_launcher: str, base_environment: dict[str, str]
+def start_executable(task: TaskMapping, mpi_launcher: str, base_environment: dict[str, str]
                      ) -> RunningExecutable | str:
     """Start an executable task; returns the running process, or the reason it could not start."""
     sandbox = Path(task["sandbox"])
@@ -210,17 +213,17 @@ def start_executable(task: dict[str, Any], mpi_launcher: str, base_environment: 
             environment["CUDA_VISIBLE_DEVICES"] = ",".join(str(gpu) for gpu in task["gpu_ids"])
     argv = [task["executable"], *task["arguments"]]
     if task["ranks"] > 1:
-        prefix = mpi_command(mpi_launcher, task)
+        prefix = mpi_command(mpi_launcher, task)  # type: ignore[arg-type]  # (lead: mpi_command takes a TaskMapping)
         if not prefix:
             return f"ranks={task['ranks']} needs an MPI launcher, and this resource has mpi_launcher: none"
         argv = [*prefix, *argv]
     if task.get("wrapper"):  # runs once around the whole launch (MPI launcher included)
         argv = [*task["wrapper"], *argv]
     stderr_path = _resolve(sandbox, task["stderr"])
+    stdin_name = task.get("stdin")
     try:
         with open(_resolve(sandbox, task["stdout"]), "wb") as stdout, open(stderr_path, "wb") as stderr, \
-                (open(_resolve(sandbox, task["stdin"]), "rb") if task.get("stdin") else
-                 open(os.devnull, "rb")) as stdin:
+                (open(_resolve(sandbox, stdin_name), "rb") if stdin_name else open(os.devnull, "rb")) as stdin:
             started = time.time()
             process = subprocess.Popen(
                 argv, stdin=stdin, stdout=stdout, stderr=stderr, env=environment, close_fds=True,
@@ -234,7 +237,7 @@ def start_executable(task: dict[str, Any], mpi_launcher: str, base_environment: 
     return RunningExecutable.open(task, process, started)
 
 
-def keep_return_value(task: dict[str, Any], update: dict[str, Any]) -> None:
+def keep_return_value(task: TaskMapping, update: TaskUpdate) -> None:
     """A DONE function's value larger than the task's ``results_in_sandbox_above`` leaves ``update`` for
     :data:`RESULT_FILE` in the task sandbox (written atomically, owner-only); the update keeps the reference (see
     :data:`scalems_like.protocol.messages.RESULT_FILE_TYPES`). A file that cannot be written fails the task,
@@ -249,7 +252,7 @@ def keep_return_value(task: dict[str, Any], update: dict[str, Any]) -> None:
         write_private_file(path, pickled)
     except OSError as error:
         del update["return_value"]
-        update["state"] = "FAILED"
+        update["state"] = TaskState.FAILED.value
         update["reason"] = f"its return value ({len(pickled)} bytes) could not be written to {path}: {error}"
         return
     update["return_value_file"] = {"name": RESULT_FILE, "bytes": len(pickled),

@@ -39,7 +39,7 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import zmq
 from zmq.auth.thread import ThreadAuthenticator
@@ -49,7 +49,7 @@ from scalems_like.agent.config import AgentConfig
 from scalems_like.agent.launch import Launched, WorkerLauncher
 from scalems_like.agent.nodes import Node
 from scalems_like.errors import ProtocolError
-from scalems_like.network import bind_and_advertise, message_socket
+from scalems_like.network import bind_and_advertise, message_socket, milliseconds
 from scalems_like.overlay.client_link import ClientLink
 from scalems_like.overlay.execution import ended_by_foreign_sigterm
 from scalems_like.overlay.flow import task_window
@@ -61,6 +61,7 @@ from scalems_like.overlay.worker_processes import TERMINATION_PATIENCE, WorkerPr
 from scalems_like.protocol import curve
 from scalems_like.protocol.curve import AgentKeys
 from scalems_like.protocol.feedback import parse_events
+from scalems_like.protocol.tasks import TaskUpdate, task_update
 from scalems_like.states import PilotState, TaskState
 
 log = logging.getLogger("scalems_like.master")
@@ -95,7 +96,7 @@ class Master(WorkerCare, Readiness):
         for node in nodes:
             self.scheduler.add_node(node.name, node.cores, node.gpus, workers=per_node)
         self.tasks: dict[str, dict[str, Any]] = {}
-        self.outbox: list[dict[str, Any]] = []
+        self.outbox: list[TaskUpdate] = []
         self.events: list[list[Any]] = []
         """Agent events for the session's profile (AgentEvents), sent with the next flush."""
         self.recorded_depth = 0
@@ -112,7 +113,7 @@ class Master(WorkerCare, Readiness):
         self.lost_workers: set[str] = set()
         self.started: set[str] = set()
         """Tasks whose current attempt a worker reported RUNNING."""
-        self.held: dict[str, tuple[dict[str, Any], float]] = {}
+        self.held: dict[str, tuple[TaskUpdate, float]] = {}
         """Tasks whose process ended by SIGTERM, held (update, until when) in case the agent's own follows."""
         self.pids: dict[str, tuple[int, str | None]] = {}
         """Process id and host of running executable tasks (to kill them if their worker is lost)."""
@@ -181,7 +182,7 @@ class Master(WorkerCare, Readiness):
     def run(self) -> tuple[str, str]:
         """Serve until shutdown or runtime end; returns (final pilot state, reason)."""
         while self.stop_reason is None:
-            events = dict(self.poller.poll(self.poll_timeout() * 1000))
+            events = dict(self.poller.poll(milliseconds(self.poll_timeout())))
             if self.link.socket in events:
                 self.handle_client_messages()
             if self.workers in events:
@@ -295,10 +296,10 @@ class Master(WorkerCare, Readiness):
         elif isinstance(message, protocol.GiveBack):
             self.take_back(worker, message.uids)
 
-    def handle_task_updates(self, updates: list[dict[str, Any]]) -> None:
+    def handle_task_updates(self, updates: list[TaskUpdate]) -> None:
         for update in updates:
-            uid = update.get("uid")
-            task = self.tasks.get(uid) if isinstance(uid, str) else None
+            uid = update["uid"]  # (decode checked it: a task update always has its uid, state and time)
+            task = self.tasks.get(uid)
             state = task_state(update.get("state"))
             if task is None or state is None or update.get("attempt", 0) != task["attempt"]:
                 continue  # a task no longer here, or a late word about an earlier attempt
@@ -320,11 +321,11 @@ class Master(WorkerCare, Readiness):
                 continue
             self.finish(task, update, state)
 
-    def finish(self, task: dict[str, Any], update: dict[str, Any], state: TaskState) -> None:
+    def finish(self, task: dict[str, Any], update: TaskUpdate, state: TaskState) -> None:
         """A task's attempt ended: run it again if it failed with retries left, else report its end."""
         uid = task["uid"]
         if state is TaskState.FAILED and task["attempt"] < task["retries"] and self.stop_reason is None:
-            self.retry(task, update["reason"])
+            self.retry(task, update.get("reason") or "it failed")
             return
         del self.tasks[uid]
         self.started.discard(uid)
@@ -484,7 +485,7 @@ class Master(WorkerCare, Readiness):
         self.collect_last_updates()
         for update in self.outbox:  # the workers report what they stopped as CANCELED; say why
             if update["state"] == TaskState.CANCELED and update.get("worker"):
-                update.update(state=end.value, **ending("started" in update))
+                cast(dict[str, Any], update).update(state=end.value, **ending("started" in update))
         for task in self.tasks.values():
             self.outbox.append(self._update(task, end, **ending(task["uid"] in self.started)))
         self.tasks.clear()
@@ -509,13 +510,12 @@ class Master(WorkerCare, Readiness):
         end = time.time() + patience
         while len(self.tasks) > len(self.held) and time.time() < end and self.scheduler.workers \
                 and self.processes.alive():
-            if self.workers.poll(min(0.25, max(0.0, end - time.time())) * 1000):
+            if self.workers.poll(milliseconds(min(0.25, max(0.0, end - time.time())))):
                 self.handle_manager_messages()
 
     # -- helpers -------------------------------------------------------------------------------------
-    def _update(self, task: dict[str, Any], state: TaskState, **fields: Any) -> dict[str, Any]:
-        return {"uid": task["uid"], "state": state.value, "time": time.time(), "host": self.host,
-                "attempt": task.get("attempt", 0), **fields}
+    def _update(self, task: dict[str, Any], state: TaskState, **fields: Any) -> TaskUpdate:
+        return task_update(task["uid"], state, time.time(), self.host, attempt=task.get("attempt", 0), **fields)
 
     def send_worker(self, worker: str, message: protocol.Message, manager: str | None = None) -> bool:
         """Send to one worker through its node manager; returns False if that manager is gone."""

@@ -37,7 +37,7 @@ import zmq
 
 from scalems_like import protocol
 from scalems_like.errors import ConfigError, ProtocolError
-from scalems_like.network import message_socket
+from scalems_like.network import message_socket, milliseconds
 from scalems_like.overlay.spawner import Spawner, die_with_parent
 from scalems_like.protocol import curve
 from scalems_like.protocol.curve import AgentKeys
@@ -155,7 +155,7 @@ class NodeManager:
     def run(self) -> int:
         self.start()
         while self.stopping is None or (self.pids and time.time() < self.stop_deadline):
-            events = dict(self.poller.poll(self.poll_timeout() * 1000))
+            events = dict(self.poller.poll(milliseconds(self.poll_timeout())))
             if self.master in events:
                 self.handle_master_messages()
             if self.local in events:
@@ -171,7 +171,7 @@ class NodeManager:
         """Forward what the workers sent before they ended (their last reports may reach this socket after the fork
         server reported their ends)."""
         assert self.local is not None
-        while self.local.poll(patience * 1000):
+        while self.local.poll(milliseconds(patience)):
             self.handle_worker_messages()
             patience = 0.05
         self.handle_flush()

@@ -25,19 +25,21 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import zmq
 
 from scalems_like import protocol
 from scalems_like.agent.launch import task_environment
 from scalems_like.errors import CancelInterrupt, ConfigError, ProtocolError, TaskTimeout
-from scalems_like.network import message_socket
+from scalems_like.network import message_socket, milliseconds
 from scalems_like.overlay.execution import RunningExecutable, keep_return_value, run_function, start_executable
 from scalems_like.protocol import curve
 from scalems_like.protocol.curve import AgentKeys
+from scalems_like.protocol.tasks import TaskMapping, TaskUpdate, task_update
 from scalems_like.staging.directives import Directive
 from scalems_like.staging.runner import outputs_for, run_directives, worker_roots
+from scalems_like.states import TaskState
 
 log = logging.getLogger("scalems_like.worker")
 
@@ -74,10 +76,10 @@ class Worker:
         self.mpi_launcher = mpi_launcher
         self.keys = keys
         self.drops = protocol.DropLog(log)
-        self.inbox: collections.deque[dict[str, Any]] = collections.deque()
-        self.outbox: list[dict[str, Any]] = []
+        self.inbox: collections.deque[TaskMapping] = collections.deque()
+        self.outbox: list[TaskUpdate] = []
         self.running: RunningExecutable | None = None
-        self.current_function: dict[str, Any] | None = None
+        self.current_function: TaskMapping | None = None
         self.staging = False
         self.function_deadline: float | None = None
         self.stopping = False
@@ -135,9 +137,9 @@ class Worker:
             self.outbox = []
         self.last_flush = time.time()
 
-    def update(self, task: dict[str, Any], state: str, **fields: Any) -> dict[str, Any]:
-        entry = {"uid": task["uid"], "state": state, "time": time.time(), "host": self.node,
-                 "worker": self.uid, "attempt": task.get("attempt", 0), **fields}
+    def update(self, task: TaskMapping, state: TaskState, **fields: Any) -> TaskUpdate:
+        entry = task_update(task["uid"], state, time.time(), self.node, worker=self.uid,
+                            attempt=task.get("attempt", 0), **fields)
         self.outbox.append(entry)
         return entry
 
@@ -158,7 +160,7 @@ class Worker:
             timeout = self.poll_timeout()
             if self.outbox and (timeout > 0 or time.time() - self.last_flush >= FLUSH_INTERVAL):
                 self.flush()
-            events = dict(poller.poll(timeout * 1000))
+            events = dict(poller.poll(milliseconds(timeout)))
             if self.socket in events:
                 self.handle_messages(block=False)
             self.handle_running_executable(events)
@@ -207,10 +209,10 @@ class Worker:
                 self._request_stop(message.reason)
 
     def handle_cancel(self, uids: set[str]) -> None:
-        kept: collections.deque[dict[str, Any]] = collections.deque()
+        kept: collections.deque[TaskMapping] = collections.deque()
         for task in self.inbox:
             if task["uid"] in uids:
-                self.update(task, "CANCELED", reason="canceled before it started")
+                self.update(task, TaskState.CANCELED, reason="canceled before it started")
             else:
                 kept.append(task)
         self.inbox = kept
@@ -223,7 +225,7 @@ class Worker:
         log.info("stopping: %s", reason)
         self.stopping = True
         for task in self.inbox:
-            self.update(task, "CANCELED", reason=f"worker stopped before the task started: {reason}")
+            self.update(task, TaskState.CANCELED, reason=f"worker stopped before the task started: {reason}")
         self.inbox.clear()
         if self.running is not None:
             self.running.terminate("cancel", grace=1.0)
@@ -244,49 +246,51 @@ class Worker:
             if self.running is None:  # (a function ran to its end; an executable runs on: its end clears it)
                 self.busy_since = None
 
-    def start_task(self, task: dict[str, Any]) -> None:
+    def start_task(self, task: TaskMapping) -> None:
         """Stage the task's inputs and run it: a function to its end, an executable started."""
         reason = self.stage(task, "input")
         if reason is not None:
-            self.update(task, "FAILED", reason=reason)
+            self.update(task, TaskState.FAILED, reason=reason)
             return
         if task["kind"] == "function":
             self.run_function_task(task)
             return
         started = start_executable(task, self.mpi_launcher, self.environment)
         if isinstance(started, str):
-            self.update(task, "FAILED", reason=started, exit_code=127)
+            self.update(task, TaskState.FAILED, reason=started, exit_code=127)
         else:
             self.running = started
             self.poller.register(started.pidfd, zmq.POLLIN)
-            self.update(task, "RUNNING", pid=started.process.pid)
+            self.update(task, TaskState.RUNNING, pid=started.process.pid)
 
-    def run_function_task(self, task: dict[str, Any]) -> None:
+    def run_function_task(self, task: TaskMapping) -> None:
         started = time.time()
-        self.update(task, "RUNNING")
-        result: dict[str, Any] = {}
+        self.update(task, TaskState.RUNNING)
+        result: dict[str, Any] = {}  # (run_function fills it: state, value or exception, output)
         self.current_function = task
-        self.function_deadline = started + task["timeout"] if task.get("timeout") else None
-        first_tick = min(TICK_INTERVAL, task["timeout"]) if task.get("timeout") else TICK_INTERVAL
+        timeout = task.get("timeout")
+        self.function_deadline = started + timeout if timeout else None
+        first_tick = min(TICK_INTERVAL, timeout) if timeout else TICK_INTERVAL
         signal.setitimer(signal.ITIMER_REAL, first_tick, TICK_INTERVAL)
         try:
             try:
-                run_function(task, result)
-                keep_return_value(task, result)  # (a large value to a file, while the timer still ticks)
+                run_function(task, cast(TaskUpdate, result))
+                keep_return_value(task, cast(TaskUpdate, result))  # (a large value to a file, the timer ticking)
             finally:
                 self.current_function = None  # first: a tick that still comes finds nothing to stop
                 signal.setitimer(signal.ITIMER_REAL, 0)
         except (TaskTimeout, CancelInterrupt) as late:  # a tick at the very edge of run_function
             if "state" not in result:
                 canceled = isinstance(late, CancelInterrupt)
-                result.update(state="CANCELED" if canceled else "FAILED",
+                result.update(state=TaskState.CANCELED.value if canceled else TaskState.FAILED.value,
                               reason="canceled while running" if canceled else f"timed out after {task['timeout']} s")
-        state = result.pop("state")
+        state = TaskState(result.pop("state"))
         self.finish_with_outputs(task, self.update(task, state, started=started, **result))
 
-    def stage(self, task: dict[str, Any], phase: str, state: str | None = None) -> str | None:
+    def stage(self, task: TaskMapping, phase: str, state: str | None = None) -> str | None:
         """Run the task's input or output directives (with heartbeats going on); returns why they failed."""
-        directives = [Directive.from_wire(item) for item in task.get(f"{phase}_staging") or []]
+        wire: list[Any] = (task.get("input_staging") if phase == "input" else task.get("output_staging")) or []
+        directives = [Directive.from_wire(item) for item in wire]
         if state is not None:
             directives = outputs_for(directives, state)
         if not directives:
@@ -300,13 +304,13 @@ class Worker:
             self.staging = False
             signal.setitimer(signal.ITIMER_REAL, 0)
 
-    def finish_with_outputs(self, task: dict[str, Any], update: dict[str, Any]) -> None:
+    def finish_with_outputs(self, task: TaskMapping, update: TaskUpdate) -> None:
         """Stage a finished task's outputs before its final state goes out; a failed output fails the task."""
         reason = self.stage(task, "output", update["state"])
         if reason is None:
             return
-        if update["state"] == "DONE":
-            update["state"], update["reason"] = "FAILED", reason
+        if update["state"] == TaskState.DONE:
+            update["state"], update["reason"] = TaskState.FAILED.value, reason
         else:
             update["reason"] = f"{update.get('reason', update['state'])}; {reason}"
         update["time"] = time.time()
@@ -334,7 +338,7 @@ class Worker:
             return
         now = time.time()
         if running.pidfd in events:
-            update = self.update(running.task, "FAILED", started=running.started)
+            update = self.update(running.task, TaskState.FAILED, started=running.started)
             self.poller.unregister(running.pidfd)
             running.finish(update)
             self.running = None
@@ -369,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if os.environ.get("SCALEMS_WORKER_DIE_WITH_PARENT") == "1":
         _die_with_parent()
-    worker = Worker.from_environment(*argv, os.environ)
+    worker = Worker.from_environment(argv[0], argv[1], os.environ)
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {worker.uid} %(levelname)s %(message)s")
     try:
         return worker.run()

@@ -37,6 +37,7 @@ from typing import Any, ClassVar
 import msgpack
 
 from scalems_like.errors import ProtocolError, ProtocolVersionError
+from scalems_like.protocol.tasks import ResultFile, TaskMapping, TaskUpdate, required_keys, runtime_types
 
 PROTOCOL_VERSION = 6
 """Bumped on every incompatible change; peers of another version are refused with a clear error."""
@@ -47,30 +48,24 @@ MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 _NONE = type(None)
 _NUMBER = (int, float)
 
-TASK_TYPES: dict[str, type | tuple[type, ...]] = {
-    "uid": str, "name": (str, _NONE), "kind": str, "executable": str, "arguments": list, "function": bytes,
-    "call_arguments": bytes, "environment": dict, "working_directory": (str, _NONE), "sandbox": str,
-    "cores": int, "gpus": int, "ranks": int, "stdin": (str, _NONE), "stdout": str, "stderr": str,
-    "timeout": (*_NUMBER, _NONE), "retries": int, "idempotent": bool, "tags": dict, "gpu_ids": list,
-    "attempt": int, "placement": list, "input_staging": list, "output_staging": list,
-    "inherit_environment": bool, "wrapper": list, "results_in_sandbox_above": int,
-}
-"""Keys of a task mapping on the wire and their types; ``kind`` is ``"executable"`` or ``"function"``.
-``results_in_sandbox_above`` is set by the master on function tasks (the resource config's key of that name)."""
+TASK_TYPES = runtime_types(TaskMapping)
+"""Keys of a task mapping on the wire and their types, derived from :class:`~scalems_like.protocol.tasks.TaskMapping`
+(the declaration); ``kind`` is ``"executable"`` or ``"function"``. ``results_in_sandbox_above`` is set by the master
+on function tasks (the resource config's key of that name)."""
 TASK_KEYS = frozenset(TASK_TYPES)
+_TASK_REQUIRED = required_keys(TaskMapping)
 
-UPDATE_TYPES: dict[str, type | tuple[type, ...]] = {
-    "uid": str, "state": str, "time": _NUMBER, "host": (str, _NONE), "worker": str, "exit_code": (int, _NONE),
-    "reason": (str, _NONE), "return_value": bytes, "exception": bytes, "traceback": str, "output": str,
-    "started": _NUMBER, "attempt": int, "pid": int, "interrupted": str, "return_value_file": dict,
-}
-"""Keys a task update may carry, and their types. A DONE function task's value travels as ``return_value`` (its
-cloudpickle), or, when larger than the task's ``results_in_sandbox_above``, stays in a file of the task sandbox
-and ``return_value_file`` says which: :data:`RESULT_FILE_TYPES`."""
+UPDATE_TYPES = runtime_types(TaskUpdate)
+"""Keys a task update may carry, and their types, derived from :class:`~scalems_like.protocol.tasks.TaskUpdate`. A
+DONE function task's value travels as ``return_value`` (its cloudpickle), or, when larger than the task's
+``results_in_sandbox_above``, stays in a file of the task sandbox and ``return_value_file`` says which:
+:data:`RESULT_FILE_TYPES`."""
 UPDATE_KEYS = frozenset(UPDATE_TYPES)
+_UPDATE_REQUIRED = required_keys(TaskUpdate)
 
-RESULT_FILE_TYPES: dict[str, type | tuple[type, ...]] = {"name": str, "bytes": int, "sha256": str}
+RESULT_FILE_TYPES = runtime_types(ResultFile)
 """The ``return_value_file`` of an update: the file's name in the task sandbox, its size and its SHA-256 (hex)."""
+_RESULT_FILE_REQUIRED = required_keys(ResultFile)
 
 _UID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 """Task uids name sandbox directories: no separators, no leading dot."""
@@ -91,12 +86,13 @@ _PYTHON_TYPES: dict[str, type | tuple[type, ...]] = {
 
 
 def declare(cls: type[Message]) -> type[Message]:
-    """Register a message type under its tag (each tag exactly once)."""
+    """Register a message type under its tag (each tag exactly once). A field's type is checked by its origin:
+    ``list[list[Any]]`` as ``list``."""
     if not cls.tag or cls.tag in _REGISTRY:
         raise RuntimeError(f"message tag {cls.tag!r} of {cls.__name__} is empty or declared twice")
     _REGISTRY[cls.tag] = cls
     _FIELD_TYPES[cls.tag] = tuple(
-        (field.name, _PYTHON_TYPES[str(field.type)]) for field in dataclasses.fields(cls)
+        (field.name, _PYTHON_TYPES[str(field.type).split("[", 1)[0]]) for field in dataclasses.fields(cls)
     )
     return cls
 
@@ -277,9 +273,10 @@ class GiveBack(Message):
 def encode(message: Message) -> bytes:
     """Serialize a message to its wire form."""
     fields = _FIELD_TYPES[message.tag]
-    return msgpack.packb(
+    packed: bytes = msgpack.packb(
         [PROTOCOL_VERSION, message.tag, *[getattr(message, name) for name, _ in fields]], use_bin_type=True
     )
+    return packed
 
 
 def decode(data: bytes) -> Message:
@@ -367,7 +364,7 @@ def _relative_inside(path: str) -> bool:
 
 
 def _check_tasks(tag: str, tasks: list[Any]) -> None:
-    _check_mappings(tag, tasks, TASK_TYPES, ("uid", "kind"))
+    _check_mappings(tag, tasks, TASK_TYPES, _TASK_REQUIRED)
     for index, task in enumerate(tasks):
         for key in ("stdin", "stdout", "stderr"):
             if isinstance(task.get(key), str) and not _relative_inside(task[key]):
@@ -377,12 +374,12 @@ def _check_tasks(tag: str, tasks: list[Any]) -> None:
 
 
 def _check_updates(tag: str, updates: list[Any]) -> None:
-    _check_mappings(tag, updates, UPDATE_TYPES, ("uid", "state", "time"))
+    _check_mappings(tag, updates, UPDATE_TYPES, _UPDATE_REQUIRED)
     for index, update in enumerate(updates):
         if "return_value_file" in update:
             reference = update["return_value_file"]
             where = f"message {tag!r} item {index} return_value_file"
-            _check_mapping(where, reference, RESULT_FILE_TYPES, tuple(RESULT_FILE_TYPES))
+            _check_mapping(where, reference, RESULT_FILE_TYPES, _RESULT_FILE_REQUIRED)
             if "/" in reference["name"] or reference["name"] in ("", ".", "..") or "\0" in reference["name"]:
                 raise ProtocolError(f"{where} name {reference['name'][:80]!r} is not a file name in the task sandbox")
 

@@ -24,10 +24,12 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import cast
 
 from scalems_like.client.restore import description_from_wire
 from scalems_like.client.task import Task
 from scalems_like.errors import ScalemsError, WaitTimeout
+from scalems_like.protocol.tasks import CLIENT_HOST, JournaledUpdate, task_update
 from scalems_like.record.client_lock import LOCK_FILE, describe_holder
 from scalems_like.record.journal import Journal, journal_path
 from scalems_like.record.summary import journal_state
@@ -85,7 +87,7 @@ class SessionFollower:
                 self._seq = last
             for seq, update in rows:  # (those after the others' position come with the next look, for all)
                 if seq <= self._seq:
-                    task._apply(update)
+                    task._apply(cast(JournaledUpdate, update))  # (the journal keeps what Engine.apply applied)
             self._tasks[task_uid] = task
             if not task.state.is_final and self._thread is None and not self._stopped.is_set():
                 self._thread = threading.Thread(target=self._run, name=f"psij-follow-{self.uid}", daemon=True)
@@ -129,7 +131,7 @@ class SessionFollower:
             self._seq, rows = journal.updates_after(self._seq, unfinished)
             for _seq, update in rows:
                 task = self._tasks[update["uid"]]
-                new_state = task._apply(update)
+                new_state = task._apply(cast(JournaledUpdate, update))
                 if new_state is not None:
                     changes.append((task, new_state))
             self._changed.notify_all()
@@ -166,9 +168,7 @@ class SessionFollower:
         changes: list[tuple[Task, TaskState]] = []
         with self._changed:
             for task in tasks:
-                update = {"uid": task.uid, "state": state.value, "time": time.time(), "host": "client",
-                          "reason": reason}
-                if task._apply(update) is not None:
+                if task._apply(task_update(task.uid, state, time.time(), CLIENT_HOST, reason=reason)) is not None:
                     changes.append((task, state))
             self._changed.notify_all()
         run_callbacks(changes)

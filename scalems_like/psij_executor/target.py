@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import urllib.parse
 from pathlib import Path
+from typing import Any
 
 from psij import JobExecutorConfig
 
@@ -75,8 +76,9 @@ def parse_url(url: str | None) -> Target:
     return Target(pilot=PilotDescription(resource=host, **_pilot_fields(url, parts.query)))
 
 
-def _pilot_fields(url: str, query: str) -> dict[str, object]:
-    fields: dict[str, object] = {}
+def _pilot_fields(url: str, query: str) -> dict[str, Any]:
+    """PilotDescription's fields from the URL's query (their values checked by PilotDescription itself)."""
+    fields: dict[str, Any] = {}
     try:
         pairs = urllib.parse.parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
     except ValueError:

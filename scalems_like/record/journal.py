@@ -34,6 +34,7 @@ from typing import Any
 import msgpack
 
 from scalems_like import paths
+from scalems_like.states import TaskState
 
 log = logging.getLogger("scalems_like.journal")
 
@@ -198,7 +199,12 @@ class Journal:
         queued ahead of it (the engine queues a pass's task updates before a pilot's row). Rows of one kind keep
         their queue order (events get rising ``seq``; the last row of a pilot or a setting wins).
         """
-        tasks, blobs, events, pilots, settings, profile = [], [], [], [], [], []
+        tasks: list[Any] = []
+        blobs: list[Any] = []
+        events: list[Any] = []
+        pilots: list[Any] = []
+        settings: list[Any] = []
+        profile: list[Any] = []
         updates: list[dict[str, Any]] = []
         for kind, payload in items:
             if kind == "tasks":
@@ -319,7 +325,7 @@ class Journal:
             counts[state] = counts.get(state, 0) + 1
         (total,) = self.connection.execute("SELECT COUNT(*) FROM tasks").fetchone()
         if total > sum(counts.values()):
-            counts["NEW"] = total - sum(counts.values())
+            counts[TaskState.NEW.value] = total - sum(counts.values())
         return counts
 
 

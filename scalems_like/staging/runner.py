@@ -10,8 +10,12 @@ from typing import Any
 from scalems_like.errors import ConfigError, StagingError
 from scalems_like.staging.actions import perform
 from scalems_like.staging.directives import Directive, resolve
+from scalems_like.states import TaskState
 
-OUTCOME_WHEN = {"DONE": ("success", "always"), "FAILED": ("failure", "always"), "CANCELED": ()}
+OUTCOME_WHEN: dict[str, tuple[str, ...]] = {
+    TaskState.DONE: ("success", "always"), TaskState.FAILED: ("failure", "always"), TaskState.CANCELED: (),
+}
+"""By the final state a task ended in, the ``when`` of the output directives that apply."""
 
 
 def sandbox_roots(pilot_sandbox: Path, task_sandbox: Path | None = None) -> dict[str, Path]:

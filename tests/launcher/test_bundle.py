@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tarfile
 from pathlib import Path
 
@@ -58,3 +59,42 @@ def test_symlinks_are_kept_as_links_directories_too(tmp_path: Path) -> None:
     with tarfile.open(bundle.write(tmp_path / "b.tar.gz")) as unpacking:
         links = {member.name: member.linkname for member in unpacking.getmembers() if member.issym()}
     assert links == {"data": str(tmp_path / "outside"), "rel": "sub"}
+
+
+def write_files(root: Path, names: list[str]) -> None:
+    for name in names:
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(name)
+
+
+def test_double_star_matches_any_number_of_directories(tmp_path: Path) -> None:
+    write_files(tmp_path, ["results/a.bin", "results/x/y/b.bin", "results/x/keep.txt", "src/tmp/t.py",
+                           "deep/er/tmp/u.py", "tmp.py", "out/z", "a/out/z"])
+    (tmp_path / ".scalemsignore").write_text("results/**/*.bin\n**/tmp/\n/out/**\n")
+    # results/**/*.bin: zero or more directories (results/a.bin too); **/tmp/: a tmp directory at any depth;
+    # /out/**: everything inside the top-level out only
+    assert collect(tmp_path).files == (".scalemsignore", "a/out/z", "results/x/keep.txt", "tmp.py")
+
+
+def test_a_leading_slash_anchors_a_pattern_to_the_project(tmp_path: Path) -> None:
+    write_files(tmp_path, ["top.txt", "sub/top.txt", "data", "sub/data/d.txt"])
+    (tmp_path / ".scalemsignore").write_text("/top.txt\n/data\n")
+    assert collect(tmp_path).files == (".scalemsignore", "sub/data/d.txt", "sub/top.txt")
+
+
+def test_negation_takes_back_files_the_last_matching_pattern_decides(tmp_path: Path) -> None:
+    write_files(tmp_path, ["logs/a.log", "logs/keep.log", "x/keep.log", "x/b.log", "skipped/c.log", "m.pyc"])
+    (tmp_path / ".scalemsignore").write_text("*.log\n!keep.log\n/x/keep.log\nskipped/\n!skipped/c.log\n!m.pyc\n")
+    # !keep.log takes both back, /x/keep.log leaves one out again; a file in a directory left out stays out (as in
+    # git: the directory is never entered); !m.pyc cannot take back what is always left out
+    assert collect(tmp_path).files == (".scalemsignore", "logs/keep.log")
+
+
+@pytest.mark.parametrize(("pattern", "why"), [("!", "Invalid git pattern"), ("data/[z-a].csv", "bad character range")])
+def test_a_line_that_is_not_a_pattern_is_named(tmp_path: Path, pattern: str, why: str) -> None:
+    write_files(tmp_path, ["workflow.py"])
+    (tmp_path / ".scalemsignore").write_text(f"*.log\n{pattern}\n")
+    with pytest.raises(ConfigError, match=rf"\.scalemsignore line 2: '{re.escape(pattern)}' is not a \.gitignore "
+                                          rf"pattern \(.*{why}.*\); fix or remove it"):
+        collect(tmp_path)
