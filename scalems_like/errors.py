@@ -4,6 +4,7 @@
     ├── ConfigError               a resource config or description is invalid (names file/field and value)
     ├── ProtocolError             a wire message is malformed or from another protocol version
     ├── CommandError              an external command failed (carries argv, exit code, stdout, stderr)
+    ├── RemoteError               ssh to a remote cluster failed (names resource, destination, ssh's message)
     ├── SubmitError               a pilot job could not be submitted (``transient`` says if a retry may work)
     ├── PilotFailed               a pilot ended FAILED; ``failure`` says why (step, exit code, output tail)
     ├── PilotDegraded             ``Pilot.wait_ready``: nodes out of the schedule leave fewer cores than asked for
@@ -52,6 +53,19 @@ class CommandError(ScalemsError):
         super().__init__(
             f"command {self.argv!r} {status}\n--- stdout ---\n{stdout.rstrip()}\n--- stderr ---\n{stderr.rstrip()}"
         )
+
+
+class RemoteError(ScalemsError):
+    """The ssh connection to a remote cluster (or a transfer over it) failed. One line: the resource, the ssh
+    destination, what went wrong and ssh's own message; ``kind`` names the failure (the values of
+    :class:`scalems_like.remote.diagnosis.Failure`: ``host-key-unknown``, ``authentication``,
+    ``connection-lost``, ...)."""
+
+    def __init__(self, resource: str, destination: str, kind: str, message: str) -> None:
+        super().__init__(f"resource {resource!r} ({destination}): {message}")
+        self.resource = resource
+        self.destination = destination
+        self.kind = kind
 
 
 class SubmitError(ScalemsError):
