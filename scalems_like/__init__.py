@@ -21,7 +21,8 @@ from scalems_like._version import __version__
 logging.getLogger("scalems_like").addHandler(logging.NullHandler())  # the application decides what is shown
 
 _ERRORS = ("CommandError", "ConfigError", "NoPilot", "PilotDegraded", "PilotFailed", "ProtocolError", "ResultFileError",
-           "ScalemsError", "SubmitError", "TaskCanceled", "TaskFailed", "TaskTimeout", "TaskWasCanceled", "WaitTimeout")
+           "ScalemsError", "SshError", "SubmitError", "TaskCanceled", "TaskFailed", "TaskTimeout", "TaskWasCanceled",
+           "WaitTimeout")
 _WHERE: dict[str, str] = {
     **dict.fromkeys(("AppFuture", "DependencyFailed", "OutputFile", "executable_app", "function_app"),
                     "scalems_like.client.apps"),
@@ -69,6 +70,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the names as plain imports
         ProtocolError,
         ResultFileError,
         ScalemsError,
+        SshError,
         SubmitError,
         TaskCanceled,
         TaskFailed,
@@ -96,6 +98,7 @@ __all__ = [
     "ResultFileError",
     "ScalemsError",
     "Session",
+    "SshError",
     "SubmitError",
     "Task",
     "TaskCanceled",

@@ -4,7 +4,7 @@
     ├── ConfigError               a resource config or description is invalid (names file/field and value)
     ├── ProtocolError             a wire message is malformed or from another protocol version
     ├── CommandError              an external command failed (carries argv, exit code, stdout, stderr)
-    ├── RemoteError               ssh to a remote cluster failed (names resource, destination, ssh's message)
+    ├── SshError                  ssh to a remote cluster failed (names resource, destination, ssh's message)
     ├── SubmitError               a pilot job could not be submitted (``transient`` says if a retry may work)
     ├── PilotFailed               a pilot ended FAILED; ``failure`` says why (step, exit code, output tail)
     ├── PilotDegraded             ``Pilot.wait_ready``: nodes out of the schedule leave fewer cores than asked for
@@ -55,7 +55,7 @@ class CommandError(ScalemsError):
         )
 
 
-class RemoteError(ScalemsError):
+class SshError(ScalemsError):
     """The ssh connection to a remote cluster (or a transfer over it) failed. One line: the resource, the ssh
     destination, what went wrong and ssh's own message; ``kind`` names the failure (the values of
     :class:`scalems_like.remote.diagnosis.Failure`: ``host-key-unknown``, ``authentication``,

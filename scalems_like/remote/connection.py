@@ -26,6 +26,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
+from scalems_like import paths
 from scalems_like.errors import CommandError, ConfigError
 from scalems_like.remote.diagnosis import Failure, Peer, classify, explain
 from scalems_like.resources import ResourceConfig
@@ -176,7 +177,7 @@ class ControlMaster:
 
         ``interactive``: ssh may ask on the terminal (password, MFA), with no time limit; otherwise
         ``BatchMode=yes``, stdin is /dev/null, and it gives up after ``timeout`` seconds. Raises
-        :class:`~scalems_like.errors.RemoteError` with ssh's own message.
+        :class:`~scalems_like.errors.SshError` with ssh's own message.
         """
         self._prepare()
         if self.check():
@@ -198,7 +199,7 @@ class ControlMaster:
 
     def run(self, argv: Sequence[str], *, stdin: bytes = b"", timeout: float = 60.0) -> RemoteResult:
         """Run ``argv`` on the remote host through the master (quoted for its POSIX shell); ``stdin`` is fed to
-        it. A remote command that fails returns its exit code; a connection that fails raises RemoteError."""
+        it. A remote command that fails returns its exit code; a connection that fails raises SshError."""
         command = shlex.join(argv)
         full = [*self.ssh_command(), "--", self.destination, command]
         try:
@@ -211,7 +212,7 @@ class ControlMaster:
         return RemoteResult(list(argv), completed.returncode, completed.stdout, completed.stderr)
 
     def failure(self, output: bytes, doing: str) -> Exception:
-        """The RemoteError for ``output`` of a client of this master; a master that went away under it (killed,
+        """The SshError for ``output`` of a client of this master; a master that went away under it (killed,
         network lost) makes it a lost connection, with the master's own last words."""
         kind = classify(output)
         if kind in (Failure.CONNECTION_LOST, Failure.FAILED) and not self.check():
@@ -221,7 +222,7 @@ class ControlMaster:
         return explain(self.peer, output, doing, kind)
 
     def require_python(self, interpreter: str = "python3") -> str:
-        """The version of ``interpreter`` on the remote host ("3.11.2"); RemoteError if it is missing or older
+        """The version of ``interpreter`` on the remote host ("3.11.2"); SshError if it is missing or older
         than 3.10 (what scalems_like needs)."""
         probe = "import sys; print('%d.%d.%d' % sys.version_info[:3])"
         result = self.run([interpreter, "-c", probe])
@@ -238,3 +239,19 @@ class ControlMaster:
         if self.check():
             self._control("exit")
         self.socket.unlink(missing_ok=True)
+
+
+def login_master(config: ResourceConfig) -> ControlMaster:
+    """The connection ``scalems-like login RESOURCE`` opens: its socket is in the user's data directory
+    (``ssh/RESOURCE``), where every later command of the user finds it."""
+    return ControlMaster.for_resource(config, paths.user_data_dir() / "ssh" / config.name)
+
+
+def session_master(config: ResourceConfig, session_directory: Path) -> tuple[ControlMaster, bool]:
+    """The connection a session uses, and whether the session owns it (and closes it at its end): the login's
+    master when it runs, otherwise one of its own (``SESSION_DIRECTORY/ssh``), opened with BatchMode by
+    :meth:`ControlMaster.open`."""
+    login = login_master(config)
+    if login.check():
+        return login, False
+    return ControlMaster.for_resource(config, session_directory / "ssh"), True

@@ -1,6 +1,6 @@
 """What went wrong on an ssh connection, in one line: read from ssh's (or rsync's, sftp's) own message.
 
-Every :class:`~scalems_like.errors.RemoteError` is made here, so that each failure reads the same wherever it
+Every :class:`~scalems_like.errors.SshError` is made here, so that each failure reads the same wherever it
 is met: ``resource 'NAME' (DESTINATION): WHAT (ssh: SSH'S OWN MESSAGE); WHAT TO DO``.
 """
 
@@ -10,11 +10,11 @@ import dataclasses
 import enum
 import re
 
-from scalems_like.errors import RemoteError
+from scalems_like.errors import SshError
 
 
 class Failure(enum.Enum):
-    """The failures of a remote connection the client tells apart (``RemoteError.kind`` is the value)."""
+    """The failures of a remote connection the client tells apart (``SshError.kind`` is the value)."""
 
     HOST_KEY_UNKNOWN = "host-key-unknown"
     HOST_KEY_CHANGED = "host-key-changed"
@@ -38,8 +38,8 @@ class Peer:
     port: int = 22
     known_hosts: str = "~/.ssh/known_hosts"
 
-    def error(self, failure: Failure, message: str) -> RemoteError:
-        return RemoteError(self.resource, self.destination, failure.value, message)
+    def error(self, failure: Failure, message: str) -> SshError:
+        return SshError(self.resource, self.destination, failure.value, message)
 
 
 # (pattern in ssh's output, failure), first match wins: a lost connection also prints "Broken pipe", etc.
@@ -74,7 +74,7 @@ def classify(output: bytes | str) -> Failure:
     return Failure.FAILED
 
 
-def explain(peer: Peer, output: bytes | str, doing: str, failure: Failure | None = None) -> RemoteError:
+def explain(peer: Peer, output: bytes | str, doing: str, failure: Failure | None = None) -> SshError:
     """The error for ``doing`` (e.g. "opening the connection") that failed with ``output`` on stderr."""
     failure = failure or classify(output)
     said = f"(ssh: {ssh_message(output)})"
