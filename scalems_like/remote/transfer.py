@@ -176,22 +176,27 @@ class Transport:
             for index, item in enumerate(items):
                 if item.local.is_file() and remote_sums.get(item.remote) == checksum(item.local):
                     outcomes[index] = SKIPPED
-        lines = []
+        lines: list[str] = []
+        renames: list[tuple[Path, Path]] = []  # downloads: local temporary name → final name, once all arrived
         for item, outcome in zip(items, outcomes, strict=True):
             if outcome != SKIPPED:
-                lines += self._sftp_lines(item, upload)
+                lines += self._sftp_lines(item, upload, renames)
         if lines:
             argv = ["sftp", "-b", "-", *self.master.client_options(), "--", self.host()]
             completed = subprocess.run(argv, input="\n".join(lines).encode() + b"\n", capture_output=True)
             if completed.returncode != 0:
+                for partial, _ in renames:
+                    partial.unlink(missing_ok=True)
                 what = f"{'uploading' if upload else 'downloading'} {len(items)} item(s) with sftp"
                 raise self.master.failure(completed.stderr, what)
+        for partial, final in renames:
+            os.replace(partial, final)
         if move:
             sent = [item for item, outcome in zip(items, outcomes, strict=True) if outcome != SKIPPED]
             self._remove_sources(sent, upload)
         return outcomes
 
-    def _sftp_lines(self, item: Item, upload: bool) -> list[str]:
+    def _sftp_lines(self, item: Item, upload: bool, renames: list[tuple[Path, Path]]) -> list[str]:
         if upload and item.local.is_dir():
             self.master.run(["mkdir", "-p", "--", item.remote]).check()
             return [f"put -R -p {sftp_quote(f'{item.local}/.')} {sftp_quote(item.remote)}"]
@@ -202,8 +207,8 @@ class Transport:
             return [f"put -p {sftp_quote(item.local)} {sftp_quote(partial)}",
                     f"rename {sftp_quote(partial)} {sftp_quote(item.remote)}"]
         partial_local = item.local.parent / f".{item.local.name}.partial"
-        return [f"get -p {sftp_quote(item.remote)} {sftp_quote(partial_local)}",
-                f"lrename {sftp_quote(partial_local)} {sftp_quote(item.local)}"]
+        renames.append((partial_local, item.local))
+        return [f"get -p {sftp_quote(item.remote)} {sftp_quote(partial_local)}"]
 
     def _remove_sources(self, items: Sequence[Item], upload: bool) -> None:
         """A move over sftp: the sources go once the whole batch has arrived."""
