@@ -80,9 +80,9 @@ class Transport:
 
     def upload(self, items: Sequence[Item], *, skip_if_same: bool = False, move: bool = False) -> list[str]:
         """Send ``items`` to the cluster; returns what was done with each ("copied", "skipped ...", "moved")."""
-        self._make_remote_parents(items)
-        if self.method == "rsync":
+        if self.method == "rsync":  # rsync makes the target's parents itself (--rsync-path): no round trip more
             return self._rsync(items, upload=True, skip_if_same=skip_if_same, move=move)
+        self._make_remote_parents(items)
         return self._sftp(items, upload=True, skip_if_same=skip_if_same, move=move)
 
     def download(self, items: Sequence[Item], *, skip_if_same: bool = False, move: bool = False) -> list[str]:
@@ -119,6 +119,9 @@ class Transport:
             flags = [*RSYNC_FLAGS, "--checksum" if skip_if_same else "--ignore-times"]
             if move:
                 flags.append("--remove-source-files")
+            if upload and any(items[index].create_parents for index in indices):
+                parent = posixpath.dirname(remote) if single else remote
+                flags.append(f"--rsync-path=mkdir -p -- {shlex.quote(parent)}; rsync")
             names = b""
             if single and (items[indices[0]].local.is_dir() if upload else self._remote_directory(remote)):
                 source, target = source.rstrip("/") + "/", target.rstrip("/") + "/"  # its contents, not itself

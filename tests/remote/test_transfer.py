@@ -145,7 +145,7 @@ def test_a_connection_killed_in_the_middle_loses_nothing(master: ControlMaster, 
     def move() -> None:
         try:
             Transport(master).upload(items, move=True)
-        except BaseException as error:  # noqa: BLE001 - the test looks at it
+        except BaseException as error:
             raised.append(error)
 
     mover = threading.Thread(target=move)
