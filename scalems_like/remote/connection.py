@@ -20,6 +20,7 @@ import dataclasses
 import hashlib
 import os
 import re
+import select
 import shlex
 import stat
 import subprocess
@@ -213,12 +214,10 @@ class ControlMaster:
 
     def failure(self, output: bytes, doing: str) -> Exception:
         """The SshError for ``output`` of a client of this master; a master that went away under it (killed,
-        network lost) makes it a lost connection, with the master's own last words."""
+        network lost) makes it a lost connection."""
         kind = classify(output)
         if kind in (Failure.CONNECTION_LOST, Failure.FAILED) and not self.check():
-            log = self.directory / MASTER_LOG
-            last_words = log.read_bytes() if log.exists() else b""
-            return explain(self.peer, output + b"\n" + last_words, doing, Failure.CONNECTION_LOST)
+            kind = Failure.CONNECTION_LOST
         return explain(self.peer, output, doing, kind)
 
     def require_python(self, interpreter: str = "python3") -> str:
@@ -234,12 +233,29 @@ class ControlMaster:
                           f"running {interpreter}", Failure.NO_PYTHON)
         return version
 
-    def close(self) -> None:
-        """Stop the master (``ssh -O exit``) if it runs; the socket goes with it."""
-        if self.check():
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the master (``ssh -O exit``) if it runs, and wait (up to ``timeout`` seconds) until its process
+        has ended; the socket goes with it."""
+        pid = self.master_pid()
+        if pid is not None:
             self._control("exit")
+            wait_for_exit(pid, timeout)
         self.socket.unlink(missing_ok=True)
 
+
+def wait_for_exit(pid: int, timeout: float) -> None:
+    """Block until process ``pid`` (not a child of ours) has ended, or ``timeout`` passed: a pidfd becomes
+    readable when it ends (Linux 5.3 and later; elsewhere this returns at once)."""
+    if not hasattr(os, "pidfd_open"):
+        return
+    try:
+        descriptor = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        select.select([descriptor], [], [], timeout)
+    finally:
+        os.close(descriptor)
 
 def login_master(config: ResourceConfig) -> ControlMaster:
     """The connection ``scalems-like login RESOURCE`` opens: its socket is in the user's data directory

@@ -150,14 +150,24 @@ class Transport:
 
     def _remove_empty_sources(self, items: Sequence[Item], upload: bool) -> None:
         """What ``--remove-source-files`` leaves of moved directories: their empty directories."""
+        if not upload:
+            self.master.run(["sh", "-c", 'for d; do [ -d "$d" ] && find "$d" -depth -type d -empty -delete; done; '
+                             "true", "sh", *(item.remote for item in items)])
+            return
         for item in items:
-            if upload and item.local.is_dir():
+            if item.local.is_dir():
                 for directory, _subdirectories, _files in sorted(os.walk(item.local), reverse=True):
                     if not os.listdir(directory):
                         os.rmdir(directory)
-            elif not upload:
-                self.master.run(["sh", "-c", 'test -d "$1" && find "$1" -depth -type d -empty -delete || true',
-                                 "sh", item.remote])
+
+    def _remote_directories(self, paths: Iterable[str]) -> set[str]:
+        """Which of ``paths`` are directories on the cluster (one command for all)."""
+        wanted = list(paths)
+        if not wanted:
+            return set()
+        found = self.master.run(["sh", "-c", 'for f; do [ -d "$f" ] && printf "%s\\0" "$f"; done; true', "sh",
+                                 *wanted])
+        return {os.fsdecode(path) for path in found.stdout.split(b"\0") if path}
 
     def _remote_checksums(self, paths: Iterable[str]) -> dict[str, str]:
         """SHA-256 of the remote files that exist among ``paths``, computed on the cluster."""
@@ -181,9 +191,14 @@ class Transport:
                     outcomes[index] = SKIPPED
         lines: list[str] = []
         renames: list[tuple[Path, Path]] = []  # downloads: local temporary name → final name, once all arrived
+        directories = {str(item.local) for item in items if item.local.is_dir()} if upload else \
+            self._remote_directories(item.remote for item in items)
+        if upload and directories:
+            self.master.run(["mkdir", "-p", "--", *(item.remote for item in items if str(item.local) in directories)])
         for item, outcome in zip(items, outcomes, strict=True):
             if outcome != SKIPPED:
-                lines += self._sftp_lines(item, upload, renames)
+                directory = (str(item.local) if upload else item.remote) in directories
+                lines += self._sftp_lines(item, upload, directory, renames)
         if lines:
             argv = ["sftp", "-b", "-", *self.master.client_options(), "--", self.host()]
             completed = subprocess.run(argv, input="\n".join(lines).encode() + b"\n", capture_output=True)
@@ -194,16 +209,42 @@ class Transport:
                 raise self.master.failure(completed.stderr, what)
         for partial, final in renames:
             os.replace(partial, final)
+        self._sftp_symlinks([item for item in items if (str(item.local) if upload else item.remote) in directories],
+                            upload)
         if move:
             sent = [item for item, outcome in zip(items, outcomes, strict=True) if outcome != SKIPPED]
             self._remove_sources(sent, upload)
         return outcomes
 
-    def _sftp_lines(self, item: Item, upload: bool, renames: list[tuple[Path, Path]]) -> list[str]:
-        if upload and item.local.is_dir():
-            self.master.run(["mkdir", "-p", "--", item.remote]).check()
+    def _sftp_symlinks(self, directories: Sequence[Item], upload: bool) -> None:
+        """The symlinks inside directories, which sftp leaves out ("not a regular file"), made on the other side."""
+        links: list[tuple[str, str]] = []  # (the link's target, its remote path)
+        if upload:
+            for item in directories:
+                for root, subdirectories, files in os.walk(item.local):
+                    for name in [*subdirectories, *files]:
+                        local = Path(root, name)
+                        if local.is_symlink():
+                            remote = posixpath.join(item.remote, local.relative_to(item.local).as_posix())
+                            links.append((os.readlink(local), remote))
+            arguments = [part for link in links for part in link]
+            if arguments:
+                self.master.run(["sh", "-c", 'while [ $# -gt 0 ]; do ln -sfn -- "$1" "$2" || exit; shift 2; done',
+                                 "sh", *arguments]).check()
+            return
+        for item in directories:
+            found = self.master.run(["find", item.remote, "-type", "l", "-printf", "%P\\0%l\\0"]).check()
+            parts = [os.fsdecode(part) for part in found.stdout.split(b"\0")[:-1]]
+            for relative, target in zip(parts[::2], parts[1::2], strict=True):
+                local = item.local / relative
+                local.unlink(missing_ok=True)
+                local.symlink_to(target)
+
+    @staticmethod
+    def _sftp_lines(item: Item, upload: bool, directory: bool, renames: list[tuple[Path, Path]]) -> list[str]:
+        if upload and directory:  # made above: put -R copies into an existing directory
             return [f"put -R -p {sftp_quote(f'{item.local}/.')} {sftp_quote(item.remote)}"]
-        if not upload and self._remote_directory(item.remote):
+        if directory:
             return [f"get -R -p {sftp_quote(item.remote + '/.')} {sftp_quote(item.local)}"]
         if upload:
             partial = posixpath.join(posixpath.dirname(item.remote), f".{posixpath.basename(item.remote)}.partial")

@@ -162,3 +162,16 @@ def test_the_bare_port_has_no_rsync(tmp_path: Path, known_hosts: Path) -> None:
         assert master.run(["sh", "-c", "command -v rsync"]).exit_code != 0
     finally:
         master.close()
+
+
+def test_the_users_own_host_key_policy_is_kept(tmp_path: Path, sshd: int) -> None:
+    """ssh's default (ask) becomes yes; a StrictHostKeyChecking the user chose (here accept-new) is theirs."""
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    default = ControlMaster(RESOURCE, "root@127.0.0.1", tmp_path / "a", options(empty))
+    assert "StrictHostKeyChecking=yes" in default.master_command(interactive=False)
+    chosen = ControlMaster(RESOURCE, "root@127.0.0.1", tmp_path / "b", [*options(empty),
+                                                                         "StrictHostKeyChecking=accept-new"])
+    assert "StrictHostKeyChecking=yes" not in chosen.master_command(interactive=False)
+    assert chosen.open() and " ssh-ed25519 " in empty.read_text()  # added by ssh, as the user asked
+    chosen.close()

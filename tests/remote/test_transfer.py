@@ -3,6 +3,7 @@ sftp where the cluster has no rsync, skip_if_same checked remotely, a connection
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import signal
@@ -16,7 +17,7 @@ from scalems_like.remote.connection import ControlMaster
 from scalems_like.remote.transfer import COPIED, MOVED, SKIPPED, Item, Transport
 from scalems_like.staging.directives import parse
 from tests.processes import wait_until
-from tests.remote.conftest import BARE_PORT, RESOURCE, SMALL, direct_ssh, options
+from tests.remote.conftest import BARE_PORT, PORT, RESOURCE, SMALL, direct_ssh, options
 
 
 def make_files(root: Path, count: int) -> dict[str, bytes]:
@@ -167,3 +168,39 @@ def test_a_connection_killed_in_the_middle_loses_nothing(master: ControlMaster, 
     here = {path.name for path in (tmp_path / "in").iterdir()}
     assert here == {"zz-large"} and (tmp_path / "in" / "zz-large").stat().st_size == 4 << 30
     assert remote_sums(known_hosts, f"{remote_directory}/in") == sums(contents)  # no partial file left there
+
+
+@pytest.mark.parametrize("port", [PORT, BARE_PORT], ids=["rsync", "sftp"])
+def test_directories_renamed_files_and_odd_names_both_ways(port: int, remote_directory: str, known_hosts: Path,
+                                                            tmp_path: Path) -> None:
+    """What staging directives say, beyond files that keep their names: a directory (its contents into the target,
+    symlinks and modes kept), a file under another name, names with spaces and quotes; then all of it back, moved."""
+    master = ControlMaster(RESOURCE, "root@127.0.0.1", tmp_path / "ssh", options(known_hosts, port=port))
+    master.open()
+    try:
+        client = tmp_path / "client"
+        tree = make_files(client / "tree" / "deep", 3)
+        (client / "tree" / "run.sh").write_text("#!/bin/sh\n")
+        (client / "tree" / "run.sh").chmod(0o750)
+        (client / "tree" / "latest").symlink_to("deep/f0002")
+        (client / "it's a file.txt").write_text("odd\n")
+        directives = [parse(text, output=False, where="test") for text in (
+            "tree > session:///inputs/tree", "it's a file.txt > session:///inputs/renamed $x.txt")]
+        transport = Transport(master)
+        assert transport.method == ("rsync" if port == PORT else "sftp")
+        assert transport.stage(directives, client, {"session": remote_directory}) == [COPIED] * 2
+        look = direct_ssh(known_hosts, f"cd {remote_directory}/inputs && stat -c '%n %a' tree/run.sh && "
+                                       "readlink tree/latest && cat 'renamed $x.txt'").stdout.decode()
+        assert look == "tree/run.sh 750\ndeep/f0002\nodd\n"
+        assert remote_sums(known_hosts, f"{remote_directory}/inputs/tree/deep") == sums(tree)
+        back = [parse(f"{source} > {target}", output=True, where="test", sandbox="pilot") for source, target in (
+            ("session:///inputs/tree", "back/tree"), ("session:///inputs/renamed $x.txt", "back/it's back.txt"))]
+        back = [dataclasses.replace(directive, action="move") for directive in back]
+        assert transport.stage(back, client, {"session": remote_directory}) == [MOVED] * 2
+        assert (client / "back" / "it's back.txt").read_text() == "odd\n"
+        assert os.readlink(client / "back" / "tree" / "latest") == "deep/f0002"
+        assert {path.name: path.read_bytes() for path in (client / "back" / "tree" / "deep").iterdir()} == tree
+        assert direct_ssh(known_hosts, f"find {remote_directory}/inputs").stdout.decode().split() == [
+            f"{remote_directory}/inputs"]  # moved: nothing left there, not even the empty directories
+    finally:
+        master.close()
