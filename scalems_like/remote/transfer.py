@@ -184,6 +184,10 @@ class Transport:
 
     def _sftp(self, items: Sequence[Item], *, upload: bool, skip_if_same: bool, move: bool) -> list[str]:
         outcomes = [MOVED if move else COPIED] * len(items)
+        if upload:  # a file staged into an existing directory keeps its name (as rsync, and a local copy, do)
+            into = self._remote_directories(item.remote for item in items if not item.local.is_dir())
+            items = [dataclasses.replace(item, remote=posixpath.join(item.remote, item.local.name))
+                     if item.remote in into else item for item in items]
         if skip_if_same:
             remote_sums = self._remote_checksums(item.remote for item in items if not item.local.is_dir())
             for index, item in enumerate(items):

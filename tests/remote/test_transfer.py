@@ -119,14 +119,15 @@ def test_a_full_remote_disk_is_named(master: ControlMaster, tmp_path: Path) -> N
     assert str(raised.value).startswith(f"resource '{RESOURCE}' (root@127.0.0.1): the remote disk is full")
 
 
-def server_rsync() -> int | None:
-    """The pid of the cluster side's ``rsync --server`` (its process is visible here: only mounts are private)."""
+def server_rsync(target: str) -> int | None:
+    """The pid of the cluster side's ``rsync --server`` writing to ``target`` (its process is visible here: only
+    mounts are private)."""
     for entry in Path("/proc").iterdir():
         try:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if argv[:2] == [b"rsync", b"--server"]:
+        if argv[:2] == [b"rsync", b"--server"] and any(target.encode() in part for part in argv):
             return int(entry.name)
     return None
 
@@ -152,7 +153,7 @@ def test_a_connection_killed_in_the_middle_loses_nothing(master: ControlMaster, 
     mover = threading.Thread(target=move)
     mover.start()
     wait_until(lambda: not (tmp_path / "in" / "f0999").exists(), what="the small files' arrival")
-    server = server_rsync()
+    server = server_rsync(remote_directory)
     assert server is not None and mover.is_alive(), "the large file went too fast to interrupt"
     os.kill(server, signal.SIGSTOP)
     pid = master.master_pid()
@@ -185,13 +186,14 @@ def test_directories_renamed_files_and_odd_names_both_ways(port: int, remote_dir
         (client / "tree" / "latest").symlink_to("deep/f0002")
         (client / "it's a file.txt").write_text("odd\n")
         directives = [parse(text, output=False, where="test") for text in (
-            "tree > session:///inputs/tree", "it's a file.txt > session:///inputs/renamed $x.txt")]
+            "tree > session:///inputs/tree", "it's a file.txt > session:///inputs/renamed $x.txt",
+            "tree/run.sh > session:///")]  # into the scope's root, a directory: it keeps its name
         transport = Transport(master)
         assert transport.method == ("rsync" if port == PORT else "sftp")
-        assert transport.stage(directives, client, {"session": remote_directory}) == [COPIED] * 2
-        look = direct_ssh(known_hosts, f"cd {remote_directory}/inputs && stat -c '%n %a' tree/run.sh && "
+        assert transport.stage(directives, client, {"session": remote_directory}) == [COPIED] * 3
+        look = direct_ssh(known_hosts, f"cd {remote_directory}/inputs && stat -c '%n %a' tree/run.sh ../run.sh && "
                                        "readlink tree/latest && cat 'renamed $x.txt'").stdout.decode()
-        assert look == "tree/run.sh 750\ndeep/f0002\nodd\n"
+        assert look == "tree/run.sh 750\n../run.sh 750\ndeep/f0002\nodd\n"
         assert remote_sums(known_hosts, f"{remote_directory}/inputs/tree/deep") == sums(tree)
         back = [parse(f"{source} > {target}", output=True, where="test", sandbox="pilot") for source, target in (
             ("session:///inputs/tree", "back/tree"), ("session:///inputs/renamed $x.txt", "back/it's back.txt"))]
