@@ -175,3 +175,12 @@ def test_the_users_own_host_key_policy_is_kept(tmp_path: Path, sshd: int) -> Non
     assert "StrictHostKeyChecking=yes" not in chosen.master_command(interactive=False)
     assert chosen.open() and " ssh-ed25519 " in empty.read_text()  # added by ssh, as the user asked
     chosen.close()
+
+
+def test_a_command_that_does_not_end_in_time_is_a_timeout(master: ControlMaster) -> None:
+    started = time.monotonic()
+    with pytest.raises(SshError) as raised:
+        master.run(["sleep", "30"], timeout=0.5)
+    assert raised.value.kind == "timeout" and "no answer while running 'sleep 30' (no end in 0.5 s)" in str(
+        raised.value)
+    assert time.monotonic() - started < 10 and master.check()  # the connection stays
