@@ -80,8 +80,10 @@ except Exception as error:
 """
 
 
-def on_a_terminal(argv: list[str], until: bytes) -> bytes:
-    """Run ``argv`` in a new session on a pseudo-terminal; what it wrote, up to ``until`` (or its end)."""
+def on_a_terminal(argv: list[str], until: bytes, answers: dict[bytes, bytes] | None = None) -> bytes:
+    """Run ``argv`` in a new session on a pseudo-terminal; what it wrote, up to ``until`` (or its end).
+    ``answers``: a prompt seen → what is typed (once each)."""
+    answers = dict(answers or {})
     controller, terminal = os.openpty()
     # opening the terminal makes it the new session's controlling terminal: /dev/tty, where ssh prompts
     acquire = "import os, sys; os.open(os.ttyname(0), os.O_RDWR); os.execvp(sys.argv[1], sys.argv[1:])"
@@ -96,20 +98,28 @@ def on_a_terminal(argv: list[str], until: bytes) -> bytes:
         except OSError:
             break
         seen += chunk
+        for prompt in [prompt for prompt in answers if prompt in seen]:
+            os.write(controller, answers.pop(prompt))
     process.kill()
     process.wait()
     os.close(controller)
     return seen
 
 
-def test_no_prompt_is_ever_waited_on(tmp_path: Path, known_hosts: Path) -> None:
-    """The sshd's own client key, locked with a passphrase: ssh on a terminal asks for it (shown first, with
-    plain ssh); the master, on the same terminal, never does: it fails at once."""
-    locked = tmp_path / "locked"
+def locked_key(directory: Path) -> Path:
+    """The sshd's own client key, locked with the passphrase "secret"."""
+    locked = directory / "locked"
     shutil.copyfile(BASE / "client_key", locked)
     locked.chmod(0o600)
     subprocess.run(["ssh-keygen", "-q", "-p", "-N", "secret", "-P", "", "-f", str(locked)], check=True,
                    capture_output=True)
+    return locked
+
+
+def test_no_prompt_is_ever_waited_on(tmp_path: Path, known_hosts: Path) -> None:
+    """A key locked with a passphrase: ssh on a terminal asks for it (shown first, with plain ssh); the master,
+    on the same terminal, never does: it fails at once."""
+    locked = locked_key(tmp_path)
     plain = ["ssh", *[part for option in options(known_hosts, identity=locked) for part in ("-o", option)],
              "root@127.0.0.1", "true"]
     assert b"Enter passphrase" in on_a_terminal(plain, until=b"Enter passphrase")
@@ -118,6 +128,25 @@ def test_no_prompt_is_ever_waited_on(tmp_path: Path, known_hosts: Path) -> None:
                           *options(known_hosts, identity=locked)], until=b"RAISED")
     assert b"RAISED authentication" in seen and b"passphrase" not in seen
     assert time.monotonic() - started < 20
+
+
+def test_login_on_a_terminal_asks_once_and_later_commands_go_through_it(tmp_path: Path, known_hosts: Path) -> None:
+    """``scalems-like login`` is where ssh may ask (here for the key's passphrase, typed on the terminal); every
+    later command goes through the connection it opened, without asking (its key is still locked)."""
+    directory = paths.user_config_dir() / "resources"
+    directory.mkdir(parents=True)
+    listed = "".join(f"\n  - {option}" for option in options(known_hosts, identity=locked_key(tmp_path)))
+    (directory / f"{RESOURCE}.yaml").write_text(f"login: root@127.0.0.1\nssh_options:{listed}\n")
+    login = login_master(load_resource(RESOURCE))
+    try:
+        seen = on_a_terminal([sys.executable, "-m", "scalems_like", "login", RESOURCE], until=b"until",
+                             answers={b"Enter passphrase": b"secret\n"})
+        assert b"Enter passphrase" in seen and b" open; sessions and commands use it" in seen
+        assert login.check()
+        assert login.run(["echo", "through it"]).stdout == b"through it\n"
+        assert session_master(load_resource(RESOURCE), tmp_path / "session")[1] is False
+    finally:
+        login.close()
 
 
 def test_a_missing_remote_python_is_named(master: ControlMaster) -> None:
