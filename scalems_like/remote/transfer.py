@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from scalems_like.remote.connection import ControlMaster
+from scalems_like.remote.diagnosis import Failure, explain
 from scalems_like.staging.actions import StagingError, checksum
 from scalems_like.staging.directives import Directive
 
@@ -45,6 +46,11 @@ class Item:
     local: Path
     remote: str
     create_parents: bool = True
+
+
+def partial_name(remote: str) -> str:
+    """Where sftp puts a file before renaming it into place."""
+    return posixpath.join(posixpath.dirname(remote), f".{posixpath.basename(remote)}.partial")
 
 
 def sftp_quote(path: str | Path) -> str:
@@ -209,8 +215,7 @@ class Transport:
             if completed.returncode != 0:
                 for partial, _ in renames:
                     partial.unlink(missing_ok=True)
-                what = f"{'uploading' if upload else 'downloading'} {len(items)} item(s) with sftp"
-                raise self.master.failure(completed.stderr, what)
+                raise self._sftp_failure(items, upload, completed.stderr)
         for partial, final in renames:
             os.replace(partial, final)
         self._sftp_symlinks([item for item in items if (str(item.local) if upload else item.remote) in directories],
@@ -244,6 +249,25 @@ class Transport:
                 local.unlink(missing_ok=True)
                 local.symlink_to(target)
 
+    def _sftp_failure(self, items: Sequence[Item], upload: bool, stderr: bytes) -> Exception:
+        """Why an sftp batch failed. sftp says only "Failure" when the remote disk is full: if a target's file
+        system has less room than the largest file, it is that (asked before the batch's partial files, which
+        are removed, free their space)."""
+        what = f"{'uploading' if upload else 'downloading'} {len(items)} item(s) with sftp"
+        if not upload or not self.master.check():
+            return self.master.failure(stderr, what)
+        files = [item for item in items if item.local.is_file()]
+        directories = sorted({posixpath.dirname(item.remote) for item in files})
+        room = self.master.run(["sh", "-c", 'df -Pk -- "$@" | awk \'NR > 1 {print $4, $6}\'', "sh", *directories])
+        self.master.run(["rm", "-f", "--", *(partial_name(item.remote) for item in files)])
+        largest = max((item.local.stat().st_size for item in files), default=0)
+        for line in room.stdout.decode(errors="replace").splitlines():
+            free, _, mount = line.partition(" ")
+            if free.isdigit() and int(free) * 1024 < largest:
+                said = stderr.rstrip() + f"\n{mount} has {free} KiB free".encode()
+                return explain(self.master.peer, said, what, Failure.DISK_FULL)
+        return self.master.failure(stderr, what)
+
     @staticmethod
     def _sftp_lines(item: Item, upload: bool, directory: bool, renames: list[tuple[Path, Path]]) -> list[str]:
         if upload and directory:  # made above: put -R copies into an existing directory
@@ -251,7 +275,7 @@ class Transport:
         if directory:
             return [f"get -R -p {sftp_quote(item.remote + '/.')} {sftp_quote(item.local)}"]
         if upload:
-            partial = posixpath.join(posixpath.dirname(item.remote), f".{posixpath.basename(item.remote)}.partial")
+            partial = partial_name(item.remote)
             return [f"put -p {sftp_quote(item.local)} {sftp_quote(partial)}",
                     f"rename {sftp_quote(partial)} {sftp_quote(item.remote)}"]
         partial_local = item.local.parent / f".{item.local.name}.partial"

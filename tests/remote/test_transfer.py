@@ -110,13 +110,21 @@ def test_sftp_where_the_cluster_has_no_rsync(remote_directory: str, known_hosts:
         bare.close()
 
 
-def test_a_full_remote_disk_is_named(master: ControlMaster, tmp_path: Path) -> None:
-    big = tmp_path / "big"
-    big.write_bytes(os.urandom(3 << 20))  # 3 MiB into a 1 MiB file system
-    with pytest.raises(SshError) as raised:
-        Transport(master).upload([Item(big, f"{SMALL}/big")])
-    assert raised.value.kind == "disk-full" and "No space left on device" in str(raised.value)
-    assert str(raised.value).startswith(f"resource '{RESOURCE}' (root@127.0.0.1): the remote disk is full")
+@pytest.mark.parametrize("port", [PORT, BARE_PORT], ids=["rsync", "sftp"])
+def test_a_full_remote_disk_is_named_and_left_as_it_was(port: int, known_hosts: Path, tmp_path: Path) -> None:
+    master = ControlMaster(RESOURCE, "root@127.0.0.1", tmp_path / "ssh", options(known_hosts, port=port))
+    master.open()
+    try:
+        big = tmp_path / "big"
+        big.write_bytes(os.urandom(3 << 20))  # 3 MiB into a 1 MiB file system
+        with pytest.raises(SshError) as raised:
+            Transport(master).upload([Item(big, f"{SMALL}/big")])
+        said = "No space left on device" if port == PORT else f"Failure; {SMALL} has 0 KiB free"
+        assert raised.value.kind == "disk-full" and said in str(raised.value)
+        assert str(raised.value).startswith(f"resource '{RESOURCE}' (root@127.0.0.1): the remote disk is full")
+        assert direct_ssh(known_hosts, f"ls -A {SMALL}").stdout == b""  # no partial file left to fill it
+    finally:
+        master.close()
 
 
 def server_rsync(target: str) -> int | None:
