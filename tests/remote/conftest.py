@@ -33,6 +33,8 @@ def sshd_environment() -> dict[str, str]:
 @pytest.fixture(scope="session")
 def sshd() -> Iterator[int]:
     """The sshd's pid; started here (and stopped at the end) unless it runs. Skips where it cannot run."""
+    if os.geteuid() != 0:
+        pytest.skip("the remote tests need root: their sshd runs in its own mount namespace (unshare --mount)")
     started = subprocess.run(["sh", str(SSHD), "start"], env=sshd_environment(), stdin=subprocess.DEVNULL,
                              capture_output=True, text=True)
     if started.returncode == 3:

@@ -160,7 +160,7 @@ def test_a_connection_killed_in_the_middle_loses_nothing(master: ControlMaster, 
 
     mover = threading.Thread(target=move)
     mover.start()
-    wait_until(lambda: not (tmp_path / "in" / "f0999").exists(), what="the small files' arrival")
+    wait_until(lambda: not (tmp_path / "in" / "f0999").exists(), timeout=120, what="the small files' arrival")
     server = server_rsync(remote_directory)
     assert server is not None and mover.is_alive(), "the large file went too fast to interrupt"
     os.kill(server, signal.SIGSTOP)
