@@ -35,6 +35,7 @@ def sshd() -> Iterator[int]:
     """The sshd's pid; started here (and stopped at the end) unless it runs. Skips where it cannot run."""
     if os.geteuid() != 0:
         pytest.skip("the remote tests need root: their sshd runs in its own mount namespace (unshare --mount)")
+    running = subprocess.run(["sh", str(SSHD), "status"], env=sshd_environment()).returncode == 0
     started = subprocess.run(["sh", str(SSHD), "start"], env=sshd_environment(), stdin=subprocess.DEVNULL,
                              capture_output=True, text=True)
     if started.returncode == 3:
@@ -45,7 +46,8 @@ def sshd() -> Iterator[int]:
     mounted = subprocess.run(["nsenter", "-t", str(pid), "-m", "sh", "-c", small], capture_output=True, text=True)
     assert mounted.returncode == 0, mounted.stderr
     yield pid
-    subprocess.run(["sh", str(SSHD), "stop"], env=sshd_environment(), check=True)
+    if not running:
+        subprocess.run(["sh", str(SSHD), "stop"], env=sshd_environment(), check=True)
 
 
 @pytest.fixture
