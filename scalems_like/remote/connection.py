@@ -57,12 +57,15 @@ class RemoteResult:
         return self
 
 
-def short_link(directory: Path) -> Path:
-    """A short path that reaches ``directory``: ``/tmp/scalems-like-UID/HASH``, a symlink made if missing.
+def short_link(directory: Path, *, make: bool = True) -> Path:
+    """A short path that reaches ``directory``: ``/tmp/scalems-like-UID/HASH``, a symlink (made if missing and
+    ``make``; only the path otherwise).
 
     ``/tmp/scalems-like-UID`` must be a directory of this user that nobody else can enter (it is made so).
     """
     root = SHORT_ROOT / f"scalems-like-{os.getuid()}"
+    if not make:
+        return root / hashlib.sha256(str(directory.resolve()).encode()).hexdigest()[:12]
     root.mkdir(mode=0o700, exist_ok=True)
     status = root.lstat()
     if not stat.S_ISDIR(status.st_mode) or status.st_uid != os.getuid() or status.st_mode & 0o077:
@@ -106,8 +109,9 @@ class ControlMaster:
 
     @property
     def socket(self) -> Path:
-        """The control socket, by its short path (the file itself is in :attr:`directory`)."""
-        return short_link(self.directory) / SOCKET_NAME
+        """The control socket, by its short path (the file itself is in :attr:`directory`); the short link is
+        made by :meth:`open`, and again when it went (a cleaner of /tmp) while the socket is there."""
+        return short_link(self.directory, make=(self.directory / SOCKET_NAME).exists()) / SOCKET_NAME
 
     def option_arguments(self) -> list[str]:
         return [argument for option in self.options for argument in ("-o", option)]
@@ -170,6 +174,7 @@ class ControlMaster:
     def _prepare(self) -> None:
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.directory.chmod(0o700)
+        short_link(self.directory)
         if self.socket.exists() and not self.check():
             self.socket.unlink()  # a master that died (killed, network lost) leaves its socket behind
 
@@ -183,9 +188,17 @@ class ControlMaster:
         self._prepare()
         if self.check():
             return False
+        try:
+            self._connect(interactive, timeout)
+        except BaseException:
+            self._forget()
+            raise
+        return True
+
+    def _connect(self, interactive: bool, timeout: float) -> None:
         argv = self.master_command(interactive=interactive)
         log = self.directory / MASTER_LOG
-        # the master keeps stderr open in the background: a file, never a pipe that would not reach its end
+        # a file, not a pipe: the master forking into the background may hold it open after ssh returned
         with open(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as stderr:
             try:
                 completed = subprocess.run(argv, stdin=None if interactive else subprocess.DEVNULL,
@@ -196,7 +209,11 @@ class ControlMaster:
                               Failure.TIMEOUT) from None
         if completed.returncode != 0 or not self.check():
             raise explain(self.peer, log.read_bytes() or b"see the messages above", "opening the connection")
-        return True
+
+    def _forget(self) -> None:
+        """No master here: its socket file (left by one killed) and the short link go."""
+        (self.directory / SOCKET_NAME).unlink(missing_ok=True)
+        self.socket.parent.unlink(missing_ok=True)
 
     def run(self, argv: Sequence[str], *, stdin: bytes = b"", timeout: float = 60.0) -> RemoteResult:
         """Run ``argv`` on the remote host through the master (quoted for its POSIX shell); ``stdin`` is fed to
@@ -240,7 +257,8 @@ class ControlMaster:
         if pid is not None:
             self._control("exit")
             wait_for_exit(pid, timeout)
-        self.socket.unlink(missing_ok=True)
+        if self.directory.is_dir():
+            self._forget()
 
 
 def wait_for_exit(pid: int, timeout: float) -> None:

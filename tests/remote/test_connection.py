@@ -35,8 +35,10 @@ def test_open_check_run_close(tmp_path: Path, known_hosts: Path) -> None:
     assert (result.exit_code, result.stdout) == (0, b"in\n[it's $HOME; `x` \"y\"]")
     assert master.run(["sh", "-c", "exit 7"]).exit_code == 7
     assert master.require_python().startswith("3.")
+    link = master.socket.parent
     master.close()
     assert not master.check() and not alive(pid)
+    assert not link.is_symlink() and directory.is_dir()  # the short link goes, the session's directory stays
     with pytest.raises(SshError) as raised:
         master.run(["true"])  # never a connection of its own when the master is gone
     assert raised.value.kind == "not-connected"
@@ -76,7 +78,7 @@ master = ControlMaster("remote-test", "root@127.0.0.1", Path(sys.argv[1]), sys.a
 try:
     master.open(timeout=20)
 except Exception as error:
-    print("RAISED", getattr(error, "kind", error), flush=True)
+    print("RAISED", getattr(error, "kind", error), "END", flush=True)
 """
 
 
@@ -125,7 +127,7 @@ def test_no_prompt_is_ever_waited_on(tmp_path: Path, known_hosts: Path) -> None:
     assert b"Enter passphrase" in on_a_terminal(plain, until=b"Enter passphrase")
     started = time.monotonic()
     seen = on_a_terminal([sys.executable, "-c", PROMPTING, str(tmp_path / "ssh"),
-                          *options(known_hosts, identity=locked)], until=b"RAISED")
+                          *options(known_hosts, identity=locked)], until=b"END")
     assert b"RAISED authentication" in seen and b"passphrase" not in seen
     assert time.monotonic() - started < 30  # had it asked, on_a_terminal would have waited its 30 s
 
@@ -202,8 +204,10 @@ def test_the_users_own_host_key_policy_is_kept(tmp_path: Path, sshd: int) -> Non
     chosen = ControlMaster(RESOURCE, "root@127.0.0.1", tmp_path / "b", [*options(empty),
                                                                          "StrictHostKeyChecking=accept-new"])
     assert "StrictHostKeyChecking=yes" not in chosen.master_command(interactive=False)
-    assert chosen.open() and " ssh-ed25519 " in empty.read_text()  # added by ssh, as the user asked
-    chosen.close()
+    try:
+        assert chosen.open() and " ssh-ed25519 " in empty.read_text()  # added by ssh, as the user asked
+    finally:
+        chosen.close()
 
 
 def test_a_command_that_does_not_end_in_time_is_a_timeout(master: ControlMaster) -> None:
