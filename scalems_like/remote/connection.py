@@ -118,9 +118,10 @@ class ControlMaster:
 
     def client_options(self) -> list[str]:
         """ssh options of a multiplexed client: through the master only, never a prompt, never a connection of
-        its own (``ProxyCommand=false``: if the master is gone, the client fails at once)."""
+        its own (``ProxyCommand=false``: if the master is gone, the client fails at once); no terminal and no
+        ``RemoteCommand`` from ~/.ssh/config (the command is scalems_like's)."""
         return ["-o", f"ControlPath={self.socket}", "-o", "ControlMaster=no", "-o", "BatchMode=yes",
-                "-o", "ProxyCommand=false"]
+                "-o", "ProxyCommand=false", "-o", "RequestTTY=no", "-o", "RemoteCommand=none"]
 
     def ssh_command(self) -> list[str]:
         """``ssh`` as a multiplexed client, ready for a destination and a command (rsync's ``-e`` takes it)."""
