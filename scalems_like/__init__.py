@@ -21,8 +21,8 @@ from scalems_like._version import __version__
 logging.getLogger("scalems_like").addHandler(logging.NullHandler())  # the application decides what is shown
 
 _ERRORS = ("CommandError", "ConfigError", "DependencyFailed", "NoPilot", "PilotDegraded", "PilotFailed",
-           "ProtocolError", "RemoteError", "ResultFileError", "ScalemsError", "SessionInUse", "StagingError",
-           "SubmitError", "TaskFailed", "TaskTimeout", "TaskWasCanceled", "WaitTimeout")
+           "ProtocolError", "RemoteError", "ResultFileError", "ScalemsError", "SessionInUse", "SshError",
+           "StagingError", "SubmitError", "TaskFailed", "TaskTimeout", "TaskWasCanceled", "WaitTimeout")
 _WHERE: dict[str, str] = {
     **dict.fromkeys(("AppFuture", "OutputFile", "executable_app", "function_app"),
                     "scalems_like.client.apps"),
@@ -72,6 +72,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the names as plain imports
         ResultFileError,
         ScalemsError,
         SessionInUse,
+        SshError,
         StagingError,
         SubmitError,
         TaskFailed,
@@ -100,6 +101,7 @@ __all__ = [
     "ScalemsError",
     "Session",
     "SessionInUse",
+    "SshError",
     "StagingError",
     "SubmitError",
     "Task",

@@ -6,6 +6,7 @@
     ├── ProtocolError             a wire message is malformed
     │   └── ProtocolVersionError  ... or from another protocol version (another release)
     ├── CommandError              an external command failed (carries argv, exit code, stdout, stderr)
+    ├── SshError                  ssh to a remote cluster failed (names resource, destination, ssh's message)
     ├── SubmitError               a pilot job could not be submitted (``transient`` says if a retry may work)
     ├── StagingError              a staging directive could not be carried out (names it)
     ├── SessionInUse              another live client process holds the session (reattach, resume, cancel)
@@ -68,6 +69,19 @@ class CommandError(ScalemsError):
         super().__init__(
             f"command {self.argv!r} {status}\n--- stdout ---\n{stdout.rstrip()}\n--- stderr ---\n{stderr.rstrip()}"
         )
+
+
+class SshError(ScalemsError):
+    """The ssh connection to a remote cluster (or a transfer over it) failed. One line: the resource, the ssh
+    destination, what went wrong and ssh's own message; ``kind`` names the failure (the values of
+    :class:`scalems_like.remote.diagnosis.Failure`: ``host-key-unknown``, ``authentication``,
+    ``connection-lost``, ...)."""
+
+    def __init__(self, resource: str, destination: str, kind: str, message: str) -> None:
+        super().__init__(f"resource {resource!r} ({destination}): {message}")
+        self.resource = resource
+        self.destination = destination
+        self.kind = kind
 
 
 class SubmitError(ScalemsError):

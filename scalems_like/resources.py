@@ -11,6 +11,7 @@ wrong type, raises :class:`ConfigError` naming the file, the key and the value.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -24,6 +25,10 @@ from scalems_like.errors import ConfigError
 
 SCHEDULERS = ("local", "slurm", "pbs", "pbs_classic")
 LAUNCH_METHODS = ("fork", "srun", "mpiexec", "ssh")
+TRANSFERS = ("rsync", "sftp")
+SSH_OPTION = re.compile(r"[A-Za-z][A-Za-z0-9]*=\S.*")
+OWNED_SSH_OPTIONS = ("controlmaster", "controlpath", "controlpersist")
+"""ssh options scalems_like sets itself for the connection it holds (``ssh_options`` may not)."""
 MPI_LAUNCHERS = ("none", "srun", "mpiexec", "mpirun", "ibrun")
 
 
@@ -76,6 +81,15 @@ class ResourceConfig:
     """Worker processes per node; None: one per core."""
     ssh_command: str = "ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new"
     """How the ``ssh`` launch method reaches the other nodes (options such as -p or -i go here)."""
+    login: str | None = None
+    """The cluster's login node as an ssh destination (``user@host``, ``ssh://user@host:port``) or a host alias
+    of ``~/.ssh/config``: the client is elsewhere (a laptop) and reaches the cluster over one OpenSSH connection
+    (see docs/remote.md). None: the client runs on the cluster (or this machine) and shares its file system."""
+    ssh_options: tuple[str, ...] = ()
+    """OpenSSH options for that connection, each ``Key=Value`` as ``ssh -o`` takes it (``Port=2222``,
+    ``IdentityFile=~/.ssh/nersc``, ``ProxyJump=gateway``); ``~/.ssh/config`` applies too."""
+    transfer: str = "rsync"
+    """How files travel over that connection: rsync (sftp where the cluster has no rsync), or sftp."""
     results_in_sandbox_above: int | None = 1024 * 1024
     """Bytes: a function's return value whose pickle is larger stays in its task sandbox as a file
     (``return_value.pickle``), loaded when the client asks for it, instead of travelling back and into both
@@ -100,9 +114,27 @@ class ResourceConfig:
                     "client_grace_period", "worker_deaths_limit", "worker_deaths_window", "node_join_timeout"):
             if getattr(self, key) <= 0:
                 raise ConfigError(f"{where}: {key} = {getattr(self, key)!r}: expected a number > 0")
+        self._check_remote_keys(where)
         if self.results_in_sandbox_above is not None and self.results_in_sandbox_above < 0:
             raise ConfigError(f"{where}: results_in_sandbox_above = {self.results_in_sandbox_above!r}: expected a "
                               "number of bytes >= 0 (0: every return value stays in its sandbox), or null (none)")
+
+
+    def _check_remote_keys(self, where: str) -> None:
+        if self.transfer not in TRANSFERS:
+            raise ConfigError(f"{where}: transfer = {self.transfer!r}: expected one of {', '.join(TRANSFERS)}")
+        if self.login is not None and (not self.login.strip() or self.login.startswith("-")
+                                       or any(character.isspace() for character in self.login)):
+            raise ConfigError(f"{where}: login = {self.login!r}: expected an ssh destination (user@host, "
+                              "ssh://user@host:port) or a host alias of ~/.ssh/config, without spaces or a "
+                              "leading '-'")
+        for option in self.ssh_options:
+            if not SSH_OPTION.fullmatch(option):
+                raise ConfigError(f"{where}: ssh_options item {option!r}: expected Key=Value as ssh -o takes it "
+                                  "(e.g. 'Port=2222', 'IdentityFile=~/.ssh/id_site')")
+            if option.partition("=")[0].lower() in OWNED_SSH_OPTIONS:
+                raise ConfigError(f"{where}: ssh_options item {option!r}: scalems_like sets ControlMaster, "
+                                  "ControlPath and ControlPersist itself (one connection per session)")
 
 
 _FIELDS = {field.name: field for field in dataclasses.fields(ResourceConfig)}

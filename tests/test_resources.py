@@ -1,4 +1,5 @@
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -124,3 +125,22 @@ def test_node_join_timeout_is_checked_and_reaches_the_agent() -> None:
     with pytest.raises(ConfigError, match=r"node_join_timeout = 0.0: expected a number > 0"):
         load_resource("bad")
     assert agent_json_written("node_join_timeout: 7\n")["node_join_timeout"] == 7.0
+
+
+def test_remote_keys_are_checked_and_named() -> None:
+    remote = load_resource("perlmutter-cpu-remote")
+    assert (remote.login, remote.transfer) == ("perlmutter.nersc.gov", "rsync")
+    assert remote.ssh_options == ("IdentityFile=~/.ssh/nersc", "ServerAliveInterval=30")
+    assert remote.cores_per_node == 128 and remote.scheduler == "slurm"  # perlmutter-cpu's, through its anchor
+    assert load_resource("local").login is None
+    for text, expected in (
+            ("transfer: scp\n", "transfer = 'scp': expected one of rsync, sftp"),
+            ("login: -oProxyCommand=evil\n", "login = '-oProxyCommand=evil': expected an ssh destination"),
+            ("login: me at host\n", "login = 'me at host': expected an ssh destination"),
+            ("login: me@host\nssh_options: [-p 2222]\n", "ssh_options item '-p 2222': expected Key=Value"),
+            ("login: me@host\nssh_options: [ControlPath=/tmp/x]\n", "ssh_options item 'ControlPath=/tmp/x': "
+                                                                      "scalems_like sets ControlMaster"),
+            ("login: me@host\nssh_options: Port=22\n", "key 'ssh_options' = 'Port=22': expected tuple")):
+        path = write_user_config("bad", text)
+        with pytest.raises(ConfigError, match=re.escape(f"{path}: ") + ".*" + re.escape(expected)):
+            load_resource("bad")

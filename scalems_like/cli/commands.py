@@ -216,6 +216,17 @@ def add_setup_commands(commands: argparse._SubParsersAction) -> None:  # type: i
     build.add_argument("name")
     build.add_argument("--resource", default="local")
     env.set_defaults(handler="scalems_like.cli.environments:run")
+    login = commands.add_parser(
+        "login", help="open the ssh connection to a remote resource (a password or MFA prompt may appear here, "
+                      "never later); its sessions and commands use it", formatter_class=RAW,
+        epilog="examples:\n  scalems-like login perlmutter-cpu-remote\n"
+               "  scalems-like login perlmutter-cpu-remote --check   # exit 0 if open\n"
+               "  scalems-like login perlmutter-cpu-remote --close")
+    login.add_argument("resource", help="a resource with `login` set (scalems-like resources)")
+    action = login.add_mutually_exclusive_group()
+    action.add_argument("--check", action="store_true", help="say whether the connection is open (exit 1 if not)")
+    action.add_argument("--close", action="store_true", help="close the connection")
+    login.set_defaults(handler="scalems_like.cli.login:run")
     version = commands.add_parser("version", help="print the version and the wire protocol version")
     version.add_argument("--json", action="store_true", help="machine-readable output")
     version.set_defaults(handler="scalems_like.cli.main:command_version")

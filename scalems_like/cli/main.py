@@ -3,6 +3,8 @@
     scalems-like resources [--json]              list the resource configs and whether they load
     scalems-like env list|show NAME|add FILE [--name NAME]|rm NAME|build NAME [--resource R]
                                                  named environment profiles
+    scalems-like login RESOURCE [--check|--close]
+                                                 open the ssh connection to a remote resource (prompts here)
     scalems-like ls [--sweep ID] [--json]        sessions, submitted and interactive: state, pilots, counts, age
     scalems-like status SESSION [--resource R] [--follow] [--json]
                                                  a session's pilots: bootstrap step, state, sandboxes
