@@ -372,6 +372,13 @@ def main(argv: list[str] | None = None) -> int:
     worker = Worker.from_environment(*argv, os.environ)
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {worker.uid} %(levelname)s %(message)s")
     try:
+        if os.environ.get("SCALEMS_LIKE_PROFILE_WORKER") == "1":  # for benchmarks: PILOT_SANDBOX/workers/UID.prof
+            import cProfile
+
+            with cProfile.Profile() as profile:
+                code = worker.run()
+            profile.dump_stats(Path(os.environ["SCALEMS_PILOT_SANDBOX"]) / "workers" / f"{worker.uid}.prof")
+            return code
         return worker.run()
     finally:
         worker.close()
