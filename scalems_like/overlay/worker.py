@@ -33,7 +33,7 @@ from scalems_like import protocol
 from scalems_like.agent.launch import task_environment
 from scalems_like.errors import ConfigError, ProtocolError, TaskCanceled, TaskTimeout
 from scalems_like.network import message_socket
-from scalems_like.overlay.execution import RunningExecutable, keep_return_value, run_function, start_executable
+from scalems_like.overlay.execution import Launcher, RunningExecutable, keep_return_value, run_function
 from scalems_like.protocol import curve
 from scalems_like.protocol.curve import AgentKeys
 from scalems_like.staging.directives import Directive
@@ -87,6 +87,7 @@ class Worker:
         self.last_sent = 0.0
         self.last_heard = time.time()
         self.environment = environment
+        self.launcher = Launcher(mpi_launcher, environment)
         self.context: zmq.Context[zmq.Socket[bytes]] | None = None
         self.socket: zmq.Socket[bytes] | None = None
         self.poller = zmq.Poller()
@@ -253,13 +254,13 @@ class Worker:
         if task["kind"] == "function":
             self.run_function_task(task)
             return
-        started = start_executable(task, self.mpi_launcher, self.environment)
+        started = self.launcher.start(task)
         if isinstance(started, str):
             self.update(task, "FAILED", reason=started, exit_code=127)
         else:
             self.running = started
             self.poller.register(started.pidfd, zmq.POLLIN)
-            self.update(task, "RUNNING", pid=started.process.pid)
+            self.update(task, "RUNNING", pid=started.pid)
 
     def run_function_task(self, task: dict[str, Any]) -> None:
         started = time.time()
