@@ -1,21 +1,22 @@
 """A node's launch path: executable tasks (``/bin/true``) beside two bare ``Popen`` loops measured in the same run.
 
-    python benchmarks/executables.py [--tasks 4000] [--rounds 3] [--json]
+    python benchmarks/executables.py [--tasks 4000] [--chunk 250] [--json]
 
-Each round runs, one after the other:
+Three measures, taken in alternating chunks of ``--chunk`` launches (so that all three see the same load of this
+shared machine) until each has made ``--tasks``:
 
-- ``pilot``: ``--tasks`` executables on a 2-core local pilot (2 workers; the client and the agent share the
-  two cores with them);
-- ``launch path``: two processes that each start ``--tasks`` / 2 tasks, one after the other, with the code a
-  worker runs for each (its sandbox, its files, the spawn, the pidfd, the reaping and the final update), in
-  sandboxes on the file system of the pilots' sandboxes;
-- ``two bare Popen loops``: two processes that each loop ``subprocess.Popen(["/bin/true"]).wait()`` ``--tasks`` / 2
-  times, started together: the limit of this machine's two cores at that moment.
+- ``pilot``: executables on a 2-core local pilot (2 workers; the client and the agent share the two cores);
+- ``launch path``: two processes that each start tasks one after the other with the code a worker runs for each
+  (its sandbox, its files, the spawn, the pidfd, the reaping and the final update), in sandboxes on the file system
+  of the pilots' sandboxes;
+- ``two bare Popen loops``: two processes that each loop ``subprocess.Popen(["/bin/true"]).wait()``: the limit of
+  this machine's two cores.
 
-The ratios to the bare loops of the same round are printed per round, and their medians (target ≥ 60 %). The
-pilot's first tasks warm it up and are not counted. With ``SCALEMS_LIKE_PROFILE_AGENT=1`` the agent writes
-``PILOT_SANDBOX/agent.prof``, with ``SCALEMS_LIKE_PROFILE_WORKER=1`` each worker ``PILOT_SANDBOX/workers/UID.prof``
-(cProfile).
+Each is printed in launches/s (launches over the wall time of its chunks) and as a ratio to the two bare loops
+(target ≥ 60 %), and in CPU µs per launch (every process involved, its launches included: on a shared machine, the
+ratio of these is what the launch rates on two idle cores would be) with that ratio too. The pilot's first tasks
+warm it up and are not counted. With ``SCALEMS_LIKE_PROFILE_AGENT=1`` the agent writes ``PILOT_SANDBOX/agent.prof``,
+with ``SCALEMS_LIKE_PROFILE_WORKER=1`` each worker ``PILOT_SANDBOX/workers/UID.prof`` (cProfile).
 """
 
 from __future__ import annotations
@@ -23,30 +24,24 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from typing import Any
 
 from throughput import pilot_start, run_tasks
 
 import scalems_like as sl
 
-LOOP = """
-import subprocess, sys, time
-count = int(sys.argv[1])
-sys.stdout.write("ready\\n"); sys.stdout.flush()
-sys.stdin.readline()
-start = time.perf_counter()
-for _ in range(count):
-    subprocess.Popen(["/bin/true"]).wait()
-print(count / (time.perf_counter() - start))
-"""
+
+def bare_launcher() -> Callable[[int], None]:
+    return lambda _number: subprocess.Popen(["/bin/true"]).wait()
 
 
-def launch_loop(count: int, directory: str) -> None:
-    """One launch-path loop (a process of :func:`two_loops`): ``count`` tasks started and ended as a worker does."""
+def engine_launcher(directory: str) -> Callable[[int], None]:
+    """Start and end task ``number`` as a worker does (the worker's own code, its sandbox under ``directory``)."""
     from scalems_like.agent.launch import task_environment
     from scalems_like.overlay import execution
 
@@ -54,75 +49,149 @@ def launch_loop(count: int, directory: str) -> None:
     if hasattr(execution, "Launcher"):
         start = execution.Launcher("none", environment).start
     else:  # (a commit before the Launcher, for comparisons)
-        def start(task: dict[str, object]) -> object:
+        def start(task: dict[str, Any]) -> Any:
             return execution.start_executable(task, "none", environment)
-    sys.stdout.write("ready\n")
-    sys.stdout.flush()
-    sys.stdin.readline()
-    began = time.perf_counter()
-    for number in range(count):
+
+    def launch(number: int) -> None:
         running = start({"uid": f"task.{number:06d}", "executable": "/bin/true", "arguments": [], "ranks": 1,
                          "sandbox": f"{directory}/task.{number:06d}", "stdout": "stdout", "stderr": "stderr",
                          "stdin": None, "timeout": None, "environment": {}})
-        update: dict[str, object] = {}
-        running.finish(update)  # type: ignore[union-attr]
+        update: dict[str, Any] = {}
+        running.finish(update)
         if update["state"] != "DONE":
-            raise SystemExit(f"a task of the launch path loop failed: {update}")
-    print(count / (time.perf_counter() - began))
+            raise SystemExit(f"a task of the launch path failed: {update}")
+    return launch
 
 
-def two_loops(count: int, command: list[str]) -> float:
-    """Launches/s of two processes that each run ``command`` (a loop of ``count`` // 2 launches), started together
-    (the sum of the two loops' rates)."""
-    loops = [subprocess.Popen([*command, str(count // 2)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-             for _ in range(2)]
-    for loop in loops:  # both interpreters are up before either starts its loop
-        assert loop.stdout is not None and loop.stdout.readline() == "ready\n"
-    for loop in loops:
-        assert loop.stdin is not None
-        loop.stdin.write("go\n")
-        loop.stdin.flush()
-    rates = [float(loop.communicate()[0]) for loop in loops]
-    if any(loop.returncode for loop in loops):
-        raise SystemExit(f"a loop of {command} failed")
-    return sum(rates)
+def cpu_seconds(times: os.times_result) -> float:
+    """CPU seconds of a process and its reaped children."""
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def serve_loop(kind: str, directory: str) -> None:
+    """One loop process: reads a count per line from stdin, launches that many, answers with the CPU seconds it
+    and its launches took."""
+    launch = bare_launcher() if kind == "bare" else engine_launcher(directory)
+    number = 0
+    for line in sys.stdin:
+        before = cpu_seconds(os.times())
+        for _ in range(int(line)):
+            launch(number)
+            number += 1
+        sys.stdout.write(f"{cpu_seconds(os.times()) - before}\n")
+        sys.stdout.flush()
+
+
+class TwoLoops:
+    """Two loop processes (see :func:`serve_loop`), told together to make a chunk of launches."""
+
+    def __init__(self, kind: str, directory: str) -> None:
+        self.processes = [subprocess.Popen([sys.executable, __file__, "--serve", kind, directory], text=True,
+                                           stdin=subprocess.PIPE, stdout=subprocess.PIPE) for _ in range(2)]
+
+    def chunk(self, count: int) -> tuple[float, float]:
+        """Seconds and CPU seconds the two loops took to make ``count`` launches between them."""
+        start = time.perf_counter()
+        for process in self.processes:
+            assert process.stdin is not None
+            process.stdin.write(f"{count // 2}\n")
+            process.stdin.flush()
+        cpu = 0.0
+        for process in self.processes:
+            assert process.stdout is not None
+            answer = process.stdout.readline()
+            if not answer:
+                raise SystemExit("a loop process failed")
+            cpu += float(answer)
+        return time.perf_counter() - start, cpu
+
+    def close(self) -> None:
+        for process in self.processes:
+            process.communicate()
+
+
+def pilot_processes(sandbox: str) -> list[int]:
+    """The pids of the local agent of the pilot whose sandbox is ``sandbox`` and of its workers."""
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                words = handle.read().split(b"\0")
+        except OSError:
+            continue
+        if b"scalems_like.agent" in words and sandbox.encode() in words:
+            children = []
+            for thread in os.listdir(f"/proc/{entry}/task"):
+                with open(f"/proc/{entry}/task/{thread}/children") as handle:
+                    children += [int(pid) for pid in handle.read().split()]
+            return [int(entry), *children]
+    raise SystemExit(f"no agent process of {sandbox}")
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds of process ``pid`` and its reaped children, from /proc."""
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def pilot_chunk(session: sl.Session, pids: list[int], count: int) -> tuple[float, float]:
+    """Seconds and CPU seconds (client, agent, workers and tasks) that ``count`` executables took on the pilot."""
+    before = cpu_seconds(os.times()) + sum(map(process_cpu, pids))
+    seconds = count / run_tasks(session, [sl.TaskDescription(executable="/bin/true") for _ in range(count)])
+    return seconds, cpu_seconds(os.times()) + sum(map(process_cpu, pids)) - before
+
+
+def measure(session: sl.Session, sandbox: str, tasks: int, chunk: int) -> dict[str, float]:
+    pids = pilot_processes(sandbox)
+    seconds = {"pilot": 0.0, "launch_path": 0.0, "two_popen_loops": 0.0}
+    cpu = dict.fromkeys(seconds, 0.0)
+    with tempfile.TemporaryDirectory(dir=sandbox) as directory:  # (the sandboxes' file system)
+        loops = {"launch_path": TwoLoops("engine", directory), "two_popen_loops": TwoLoops("bare", directory)}
+        for pair in loops.values():
+            pair.chunk(20)  # interpreters up, imports done
+        for _ in range(tasks // chunk):
+            for name in seconds:
+                spent = pilot_chunk(session, pids, chunk) if name == "pilot" else loops[name].chunk(chunk)
+                seconds[name] += spent[0]
+                cpu[name] += spent[1]
+        for pair in loops.values():
+            pair.close()
+    done = tasks // chunk * chunk
+    results = {f"{name}_per_s": done / spent for name, spent in seconds.items()}
+    results.update({f"{name}_cpu_us": 1e6 * spent / done for name, spent in cpu.items()})
+    for name in ("pilot", "launch_path"):
+        results[f"{name}_ratio"] = results[f"{name}_per_s"] / results["two_popen_loops_per_s"]
+        results[f"{name}_cpu_ratio"] = results["two_popen_loops_cpu_us"] / results[f"{name}_cpu_us"]
+    return results
 
 
 def main() -> None:
     options = argparse.ArgumentParser(description=__doc__)
     options.add_argument("--tasks", type=int, default=4000)
-    options.add_argument("--rounds", type=int, default=3)
+    options.add_argument("--chunk", type=int, default=250)
     options.add_argument("--json", action="store_true")
-    options.add_argument("--launch-loop", nargs=2, metavar=("DIRECTORY", "COUNT"), help=argparse.SUPPRESS)
+    options.add_argument("--serve", nargs=2, metavar=("KIND", "DIRECTORY"), help=argparse.SUPPRESS)
     arguments = options.parse_args()
-    if arguments.launch_loop:
-        launch_loop(int(arguments.launch_loop[1]), arguments.launch_loop[0])
+    if arguments.serve:
+        serve_loop(*arguments.serve)
         return
-    rounds: list[dict[str, float]] = []
+    load = os.getloadavg()[0]
     with sl.Session() as session:
         pilot, _ = pilot_start(session)
         run_tasks(session, [sl.TaskDescription(executable="/bin/true") for _ in range(200)])  # warm up
-        for _ in range(arguments.rounds):
-            measured = {"pilot_per_s": run_tasks(
-                session, [sl.TaskDescription(executable="/bin/true") for _ in range(arguments.tasks)])}
-            with tempfile.TemporaryDirectory(dir=pilot.sandbox) as directory:  # (the sandboxes' file system)
-                measured["launch_path_per_s"] = two_loops(
-                    arguments.tasks, [sys.executable, __file__, "--launch-loop", directory])
-            measured["two_popen_loops_per_s"] = two_loops(arguments.tasks, [sys.executable, "-c", LOOP])
-            measured["pilot_ratio"] = measured["pilot_per_s"] / measured["two_popen_loops_per_s"]
-            measured["launch_path_ratio"] = measured["launch_path_per_s"] / measured["two_popen_loops_per_s"]
-            rounds.append(measured)
-    median = {key: statistics.median(measured[key] for measured in rounds) for key in rounds[0]}
+        results = measure(session, str(pilot.sandbox), arguments.tasks, arguments.chunk)
+    results["load_before"], results["load_after"] = load, os.getloadavg()[0]
     if arguments.json:
-        print(json.dumps({"tasks": arguments.tasks, "median": median, "rounds": rounds}, indent=2))
+        print(json.dumps({"tasks": arguments.tasks, "chunk": arguments.chunk, **results}, indent=2))
         return
-    for number, measured in enumerate(rounds, 1):
-        print(f"round {number}: pilot {measured['pilot_per_s']:5.0f} /s ({100 * measured['pilot_ratio']:.0f} %), "
-              f"launch path {measured['launch_path_per_s']:5.0f} /s ({100 * measured['launch_path_ratio']:.0f} %), "
-              f"two bare Popen loops {measured['two_popen_loops_per_s']:5.0f} /s")
-    print(f"median of {arguments.rounds} rounds of {arguments.tasks} tasks, of two bare Popen loops: pilot "
-          f"{100 * median['pilot_ratio']:.0f} %, launch path {100 * median['launch_path_ratio']:.0f} % (target ≥ 60 %)")
-
+    print(f"{'':22s}{'launches/s':>11s}{'% of bare':>10s}{'CPU µs each':>12s}{'% of bare':>10s}")
+    for name, label in (("two_popen_loops", "two bare Popen loops"), ("launch_path", "launch path"),
+                        ("pilot", "2-core local pilot")):
+        ratio = f"{100 * results[f'{name}_ratio']:9.0f}%" if name != "two_popen_loops" else " " * 10
+        cpu_ratio = f"{100 * results[f'{name}_cpu_ratio']:9.0f}%" if name != "two_popen_loops" else ""
+        print(f"{label:22s}{results[f'{name}_per_s']:11.0f}{ratio}{results[f'{name}_cpu_us']:12.0f}{cpu_ratio}")
+    print(f"({arguments.tasks} launches each, in alternating chunks of {arguments.chunk}; target ≥ 60 % of two bare "
+          f"Popen loops; load average {results['load_before']:.1f} before, {results['load_after']:.1f} after)")
 
 if __name__ == "__main__":
     main()
