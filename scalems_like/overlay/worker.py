@@ -157,8 +157,12 @@ class Worker:
                     self.handle_messages(block=False)
                     continue
             timeout = self.poll_timeout()
-            if self.outbox and (timeout > 0 or time.time() - self.last_flush >= FLUSH_INTERVAL):
-                self.flush()
+            if self.outbox:  # a running executable's updates wait for the next ones, up to FLUSH_INTERVAL
+                due = self.last_flush + FLUSH_INTERVAL - time.time()
+                if due <= 0 or (self.running is None and not self.inbox):
+                    self.flush()
+                else:
+                    timeout = min(timeout, due)
             events = dict(poller.poll(timeout * 1000))
             if self.socket in events:
                 self.handle_messages(block=False)
