@@ -297,21 +297,26 @@ class Session(metaclass=_SessionType):
         ``progress``: show a live view meanwhile (pilots, tasks by state, throughput, ETA) on stderr, or on the
         rich Console given; only on a terminal.
         """
-        remaining = list(self.tasks if tasks is None else tasks)
+        waited = list(self.tasks if tasks is None else tasks)
+        first_unfinished = 0  # every task before it is final (a final state is never left)
 
-        def reached() -> bool:
-            nonlocal remaining
-            remaining = [task for task in remaining if not task.state.is_final]
-            if remaining and timeout is None and not self._engine.has_pilots():
-                raise NoPilot(f"{len(remaining)} task(s) cannot run: the session has no pilot, so waiting without a "
+        def remaining() -> list[Task]:
+            return [task for task in waited[first_unfinished:] if not task.state.is_final]
+
+        def reached() -> bool:  # each wake checks from the first unfinished task on: tasks end roughly in order
+            nonlocal first_unfinished
+            while first_unfinished < len(waited) and waited[first_unfinished].state.is_final:
+                first_unfinished += 1
+            if first_unfinished < len(waited) and timeout is None and not self._engine.has_pilots():
+                raise NoPilot(f"{len(remaining())} task(s) cannot run: the session has no pilot, so waiting without a "
                               "timeout would never end; submit one with session.submit_pilot(...) (the tasks stay "
                               "queued for it), or wait with a timeout for a pilot that another thread submits")
-            return not remaining
+            return first_unfinished == len(waited)
         with contextlib.ExitStack() as display:
             if progress is not False:
                 from scalems_like.cli.progress import live_progress
-                display.enter_context(live_progress(self, remaining, None if progress is True else progress))
-            self._wait_for(reached, timeout, lambda: f"{len(remaining)} task(s) not final, e.g. {remaining[:3]}; "
+                display.enter_context(live_progress(self, waited, None if progress is True else progress))
+            self._wait_for(reached, timeout, lambda: f"{len(remaining())} task(s) not final, e.g. {remaining()[:3]}; "
                            f"{self._engine.describe_pilots()}")
         return list(self.tasks if tasks is None else tasks)
 

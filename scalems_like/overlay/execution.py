@@ -6,11 +6,11 @@ Both produce a *task update* (see :mod:`scalems_like.protocol.messages`) for the
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import os
 import signal
-import subprocess
 import time
 import traceback
 from pathlib import Path
@@ -117,12 +117,12 @@ def _user_traceback(error: BaseException) -> str:
 
 
 class RunningExecutable:
-    """An executable task started in its own process group, with output files in the task sandbox."""
+    """An executable task started in its own session (and process group), with output files in the task sandbox."""
 
-    def __init__(self, task: TaskMapping, process: subprocess.Popen[bytes], started: float, pidfd: int) -> None:
+    def __init__(self, task: TaskMapping, pid: int, started: float, pidfd: int) -> None:
         """Hold a started process and the pidfd that tells when it ends (see :meth:`open`); no I/O."""
         self.task = task
-        self.process = process
+        self.pid = pid
         self.started = started
         timeout = task.get("timeout")
         self.deadline = started + timeout if timeout else None
@@ -131,9 +131,9 @@ class RunningExecutable:
         self.kill_at: float | None = None
 
     @classmethod
-    def open(cls, task: TaskMapping, process: subprocess.Popen[bytes], started: float) -> RunningExecutable:
-        """Watch ``process``: opens its pidfd (closed by :meth:`finish`)."""
-        return cls(task, process, started, os.pidfd_open(process.pid))
+    def open(cls, task: TaskMapping, pid: int, started: float) -> RunningExecutable:
+        """Watch the child process ``pid``: opens its pidfd (closed by :meth:`finish`)."""
+        return cls(task, pid, started, os.pidfd_open(pid))
 
     def terminate(self, why: str, grace: float = 2.0) -> None:
         """SIGTERM the process group now, SIGKILL it after ``grace`` seconds (see :meth:`escalate`)."""
@@ -148,12 +148,13 @@ class RunningExecutable:
 
     def _signal(self, number: int) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.process.pid, number)
+            os.killpg(self.pid, number)
 
     def finish(self, update: TaskUpdate) -> None:
         """Reap the process and fill ``update`` with its final state."""
-        exit_code = self.process.wait()
+        _, status = os.waitpid(self.pid, 0)
         os.close(self.pidfd)
+        exit_code = os.waitstatus_to_exitcode(status)  # -N for a process killed by signal N (as Popen says)
         # a process killed by a signal reports -N; report it as the shell does, 128 + N
         update["exit_code"] = exit_code if exit_code >= 0 else 128 - exit_code
         if self.ended_by == "timeout":
@@ -183,11 +184,6 @@ def ended_by_foreign_sigterm(update: TaskUpdate) -> bool:
     return update.get("state") == TaskState.FAILED and update.get("reason") in SIGTERM_REASONS
 
 
-def _resolve(sandbox: Path, name: str) -> Path:
-    path = Path(name)
-    return path if path.is_absolute() else sandbox / path
-
-
 LAUNCHER_VARIABLES = ("SLURM_", "PMI", "PMIX_", "OMPI_", "HYDRA_", "I_MPI_", "PALS_", "PBS_")
 """Prefixes of the variables an MPI launcher needs to start ranks inside the allocation (srun without
 ``SLURM_JOB_ID`` asks for a new allocation)."""
@@ -199,42 +195,146 @@ def launcher_environment(base: dict[str, str]) -> dict[str, str]:
     return {key: value for key, value in base.items() if key == "PATH" or key.startswith(LAUNCHER_VARIABLES)}
 
 
+OUTPUT_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+INPUT_FLAGS = os.O_RDONLY | os.O_CLOEXEC
+DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
+"""Signals Python ignores, which a task starts with at their default again (as ``subprocess`` restores them)."""
+
+
+class Launcher:
+    """Starts a worker's executable tasks with ``os.posix_spawn`` (vfork + exec, no Python in the child).
+
+    Holds what is the same for every task, worked out once per worker: the base environment and its launcher-only
+    part, where each program name was found on a ``PATH`` (by name and ``PATH``; looked up again if the file found
+    is gone) and which sandbox parents exist. Per task: its sandbox, its three files, its environment when it sets
+    variables, one spawn and one pidfd. Each task leads a new session (its process group is what a timeout or a
+    cancel kills); it gets the three files and no other descriptor of the worker (see :func:`keep_descriptors_home`).
+    """
+
+    def __init__(self, mpi_launcher: str, base_environment: dict[str, str]) -> None:
+        """A launcher of tasks whose environment starts from ``base_environment``; no I/O."""
+        self.mpi_launcher = mpi_launcher
+        self.environment = base_environment
+        self.launcher_only = launcher_environment(base_environment)
+        self.programs: dict[tuple[str, str | None], str] = {}
+        """Program name and PATH → where it was found (absolute places only)."""
+
+    def start(self, task: TaskMapping) -> RunningExecutable | str:
+        """Start an executable task; returns the running process, or the reason it could not start (also written
+        to the task's stderr file, when it can be)."""
+        sandbox = task["sandbox"]
+        stderr_path = os.path.join(sandbox, task["stderr"])
+        argv = [task["executable"], *task["arguments"]]
+        try:
+            make_sandbox(sandbox)
+            if task["ranks"] > 1:
+                prefix = mpi_command(self.mpi_launcher, task)
+                if not prefix:
+                    return f"ranks={task['ranks']} needs an MPI launcher, and this resource has mpi_launcher: none"
+                argv = [*prefix, *argv]
+            if task.get("wrapper"):  # runs once around the whole launch (MPI launcher included)
+                argv = [*task["wrapper"], *argv]
+            return self._spawn(task, argv, stderr_path)
+        except OSError as error:
+            reason = f"cannot start {argv[0]!r}: {error.strerror or error}"
+            with contextlib.suppress(OSError):
+                Path(stderr_path).write_text(reason + "\n")
+            return reason
+
+    def task_environment(self, task: TaskMapping) -> dict[str, str]:
+        """The variables ``task`` starts with: the worker's (or none), then its own, then its GPUs."""
+        environment = self.environment
+        if task.get("inherit_environment") is False:  # the task's variables only (psij's inherit_environment)
+            environment = self.launcher_only if task["ranks"] > 1 else {}
+        if task.get("environment") or task.get("gpu_ids"):
+            environment = {**environment, **(task.get("environment") or {})}
+            if task.get("gpu_ids"):
+                environment["CUDA_VISIBLE_DEVICES"] = ",".join(str(gpu) for gpu in task["gpu_ids"])
+        return environment
+
+    def _spawn(self, task: TaskMapping, argv: list[str], stderr_path: str) -> RunningExecutable:
+        """Open the task's files and spawn it in its working directory (posix_spawn has no chdir: the worker
+        steps into that directory for the spawn and back out)."""
+        sandbox = task["sandbox"]
+        environment = self.task_environment(task)
+        keep_descriptors_home()
+        with contextlib.ExitStack() as files:
+            stdin_name = task.get("stdin")
+            stdin = os.open(os.path.join(sandbox, stdin_name) if stdin_name else os.devnull, INPUT_FLAGS)
+            files.callback(os.close, stdin)
+            stdout = os.open(os.path.join(sandbox, task["stdout"]), OUTPUT_FLAGS, 0o666)
+            files.callback(os.close, stdout)
+            stderr = os.open(stderr_path, OUTPUT_FLAGS, 0o666)
+            files.callback(os.close, stderr)
+            home = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            files.callback(os.close, home)
+            os.chdir(task.get("working_directory") or sandbox)
+            try:
+                started = time.time()
+                pid = self._posix_spawn(argv, environment, (stdin, stdout, stderr))
+            finally:
+                os.fchdir(home)
+        return RunningExecutable.open(task, pid, started)
+
+    def _posix_spawn(self, argv: list[str], environment: dict[str, str], files: tuple[int, int, int]) -> int:
+        """Spawn ``argv`` with ``files`` as its stdin, stdout and stderr; a program found earlier on a PATH that
+        is gone now is looked up again."""
+        actions = [(os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate(files)]
+        program, cached = self.program(argv[0], environment)
+        try:
+            return os.posix_spawn(program, argv, environment, file_actions=actions, setsid=True,
+                                  setsigdef=DEFAULT_SIGNALS)
+        except (FileNotFoundError, PermissionError):
+            if not cached:
+                raise
+            self.programs.pop((argv[0], environment.get("PATH")), None)
+            program, _ = self.program(argv[0], environment)
+            return os.posix_spawn(program, argv, environment, file_actions=actions, setsid=True,
+                                  setsigdef=DEFAULT_SIGNALS)
+
+    def program(self, name: str, environment: dict[str, str]) -> tuple[str, bool]:
+        """Where ``name`` is (a name without ``/`` is looked up on the task's PATH, as ``subprocess`` does), and
+        whether that came from the cache; raises FileNotFoundError if it is nowhere."""
+        if "/" in name:
+            return name, False
+        key = (name, environment.get("PATH"))
+        found = self.programs.get(key)
+        if found is not None:
+            return found, True
+        for directory in os.get_exec_path(environment):
+            candidate = os.path.join(directory, name)
+            if os.access(candidate, os.X_OK) and os.path.isfile(candidate):
+                if os.path.isabs(candidate):  # (a relative PATH entry depends on the task's directory)
+                    self.programs[key] = candidate
+                return candidate, False
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), name)
+
+
+def make_sandbox(sandbox: str) -> None:
+    """Create a task sandbox (owner-only); its parents only when they are missing (once per pilot, usually)."""
+    try:
+        os.mkdir(sandbox, 0o700)
+    except FileExistsError:
+        pass
+    except FileNotFoundError:
+        Path(sandbox).mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
+def keep_descriptors_home() -> None:
+    """Make every descriptor of this process above stderr close on exec (what ``close_fds`` did in the child):
+    ZeroMQ's, pidfds and Python's files are already, so this usually only lists ``/proc/self/fd``."""
+    for name in os.listdir("/proc/self/fd"):
+        descriptor = int(name)
+        if descriptor > 2:
+            with contextlib.suppress(OSError):  # (the listing's own descriptor is closed by now)
+                if os.get_inheritable(descriptor):
+                    os.set_inheritable(descriptor, False)
+
+
 def start_executable(task: TaskMapping, mpi_launcher: str, base_environment: dict[str, str]
                      ) -> RunningExecutable | str:
-    """Start an executable task; returns the running process, or the reason it could not start."""
-    sandbox = Path(task["sandbox"])
-    sandbox.mkdir(mode=0o700, parents=True, exist_ok=True)
-    environment = base_environment
-    if task.get("inherit_environment") is False:  # the task's variables only (psij's inherit_environment)
-        environment = launcher_environment(base_environment) if task["ranks"] > 1 else {}
-    if task.get("environment") or task.get("gpu_ids"):
-        environment = {**environment, **(task.get("environment") or {})}
-        if task.get("gpu_ids"):
-            environment["CUDA_VISIBLE_DEVICES"] = ",".join(str(gpu) for gpu in task["gpu_ids"])
-    argv = [task["executable"], *task["arguments"]]
-    if task["ranks"] > 1:
-        prefix = mpi_command(mpi_launcher, task)  # type: ignore[arg-type]  # (lead: mpi_command takes a TaskMapping)
-        if not prefix:
-            return f"ranks={task['ranks']} needs an MPI launcher, and this resource has mpi_launcher: none"
-        argv = [*prefix, *argv]
-    if task.get("wrapper"):  # runs once around the whole launch (MPI launcher included)
-        argv = [*task["wrapper"], *argv]
-    stderr_path = _resolve(sandbox, task["stderr"])
-    stdin_name = task.get("stdin")
-    try:
-        with open(_resolve(sandbox, task["stdout"]), "wb") as stdout, open(stderr_path, "wb") as stderr, \
-                (open(_resolve(sandbox, stdin_name), "rb") if stdin_name else open(os.devnull, "rb")) as stdin:
-            started = time.time()
-            process = subprocess.Popen(
-                argv, stdin=stdin, stdout=stdout, stderr=stderr, env=environment, close_fds=True,
-                cwd=task.get("working_directory") or sandbox, start_new_session=True,
-            )
-    except OSError as error:
-        reason = f"cannot start {argv[0]!r}: {error.strerror or error}"
-        with contextlib.suppress(OSError):
-            stderr_path.write_text(reason + "\n")
-        return reason
-    return RunningExecutable.open(task, process, started)
+    """Start one executable task (a worker keeps one :class:`Launcher` for all of its tasks)."""
+    return Launcher(mpi_launcher, base_environment).start(task)
 
 
 def keep_return_value(task: TaskMapping, update: TaskUpdate) -> None:

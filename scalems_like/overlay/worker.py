@@ -33,7 +33,7 @@ from scalems_like import protocol
 from scalems_like.agent.launch import task_environment
 from scalems_like.errors import CancelInterrupt, ConfigError, ProtocolError, TaskTimeout
 from scalems_like.network import message_socket, milliseconds
-from scalems_like.overlay.execution import RunningExecutable, keep_return_value, run_function, start_executable
+from scalems_like.overlay.execution import Launcher, RunningExecutable, keep_return_value, run_function
 from scalems_like.protocol import curve
 from scalems_like.protocol.curve import AgentKeys
 from scalems_like.protocol.tasks import TaskMapping, TaskUpdate, task_update
@@ -89,6 +89,7 @@ class Worker:
         self.last_sent = 0.0
         self.last_heard = time.time()
         self.environment = environment
+        self.launcher = Launcher(mpi_launcher, environment)
         self.context: zmq.Context[zmq.Socket[bytes]] | None = None
         self.socket: zmq.Socket[bytes] | None = None
         self.poller = zmq.Poller()
@@ -158,8 +159,12 @@ class Worker:
                     self.handle_messages(block=False)
                     continue
             timeout = self.poll_timeout()
-            if self.outbox and (timeout > 0 or time.time() - self.last_flush >= FLUSH_INTERVAL):
-                self.flush()
+            if self.outbox:  # a running executable's updates wait for the next ones, up to FLUSH_INTERVAL
+                due = self.last_flush + FLUSH_INTERVAL - time.time()
+                if due <= 0 or (self.running is None and not self.inbox):
+                    self.flush()
+                else:
+                    timeout = min(timeout, due)
             events = dict(poller.poll(milliseconds(timeout)))
             if self.socket in events:
                 self.handle_messages(block=False)
@@ -255,13 +260,13 @@ class Worker:
         if task["kind"] == "function":
             self.run_function_task(task)
             return
-        started = start_executable(task, self.mpi_launcher, self.environment)
+        started = self.launcher.start(task)
         if isinstance(started, str):
             self.update(task, TaskState.FAILED, reason=started, exit_code=127)
         else:
             self.running = started
             self.poller.register(started.pidfd, zmq.POLLIN)
-            self.update(task, TaskState.RUNNING, pid=started.process.pid)
+            self.update(task, TaskState.RUNNING, pid=started.pid)
 
     def run_function_task(self, task: TaskMapping) -> None:
         started = time.time()
@@ -376,6 +381,13 @@ def main(argv: list[str] | None = None) -> int:
     worker = Worker.from_environment(argv[0], argv[1], os.environ)
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {worker.uid} %(levelname)s %(message)s")
     try:
+        if os.environ.get("SCALEMS_LIKE_PROFILE_WORKER") == "1":  # for benchmarks: PILOT_SANDBOX/workers/UID.prof
+            import cProfile
+
+            with cProfile.Profile() as profile:
+                code = worker.run()
+            profile.dump_stats(Path(os.environ["SCALEMS_PILOT_SANDBOX"]) / "workers" / f"{worker.uid}.prof")
+            return code
         return worker.run()
     finally:
         worker.close()

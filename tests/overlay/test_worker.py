@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import pickle
 import select
 import stat
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -50,8 +50,7 @@ def executable_task(sandbox: Path, script: str) -> dict[str, Any]:
 
 
 def test_running_executable_constructor_opens_nothing() -> None:
-    process: Any = object()  # not a process: the constructor must not look at it
-    running = RunningExecutable({"uid": "t", "timeout": 5}, process, started=100.0, pidfd=-1)
+    running = RunningExecutable({"uid": "t", "timeout": 5}, pid=-1, started=100.0, pidfd=-1)
     assert running.pidfd == -1 and running.deadline == 105.0 and running.ended_by is None
 
 
@@ -67,9 +66,9 @@ def test_started_executable_is_watched_through_its_pidfd(tmp_path: Path) -> None
 
 
 def test_open_of_an_ended_process_still_reports_its_end(tmp_path: Path) -> None:
-    process = subprocess.Popen(["/bin/true"])
-    wait_until(lambda: not alive(process.pid), what="/bin/true ended (a zombie, not yet reaped)")
-    running = RunningExecutable.open({"uid": "t"}, process, started=time.time())
+    pid = os.posix_spawn("/bin/true", ["/bin/true"], {})
+    wait_until(lambda: not alive(pid), what="/bin/true ended (a zombie, not yet reaped)")
+    running = RunningExecutable.open({"uid": "t"}, pid, started=time.time())
     update: dict[str, Any] = {}
     running.finish(update)
     assert update == {"exit_code": 0, "state": "DONE"}

@@ -12,9 +12,9 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 from scalems_like.agent.nodes import Node
+from scalems_like.protocol.tasks import TaskMapping
 
 MANAGER_MODULE = "scalems_like.overlay.node_manager"
 
@@ -152,7 +152,7 @@ def task_environment(environment: dict[str, str]) -> dict[str, str]:
     return {key: value for key, value in environment.items() if not key.startswith(STEP_VARIABLES)}
 
 
-def mpi_command(launcher: str, task: dict[str, Any]) -> list[str]:
+def mpi_command(launcher: str, task: TaskMapping) -> list[str]:
     """The command line prefix that starts ``task["ranks"]`` ranks where the scheduler placed them."""
     ranks, placement = task["ranks"], task.get("placement") or []
     nodes = [str(node) for node, _ in placement]
