@@ -11,7 +11,7 @@ No process holds the session (its client lock is free), so this process takes it
 3. The session closes with the state ``canceled`` in its journal (``sessions``, ``ls``, ``status`` show it; it may
    then be deleted).
 
-A session that a live client holds raises :class:`~scalems_like.record.client_lock.SessionInUse` before anything
+A session that a live client holds raises :class:`~scalems_like.errors.SessionInUse` before anything
 is read or changed (the caller then goes through that client).
 """
 
