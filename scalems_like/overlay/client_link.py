@@ -27,10 +27,11 @@ from typing import Any
 import zmq
 
 from scalems_like import protocol
-from scalems_like.agent.config import AgentConfig, write_private_file
+from scalems_like.agent.config import AgentConfig
 from scalems_like.errors import ProtocolError
 from scalems_like.network import message_socket
 from scalems_like.overlay.flow import worth_announcing
+from scalems_like.paths import write_private_file
 from scalems_like.protocol import curve
 from scalems_like.protocol.curve import AgentKeys
 from scalems_like.protocol.records import ALIVE_FILE, STOPPED_FILE, append_record, read_client_address

@@ -18,9 +18,9 @@ from typing import Any
 
 import cloudpickle
 
-from scalems_like.agent.config import write_private_file
 from scalems_like.agent.launch import mpi_command
 from scalems_like.errors import CancelInterrupt, TaskTimeout
+from scalems_like.paths import write_private_file
 from scalems_like.protocol.tasks import TaskMapping, TaskUpdate
 from scalems_like.states import TaskState
 
