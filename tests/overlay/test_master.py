@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import dataclasses
 import socket
@@ -476,5 +475,5 @@ def test_tasks_given_back_by_a_busy_worker_run_on_another_or_end_if_being_cancel
     master.scheduler.workers["w2"].held_by = None
     master.handle_schedule()
     assert [t["uid"] for t in received_run(second)] == ["b", "c"]
-    assert master.scheduler.workers["w1"].queue == collections.deque(["long"])
+    assert master.scheduler.workers["w1"].queue == ["long"]
     assert states(harness, "d")[-1] == ("CANCELED", "canceled before it started")
