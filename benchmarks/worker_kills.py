@@ -3,8 +3,8 @@
     python benchmarks/worker_kills.py [--tasks 1500] [--cores 4] [--kills 4] [--retries 10] [--json]
 
 A local pilot of ``--cores`` workers runs ``--tasks`` function tasks (each sleeps 10 ms, ``retries`` as given);
-once they run, a worker process is SIGKILLed every 0.5 s, ``--kills`` times (the agent's children running
-``scalems_like.overlay.worker``, found in /proc). Prints the final states, the distinct failure reasons, how long
+once they run, a worker process is SIGKILLed every 0.5 s, ``--kills`` times (the agent's workers,
+below its node manager, found in /proc). Prints the final states, the distinct failure reasons, how long
 after each loss its replacement said hello, the pilot's state and the wall time. Runs in a temporary config/data
 directory.
 """
@@ -21,28 +21,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from pilot_processes import worker_pids
+
 
 def nap() -> int:
     import time
 
     time.sleep(0.01)
     return 1
-
-
-def worker_pids(agent: int) -> list[int]:
-    """The agent's child processes that run a worker."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            command = (entry / "cmdline").read_bytes().split(b"\0")
-        except (OSError, IndexError, ValueError):
-            continue
-        if parent == agent and b"scalems_like.overlay.worker" in command:
-            found.append(int(entry.name))
-    return sorted(found)
 
 
 def replacement_delays(rows: list[dict[str, object]]) -> list[float]:

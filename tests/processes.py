@@ -39,3 +39,9 @@ def wait_until(condition: Callable[[], bool], timeout: float = 30, what: str = "
     while not condition():
         assert time.monotonic() < deadline, f"{what} not reached within {timeout} s"
         time.sleep(0.02)
+
+
+def worker_processes(agent: int) -> list[int]:
+    """The worker processes of a local pilot's agent: the agent starts a node manager, whose fork server forks the
+    workers (agent → node manager → fork server → workers)."""
+    return [worker for manager in children(agent) for spawner in children(manager) for worker in children(spawner)]

@@ -1,10 +1,15 @@
 """The master: the agent's event loop between the client and the workers.
 
-One ``poll`` over the client socket, the worker socket and the worker processes, then a fixed list of steps::
+The master talks to one *node manager* per node (:mod:`scalems_like.overlay.node_manager`: it holds the node's one
+connection, forks the node's workers and relays their messages), yet schedules, tracks and heals per worker: every
+message for or from a worker travels through its node's manager (the routed frames of
+:mod:`scalems_like.protocol.messages`).
+
+One ``poll`` over the client socket, the managers' socket and the launcher processes, then a fixed list of steps::
 
     handle_client_messages   submit / cancel / shutdown / heartbeat from the client
-    handle_worker_messages   hellos, task updates and heartbeats from workers
-    handle_worker_exits      a worker process that ended: its task is charged, a replacement starts (see healing.py)
+    handle_manager_messages  node hellos, worker exits, the workers' task updates and give-backs, heartbeats
+    handle_worker_exits      a launcher process that ended: its nodes are lost (see worker_care.py)
     handle_schedule          give queued tasks to workers (see scheduler.py)
     handle_deadlines         pilot runtime end, client gone past its grace period (see client_link.py), silent workers,
                              nodes that never joined (see readiness.py)
@@ -12,17 +17,19 @@ One ``poll`` over the client socket, the worker socket and the worker processes,
     handle_flush             send the batched task updates, agent events (for the profile) and how much of the
                              pilot serves (see readiness.py) to the client
 
-A worker that dies (its process ends, it falls silent, its connection goes) is replaced on its node with the
-launch method that started it; :mod:`scalems_like.overlay.healing` decides which of its tasks pays for the death,
-and takes a node whose idle workers keep dying out of the schedule (the pilot fails only when every node is out).
-Workers ended by the pilot's own end (a stop, the job's SIGTERM) are neither replaced nor blamed.
+A worker that dies (its process ends, or it falls silent and its manager kills it) is replaced on its node by that
+node's manager, at the master's word (:class:`~scalems_like.protocol.StartWorkers`); a node whose manager is lost
+(its process ended, it fell silent, its connection went) is out of the schedule, its tasks charged;
+:mod:`scalems_like.overlay.healing` decides which of its tasks pays for the death, and takes a node whose idle
+workers keep dying out of the schedule (the pilot fails only when every node is out). Workers ended by the pilot's
+own end (a stop, the job's SIGTERM) are neither replaced nor blamed.
 
 A task update from a worker counts only if that worker is still known and the update is for the task's current
 attempt: a worker declared lost (silent, unreachable, its process ended) may still talk, and is told to stop.
 
-Flow control (:mod:`scalems_like.overlay.flow`): the master announces its task window to the client, which sends
-no more unfinished tasks than that; a worker whose current task runs long gives back the tasks queued behind it,
-and they run on other workers.
+Flow control (:mod:`scalems_like.overlay.flow`): the master announces its task window to the client, which sends no
+more unfinished tasks than that; a worker whose current task runs long gives back the tasks queued behind it, and
+they run on other workers.
 """
 
 from __future__ import annotations
@@ -46,7 +53,7 @@ from scalems_like.network import bind_and_advertise, message_socket
 from scalems_like.overlay.client_link import ClientLink
 from scalems_like.overlay.execution import ended_by_foreign_sigterm
 from scalems_like.overlay.flow import task_window
-from scalems_like.overlay.healing import NodeHealth
+from scalems_like.overlay.healing import NodeHealth, death_reason
 from scalems_like.overlay.readiness import Readiness
 from scalems_like.overlay.scheduler import Scheduler
 from scalems_like.overlay.worker_care import Stop, WorkerCare
@@ -92,7 +99,16 @@ class Master(WorkerCare, Readiness):
         self.events: list[list[Any]] = []
         """Agent events for the session's profile (AgentEvents), sent with the next flush."""
         self.recorded_depth = 0
-        self.worker_seen: dict[str, float] = {}
+        self.manager_seen: dict[str, float] = {}
+        """Node managers that said hello and are not lost, with when they were last heard."""
+        self.manager_node: dict[str, str] = {}
+        """Every node manager that said hello: its node."""
+        self.manager_of: dict[str, str] = {}
+        """Each worker's node manager (its messages travel through it)."""
+        self.node_manager: dict[str, str] = {}
+        """Each node's (live) manager."""
+        self.replacements = 0
+        self.last_silence_check = 0.0
         self.lost_workers: set[str] = set()
         self.started: set[str] = set()
         """Tasks whose current attempt a worker reported RUNNING."""
@@ -116,7 +132,7 @@ class Master(WorkerCare, Readiness):
         self.poller = zmq.Poller()
         self.processes = WorkerProcesses(self.poller)
         self.launcher: WorkerLauncher | None = None
-        """Starts the workers, and their replacements (None: nobody replaces a lost worker)."""
+        """Started the node managers (None: nobody replaces a lost worker)."""
         self.health = NodeHealth(config.worker_deaths_limit, config.worker_deaths_window)
         self.joined: set[str] = set()
         self.join_deadline: float | None = None
@@ -133,10 +149,10 @@ class Master(WorkerCare, Readiness):
 
     # -- set up --------------------------------------------------------------------------------------
     def bind_workers(self) -> str:
-        """Bind the worker socket; returns the address workers connect to."""
+        """Bind the node managers' socket; returns the address they connect to."""
         self.workers.setsockopt(zmq.LINGER, 0)
         self.workers.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        if self.keys is not None:  # workers hold the agent's own key pair
+        if self.keys is not None:  # node managers hold the agent's own key pair
             curve.serve(self.workers, self.keys.agent_public, self.keys.agent_secret)
             self.authenticator = curve.start_authenticator(self.context, {self.keys.agent_public},
                                                            f"agent {self.config.pilot_uid}")
@@ -154,11 +170,11 @@ class Master(WorkerCare, Readiness):
         self.report_all_readiness()
 
     def start_workers(self, launcher: WorkerLauncher) -> None:
-        """Start the workers with ``launcher`` (which also starts their replacements) and watch their processes."""
+        """Start the node managers with ``launcher`` and watch their processes."""
         self.launcher = launcher
         launched = launcher.start()
         self.processes.watch(launched)
-        self.node_launchers.update((node, item) for item in launched for _uid, node in item.workers)
+        self.node_launchers.update((node, item) for item in launched for _uid, node in item.managers)
         self.join_deadline = time.time() + self.config.node_join_timeout
 
     # -- the loop ------------------------------------------------------------------------------------
@@ -169,7 +185,7 @@ class Master(WorkerCare, Readiness):
             if self.link.socket in events:
                 self.handle_client_messages()
             if self.workers in events:
-                self.handle_worker_messages()
+                self.handle_manager_messages()
             self.handle_worker_exits(events)
             self.handle_schedule()
             self.handle_deadlines()
@@ -193,39 +209,91 @@ class Master(WorkerCare, Readiness):
                 self.stop_reason = Stop(PilotState.DONE, f"shut down by the client: {message.reason}",
                                         TaskState.CANCELED)
 
-    def handle_worker_messages(self) -> None:
+    def handle_manager_messages(self) -> None:
         while True:
             try:
-                identity, data = self.workers.recv_multipart(zmq.NOBLOCK)
+                manager_frame, *frames = self.workers.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            worker = identity.decode()
-            if worker in self.lost_workers:
-                log.warning("worker %s, declared lost, spoke again: told to stop, its message dropped", worker)
+            manager = manager_frame.decode()
+            if manager in self.manager_seen:
+                self.manager_seen[manager] = time.time()
+            for worker, data in zip(frames[0::2], frames[1::2], strict=False):
+                if worker:
+                    self.handle_worker_message(manager, worker.decode(), data)
+                else:
+                    self.handle_manager_message(manager, data)
+
+    def handle_manager_message(self, manager: str, data: bytes) -> None:
+        """A node manager's own message: its hello (and its workers'), workers that ended, a heartbeat."""
+        try:
+            message = protocol.decode(data)
+        except ProtocolError as error:
+            self.drops.dropped(f"node manager {manager}", error)
+            return
+        if isinstance(message, protocol.NodeHello):
+            self.node_said_hello(manager, message)
+        elif manager not in self.manager_seen:
+            if manager not in self.manager_node and not isinstance(message, protocol.Heartbeat):
+                log.error("dropped a %s from node manager %s, which never said hello", message.tag, manager)
+        elif isinstance(message, protocol.WorkersExited):
+            for worker, code, why in message.workers:
+                self.worker_exited(worker, code, why)
+        elif isinstance(message, protocol.TaskUpdates):
+            self.handle_task_updates(message.updates)
+
+    def node_said_hello(self, manager: str, message: protocol.NodeHello) -> None:
+        """A node manager introduced itself and the workers it forked that are ready."""
+        node = message.node if message.node in self.scheduler.nodes else self.nodes[0].name
+        if manager not in self.manager_node:
+            log.info("node manager %s (pid %d, host %s) serves node %s", manager, message.pid, message.host, node)
+            self.manager_node[manager] = node
+            self.manager_seen[manager] = time.time()
+            self.node_manager[node] = manager
+            self.record("node", node, "join", manager, f"pid {message.pid} on {message.host}")
+        elif manager not in self.manager_seen:  # lost, and speaking again
+            self.send_manager(manager, protocol.Shutdown(f"node manager {manager} was declared lost"))
+            return
+        for worker, pid in message.workers:
+            self.manager_of[worker] = manager
+            if worker in self.lost_workers:  # a worker declared lost says it is ready again: not taken back
                 self.send_worker(worker, protocol.Shutdown(f"worker {worker} was declared lost"))
                 continue
-            try:
-                message = protocol.decode(data)
-            except ProtocolError as error:
-                self.drops.dropped(f"worker {worker}", error)
+            if self.health.is_out(node):
+                self.refuse(worker, node)
                 continue
-            if isinstance(message, protocol.WorkerHello):
-                node = message.node if message.node in self.scheduler.nodes else self.nodes[0].name
-                if self.health.is_out(node):
-                    self.refuse(worker, node)
-                    continue
-                log.info("worker %s (pid %d) ready on node %s", worker, message.pid, node)
-                self.scheduler.add_worker(worker, node)
-                self.joined.add(node)
-                self.record("worker", node, "start", worker, f"pid {message.pid}")
-            elif worker not in self.scheduler.workers:
-                log.error("dropped a %s from worker %s, which never said hello", message.tag, worker)
-                continue
-            self.worker_seen[worker] = time.time()
-            if isinstance(message, protocol.TaskUpdates):
-                self.handle_task_updates(message.updates)
-            elif isinstance(message, protocol.GiveBack):
-                self.take_back(worker, message.uids)
+            self.scheduler.add_worker(worker, node)
+            self.joined.add(node)
+            self.record("worker", node, "start", worker, f"pid {pid}")
+
+    def worker_exited(self, worker: str, code: int, why: str) -> None:
+        """A node manager saw one of its workers end (``why``: it killed it, else empty)."""
+        if worker in self.lost_workers or self.stop_reason is not None:  # told to stop (lost, refused, the pilot ends)
+            return
+        manager = self.manager_of.get(worker)
+        node = self.manager_node.get(manager or "", self.nodes[0].name)
+        reason = f"{why}; {death_reason(code)}" if why else death_reason(code)
+        log.error("worker %s on node %s %s", worker, node, reason)
+        self.worker_died(worker, node, reason, ended=True)
+
+    def handle_worker_message(self, manager: str, worker: str, data: bytes) -> None:
+        """A worker's message, relayed by its node manager."""
+        if worker in self.lost_workers or worker not in self.scheduler.workers:
+            if worker not in self.lost_workers:
+                log.error("dropped a message from worker %s, which never said hello", worker)
+                return
+            log.warning("worker %s, declared lost, spoke again: told to stop, its message dropped", worker)
+            self.send_worker(worker, protocol.Shutdown(f"worker {worker} was declared lost"), manager)
+            return
+        try:
+            message = protocol.decode(data)
+        except ProtocolError as error:
+            self.drops.dropped(f"worker {worker}", error)
+            return
+        if isinstance(message, protocol.TaskUpdates):
+            self.handle_task_updates(message.updates)
+        elif isinstance(message, protocol.GiveBack):
+            self.take_back(worker, message.uids)
 
     def handle_task_updates(self, updates: list[dict[str, Any]]) -> None:
         for update in updates:
@@ -303,10 +371,11 @@ class Master(WorkerCare, Readiness):
         elif (reason := self.link.check(now, self.context, self.poller)) is not None:
             self.stop_reason = Stop(PilotState.FAILED, reason)
         self.check_node_joins(now)
-        for worker, seen in list(self.worker_seen.items()):
-            if now - seen > self.config.heartbeat_timeout and worker in self.scheduler.workers:
-                self.worker_died(worker, self.scheduler.workers[worker].node, f"silent for {now - seen:.0f} s",
-                                 ended=False)
+        if now - self.last_silence_check >= self.config.heartbeat_interval:
+            self.last_silence_check = now
+            for manager, seen in list(self.manager_seen.items()):
+                if now - seen > self.config.heartbeat_timeout:
+                    self.manager_lost(manager, f"its node manager {manager} fell silent for {now - seen:.0f} s")
 
     def handle_heartbeats(self) -> None:
         now = time.time()
@@ -315,8 +384,8 @@ class Master(WorkerCare, Readiness):
         self.last_heartbeat = now
         self.link.heartbeat(now)
         beat = protocol.Heartbeat(now)
-        for worker in list(self.scheduler.workers):
-            self.send_worker(worker, beat)
+        for manager in list(self.manager_seen):
+            self.send_manager(manager, beat)
 
     def handle_flush(self) -> None:
         self.handle_readiness()
@@ -410,7 +479,8 @@ class Master(WorkerCare, Readiness):
             self.outbox.append(self._update(task, end, **ending(False)))
         for worker, state in list(self.scheduler.workers.items()):
             self.record("worker", state.node, "stop", worker, reason)
-            self.send_worker(worker, protocol.Shutdown(reason))  # (may lose it: gone from scheduler.workers)
+        for manager in list(self.manager_seen):  # each tells its workers, which report what they stopped
+            self.send_manager(manager, protocol.Shutdown(reason))
         self.collect_last_updates()
         for update in self.outbox:  # the workers report what they stopped as CANCELED; say why
             if update["state"] == TaskState.CANCELED and update.get("worker"):
@@ -434,28 +504,35 @@ class Master(WorkerCare, Readiness):
         self.context.term()
 
     def collect_last_updates(self, patience: float = 5.0) -> None:
-        """Give the workers ``patience`` seconds to report the tasks they were running (not when every worker
-        process has already ended: a SIGTERM to the whole job reaches them too, and nobody is left to report)."""
+        """Give the workers ``patience`` seconds to report the tasks they were running (not when every node
+        manager has already ended: a SIGTERM to the whole job reaches them too, and nobody is left to report)."""
         end = time.time() + patience
         while len(self.tasks) > len(self.held) and time.time() < end and self.scheduler.workers \
                 and self.processes.alive():
             if self.workers.poll(min(0.25, max(0.0, end - time.time())) * 1000):
-                self.handle_worker_messages()
+                self.handle_manager_messages()
 
     # -- helpers -------------------------------------------------------------------------------------
     def _update(self, task: dict[str, Any], state: TaskState, **fields: Any) -> dict[str, Any]:
         return {"uid": task["uid"], "state": state.value, "time": time.time(), "host": self.host,
                 "attempt": task.get("attempt", 0), **fields}
 
-    def send_worker(self, worker: str, message: protocol.Message) -> bool:
-        """Send to one worker; a worker whose connection is gone (EHOSTUNREACH) is lost: returns False."""
+    def send_worker(self, worker: str, message: protocol.Message, manager: str | None = None) -> bool:
+        """Send to one worker through its node manager; returns False if that manager is gone."""
+        manager = manager or self.manager_of.get(worker)
+        if manager is None:
+            return False
+        return self.send_manager(manager, message, worker)
+
+    def send_manager(self, manager: str, message: protocol.Message, worker: str = "") -> bool:
+        """Send to a node manager (for ``worker``, or for itself); a manager whose connection is gone
+        (EHOSTUNREACH) is lost with its node: returns False."""
         try:
-            self.workers.send_multipart([worker.encode(), protocol.encode(message)])
+            self.workers.send_multipart([manager.encode(), worker.encode(), protocol.encode(message)])
         except zmq.ZMQError as error:
             if error.errno != zmq.EHOSTUNREACH:
                 raise
-            if worker in self.scheduler.workers:
-                self.worker_died(worker, self.scheduler.workers[worker].node, "its connection is gone (unreachable)",
-                                 ended=False)
+            if manager in self.manager_seen:
+                self.manager_lost(manager, f"the connection of its node manager {manager} is gone (unreachable)")
             return False
         return True

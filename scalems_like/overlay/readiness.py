@@ -81,8 +81,6 @@ class Readiness:
         """Take ``node`` out, saying how its launcher stands and how its output ends; stop what it started there
         (its workers, should they say hello after all, are refused as those of a node out)."""
         log.error("node %s: none of its workers said hello within %g s", node, self.config.node_join_timeout)
-        self.lost_workers.update(uid for uid, launched in self.processes.by_worker.items()
-                                 if (uid, node) in launched.workers)
         self.take_node_out(node, f"none of its workers said hello within {self.config.node_join_timeout:g} s "
                                  "(node_join_timeout)")
         self.processes.stop_node(node)

@@ -1,4 +1,5 @@
-"""The master's care of its workers: a worker that died is replaced, its tasks charged, a failing node taken out.
+"""The master's care of its workers: a worker that died is replaced, its tasks charged, a failing node taken out;
+a node whose manager is lost (its process ended, it fell silent, its connection went) goes out of the schedule.
 
 :class:`WorkerCare` is a part of :class:`~scalems_like.overlay.master.Master` (its steps run in the master's
 loop, on the master's state); the policy it applies — reasons, who pays, which node goes — is
@@ -56,7 +57,11 @@ class WorkerCare:
     health: NodeHealth
     tasks: dict[str, dict[str, Any]]
     lost_workers: set[str]
-    worker_seen: dict[str, float]
+    manager_seen: dict[str, float]
+    manager_node: dict[str, str]
+    manager_of: dict[str, str]
+    node_manager: dict[str, str]
+    replacements: int
     pids: dict[str, tuple[int, str | None]]
     canceling: set[str]
     stop_reason: Stop | None
@@ -67,30 +72,42 @@ class WorkerCare:
         def record(self, component: str, where: str, event: str, uid: str, detail: str = "") -> None: ...
         def finish(self, task: dict[str, Any], update: dict[str, Any], state: TaskState) -> None: ...
         def cancel_pending(self, uid: str, reason: str) -> None: ...
-        def send_worker(self, worker: str, message: protocol.Message) -> bool: ...
+        def send_worker(self, worker: str, message: protocol.Message, manager: str | None = None) -> bool: ...
+        def send_manager(self, manager: str, message: protocol.Message, worker: str = "") -> bool: ...
         def _update(self, task: dict[str, Any], state: TaskState, **fields: Any) -> dict[str, Any]: ...
 
     def handle_worker_exits(self, events: dict[Any, int]) -> None:
+        """Launcher processes that ended (a node manager, the ssh that ran one, the srun step of all): their nodes
+        are lost."""
         for launched, code in self.processes.ended(events):
             if ended_by_sigterm(code) and self.stop_reason is None:
-                termination_signaled()  # the job's end reached the workers first: wait for the agent's own
+                termination_signaled()  # the job's end reached the managers first: wait for the agent's own
             if self.stop_reason is not None:  # the pilot is ending anyway: its reason is the better one
-                log.info("worker process %d (%s) ended with code %d", launched.process.pid, launched.prefix, code)
+                log.info("launcher process %d (%s) ended with code %d", launched.process.pid, launched.prefix, code)
                 continue
-            log.error("worker process %d (%s) %s", launched.process.pid, launched.prefix, death_reason(code))
-            for worker, node in launched.workers:
-                if worker not in self.lost_workers:
-                    self.worker_died(worker, node, death_reason(code), ended=True, launched=launched)
+            log.error("launcher process %d (%s) %s", launched.process.pid, launched.prefix, death_reason(code))
+            for manager, node in launched.managers:
+                if manager in self.manager_seen:
+                    self.manager_lost(manager, f"its node manager {manager} {death_reason(code)}", launched)
+                elif manager not in self.manager_node and not self.health.is_out(node):
+                    self.take_node_out(node, f"its node manager {manager} {death_reason(code)} before it said hello",
+                                       launched)
+
+    def manager_lost(self, manager: str, why: str, launched: Launched | None = None) -> None:
+        """A node manager is gone (node failure, its process killed): its node goes out of the schedule, the tasks
+        its workers ran are charged (retried elsewhere if they have retries left)."""
+        node = self.manager_node[manager]
+        self.manager_seen.pop(manager, None)
+        if self.node_manager.get(node) == manager:
+            del self.node_manager[node]
+        if self.stop_reason is None and not self.health.is_out(node):
+            self.take_node_out(node, f"node lost: {why}", launched)
 
     def worker_died(self, worker: str, node: str, why: str, *, ended: bool, launched: Launched | None = None) -> None:
-        """A worker is gone (``ended``: its process ended; else it fell silent or its connection went): its tasks
-        are charged (see :func:`~scalems_like.overlay.healing.charge`), a death under no task counts against its
-        node, and a replacement starts there unless the node is out of the schedule. ``launched``: the process that
-        ended, reported if the node goes out (a replacement for its first worker may have started already)."""
-        code = None if ended else self.processes.exit_code(worker)
-        if code is not None:  # its connection went (or it fell silent) because its process ended
-            why, ended = death_reason(code), True
-        self.processes.kill_alone(worker)  # a silent forked worker would hold its core
+        """A worker is gone (``ended``: its process ended; else it fell silent or its node went): its tasks are
+        charged (see :func:`~scalems_like.overlay.healing.charge`), a death under no task counts against its node,
+        and its node's manager starts a replacement unless the node is out of the schedule. ``launched``: the
+        process reported if the node goes out."""
         if worker in self.scheduler.workers:
             node = self.scheduler.workers[worker].node  # (where it said it runs)
             ran = self.lose_worker(worker, why, ended=ended)
@@ -108,21 +125,17 @@ class WorkerCare:
             self.replace_worker(node, why)
 
     def replace_worker(self, node: str, why: str) -> None:
-        """Start a worker on ``node`` in place of one lost; a launch that fails counts as a death there."""
-        if self.launcher is None:
+        """Ask ``node``'s manager to fork a worker in place of one lost (nothing if the node has no live manager,
+        or nobody started the managers)."""
+        manager = self.node_manager.get(node)
+        if self.launcher is None or manager is None:
             return
-        try:
-            launched = self.launcher.replace(node)
-        except OSError as error:
-            log.error("cannot start a worker on node %s: %s", node, error)
-            out = self.health.worker_died(node, f"cannot start a worker: {error}", time.time())
-            if out is not None:
-                self.take_node_out(node, out)
-            return
-        self.scheduler.expect_worker(node)
-        self.processes.watch([launched])
-        self.node_launchers[node] = launched
-        self.record("worker", node, "replace", launched.workers[0][0], f"pid {launched.process.pid}, after: {why}")
+        self.replacements += 1
+        uid = f"{manager}.r{self.replacements:04d}"
+        self.manager_of[uid] = manager
+        if self.send_manager(manager, protocol.StartWorkers([uid])):
+            self.scheduler.expect_worker(node)
+            self.record("worker", node, "replace", uid, f"after: {why}")
 
     def take_node_out(self, node: str, reason: str, launched: Launched | None = None) -> None:
         """No more tasks on ``node``: its workers are stopped (their running tasks retried elsewhere or FAILED);
@@ -136,6 +149,10 @@ class WorkerCare:
         self.record("node", node, "out", "", reason)
         for worker in self.scheduler.close_node(node):
             self.refuse(worker, node)
+        manager = self.node_manager.pop(node, None)
+        if manager is not None:  # it ends, with whatever of its workers still runs (their deaths are not charged)
+            self.manager_seen.pop(manager, None)
+            self.send_manager(manager, protocol.Shutdown(f"node {node} is out of the schedule: {reason}"))
         if self.health.all_out(self.scheduler.nodes) and self.stop_reason is None:
             self.stop_reason = Stop(PilotState.FAILED, f"every node of this pilot is out of the schedule: "
                                     f"{self.health.summary()}; " + worker_log_tail(Path(self.config.pilot_sandbox)))
@@ -156,7 +173,6 @@ class WorkerCare:
         log.error("worker %s lost: %s", worker, why)
         self.record("worker", node, "lost", worker, why)
         self.lost_workers.add(worker)
-        self.worker_seen.pop(worker, None)
         ran, queued = charge(self.scheduler.remove_worker(worker))
         for uid in [uid for uid in queued if uid in self.canceling]:
             self.cancel_pending(uid, "canceled before it started (its worker was lost)")

@@ -1,10 +1,10 @@
-"""The processes that run an agent's workers, as the master's loop watches them.
+"""The launcher processes of an agent's node managers, as the master's loop watches them.
 
-One process per worker when forked, one per node when started by srun or mpiexec (its workers are named
-``PREFIX.RANK``). Each is watched through a pidfd registered in the master's poll, so a process that ends wakes
-the loop at once. When a batch system ends the job (scancel, walltime) every process gets SIGTERM, the workers'
-often a moment before the agent's: :func:`termination_signaled` lets the master wait for its own, whose reason (the
-job's end) is the better explanation.
+One process per node manager when forked or started through ssh, one for all of them when started by srun or mpiexec
+(the managers are named ``PREFIX.RANK``). Each is watched through a pidfd registered in the master's poll, so a
+process that ends wakes the loop at once. When a batch system ends the job (scancel, walltime) every process gets
+SIGTERM, the workers' often a moment before the agent's: :func:`termination_signaled` lets the master wait for its
+own, whose reason (the job's end) is the better explanation.
 """
 
 from __future__ import annotations
@@ -24,19 +24,17 @@ process of it; the agent's reason — the pilot ends, its tasks are interrupted 
 
 
 class WorkerProcesses:
-    """Launched worker processes, by pidfd, with the workers each runs."""
+    """Launched processes, by pidfd, with the node managers each runs."""
 
     def __init__(self, poller: zmq.Poller) -> None:
         self.poller = poller
         self.by_pidfd: dict[int, Launched] = {}
-        self.by_worker: dict[str, Launched] = {}
 
     def watch(self, processes: list[Launched]) -> None:
-        """Watch launched processes (and know which process runs which worker)."""
+        """Watch launched processes."""
         for launched in processes:
             pidfd = os.pidfd_open(launched.process.pid)
             self.by_pidfd[pidfd] = launched
-            self.by_worker.update((uid, launched) for uid, _node in launched.workers)
             self.poller.register(pidfd, zmq.POLLIN)
 
     def ended(self, events: dict[Any, int]) -> list[tuple[Launched, int]]:
@@ -46,28 +44,14 @@ class WorkerProcesses:
             launched = self.by_pidfd.pop(pidfd)
             self.poller.unregister(pidfd)
             os.close(pidfd)
-            for uid, _node in launched.workers:
-                self.by_worker.pop(uid, None)
             found.append((launched, launched.process.wait()))
         return found
 
-    def exit_code(self, worker: str) -> int | None:
-        """The exit code of ``worker``'s process if it ran that worker alone and has ended (else None)."""
-        launched = self.by_worker.get(worker)
-        return launched.process.poll() if launched is not None and len(launched.workers) == 1 else None
-
-    def kill_alone(self, worker: str) -> None:
-        """SIGKILL the process of ``worker`` if it runs that worker alone (a forked one; its end is then seen
-        by :meth:`ended`); a process of several workers (srun, ssh) is left alone."""
-        launched = self.by_worker.get(worker)
-        if launched is not None and len(launched.workers) == 1 and launched.process.poll() is None:
-            launched.process.kill()
-
     def stop_node(self, node: str) -> None:
-        """SIGKILL the processes (and their process groups, if they lead one: ssh, srun) that run workers on
+        """SIGKILL the processes (and their process groups, if they lead one: ssh, srun) that run the manager of
         ``node`` alone (a node taken out of the schedule before it joined: its launcher may hang)."""
         for launched in self.by_pidfd.values():
-            if launched.process.poll() is None and all(where == node for _uid, where in launched.workers):
+            if launched.process.poll() is None and all(where == node for _uid, where in launched.managers):
                 pid = launched.process.pid
                 try:
                     if os.getpgid(pid) == pid:

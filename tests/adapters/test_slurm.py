@@ -1,7 +1,8 @@
-"""Pilots on the real single-host SLURM cluster (4 nodes of 4 CPUs) through psij's slurm executor."""
+"""Pilots on the real single-host SLURM cluster (16 nodes of 4 CPUs) through psij's slurm executor."""
 
 from __future__ import annotations
 
+import subprocess
 import time
 
 import pytest
@@ -55,7 +56,7 @@ def test_rejected_job_reports_sbatch_message(session: sl.Session) -> None:
 
 
 def test_an_impossible_request_names_what_was_asked_beside_sbatchs_message(session: sl.Session) -> None:
-    with pytest.raises(sl.SubmitError) as refused:  # the cluster has 4 nodes
+    with pytest.raises(sl.SubmitError) as refused:  # the cluster has 16 nodes
         session.submit_pilot(sl.PilotDescription(resource="slurm", nodes=50, runtime=600))
     message = str(refused.value)
     assert message.startswith("slurm refused the pilot job (nodes=50, cores per node=all (whole nodes), "
@@ -63,10 +64,16 @@ def test_an_impossible_request_names_what_was_asked_beside_sbatchs_message(sessi
     assert "More processors requested than permitted" in message and message == message.strip()
 
 
+def cluster_nodes() -> int:
+    """How many nodes the test cluster has (a job asking for all of them waits while another job runs)."""
+    listing = subprocess.run(["sinfo", "-h", "-o", "%D"], capture_output=True, text=True, check=True).stdout
+    return sum(int(count) for count in listing.split())  # (a line per state: idle, allocated...)
+
+
 def test_cancel_queued_and_running_pilots(session: sl.Session) -> None:
     running = session.submit_pilot(sl.PilotDescription(resource="slurm", nodes=4, runtime=300))
     running.wait("ACTIVE", timeout=120)
-    queued = session.submit_pilot(sl.PilotDescription(resource="slurm", nodes=4, runtime=300))
+    queued = session.submit_pilot(sl.PilotDescription(resource="slurm", nodes=cluster_nodes(), runtime=300))
     deadline = time.monotonic() + 30
     while squeue_state(queued.native_id or "") != "PENDING":
         assert time.monotonic() < deadline

@@ -40,13 +40,15 @@ def test_fork_uses_this_machine(monkeypatch: pytest.MonkeyPatch) -> None:
     assert node.cores == 3
 
 
-def test_a_replacement_step_starts_one_worker_on_its_node() -> None:
+def test_a_step_starts_one_node_manager_per_node_with_the_node_s_workers() -> None:
     from scalems_like.agent.launch import step_command
 
     nodes = [Node("n1", 4, 0), Node("n2", 4, 0)]
-    whole = step_command("srun", nodes, 4, 1, "tcp://a:1", "p.worker")
-    assert "--nodes=2" in whole and "--ntasks=8" in whole and not any(a.startswith("--nodelist") for a in whole)
-    one = step_command("srun", nodes[1:], 1, 2, "tcp://a:1", "p.worker.r0001")
-    assert one[:6] == ["srun", "--nodes=1", "--nodelist=n2", "--ntasks=1", "--ntasks-per-node=1", "--cpus-per-task=2"]
-    assert one[-2:] == ["tcp://a:1", "p.worker.r0001"]
-    assert step_command("mpiexec", nodes[1:], 1, 1, "tcp://a:1", "p")[:5] == ["mpiexec", "-n", "1", "--host", "n2:1"]
+    whole = step_command("srun", nodes, 4, 1, "tcp://a:1", "p.worker", Path("/sb/workers"))
+    assert whole[:6] == ["srun", "--nodes=2", "--ntasks=2", "--ntasks-per-node=1", "--cpus-per-task=4", "--overlap"]
+    assert not any(a.startswith("--nodelist") for a in whole)
+    assert whole[-5:] == ["scalems_like.overlay.node_manager", "tcp://a:1", "p.worker", "4", "/sb/workers"]
+    one = step_command("srun", nodes[1:], 2, 2, "tcp://a:1", "p.worker", Path("/sb/workers"))
+    assert one[:6] == ["srun", "--nodes=1", "--nodelist=n2", "--ntasks=1", "--ntasks-per-node=1", "--cpus-per-task=4"]
+    assert step_command("mpiexec", nodes, 4, 1, "tcp://a:1", "p", Path("/w"))[:5] == [
+        "mpiexec", "-n", "2", "--host", "n1:1,n2:1"]

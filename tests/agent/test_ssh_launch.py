@@ -1,7 +1,7 @@
 """The ``ssh`` launch method against a real sshd on 127.0.0.1 (tests/cluster/sshd.sh, started by tests/run.sh).
 
-The allocation is two "nodes" named in a PBS_NODEFILE: this host (workers forked) and ``localhost`` (workers
-started over ssh).
+The allocation is two "nodes" named in a PBS_NODEFILE: this host (its node manager forked) and ``localhost`` (its
+node manager started over ssh); each manager forks its node's workers.
 """
 
 from __future__ import annotations
@@ -49,47 +49,41 @@ def test_workers_on_a_second_node_started_over_ssh(session: sl.Session, ssh_reso
     assert {t.history[-1][2] for t in tasks} == {socket.gethostname(), "localhost"}
 
 
-def test_ssh_script_forwards_the_environment_and_starts_each_worker() -> None:
-    script = ssh_script(Node("n2", 2, 0), "p.worker.n1", 2, "tcp://n1:5000", Path("/sb/workers"),
+def test_ssh_script_forwards_the_environment_and_runs_the_node_manager() -> None:
+    script = ssh_script(Node("n2", 2, 0), "p.worker.n0001", 2, "tcp://n1:5000", Path("/sb/workers"),
                         {"PATH": "/usr/bin", "SCALEMS_HEARTBEAT_INTERVAL": "1.0", "HOME": "/root"})
-    assert script.count("-m scalems_like.overlay.worker tcp://n1:5000 p.worker.n1.000") == 2
+    assert script.endswith("-m scalems_like.overlay.node_manager tcp://n1:5000 p.worker.n0001 2 /sb/workers")
     assert "SCALEMS_NODE=n2" in script and "PATH=/usr/bin" in script and "HOME=" not in script
-    assert script.endswith("& wait")
+    assert " exec " in script  # ssh's own process is the manager's: its end is the manager's end
 
 
-def worker_pid(uid: str) -> int:
-    """The pid of the worker process ``uid`` (found in /proc by its command line)."""
-    for entry in Path("/proc").iterdir():
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"scalems_like.overlay.worker" in argv and uid.encode() in argv:
-            return int(entry.name)
-    raise AssertionError(f"no process runs worker {uid}")
+def worker_pid(session: sl.Session, uid: str) -> int:
+    """The pid of worker ``uid``, as its node manager reported it (the profile's worker start event)."""
+    (detail,) = [str(row["detail"]) for row in session.profile(frame=False)
+                 if row["component"] == "worker" and row["event"] == "start" and row["uid"] == uid]
+    return int(detail.removeprefix("pid "))
 
 
 def test_a_worker_lost_on_an_ssh_node_is_replaced_there_over_ssh(session: sl.Session, ssh_resource: str) -> None:
-    """A worker SIGKILLed on the second node (the agent sees no process of its own end: the node's ssh runs on
-    with the other worker) is taken for lost when its connection goes (or it falls silent), and a new one starts
-    there over ssh."""
+    """A worker SIGKILLed on the second node (the agent sees no process of its own end: the node's ssh runs on with
+    its manager) is reported by that node's manager at once, with its signal, and the manager forks a new one
+    there."""
     resource = paths.user_config_dir() / "resources" / f"{ssh_resource}.yaml"
     resource.write_text(resource.read_text() + "heartbeat_interval: 0.5\nheartbeat_timeout: 2\n")
     pilot = session.submit_pilot(sl.PilotDescription(resource=ssh_resource, cores=2, runtime=120))
     pilot.wait("ACTIVE", timeout=60)
-    victim = f"{pilot.uid}.worker.n1.0000"
+    victim = f"{pilot.uid}.worker.n0001.w0000"
 
     def started(where: str) -> list[str]:
         return [str(row["uid"]) for row in session.profile(frame=False)
                 if row["component"] == "worker" and row["event"] == "start" and row["where"] == where]
 
     wait_until(lambda: victim in started("localhost"), what="the remote worker's hello")
-    os.kill(worker_pid(victim), signal.SIGKILL)
-    replacement = f"{pilot.uid}.worker.r0001.0000"
+    os.kill(worker_pid(session, victim), signal.SIGKILL)
+    replacement = f"{pilot.uid}.worker.n0001.r0001"
     wait_until(lambda: replacement in started("localhost"), timeout=30, what="a replacement on localhost")
     (lost,) = [row for row in session.profile(frame=False) if row["event"] == "lost"]
-    assert lost["uid"] == victim  # seen by the next heartbeat the master sends it (or by its silence)
-    assert lost["detail"] == "its connection is gone (unreachable)" or str(lost["detail"]).startswith("silent for")
+    assert lost["uid"] == victim and lost["detail"] == "killed by signal 9 (SIGKILL; out of memory?)"
     report = sl.TaskDescription(executable="/bin/sh", arguments=["-c", "sleep 0.5; echo $SCALEMS_NODE"])
     tasks = session.submit_tasks([report] * 8)
     session.wait_tasks(tasks, timeout=60)

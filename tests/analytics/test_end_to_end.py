@@ -20,7 +20,7 @@ from scalems_like.analytics.profile import COLUMNS
 from scalems_like.analytics.summary import session_summary
 from scalems_like.cli.main import main
 
-SLOT = re.compile(r"pilot\.0000\.worker\.\d+")
+SLOT = re.compile(r"pilot\.0000\.worker\.n\d+\.[wr]\d+")
 
 
 @pytest.fixture(scope="module")

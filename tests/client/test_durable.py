@@ -157,8 +157,8 @@ def test_agent_that_ended_while_detached_leaves_its_last_events_to_the_profile()
     rows = reader.profile()
     reader.close()
     workers = sorted((row[4], row[5]) for row in rows if row[2] == "worker")
-    assert workers == [("start", "pilot.0000.worker.0000"), ("start", "pilot.0000.worker.0001"),
-                       ("stop", "pilot.0000.worker.0000"), ("stop", "pilot.0000.worker.0001")], workers
+    assert workers == [("start", "pilot.0000.worker.n0000.w0000"), ("start", "pilot.0000.worker.n0000.w0001"),
+                       ("stop", "pilot.0000.worker.n0000.w0000"), ("stop", "pilot.0000.worker.n0000.w0001")], workers
 
 
 def test_sessions_lists_state_and_counts(capsys) -> None:  # type: ignore[no-untyped-def]

@@ -17,7 +17,7 @@ import scalems_like as sl
 from scalems_like import TaskState, protocol
 from scalems_like.cli.main import main
 from scalems_like.protocol.records import read_journal
-from tests.processes import alive, children, processes, wait_until
+from tests.processes import alive, processes, wait_until, worker_processes
 
 CLIENT = textwrap.dedent("""
     import sys, time
@@ -43,7 +43,7 @@ def test_agent_and_workers_stop_when_the_client_is_gone_past_its_grace_period(is
     client = subprocess.Popen([sys.executable, "-c", CLIENT], stdout=subprocess.PIPE, text=True)
     assert client.stdout is not None
     agent = int(client.stdout.readline())
-    workers = children(agent)
+    workers = worker_processes(agent)
     assert len(workers) == 2 and alive(agent)
     (sleeper,) = processes("/bin/sleep 299.5")
     sandbox = Path(client.stdout.readline().strip())
@@ -208,7 +208,7 @@ def worker_events(session: sl.Session, event: str) -> list[dict[str, object]]:
 
 def live_workers(pilot: sl.Pilot) -> list[int]:
     assert pilot.agent_pid is not None
-    return [pid for pid in children(pilot.agent_pid) if alive(pid)]
+    return [pid for pid in worker_processes(pilot.agent_pid) if alive(pid)]
 
 
 def test_functions_that_exit_fail_alone_and_the_pilot_runs_the_next_tasks(session: sl.Session,
@@ -247,7 +247,7 @@ def test_workers_killed_under_their_tasks_more_times_than_there_are_workers(sess
     (after,) = session.submit_tasks([sl.TaskDescription(function=abs, args=(-4,))])
     assert after.result(timeout=60) == 4 and local_pilot.state is sl.PilotState.ACTIVE
     assert len(worker_events(session, "replace")) == 6
-    assert not [row for row in session.profile(frame=False) if row["component"] == "node"]
+    assert not [row for row in session.profile(frame=False) if row["component"] == "node" and row["event"] == "out"]
 
 
 def test_a_function_killed_from_outside_is_retried_or_fails_naming_sigkill(session: sl.Session,
@@ -273,8 +273,8 @@ def test_workers_killed_between_tasks_are_replaced(session: sl.Session, local_pi
     """Both idle workers SIGKILLed, twice: replaced each time (within a second of the death in the agent's own
     events), every task after runs DONE; four deaths are below the node's limit of five."""
     for _round in range(2):
+        wait_until(lambda: len(live_workers(local_pilot)) == 2, what="two workers")
         doomed = live_workers(local_pilot)
-        assert len(doomed) == 2
         for pid in doomed:
             os.kill(pid, signal.SIGKILL)
         wait_until(lambda: len(set(live_workers(local_pilot)) - set(doomed)) == 2,  # noqa: B023
@@ -311,7 +311,7 @@ def test_a_node_whose_idle_workers_keep_dying_is_taken_out(session: sl.Session, 
     assert (local_pilot.failure or "").startswith("every node of this pilot is out of the schedule: node "), \
         local_pilot.failure
     assert why in (local_pilot.failure or "")
-    (out,) = [row for row in session.profile(frame=False) if row["component"] == "node"]
+    (out,) = [row for row in session.profile(frame=False) if row["component"] == "node" and row["event"] == "out"]
     assert out["event"] == "out" and str(out["detail"]).startswith(why[:40])
     assert main(["status", session.uid, "--json"]) == 0
     (pilot,) = json.loads(capsys.readouterr().out)["pilots"]
@@ -333,43 +333,30 @@ def test_workers_ended_by_the_jobs_sigterm_are_not_replaced(session: sl.Session,
 @pytest.mark.slurm
 @pytest.mark.usefixtures("slurm")
 @pytest.mark.timeout(240)
-def test_a_worker_lost_on_a_slurm_node_is_replaced_there_by_srun(session: sl.Session) -> None:
-    """A worker of the pilot's one srun step SIGKILLed on its second node (the step runs on: one rank died): the
-    master sees it gone and starts one worker there with a one-task srun step; the pilot runs on both nodes."""
+def test_a_worker_lost_on_a_slurm_node_is_replaced_there_by_its_node_manager(session: sl.Session) -> None:
+    """A worker SIGKILLed on the pilot's second node (started by one srun step of one node manager per node): that
+    node's manager reports it at once and forks a replacement there (no new srun step); the pilot runs on both
+    nodes."""
     pilot = session.submit_pilot(sl.PilotDescription(resource="slurm", nodes=2, runtime=300))
     assert pilot.wait("ACTIVE", timeout=150) is sl.PilotState.ACTIVE, "queued behind other jobs? (squeue)"
     first, second = (name for name, _, _ in pilot.nodes)  # (whichever two nodes of the cluster were free)
 
-    def started(where: str) -> list[str]:
-        return [str(row["uid"]) for row in session.profile(frame=False)
-                if row["component"] == "worker" and row["event"] == "start" and row["where"] == where]
+    def started(where: str) -> dict[str, int]:
+        return {str(row["uid"]): int(str(row["detail"]).removeprefix("pid ")) for row in session.profile(frame=False)
+                if row["component"] == "worker" and row["event"] == "start" and row["where"] == where}
 
     wait_until(lambda: len(started(second)) == 4, timeout=60, what="the workers of the second node said hello")
-    victim = started(second)[0]
-    os.kill(srun_worker_pid(pilot.sandbox, victim), signal.SIGKILL)
-    replacement = f"{pilot.uid}.worker.r0001.0000"
+    victim, pid = sorted(started(second).items())[0]
+    os.kill(pid, signal.SIGKILL)  # (every fake node of the test cluster is this host)
+    replacement = f"{victim.rpartition('.')[0]}.r0001"
     wait_until(lambda: replacement in started(second), timeout=60, what="a replacement on the second node")
+    (lost,) = worker_events(session, "lost")
+    assert lost["uid"] == victim and lost["detail"] == "killed by signal 9 (SIGKILL; out of memory?)"
     report = sl.TaskDescription(executable="/bin/sh", arguments=["-c", "sleep 0.5; echo $SLURMD_NODENAME"])
     tasks = session.submit_tasks([report] * 16)
     session.wait_tasks(tasks, timeout=120)
     assert {t.state for t in tasks} == {TaskState.DONE}
     assert {t.stdout for t in tasks} == {f"{first}\n", f"{second}\n"} and pilot.state is sl.PilotState.ACTIVE
-
-
-def srun_worker_pid(sandbox: Path, worker: str) -> int:
-    """The pid of the srun-started worker ``worker`` of the pilot in ``sandbox`` (its rank ends its uid)."""
-    rank = str(int(worker.rpartition(".")[2]))
-    for entry in Path("/proc").iterdir():
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            variables = dict(item.decode(errors="replace").partition("=")[::2]
-                             for item in (entry / "environ").read_bytes().split(b"\0") if b"=" in item)
-        except OSError:
-            continue
-        if (b"scalems_like.overlay.worker" in argv and variables.get("SCALEMS_PILOT_SANDBOX") == str(sandbox)
-                and variables.get("SLURM_PROCID") == rank):
-            return int(entry.name)
-    raise AssertionError(f"no process runs worker {worker}")
 
 
 def test_workers_stopped_by_a_pilot_cancel_are_not_replaced(session: sl.Session, local_pilot: sl.Pilot) -> None:

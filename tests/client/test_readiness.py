@@ -115,10 +115,12 @@ def test_a_node_whose_launcher_hangs_is_reported_after_node_join_timeout(session
 def test_a_node_whose_launcher_fails_is_taken_out_with_its_output(session: sl.Session, unreachable_node: str) -> None:
     resource = ssh_resource("sh -c 'echo \"ssh: Could not resolve hostname $0\" >&2; exit 255'", join_timeout=60)
     pilot = session.submit_pilot(sl.PilotDescription(resource=resource, cores=2, runtime=120))
-    with pytest.raises(sl.PilotDegraded, match=f"node {unreachable_node} out of the schedule: 5 of its workers died"):
-        pilot.wait_ready(timeout=60)  # (long before the node_join_timeout: each launch fails at once)
+    manager = f"{pilot.uid}.worker.n0001"
+    with pytest.raises(sl.PilotDegraded, match=f"node {unreachable_node} out of the schedule: its node manager "
+                                               f"{manager} exited with code 255 before it said hello"):
+        pilot.wait_ready(timeout=60)  # (long before the node_join_timeout: the launch fails at once)
     out = pilot.readiness[unreachable_node].out or ""
-    assert "(the last: exited with code 255); its launcher (pid " in out, out
+    assert "before it said hello; its launcher (pid " in out and "ended with code 255" in out, out
     assert out.endswith(f"ends with:\nssh: Could not resolve hostname {unreachable_node}"), out
     (task,) = session.submit_tasks([sl.TaskDescription(function=abs, args=(-3,))])
     assert task.result(timeout=60) == 3 and pilot.state is sl.PilotState.ACTIVE

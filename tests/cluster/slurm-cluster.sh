@@ -10,7 +10,7 @@
 # "slurmd -N nX" per fake node. Needs no systemd, no TTY, no cgroups. Only the daemons
 # named in its own pid files are ever signalled. See tests/cluster/README.md.
 #
-# Variables: SLURM_CI_BASE (/var/tmp/scalems-like-slurm), SLURM_CI_NODES (4), SLURM_CI_CPUS (4),
+# Variables: SLURM_CI_BASE (/var/tmp/scalems-like-slurm), SLURM_CI_NODES (16), SLURM_CI_CPUS (4),
 #            SLURM_CI_CTLD_PORT (6817), SLURM_CI_NODE_PORT (17001, first slurmd port),
 #            SLURM_CI_TIMEOUT (60, seconds to wait for idle nodes / daemon exit),
 #            SLURM_CI_WAIT_SCHED (0; 1: after the nodes are idle, also wait for slurmctld's first
@@ -20,7 +20,7 @@ set -eu
 umask 022
 
 BASE=${SLURM_CI_BASE:-/var/tmp/scalems-like-slurm}
-NODES=${SLURM_CI_NODES:-4}
+NODES=${SLURM_CI_NODES:-16}
 CPUS=${SLURM_CI_CPUS:-4}
 CTLD_PORT=${SLURM_CI_CTLD_PORT:-6817}
 NODE_PORT=${SLURM_CI_NODE_PORT:-17001}

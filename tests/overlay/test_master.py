@@ -1,4 +1,5 @@
-"""The master's steps against real ZeroMQ sockets: a client ROUTER and worker DEALERs played by the test."""
+"""The master's steps against real ZeroMQ sockets: a client ROUTER and node managers' DEALERs played by the test
+(one manager per worker, so that each worker's messages can be read apart: :class:`WorkerEnd`)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,37 @@ from scalems_like.states import TaskState
 PATIENCE_MS = 10_000
 
 
+class WorkerEnd:
+    """A worker as the master sees it: its messages travel through its node manager's DEALER (``manager``), in
+    routed ``[worker, message]`` frames."""
+
+    def __init__(self, manager: zmq.Socket[bytes], uid: str) -> None:
+        self.manager = manager
+        self.uid = uid
+
+    def send(self, data: bytes, flags: int = 0) -> None:
+        self.manager.send_multipart([self.uid.encode(), data], flags)
+
+    def say_hello(self, node: str) -> None:
+        """The manager says this worker is ready on ``node``."""
+        self.manager.send_multipart([b"", protocol.encode(protocol.NodeHello(node, "host", 1, [[self.uid, 1]]))])
+
+    def poll(self, timeout: int) -> int:
+        return self.manager.poll(timeout)
+
+    def recv(self) -> bytes:
+        """The next message for this worker (or for its manager)."""
+        frames = self.manager.recv_multipart()
+        assert len(frames) == 2 and frames[0] in (b"", self.uid.encode()), frames
+        return frames[1]
+
+    def setsockopt(self, option: int, value: int) -> None:
+        self.manager.setsockopt(option, value)
+
+    def close(self) -> None:
+        self.manager.close()
+
+
 @dataclasses.dataclass
 class Harness:
     master: Master
@@ -35,28 +67,29 @@ class Harness:
     keys: SessionKeys
     dealers: list[zmq.Socket[bytes]] = dataclasses.field(default_factory=list)
 
-    def dealer(self, uid: str) -> zmq.Socket[bytes]:
-        """A DEALER connected to the master's worker socket as ``uid`` (closed at the end of the test)."""
+    def dealer(self, uid: str) -> WorkerEnd:
+        """Worker ``uid`` behind a node manager ``m-UID`` connected to the master's socket (closed at the end of the
+        test); it has not said hello."""
         dealer = self.context.socket(zmq.DEALER)
         dealer.setsockopt(zmq.LINGER, 0)
-        dealer.setsockopt_string(zmq.IDENTITY, uid)
+        dealer.setsockopt_string(zmq.IDENTITY, f"m-{uid}")
         curve.connect_as(dealer, self.keys.agent_public, self.keys.agent_public, self.keys.agent_secret)
         dealer.connect(self.worker_address)
         self.dealers.append(dealer)
-        return dealer
+        return WorkerEnd(dealer, uid)
 
-    def worker(self, uid: str, node: str = "n1") -> zmq.Socket[bytes]:
-        """A worker's DEALER that said hello, once the master has heard it."""
-        dealer = self.dealer(uid)
-        dealer.send(protocol.encode(protocol.WorkerHello(uid, node, "host", 1)))
+    def worker(self, uid: str, node: str = "n1") -> WorkerEnd:
+        """A worker its manager said is ready, once the master has heard it."""
+        end = self.dealer(uid)
+        end.say_hello(node)
         self.pump()
         assert uid in self.master.scheduler.workers
-        return dealer
+        return end
 
     def pump(self) -> None:
-        """Wait for worker messages and let the master handle them."""
-        assert self.master.workers.poll(PATIENCE_MS), "no message from any worker"
-        self.master.handle_worker_messages()
+        """Wait for node managers' messages and let the master handle them."""
+        assert self.master.workers.poll(PATIENCE_MS), "no message from any node manager"
+        self.master.handle_manager_messages()
 
     def client_messages(self, until: type[protocol.Message]) -> list[protocol.Message]:
         """What the master sent its client, up to the first message of type ``until``."""
@@ -68,12 +101,12 @@ class Harness:
         return messages
 
 
-def received(dealer: zmq.Socket[bytes]) -> protocol.Message:
+def received(dealer: WorkerEnd) -> protocol.Message:
     assert dealer.poll(PATIENCE_MS), "the worker got nothing"
     return protocol.decode(dealer.recv())
 
 
-def received_run(dealer: zmq.Socket[bytes]) -> list[dict[str, Any]]:
+def received_run(dealer: WorkerEnd) -> list[dict[str, Any]]:
     message = received(dealer)
     assert isinstance(message, protocol.RunTasks)
     return message.tasks
@@ -183,7 +216,7 @@ def test_late_updates_of_a_lost_worker_are_dropped_and_it_is_told_to_stop(harnes
     harness.pump()
     assert isinstance(received(first), protocol.Shutdown)
     assert "t" in master.tasks and list(master.scheduler.workers["w2"].queue) == ["t"]
-    assert "w1" not in master.worker_seen
+    assert "w1" in master.lost_workers and "w1" not in master.scheduler.workers
 
     second.send(protocol.encode(protocol.TaskUpdates([update("t", "FAILED", "w2", 0)])))  # an earlier attempt's
     harness.pump()
@@ -198,7 +231,7 @@ def test_late_updates_of_a_lost_worker_are_dropped_and_it_is_told_to_stop(harnes
 def test_a_lost_worker_that_says_hello_again_is_not_taken_back(harness: Harness) -> None:
     lost = harness.worker("w1")
     harness.master.lose_worker("w1", "silent for 11 s")
-    lost.send(protocol.encode(protocol.WorkerHello("w1", "n1", "host", 1)))
+    lost.say_hello("n1")
     harness.pump()
     assert isinstance(received(lost), protocol.Shutdown)
     assert "w1" not in harness.master.scheduler.workers
@@ -211,12 +244,12 @@ def test_updates_from_a_worker_that_never_said_hello_are_dropped(harness: Harnes
     stranger = harness.dealer("stranger")
     stranger.send(protocol.encode(protocol.TaskUpdates([update("t", "DONE", "stranger", 0)])))
     harness.pump()
-    assert "t" in harness.master.tasks and "stranger" not in harness.master.worker_seen
+    assert "t" in harness.master.tasks and "stranger" not in harness.master.scheduler.workers
 
 
-# -- 9: sending to a worker whose connection is gone ---------------------------------------------------------------
-def gone(harness: Harness, dealer: zmq.Socket[bytes]) -> None:
-    """Close a worker's socket and wait until the master's ROUTER saw the disconnection."""
+# -- 9: sending to a node manager whose connection is gone: its node is lost ------------------------------------------
+def gone(harness: Harness, dealer: WorkerEnd) -> None:
+    """Close a node manager's socket and wait until the master's ROUTER saw the disconnection."""
     monitor = harness.master.workers.get_monitor_socket(zmq.EVENT_DISCONNECTED)
     try:
         dealer.close()
@@ -227,17 +260,22 @@ def gone(harness: Harness, dealer: zmq.Socket[bytes]) -> None:
         monitor.close()
 
 
-def test_a_task_sent_to_a_gone_worker_is_retried_on_another(harness: Harness) -> None:
-    doomed, other = harness.worker("w1"), harness.worker("w2")
-    gone(harness, doomed)
-    harness.master.accept([task("t", retries=1)])
-    harness.master.handle_schedule()  # t goes to w1 first: EHOSTUNREACH
-    assert "w1" not in harness.master.scheduler.workers
-    harness.master.handle_schedule()
-    assert isinstance(message := received(other), protocol.RunTasks)
-    assert message.tasks[0]["uid"] == "t" and message.tasks[0]["attempt"] == 1
-    (_queued, retried) = states(harness, "t")
-    assert retried == ("QUEUED", "retry 1 of 1 after: worker w1 lost: its connection is gone (unreachable)")
+LOST_N1 = "node n1 is out of the schedule: node lost: the connection of its node manager m-w1 is gone (unreachable)"
+
+
+def test_a_task_sent_to_a_gone_node_manager_is_retried_on_another_node(tmp_path: Path) -> None:
+    with opened_harness(tmp_path, [Node("n1", 1, 0), Node("n2", 1, 0)], 1) as harness:
+        doomed, other = harness.worker("w1", "n1"), harness.worker("w2", "n2")
+        gone(harness, doomed)
+        harness.master.accept([task("t", retries=1)])
+        harness.master.handle_schedule()  # t goes to w1 first: EHOSTUNREACH
+        assert "w1" not in harness.master.scheduler.workers and harness.master.health.is_out("n1")
+        harness.master.handle_schedule()
+        assert isinstance(message := received(other), protocol.RunTasks)
+        assert message.tasks[0]["uid"] == "t" and message.tasks[0]["attempt"] == 1
+        (_queued, retried) = states(harness, "t")
+        assert retried == ("QUEUED", f"retry 1 of 1 after: worker w1 lost: {LOST_N1}")
+        assert harness.master.stop_reason is None  # the pilot goes on with n2
 
 
 def test_a_task_sent_to_a_gone_worker_without_retries_fails_and_heartbeats_go_on(harness: Harness) -> None:
@@ -247,7 +285,7 @@ def test_a_task_sent_to_a_gone_worker_without_retries_fails_and_heartbeats_go_on
     harness.master.handle_schedule()
     harness.master.last_heartbeat = 0.0
     harness.master.handle_heartbeats()
-    assert states(harness, "t")[-1] == ("FAILED", "worker w1 lost: its connection is gone (unreachable)")
+    assert states(harness, "t")[-1] == ("FAILED", f"worker w1 lost: {LOST_N1}")
     assert "t" not in harness.master.tasks and "w1" in harness.master.lost_workers
 
 
@@ -320,7 +358,7 @@ def test_a_flood_of_worker_messages_is_pushed_back_to_the_sender(harness: Harnes
     assert sent < 5_000, f"{sent} messages of 64 KiB accepted before any push-back"
     # the master drops what it then reads (undecodable) and goes on: a real worker still gets in
     dealer = harness.dealer("w1")
-    dealer.send(protocol.encode(protocol.WorkerHello("w1", "n1", "host", 1)))
+    dealer.say_hello("n1")
     for _ in range(sent + 10):
         if "w1" in harness.master.scheduler.workers:
             break
@@ -387,7 +425,7 @@ def test_a_node_whose_idle_workers_keep_dying_is_taken_out_and_the_pilot_goes_on
         assert retried["uid"] == "on-n1" and retried["attempt"] == 1
         assert ["node", "n1", "out", "", reason] in [event[1:] for event in master.events]
         late = harness.dealer("a7")
-        late.send(protocol.encode(protocol.WorkerHello("a7", "n1", "host", 1)))
+        late.say_hello("n1")
         harness.pump()
         assert isinstance(received(late), protocol.Shutdown) and "a7" not in master.scheduler.workers
         other.send(protocol.encode(protocol.TaskUpdates([{**update("on-n1", "DONE", "b1", 1), "host": "n2"}])))

@@ -1,4 +1,4 @@
-"""psij jobs in a pilot on the real single-host SLURM cluster (4 nodes of 4 CPUs): mapping and MPI launch."""
+"""psij jobs in a pilot on the real single-host SLURM cluster (16 nodes of 4 CPUs): mapping and MPI launch."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Launch methods: how the agent starts worker processes on the nodes of its allocation.
+"""Launch methods: how the agent starts its node managers (which fork the workers) on the nodes of its allocation.
 
 *Getting an allocation* is the batch system's job (see :mod:`scalems_like.adapters`); *starting processes inside
 it* is this package's. Each method builds the command line(s) and starts them; the master watches the processes.
@@ -16,28 +16,30 @@ from typing import Any
 
 from scalems_like.agent.nodes import Node
 
-WORKER_MODULE = "scalems_like.overlay.worker"
+MANAGER_MODULE = "scalems_like.overlay.node_manager"
 
 
-def worker_command(address: str, uid: str) -> list[str]:
-    return [sys.executable, "-m", WORKER_MODULE, address, uid]
+def manager_command(address: str, uid: str, workers: int, log_directory: Path) -> list[str]:
+    """The command line of a node manager that forks ``workers`` workers and logs them to ``log_directory``."""
+    return [sys.executable, "-m", MANAGER_MODULE, address, uid, str(workers), str(log_directory)]
 
 
 @dataclasses.dataclass(frozen=True)
 class Launched:
-    """A started process and the workers it runs: (uid, node) each, the uid as the worker will say hello;
-    ``output``: the file its stdout and stderr go to."""
+    """A started process and the node managers it runs: (uid, node) each, the uid as the manager connects (srun
+    and mpiexec run one per node in one process, appending the rank); ``output``: the file its stdout and stderr
+    go to."""
 
     process: subprocess.Popen[bytes]
     prefix: str
-    workers: tuple[tuple[str, str], ...]
+    managers: tuple[tuple[str, str], ...]
     output: Path
 
 
 @dataclasses.dataclass
 class WorkerLauncher:
-    """How this agent starts its workers: all of them at the start, and one more on a node to replace one lost
-    (with the same method: forked here, ssh to the node, a one-task srun or mpiexec step on the node)."""
+    """How this agent starts its node managers, one per node (each forks its node's ``per_node`` workers): forked
+    here, ssh to the node, or one srun/mpiexec step with one task per node."""
 
     method: str
     nodes: list[Node]
@@ -48,41 +50,27 @@ class WorkerLauncher:
     log_directory: Path
     environment: dict[str, str]
     ssh_command: str = "ssh -o BatchMode=yes"
-    replacements: int = 0
 
     def start(self) -> list[Launched]:
-        """Start ``per_node`` workers on every node (see :func:`start_workers`)."""
-        return start_workers(self.method, self.nodes, self.per_node, self.width, self.address, self.uid_prefix,
-                             self.log_directory, self.environment, self.ssh_command)
-
-    def replace(self, node: str) -> Launched:
-        """Start one worker on ``node`` (raises OSError if its launcher cannot start)."""
-        self.replacements += 1
-        prefix = f"{self.uid_prefix}.r{self.replacements:04d}"
-        target = next(item for item in self.nodes if item.name == node)
-        if self.method == "fork" or (self.method == "ssh" and target == self.nodes[0]):
-            return _fork(target, prefix, self.address, self.log_directory, self.environment)
-        if self.method == "ssh":
-            return _ssh(target, prefix, 1, self.address, self.log_directory, self.environment, self.ssh_command)
-        return _step([target], 1, self.width, self.method, self.address, prefix, self.log_directory,
-                     self.environment)
+        """Start a node manager on every node (see :func:`start_managers`)."""
+        return start_managers(self.method, self.nodes, self.per_node, self.width, self.address, self.uid_prefix,
+                              self.log_directory, self.environment, self.ssh_command)
 
 
-def start_workers(method: str, nodes: list[Node], per_node: int, width: int, address: str,
-                  uid_prefix: str, log_directory: Path, environment: dict[str, str],
-                  ssh_command: str = "ssh -o BatchMode=yes") -> list[Launched]:
-    """Start ``per_node`` workers on every node.
+def start_managers(method: str, nodes: list[Node], per_node: int, width: int, address: str,
+                   uid_prefix: str, log_directory: Path, environment: dict[str, str],
+                   ssh_command: str = "ssh -o BatchMode=yes") -> list[Launched]:
+    """Start one node manager per node, each forking ``per_node`` workers.
 
-    Returns the processes to watch, each with the workers it runs: one process per worker for ``fork``; one per
-    node for ``ssh`` (the first node forks); one for all workers for ``srun``/``mpiexec`` (which append the rank
-    to the prefix; ranks fill the nodes in order).
+    Returns the processes to watch, each with the managers it runs: for ``fork`` one manager here (the first
+    node's); for ``ssh`` that one and one ssh per other node; for ``srun``/``mpiexec`` one step with one task per
+    node (the rank, appended to the prefix, tells the managers apart; ranks follow the nodes' order).
     """
     log_directory.mkdir(parents=True, exist_ok=True)
     if method in ("fork", "ssh"):
-        processes = [_fork(nodes[0], f"{uid_prefix}.{index:04d}", address, log_directory, environment)
-                     for index in range(per_node)]
+        processes = [_fork(nodes[0], f"{uid_prefix}.n0000", per_node, address, log_directory, environment)]
         if method == "ssh":
-            processes += [_ssh(node, f"{uid_prefix}.n{number}", per_node, address, log_directory, environment,
+            processes += [_ssh(node, f"{uid_prefix}.n{number:04d}", per_node, address, log_directory, environment,
                                ssh_command) for number, node in enumerate(nodes[1:], 1)]
         return processes
     if method not in ("srun", "mpiexec"):
@@ -90,64 +78,63 @@ def start_workers(method: str, nodes: list[Node], per_node: int, width: int, add
     return [_step(nodes, per_node, width, method, address, uid_prefix, log_directory, environment)]
 
 
-def step_command(method: str, nodes: list[Node], per_node: int, width: int, address: str, prefix: str
-                 ) -> list[str]:
-    """The srun or mpiexec line that starts ``per_node`` workers on each of ``nodes``."""
+def step_command(method: str, nodes: list[Node], per_node: int, width: int, address: str, prefix: str,
+                 log_directory: Path) -> list[str]:
+    """The srun or mpiexec line that starts one node manager on each of ``nodes``."""
+    command = manager_command(address, prefix, per_node, log_directory)
     if method == "srun":
         placement = [f"--nodelist={','.join(node.name for node in nodes)}"] if len(nodes) == 1 else []
-        return ["srun", f"--nodes={len(nodes)}", *placement, f"--ntasks={len(nodes) * per_node}",
-                f"--ntasks-per-node={per_node}", f"--cpus-per-task={width}", "--overlap",
-                "--kill-on-bad-exit=0", "--export=ALL", *worker_command(address, prefix)]
-    hosts = ",".join(f"{node.name}:{per_node}" for node in nodes)
-    return ["mpiexec", "-n", str(len(nodes) * per_node), "--host", hosts, *worker_command(address, prefix)]
+        return ["srun", f"--nodes={len(nodes)}", *placement, f"--ntasks={len(nodes)}", "--ntasks-per-node=1",
+                f"--cpus-per-task={per_node * width}", "--overlap", "--kill-on-bad-exit=0", "--export=ALL",
+                *command]
+    hosts = ",".join(f"{node.name}:1" for node in nodes)
+    return ["mpiexec", "-n", str(len(nodes)), "--host", hosts, *command]
 
 
 def _step(nodes: list[Node], per_node: int, width: int, method: str, address: str, prefix: str,
           log_directory: Path, environment: dict[str, str]) -> Launched:
-    command = step_command(method, nodes, per_node, width, address, prefix)
-    workers = tuple((f"{prefix}.{rank:04d}", nodes[rank // per_node].name) for rank in range(len(nodes) * per_node))
+    command = step_command(method, nodes, per_node, width, address, prefix, log_directory)
+    managers = tuple((f"{prefix}.{rank:04d}", node.name) for rank, node in enumerate(nodes))
     output = log_directory / f"{prefix}.log"
     with open(output, "wb") as log:
         process = subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, start_new_session=True, cwd=os.getcwd())
-    return Launched(process, prefix, workers, output)
+    return Launched(process, prefix, managers, output)
 
 
-def _fork(node: Node, uid: str, address: str, log_directory: Path, environment: dict[str, str]) -> Launched:
+def _fork(node: Node, uid: str, per_node: int, address: str, log_directory: Path,
+          environment: dict[str, str]) -> Launched:
     env = {**environment, "SCALEMS_NODE": node.name, "SCALEMS_WORKER_DIE_WITH_PARENT": "1"}
     output = log_directory / f"{uid}.log"
     with open(output, "wb") as log:
-        process = subprocess.Popen(worker_command(address, uid), env=env, stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL)
+        process = subprocess.Popen(manager_command(address, uid, per_node, log_directory), env=env, stdout=log,
+                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     return Launched(process, uid, ((uid, node.name),), output)
 
 
 FORWARDED = ("PATH", "PYTHONPATH", "PYTHONNOUSERSITE", "VIRTUAL_ENV")
-"""Variables an ``ssh`` launch passes to the remote workers, with every SCALEMS_* one."""
+"""Variables an ``ssh`` launch passes to the remote node manager, with every SCALEMS_* one."""
 
 
-def ssh_script(node: Node, prefix: str, per_node: int, address: str, log_directory: Path,
+def ssh_script(node: Node, uid: str, per_node: int, address: str, log_directory: Path,
                environment: dict[str, str]) -> str:
-    """The remote shell line that starts a node's workers in the background and waits for them."""
+    """The remote shell line that runs a node's manager (ssh waits for it)."""
     forwarded = {key: value for key, value in environment.items()
                  if key in FORWARDED or key.startswith("SCALEMS_")}
     forwarded["SCALEMS_NODE"] = node.name
     exports = " ".join(f"{key}={shlex.quote(value)}" for key, value in sorted(forwarded.items()))
-    starts = [f"{exports} {shlex.join(worker_command(address, f'{prefix}.{index:04d}'))} "
-              f">{shlex.quote(str(log_directory / f'{prefix}.{index:04d}.log'))} 2>&1 &" for index in range(per_node)]
-    return " ".join([*starts, "wait"])
+    return f"{exports} exec {shlex.join(manager_command(address, uid, per_node, log_directory))}"
 
 
-def _ssh(node: Node, prefix: str, per_node: int, address: str, log_directory: Path, environment: dict[str, str],
+def _ssh(node: Node, uid: str, per_node: int, address: str, log_directory: Path, environment: dict[str, str],
          ssh_command: str) -> Launched:
-    argv = [*shlex.split(ssh_command), node.name, ssh_script(node, prefix, per_node, address, log_directory,
-                                                              environment)]
-    output = log_directory / f"{prefix}.ssh.log"
+    argv = [*shlex.split(ssh_command), node.name, ssh_script(node, uid, per_node, address, log_directory,
+                                                             environment)]
+    output = log_directory / f"{uid}.ssh.log"
     with open(output, "wb") as log:
         process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    start_new_session=True)
-    workers = tuple((f"{prefix}.{index:04d}", node.name) for index in range(per_node))
-    return Launched(process, prefix, workers, output)
+    return Launched(process, uid, ((uid, node.name),), output)
 
 
 STEP_VARIABLES = (
