@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -33,9 +34,9 @@ from pathlib import Path
 from typing import Any
 
 import zmq
+from agent_memory import status_kib
 from rich.console import Console
 from rich.table import Table
-from agent_memory import status_kib
 from scale_limits import curve_joins_per_s
 from throughput import zmq_limit
 
@@ -83,6 +84,8 @@ class Client:
         self.stopping: protocol.AgentStopping | None = None
         self.last_final = 0.0
         self.last_heartbeat = 0.0
+        self.submitting = False
+        """Tasks are sent (once every node joined: the join is measured alone)."""
         self.base = to_wire(TaskDescription(executable="/bin/true"), sandbox, {})
         """A task as the client sends it (its uid added; the master sets its sandbox)."""
 
@@ -124,7 +127,7 @@ class Client:
 
     def dispatch(self) -> None:
         """Send tasks while the credit lasts (the window minus the tasks sent and not final)."""
-        while self.sent < self.total and self.window - self.outstanding > 0:
+        while self.submitting and self.sent < self.total and self.window - self.outstanding > 0:
             count = min(CHUNK, self.window - self.outstanding, self.total - self.sent)
             batch = [{**self.base, "uid": f"task.{self.sent + index:07d}"} for index in range(count)]
             self.send(protocol.SubmitTasks(batch))
@@ -176,6 +179,7 @@ def measure(nodes: int, cores: int, tasks: int, options: argparse.Namespace) -> 
                     f"{client.port}", pilot_sandbox=str(sandbox), runtime=24 * 3600, nodes=nodes,
                     cores=cores).write(sandbox)
         command = [sys.executable, str(HERE / "scale_master.py"), str(sandbox)] + (["--profile"] * options.profile)
+        command += ["--backlog", str(options.backlog)] if options.backlog else []
         master = subprocess.Popen(command, stdout=subprocess.PIPE)
         managers: list[subprocess.Popen[bytes]] = []
         try:
@@ -188,6 +192,7 @@ def measure(nodes: int, cores: int, tasks: int, options: argparse.Namespace) -> 
             assert client.all_ready_at is not None
             joined = client.all_ready_at - start
             cpu_before, submitted = cpu_seconds(master.pid), time.time()
+            client.submitting = True
             waited(client, master, lambda: client.finished >= tasks, "every task to end")
             cpu = cpu_seconds(master.pid) - cpu_before
             elapsed = client.last_final - submitted
@@ -199,6 +204,10 @@ def measure(nodes: int, cores: int, tasks: int, options: argparse.Namespace) -> 
                 process.wait(timeout=60)
             if options.profile:
                 summarize_profile(sandbox / "agent.prof", nodes)
+        except BaseException:
+            shutil.copy(sandbox / "agent.log", Path(tempfile.gettempdir()) / f"scale-agent-{nodes}.log")
+            print(f"the master's log: {Path(tempfile.gettempdir()) / f'scale-agent-{nodes}.log'}", file=sys.stderr)
+            raise
         finally:
             for process in [master, *managers]:
                 if process.poll() is None:
@@ -230,6 +239,8 @@ def main() -> None:
     options.add_argument("--duration", type=float, default=0.0, help="mean task duration in s (0: none)")
     options.add_argument("--managers-per-process", type=int, default=1024)
     options.add_argument("--profile", action="store_true", help="cProfile the master; its top functions to stderr")
+    options.add_argument("--backlog", type=int, help="set the ZMQ_BACKLOG of the master's node socket (ZeroMQ's "
+                         "default: 100) before it binds")
     options.add_argument("--json", action="store_true")
     arguments = options.parse_args()
     results = []

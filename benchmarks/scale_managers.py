@@ -4,10 +4,10 @@
 
 Nodes ``node{FIRST:05d}`` to ``node{FIRST+COUNT-1:05d}``, each a node manager with ``CORES`` workers, connect to
 the master at ``ADDRESS`` with CurveZMQ (the agent's keys in ``PILOT_SANDBOX/keys``), say NodeHello and serve in
-one poll loop: RunTasks for a worker are RUNNING then DONE at once (or after a duration drawn from an exponential
-distribution of mean ``--duration``, one task at a time per worker), heartbeats are answered for the node, updates
-are merged per manager and loop pass (frame ``b""``, each update naming its worker). No process is forked, no
-task runs: what is measured is the master.
+one poll loop, heartbeating the master every second as a real node manager does: RunTasks for a worker are
+RUNNING then DONE at once (or after a duration drawn from an exponential distribution of mean ``--duration``, one
+task at a time per worker); updates are merged per manager and loop pass (frame ``b""``, each update naming its
+worker). No process is forked, no task runs: what is measured is the master.
 """
 
 from __future__ import annotations
@@ -33,15 +33,17 @@ from scalems_like.protocol.curve import AgentKeys
 
 MANAGER = b""
 """The worker frame of a message for or from the node manager itself."""
+HEARTBEAT_INTERVAL = 1.0
+"""The agent's default ``heartbeat_interval``."""
 
 
 def node_name(index: int) -> str:
     return f"node{index:05d}"
 
 
-def worker_uid(node: str, index: int) -> str:
-    """A worker's uid, as long as the agent's (``PILOT.worker.NODE.INDEX``)."""
-    return f"pilot.0000.worker.{node}.{index:04d}"
+def manager_uid(index: int) -> str:
+    """A node manager's uid as the agent names them (``PILOT.worker.RANK``)."""
+    return f"pilot.0000.worker.{index:04d}"
 
 
 class Manager:
@@ -49,11 +51,12 @@ class Manager:
 
     __slots__ = ("busy", "node", "outbox", "queues", "socket", "stopped")
 
-    def __init__(self, node: str, sock: zmq.Socket[bytes], cores: int) -> None:
+    def __init__(self, node: str, uid: str, sock: zmq.Socket[bytes], cores: int) -> None:
         self.node = node
         self.socket = sock
         self.queues: dict[str, collections.deque[dict[str, Any]]] = {
-            worker_uid(node, index): collections.deque() for index in range(cores)}
+            f"{uid}.w{index:04d}": collections.deque() for index in range(cores)}
+        """Each worker's tasks, named as a node manager names its workers (``MANAGER.wINDEX``)."""
         self.busy: set[str] = set()
         """Workers running a task of a drawn duration."""
         self.outbox: list[dict[str, Any]] = []
@@ -69,7 +72,7 @@ class Emulation:
                  seed: int) -> None:
         self.address = address
         self.keys = keys
-        self.nodes = [node_name(index) for index in range(first, first + count)]
+        self.indices = range(first, first + count)
         self.cores = cores
         self.duration = duration
         self.random = random.Random(seed)
@@ -82,16 +85,18 @@ class Emulation:
         self.order = 0
         self.serving = 0
         """Managers not told to shut down."""
+        self.last_beat = 0.0
 
     def connect(self) -> None:
-        self.context.set(zmq.MAX_SOCKETS, len(self.nodes) + 64)
-        for node in self.nodes:
+        self.context.set(zmq.MAX_SOCKETS, len(self.indices) + 64)
+        for index in self.indices:
+            node, uid = node_name(index), manager_uid(index)
             sock = message_socket(self.context.socket(zmq.DEALER))
             sock.setsockopt(zmq.LINGER, 0)
-            sock.setsockopt_string(zmq.IDENTITY, f"pilot.0000.manager.{node}")
+            sock.setsockopt_string(zmq.IDENTITY, uid)
             curve.connect_as(sock, self.keys.agent_public, self.keys.agent_public, self.keys.agent_secret)
             sock.connect(self.address)
-            manager = self.managers[sock] = self.by_node[node] = Manager(node, sock, self.cores)
+            manager = self.managers[sock] = self.by_node[node] = Manager(node, uid, sock, self.cores)
             self.serving += 1
             self.poller.register(sock, zmq.POLLIN)
             workers = [[uid, os.getpid()] for uid in manager.queues]
@@ -100,10 +105,12 @@ class Emulation:
 
     def run(self) -> None:
         while self.serving:
-            timeout = max(0.0, self.timers[0][0] - time.time()) * 1000 if self.timers else None
-            for sock, _event in self.poller.poll(timeout):
+            wake = min(self.timers[0][0], self.last_beat + HEARTBEAT_INTERVAL) if self.timers else \
+                self.last_beat + HEARTBEAT_INTERVAL
+            for sock, _event in self.poller.poll(max(0.0, wake - time.time()) * 1000):
                 self.handle_messages(self.managers[sock])  # type: ignore[index]
             self.handle_timers()
+            self.handle_heartbeats()
             self.handle_flush()
         self.context.destroy(linger=0)
 
@@ -121,9 +128,7 @@ class Emulation:
                     self.handle_worker_message(manager, worker_frame.decode(), message)
 
     def handle_manager_message(self, manager: Manager, message: protocol.Message) -> None:
-        if isinstance(message, protocol.Heartbeat):
-            manager.socket.send_multipart([MANAGER, protocol.encode(protocol.Heartbeat(time.time()))])
-        elif isinstance(message, protocol.Shutdown):
+        if isinstance(message, protocol.Shutdown):
             manager.stopped = True
             self.serving -= 1
             self.poller.unregister(manager.socket)
@@ -173,6 +178,17 @@ class Emulation:
                 task = queue.popleft()
                 manager.update(task, worker, "DONE", exit_code=0, started=now)
             self.start_next(manager, worker)
+
+    def handle_heartbeats(self) -> None:
+        """Every node manager heartbeats the master for its node, as the real one does (every second)."""
+        now = time.time()
+        if now - self.last_beat < HEARTBEAT_INTERVAL:
+            return
+        self.last_beat = now
+        beat = protocol.encode(protocol.Heartbeat(now))
+        for manager in self.managers.values():
+            if not manager.stopped:
+                manager.socket.send_multipart([MANAGER, beat])
 
     def handle_flush(self) -> None:
         for manager in self.managers.values():

@@ -13,10 +13,16 @@ Logs go to ``PILOT_SANDBOX/agent.log`` as the agent's do; with ``--profile``, a 
 from __future__ import annotations
 
 import argparse
-import cProfile
 import logging
 import sys
 from pathlib import Path
+
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    del sys.path[0]  # (benchmarks/profile.py would shadow the standard library's profile, which cProfile imports)
+
+import cProfile
+
+import zmq
 
 from scalems_like.agent.config import AgentConfig
 from scalems_like.agent.limits import open_files_needed, raise_open_files_limit
@@ -32,6 +38,7 @@ def main() -> int:
     options = argparse.ArgumentParser(description=__doc__)
     options.add_argument("sandbox", type=Path)
     options.add_argument("--profile", action="store_true")
+    options.add_argument("--backlog", type=int, help="ZMQ_BACKLOG of the master's node socket (default: the master's)")
     arguments = options.parse_args()
     sandbox: Path = arguments.sandbox
     logging.basicConfig(filename=sandbox / "agent.log", level=logging.INFO,
@@ -43,6 +50,8 @@ def main() -> int:
     assert config.cores is not None
     nodes = [Node(node_name(index), config.cores, 0) for index in range(config.nodes)]
     master = Master.open(config, nodes, config.cores, 1)
+    if arguments.backlog:
+        master.workers.setsockopt(zmq.BACKLOG, arguments.backlog)
     print(master.bind_workers(), flush=True)
     master.connect_client()
     if arguments.profile:
