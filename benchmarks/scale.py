@@ -14,9 +14,10 @@ TaskUpdates, Acknowledge, Heartbeat, Shutdown).
 Reported per node count (``--json``: one JSON object per line): ``nodes``, ``cores``, ``tasks``, ``joined_s`` (the
 managers' start until the master's NodesReady reports show every core of every node serving), ``tasks_per_s``
 (first submission to last final update), ``master_cpu_us_per_task`` (the master process's CPU time over that
-span, per task), ``master_rss_mb`` (its VmHWM), and ``failed`` (tasks not DONE). Then this machine's limits,
-measured in the same run: CurveZMQ handshakes (as many DEALERs as the largest node count connecting to one ROUTER
-with a ZAP handler) and pipelined pyzmq round trips of a task-sized message. Ratios, never asserted times.
+span, per task), ``master_rss_mb`` (its VmHWM), ``done`` and ``failed`` (tasks DONE, and not). Then this
+machine's limits, measured in the same run: CurveZMQ handshakes (as many DEALERs as the largest node count
+connecting to one ROUTER with a ZAP handler, with ZeroMQ's default listen backlog and with one as large) and
+pipelined pyzmq round trips of a task-sized message. Ratios, never asserted times.
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ class Client:
         self.sent = 0
         self.total = tasks
         self.finished = 0
+        self.done = 0
         self.failed: list[dict[str, Any]] = []
         self.readiness: dict[str, tuple[int, int]] = {}
         self.all_ready_at: float | None = None
@@ -115,11 +117,18 @@ class Client:
             if ended:
                 self.finished += len(ended)
                 self.outstanding -= len(ended)
-                self.failed += [update for update in ended if update["state"] != "DONE"]
+                not_done = [update for update in ended if update["state"] != "DONE"]
+                self.failed += not_done
+                self.done += len(ended) - len(not_done)
                 self.last_final = time.time()
                 self.send(protocol.Acknowledge([update["uid"] for update in ended]))
         elif isinstance(message, protocol.AgentStopping):
             self.stopping = message
+
+    def progress(self) -> tuple[int, int, int, bool]:
+        """What changes while the run goes on: tasks ended, cores serving, the window, the stop."""
+        serving = sum(ready for ready, _cores in self.readiness.values())
+        return self.finished, serving, self.window, self.stopping is not None
 
     def send(self, message: protocol.Message) -> None:
         assert self.agent is not None
@@ -157,13 +166,16 @@ def waited(client: Client, master: subprocess.Popen[bytes], until: Any, what: st
     """Serve the client's side until ``until()``; fail if the master ends or stays silent past :data:`PATIENCE`."""
     last = time.time()
     while not until():
-        before = (client.finished, len(client.readiness), client.window)
+        before = client.progress()
         client.receive(1.0)
         client.heartbeat()
         client.dispatch()
-        if (client.finished, len(client.readiness), client.window) != before:
+        if client.progress() != before:
             last = time.time()
         if master.poll() is not None:
+            client.receive(0.0)  # (what it sent before it ended)
+            if until():
+                return
             raise SystemExit(f"the master ended (exit code {master.returncode}) while waiting for {what}")
         if time.time() - last > PATIENCE:
             raise SystemExit(f"nothing happened for {PATIENCE:g} s while waiting for {what}")
@@ -216,7 +228,7 @@ def measure(nodes: int, cores: int, tasks: int, options: argparse.Namespace) -> 
             client.close()
     return {"nodes": nodes, "cores": nodes * cores, "tasks": tasks, "joined_s": round(joined, 2),
             "tasks_per_s": round(tasks / elapsed), "master_cpu_us_per_task": round(cpu / tasks * 1e6, 1),
-            "master_rss_mb": round(rss_mb), "failed": len(client.failed)}
+            "master_rss_mb": round(rss_mb), "done": client.done, "failed": len(client.failed)}
 
 
 def summarize_profile(path: Path, nodes: int) -> None:
