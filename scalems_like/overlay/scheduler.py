@@ -176,7 +176,7 @@ class Scheduler:
 
     def _is_simple(self, task: dict[str, Any]) -> bool:
         """One worker and no GPU: pipelined, no placement."""
-        return bool(task["gpus"] == 0) and self.workers_needed(task) == 1
+        return task["gpus"] == 0 and 0 < int(task["cores"]) * int(task["ranks"]) <= self.width
 
     def _ranks_fitting(self, node: NodeSlots, task: dict[str, Any], workers: int, gpus: int) -> int:
         """How many ranks of ``task`` fit in ``workers`` workers and ``gpus`` GPUs of ``node``."""
@@ -397,7 +397,10 @@ class Scheduler:
         if worker is not None:
             with contextlib.suppress(ValueError):
                 worker.queue.remove(uid)
-            worker.busy_long = worker.busy_long and bool(worker.queue)  # (moves it)
+            if worker.busy_long and not worker.queue:
+                worker.busy_long = False  # (moves it)
+            else:
+                worker.moved()
         placement = self._placements.pop(uid, None)
         if placement is not None:
             for held in placement.held_workers:

@@ -64,9 +64,12 @@ class WorkerSlots:
 
     def moved(self) -> None:
         """Its queue, reservation or long task changed: into the bucket it belongs to now (or out)."""
-        if self.buckets is not None:
-            self.buckets.remove(self)
-            self.buckets.add(self)
+        buckets = self.buckets
+        if buckets is not None:
+            self.before.after = self.after  # (OpenWorkers.remove, inline: this runs twice per task)
+            self.after.before = self.before
+            self.before = self.after = self
+            buckets.add(self)
 
 
 @dataclasses.dataclass(slots=True)
