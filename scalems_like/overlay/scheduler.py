@@ -36,6 +36,10 @@ from scalems_like.overlay.slots import NodeSlots, OpenWorkers, Placement, Worker
 
 __all__ = ["NodeSlots", "Placement", "Scheduler", "WorkerSlots"]
 
+NAMED_NODES = 8
+"""Nodes out of the schedule a rejection's reason names (the others are counted): every rejected task carries its
+reason, and at 4 096 nodes out a reason naming them all took 50 KB a task (20 GB for a window of tasks)."""
+
 
 class Scheduler:
     def __init__(self, *, width: int = 1, target_queue_seconds: float = 0.02, max_depth: int = 1024,
@@ -160,7 +164,9 @@ class Scheduler:
         lost = sum(node.lost_workers for node in nodes)
         closed = [node.name for node in nodes if node.closed]
         if closed:
-            reason += f" ({len(closed)} of its {len(nodes)} node(s) out of the schedule: {', '.join(closed)})"
+            named = ", ".join(closed[:NAMED_NODES]) + (f" and {len(closed) - NAMED_NODES} more"
+                                                       if len(closed) > NAMED_NODES else "")
+            reason += f" ({len(closed)} of its {len(nodes)} node(s) out of the schedule: {named})"
         return reason + (f" ({lost} of its workers were lost)" if lost and not closed else "")
 
     def _satisfiable(self, task: dict[str, Any]) -> bool:

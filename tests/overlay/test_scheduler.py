@@ -451,3 +451,16 @@ def test_the_least_loaded_open_worker_takes_the_next_task_in_the_order_it_became
     assert submit_and_schedule(scheduler, task("d")) == {"n1.w0": [task("d") | {"gpu_ids": []}]}
     scheduler.workers["n1.w1"].held_by = None
     assert uids(submit_and_schedule(scheduler, task("e"))) == {"n1.w1": ["e"]}
+
+
+def test_a_reason_names_a_few_nodes_out_of_the_schedule_and_counts_the_others() -> None:
+    scheduler = scheduler_with({f"n{index:02d}": (1, 0) for index in range(20)}, initial_depth=1)
+    scheduler.submit([task("a"), task("b")])
+    for index in range(20):
+        for worker in scheduler.close_node(f"n{index:02d}"):
+            scheduler.remove_worker(worker)
+    assert scheduler.schedule() == {}
+    reasons = {reason for _task, reason in scheduler.take_rejected()}
+    assert reasons == {"needs 1 cores and 0 GPUs on one node; the largest node of this pilot offers 0 cores and 0 GPUs "
+                       "(20 of its 20 node(s) out of the schedule: n00, n01, n02, n03, n04, n05, n06, n07 and 12 "
+                       "more)"}
