@@ -189,7 +189,7 @@ def measure(nodes: int, cores: int, tasks: int, options: argparse.Namespace) -> 
         client = Client(sandbox, keys, tasks)
         AgentConfig(pilot_uid="pilot.0000", session_uid="session.scale", client_address=f"tcp://127.0.0.1:"
                     f"{client.port}", pilot_sandbox=str(sandbox), runtime=24 * 3600, nodes=nodes,
-                    cores=cores).write(sandbox)
+                    cores=cores, heartbeat_timeout=options.heartbeat_timeout).write(sandbox)
         command = [sys.executable, str(HERE / "scale_master.py"), str(sandbox)] + (["--profile"] * options.profile)
         command += ["--backlog", str(options.backlog)] if options.backlog else []
         master = subprocess.Popen(command, stdout=subprocess.PIPE)
@@ -253,6 +253,8 @@ def main() -> None:
     options.add_argument("--profile", action="store_true", help="cProfile the master; its top functions to stderr")
     options.add_argument("--backlog", type=int, help="set the ZMQ_BACKLOG of the master's node socket (ZeroMQ's "
                          "default: 100) before it binds")
+    options.add_argument("--heartbeat-timeout", type=float, default=10.0,
+                         help="the resource key heartbeat_timeout of the master (default: the agent's, 10 s)")
     options.add_argument("--json", action="store_true")
     arguments = options.parse_args()
     results = []

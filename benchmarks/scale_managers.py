@@ -109,6 +109,7 @@ class Emulation:
                 self.last_beat + HEARTBEAT_INTERVAL
             for sock, _event in self.poller.poll(max(0.0, wake - time.time()) * 1000):
                 self.handle_messages(self.managers[sock])  # type: ignore[index]
+                self.handle_heartbeats()  # (on time however long this pass: each real manager has its node's CPUs)
             self.handle_timers()
             self.handle_heartbeats()
             self.handle_flush()
