@@ -11,12 +11,14 @@ work at the observed mean task duration, at most :data:`MAX_PER_WORKER` per work
 :data:`CEILING` in all; before any task ended, :data:`INITIAL_PER_WORKER` per worker ahead, within the same
 ceiling (a small workflow goes to the agent at once, and runs on while its client is away).
 
-Why one per worker and a bounded queue, not a multiple per worker: the agent holds about 2 KiB per task it holds
-(the task, its updates, its uid in the sets that follow it). At 4 096 nodes of 128 workers a floor of 2 per worker
-held 1 048 576 tasks (the whole of a million-task run) and 16 per worker before the first end held 8.4 million:
-measured with ``python benchmarks/scale.py --nodes 4096 --cores-per-node 128`` (see docs/performance.md, *Scale*),
-the master's peak RSS was over 2 GB; with one per worker and at most 16 384 ahead it holds 540 672 tasks, and every
-worker still has its next task at the master when its current one ends (the queue ahead is shared by all workers).
+Why one per worker and a bounded queue, not a multiple per worker: the master holds about 2.8 KB per task it
+holds (the task, its QUEUED update, its uid in the sets that follow it; measured by accepting a window of tasks
+into a master of 256 nodes). At 4 096 nodes of 128 workers a floor of 2 per worker meant 1 048 576 tasks held
+(about 2.9 GB: the whole of a million-task run) and 16 per worker before the first end meant 8.4 million (every
+task sent at once); one per worker is the least that keeps every worker busy, and the queue ahead, shared by all
+workers, gives each its next task when its current one ends. At 4 096 x 128 that is 540 672 tasks, about 1.5 GB:
+above the 1 GB aimed at (``python benchmarks/scale.py --nodes 4096 --cores-per-node 128``; docs/performance.md,
+*Scale*, says what else the master holds there).
 """
 
 from __future__ import annotations
