@@ -14,6 +14,7 @@ from pathlib import Path
 
 from scalems_like.agent import launch
 from scalems_like.agent.config import AgentConfig
+from scalems_like.agent.limits import open_files_needed, raise_open_files_limit
 from scalems_like.agent.nodes import discover
 from scalems_like.overlay.master import Master
 from scalems_like.protocol.curve import warn_insecure
@@ -41,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     log.info("pilot %s: %d node(s) %s, %d worker(s) per node of %d core(s)", config.pilot_uid, len(nodes),
              [node.name for node in nodes], per_node, width)
     master = Master.open(config, nodes, per_node, width)
+    too_low = raise_open_files_limit(open_files_needed(len(nodes)))
+    if too_low is not None:  # (the nodes beyond it would never join: say so where the user looks)
+        log.error("%s", too_low)
+        master.record("agent", master.host, "limit", "", too_low)
     address = master.bind_workers()
     log.info("workers connect to %s (%s)", address, "INSECURE" if config.insecure else "CurveZMQ")
     environment = {

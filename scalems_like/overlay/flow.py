@@ -5,11 +5,20 @@ tasks sent to that agent and not yet final at or below it (its *credit* is the w
 tasks wait on the client. A final update returns its task's credit, so the agent holds a bounded number of tasks
 per worker whatever the number submitted, and its memory does not grow with it.
 
-The window keeps every worker busy across the client's round trip: about :data:`WINDOW_SECONDS` of work per
-worker at the observed mean task duration, between :data:`MIN_PER_WORKER` (long tasks: the next one waits at the
-master when one ends) and :data:`MAX_PER_WORKER` (tiny tasks) per worker, and at most :data:`CEILING` in all unless
-the minimum per worker asks for more. Before any task ended, :data:`INITIAL_PER_WORKER` per worker (a small
-workflow goes to the agent at once, and runs on while its client is away).
+The window keeps every worker busy across the client's round trip and the agent's memory bounded at any size: one
+task per worker (:data:`MIN_PER_WORKER`: the one it runs) plus a queue *ahead* of about :data:`WINDOW_SECONDS` of
+work at the observed mean task duration, at most :data:`MAX_PER_WORKER` per worker (tiny tasks) and at most
+:data:`CEILING` in all; before any task ended, :data:`INITIAL_PER_WORKER` per worker ahead, within the same
+ceiling (a small workflow goes to the agent at once, and runs on while its client is away).
+
+Why one per worker and a bounded queue, not a multiple per worker: the master holds about 2.8 KB per task it
+holds (the task, its QUEUED update, its uid in the sets that follow it; measured by accepting a window of tasks
+into a master of 256 nodes). At 4 096 nodes of 128 workers a floor of 2 per worker meant 1 048 576 tasks held
+(about 2.9 GB: the whole of a million-task run) and 16 per worker before the first end meant 8.4 million (every
+task sent at once); one per worker is the least that keeps every worker busy, and the queue ahead, shared by all
+workers, gives each its next task when its current one ends. At 4 096 x 128 that is 540 672 tasks, about 1.5 GB:
+above the 1 GB aimed at (``python benchmarks/scale.py --nodes 4096 --cores-per-node 128``; docs/performance.md,
+*Scale*, says what else the master holds there).
 """
 
 from __future__ import annotations
@@ -17,24 +26,27 @@ from __future__ import annotations
 import math
 
 WINDOW_SECONDS = 1.0
-"""Seconds of work per worker the window aims at."""
-MIN_PER_WORKER = 2
+"""Seconds of work the queue ahead of the workers aims at."""
+MIN_PER_WORKER = 1
+"""Tasks per worker the window holds at least: the one it runs."""
 INITIAL_PER_WORKER = 16
+"""Tasks per worker ahead before any task ended (within :data:`CEILING`)."""
 MAX_PER_WORKER = 4096
 CEILING = 16384
-"""Tasks a window holds at most, unless ``MIN_PER_WORKER`` times the workers is more."""
+"""Tasks the queue ahead holds at most, whatever the number of workers."""
 CHANGE = 1.25
 """A new window is announced when it differs from the last one by this factor or more."""
 
 
 def task_window(workers: int, mean_duration: float | None) -> int:
     """The tasks an agent of ``workers`` workers takes at once, with tasks lasting ``mean_duration`` s (None:
-    none has ended yet)."""
+    none has ended yet): one running per worker, and a bounded queue ahead of them."""
+    workers = max(1, workers)
     if mean_duration is None:
-        return max(1, workers) * INITIAL_PER_WORKER
-    floor = max(1, workers) * MIN_PER_WORKER
-    per_worker = min(MAX_PER_WORKER, max(MIN_PER_WORKER, math.ceil(WINDOW_SECONDS / max(mean_duration, 1e-6))))
-    return max(floor, min(CEILING, workers * per_worker))
+        per_worker = INITIAL_PER_WORKER
+    else:
+        per_worker = min(MAX_PER_WORKER, math.ceil(WINDOW_SECONDS / max(mean_duration, 1e-6)))
+    return workers * MIN_PER_WORKER + min(CEILING, workers * per_worker)
 
 
 def worth_announcing(window: int, announced: int) -> bool:

@@ -28,56 +28,17 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import dataclasses
 import math
 from collections.abc import Iterable
 from typing import Any
 
+from scalems_like.overlay.slots import NodeSlots, OpenWorkers, Placement, WorkerSlots
 
-@dataclasses.dataclass
-class WorkerSlots:
-    uid: str
-    node: str
-    queue: collections.deque[str] = dataclasses.field(default_factory=collections.deque)
-    held_by: str | None = None
-    """Uid of the placed task that reserved or holds this worker."""
-    busy_long: bool = False
-    """It gave back its queued tasks (its current task runs long): nothing is queued to it until it is idle."""
+__all__ = ["NodeSlots", "Placement", "Scheduler", "WorkerSlots"]
 
-
-@dataclasses.dataclass
-class NodeSlots:
-    name: str
-    cores: int
-    free_gpus: list[int]
-    total_gpus: int
-    expected_workers: int
-    """Workers the agent started on this node (they may not have said hello yet)."""
-    workers: list[str] = dataclasses.field(default_factory=list)
-    lost_workers: int = 0
-    closed: bool = False
-    """Taken out of the schedule (its workers kept dying): no capacity, no new workers."""
-
-    @property
-    def starting(self) -> bool:
-        """Some workers the agent started here have not said hello yet."""
-        return not self.closed and len(self.workers) + self.lost_workers < self.expected_workers
-
-    @property
-    def worker_capacity(self) -> int:
-        """Workers this node has or will have: those started (or more, if more said hello) minus those lost."""
-        if self.closed:
-            return 0
-        return max(self.expected_workers, len(self.workers) + self.lost_workers) - self.lost_workers
-
-
-@dataclasses.dataclass
-class Placement:
-    task: dict[str, Any]
-    worker: str
-    held_workers: list[str]
-    gpu_ids: dict[str, list[int]]
-    """node → the GPU ids taken there."""
+NAMED_NODES = 8
+"""Nodes out of the schedule a rejection's reason names (the others are counted): every rejected task carries its
+reason, and at 4 096 nodes out a reason naming them all took 50 KB a task (20 GB for a window of tasks)."""
 
 
 class Scheduler:
@@ -101,30 +62,52 @@ class Scheduler:
         self.changed_nodes: set[str] = set()
         """Nodes whose serving workers changed (a worker joined or left, the node went out) since the master last
         reported how much of the pilot serves (it empties the set)."""
-        self._capacity: int | None = None
+        self._capacity = 0
+        """The sum of the nodes' :attr:`NodeSlots.worker_capacity`, kept as they change (:meth:`_node_changed`)."""
+        self._starting: set[str] = set()
+        """The nodes where some workers started have not said hello yet (:attr:`NodeSlots.starting`)."""
+        self._open = OpenWorkers()
+        self._reservations: dict[str, list[WorkerSlots]] = {}
+        """Placed task uid → the workers it reserved (they drain for it), until it starts or is dropped."""
 
     # -- resources ------------------------------------------------------------------------------------
     def add_node(self, name: str, cores: int, gpus: int, workers: int | None = None) -> None:
         """A node of ``cores`` cores and ``gpus`` GPUs, where the agent starts ``workers`` workers
         (default: as many as ``width`` allows)."""
         expected = cores // self.width if workers is None else workers
-        self.nodes[name] = NodeSlots(name, cores, list(range(gpus)), gpus, expected)
-        self._capacity = None
+        node = self.nodes[name] = NodeSlots(name, cores, list(range(gpus)), gpus, 0)
+        self._node_changed(node, expected_workers=expected)
+
+    def _node_changed(self, node: NodeSlots, *, expected_workers: int = 0, workers: str = "", lost_workers: int = 0,
+                      closed: bool = False) -> None:
+        """Change ``node`` (more workers expected, one joined, more lost, closed) and keep the counters."""
+        before = node.worker_capacity
+        node.expected_workers += expected_workers
+        if workers:
+            node.workers.append(workers)
+        node.lost_workers += lost_workers
+        node.closed = node.closed or closed
+        self._capacity += node.worker_capacity - before
+        if node.starting:
+            self._starting.add(node.name)
+        else:
+            self._starting.discard(node.name)
 
     def add_worker(self, uid: str, node: str) -> None:
-        self.workers[uid] = WorkerSlots(uid, node)
-        self.nodes[node].workers.append(uid)
+        slots = self.nodes[node]
+        self.workers[uid] = WorkerSlots(uid, slots.name, self._open)  # (one string of the node's name for all)
+        self._node_changed(slots, workers=uid)
         self.changed_nodes.add(node)
-        self._capacity = None
 
     def remove_worker(self, uid: str) -> list[str]:
         """Forget a dead worker; returns the uids of the tasks it had (they are lost)."""
         worker = self.workers.pop(uid)
+        self._open.remove(worker)
+        worker.buckets = None
         node = self.nodes[worker.node]
         node.workers.remove(uid)
-        node.lost_workers += 1
+        self._node_changed(node, lost_workers=1)
         self.changed_nodes.add(node.name)
-        self._capacity = None
         lost = list(worker.queue)
         for task_uid in lost:
             self.finished(task_uid)
@@ -134,39 +117,34 @@ class Scheduler:
 
     def expect_worker(self, node: str) -> None:
         """One more worker was started on ``node`` (a replacement)."""
-        self.nodes[node].expected_workers += 1
-        self._capacity = None
+        self._node_changed(self.nodes[node], expected_workers=1)
 
     def worker_never_came(self, node: str) -> None:
         """A worker started on ``node`` ended before it said hello."""
-        self.nodes[node].lost_workers += 1
-        self._capacity = None
+        self._node_changed(self.nodes[node], lost_workers=1)
 
     def close_node(self, node: str) -> list[str]:
         """Take ``node`` out of the schedule; returns its workers (to be removed: :meth:`remove_worker`)."""
-        self.nodes[node].closed = True
+        self._node_changed(self.nodes[node], closed=True)
         self.changed_nodes.add(node)
-        self._capacity = None
         return list(self.nodes[node].workers)
 
     @property
     def capacity(self) -> int:
         """Workers this pilot has or will have (see :attr:`NodeSlots.worker_capacity`)."""
-        if self._capacity is None:
-            self._capacity = sum(node.worker_capacity for node in self.nodes.values())
         return self._capacity
 
     def _release_reservation(self, uid: str) -> None:
         """Return the workers reserved (not yet used) by the placed task ``uid``."""
         if uid in self._placements:
             return
-        for worker in self.workers.values():
+        for worker in self._reservations.pop(uid, ()):
             if worker.held_by == uid:
                 worker.held_by = None
 
     # -- needs ---------------------------------------------------------------------------------------
     def workers_needed(self, task: dict[str, Any]) -> int:
-        return math.ceil(task["cores"] * task["ranks"] / self.width)
+        return math.ceil(int(task["cores"]) * int(task["ranks"]) / self.width)
 
     def unsatisfiable_reason(self, task: dict[str, Any]) -> str | None:
         """Why the workers of this pilot (started, minus lost) can never run ``task`` (None if they can)."""
@@ -186,29 +164,31 @@ class Scheduler:
         lost = sum(node.lost_workers for node in nodes)
         closed = [node.name for node in nodes if node.closed]
         if closed:
-            reason += f" ({len(closed)} of its {len(nodes)} node(s) out of the schedule: {', '.join(closed)})"
+            named = ", ".join(closed[:NAMED_NODES]) + (f" and {len(closed) - NAMED_NODES} more"
+                                                       if len(closed) > NAMED_NODES else "")
+            reason += f" ({len(closed)} of its {len(nodes)} node(s) out of the schedule: {named})"
         return reason + (f" ({lost} of its workers were lost)" if lost and not closed else "")
 
     def _satisfiable(self, task: dict[str, Any]) -> bool:
         nodes = self.nodes.values()
         if self._is_simple(task):
-            return any(node.worker_capacity for node in nodes)
+            return self._capacity > 0
         if any(self._ranks_fitting(node, task, node.worker_capacity, node.total_gpus) >= task["ranks"]
                for node in nodes):
             return True
-        return task["ranks"] > 1 and sum(
+        return int(task["ranks"]) > 1 and sum(
             self._ranks_fitting(node, task, node.worker_capacity, node.total_gpus) for node in nodes
         ) >= task["ranks"]
 
     def _is_simple(self, task: dict[str, Any]) -> bool:
         """One worker and no GPU: pipelined, no placement."""
-        return task["gpus"] == 0 and self.workers_needed(task) == 1
+        return task["gpus"] == 0 and 0 < int(task["cores"]) * int(task["ranks"]) <= self.width
 
     def _ranks_fitting(self, node: NodeSlots, task: dict[str, Any], workers: int, gpus: int) -> int:
         """How many ranks of ``task`` fit in ``workers`` workers and ``gpus`` GPUs of ``node``."""
-        per_rank = math.ceil(task["cores"] / self.width)
+        per_rank = math.ceil(int(task["cores"]) / self.width)
         fit = workers // per_rank
-        return min(fit, gpus // task["gpus"]) if task["gpus"] else fit
+        return min(fit, gpus // int(task["gpus"])) if task["gpus"] else fit
 
     # -- queueing ------------------------------------------------------------------------------------
     def submit(self, tasks: Iterable[dict[str, Any]]) -> None:
@@ -341,10 +321,10 @@ class Scheduler:
             gpu_ids[node.name], node.free_gpus = node.free_gpus[:taken], node.free_gpus[taken:]
         for worker_uid in chosen:
             self.workers[worker_uid].held_by = uid
-        for worker in self.workers.values():  # release reservations beyond what was used
+        for worker in self._reservations.pop(uid, ()):  # release reservations beyond what was used
             if worker.held_by == uid and worker.uid not in chosen:
                 worker.held_by = None
-        self.workers[chosen[0]].queue.append(uid)
+        self.workers[chosen[0]].queue.append(uid)  # (held: in no bucket of open workers)
         placement = Placement(task, chosen[0], chosen, gpu_ids)
         self._placements[uid] = placement
         self._worker_of[uid] = chosen[0]
@@ -355,7 +335,7 @@ class Scheduler:
     def _reserve(self, task: dict[str, Any]) -> None:
         """Hold workers for ``task`` so that they drain: the idlest node if it fits there, else across nodes."""
         uid = task["uid"]
-        if any(worker.held_by == uid for worker in self.workers.values()):
+        if uid in self._reservations:
             return
         per_rank = math.ceil(task["cores"] / self.width)
         needed = per_rank * task["ranks"]
@@ -368,38 +348,38 @@ class Scheduler:
 
         nodes = sorted(self.nodes.values(), key=idleness, reverse=True)
         whole = [n for n in nodes if self._ranks_fitting(n, task, len(n.workers), n.total_gpus) >= task["ranks"]]
+        reserved: list[WorkerSlots] = []
         for node in whole[:1] or nodes:
             take = self._ranks_fitting(node, task, len(free(node)), node.total_gpus) * per_rank
             for worker_uid in free(node)[: min(take, needed)]:
-                self.workers[worker_uid].held_by = uid
+                reserved.append(self.workers[worker_uid])
+                reserved[-1].held_by = uid
                 needed -= 1
             if needed <= 0:
-                return
+                break
+        if reserved:  # (none: tried again on the next pass)
+            self._reservations[uid] = reserved
 
     def _schedule_simple(self, assignments: dict[str, list[dict[str, Any]]]) -> None:
-        if not any(node.worker_capacity for node in self.nodes.values()):  # every worker was lost
+        if not self._capacity:  # every worker was lost
             while (task := self._pop_live(self._simple)) is not None:
                 self._reject(self._simple, self.unsatisfiable_reason(task) or "no worker left")
             return
         # no pipelining while workers are still starting: what a worker queues stays with it, and the others
         # would find nothing left when they say hello
-        depth = 1 if any(node.starting for node in self.nodes.values()) else self.depth
+        depth = 1 if self._starting else self.depth
         # the least loaded first: a task that arrives alone goes to an idle worker, not behind another's task
-        open_workers = sorted((w for w in self.workers.values()
-                               if w.held_by is None and not w.busy_long and len(w.queue) < depth),
-                              key=lambda w: len(w.queue))
-        while open_workers and self._pop_live(self._simple) is not None:
-            for worker in open_workers:
-                task = self._pop_live(self._simple)
-                if task is None:
-                    break
-                self._simple.popleft()
-                self._pending_uids.discard(task["uid"])
-                task["gpu_ids"] = []
-                worker.queue.append(task["uid"])
-                self._worker_of[task["uid"]] = worker.uid
-                assignments.setdefault(worker.uid, []).append(task)
-            open_workers = [w for w in open_workers if len(w.queue) < depth]
+        while (task := self._pop_live(self._simple)) is not None:
+            worker = self._open.least_loaded(below=depth)
+            if worker is None:
+                return
+            self._simple.popleft()
+            self._pending_uids.discard(task["uid"])
+            task["gpu_ids"] = []
+            worker.queue.append(task["uid"])
+            worker.moved()
+            self._worker_of[task["uid"]] = worker.uid
+            assignments.setdefault(worker.uid, []).append(task)
 
     def give_back(self, worker_uid: str, uids: list[str]) -> list[str]:
         """``worker_uid`` gave back ``uids``, queued behind its current task (which runs long) and not started:
@@ -411,7 +391,7 @@ class Scheduler:
         for uid in taken:
             del self._worker_of[uid]
             worker.queue.remove(uid)
-        worker.busy_long = bool(worker.queue)
+        worker.busy_long = bool(worker.queue)  # (moves it)
         return taken
 
     def finished(self, uid: str) -> None:
@@ -423,7 +403,10 @@ class Scheduler:
         if worker is not None:
             with contextlib.suppress(ValueError):
                 worker.queue.remove(uid)
-            worker.busy_long = worker.busy_long and bool(worker.queue)
+            if worker.busy_long and not worker.queue:
+                worker.busy_long = False  # (moves it)
+            else:
+                worker.moved()
         placement = self._placements.pop(uid, None)
         if placement is not None:
             for held in placement.held_workers:

@@ -106,7 +106,7 @@ class Hello(Message):
     pilot_uid: str
     host: str
     pid: int
-    nodes: list  # [[node_name, cores, gpus], ...]
+    nodes: list[Any]  # [[node_name, cores, gpus], ...]
     time: float
 
 
@@ -128,7 +128,7 @@ class BootstrapEvents(Message):
     """The bootstrap's events, as the agent found them in the pilot sandbox (for clients that cannot read it)."""
 
     tag: ClassVar[str] = "bootstrap_events"
-    events: list  # [[time, step, state, exit_code], ...]
+    events: list[Any]  # [[time, step, state, exit_code], ...]
 
 
 @declare
@@ -139,7 +139,7 @@ class AgentEvents(Message):
     the time on the agent's clock."""
 
     tag: ClassVar[str] = "agent_events"
-    events: list
+    events: list[Any]
 
 
 @declare
@@ -153,35 +153,35 @@ class NodesReady(Message):
 
     tag: ClassVar[str] = "nodes_ready"
     time: float
-    nodes: list
+    nodes: list[Any]
 
 
 @declare
 @dataclasses.dataclass(slots=True)
 class SubmitTasks(Message):
     tag: ClassVar[str] = "submit"
-    tasks: list  # task mappings
+    tasks: list[Any]  # task mappings
 
 
 @declare
 @dataclasses.dataclass(slots=True)
 class RunTasks(Message):
     tag: ClassVar[str] = "run"
-    tasks: list  # task mappings, with "sandbox" and "gpu_ids" set by the master
+    tasks: list[Any]  # task mappings, with "sandbox" and "gpu_ids" set by the master
 
 
 @declare
 @dataclasses.dataclass(slots=True)
 class CancelTasks(Message):
     tag: ClassVar[str] = "cancel"
-    uids: list
+    uids: list[Any]
 
 
 @declare
 @dataclasses.dataclass(slots=True)
 class TaskUpdates(Message):
     tag: ClassVar[str] = "updates"
-    updates: list  # task updates, in the order they happened
+    updates: list[Any]  # task updates, in the order they happened
 
 
 @declare
@@ -214,7 +214,7 @@ class Acknowledge(Message):
     """The client has journaled these tasks' final updates: the agent stops re-sending them on reconnect."""
 
     tag: ClassVar[str] = "ack"
-    uids: list
+    uids: list[Any]
 
 
 @declare
@@ -237,7 +237,7 @@ class NodeHello(Message):
     node: str
     host: str
     pid: int
-    workers: list
+    workers: list[Any]
 
 
 @declare
@@ -248,7 +248,7 @@ class WorkersExited(Message):
     empty unless the manager ended it."""
 
     tag: ClassVar[str] = "workers_exited"
-    workers: list
+    workers: list[Any]
 
 
 @declare
@@ -257,7 +257,7 @@ class StartWorkers(Message):
     """The master asks a node manager to fork workers with these uids (replacements for workers lost)."""
 
     tag: ClassVar[str] = "start_workers"
-    uids: list
+    uids: list[Any]
 
 
 @declare
@@ -267,7 +267,7 @@ class GiveBack(Message):
     be): the master runs them on other workers."""
 
     tag: ClassVar[str] = "give_back"
-    uids: list
+    uids: list[Any]
 
 
 def encode(message: Message) -> bytes:

@@ -13,14 +13,20 @@ from scalems_like.overlay.flow import (
 )
 
 
-def test_the_window_holds_about_a_second_of_work_per_worker_within_bounds() -> None:
-    assert task_window(2, None) == 2 * INITIAL_PER_WORKER  # before any task ended
-    assert task_window(2, 60.0) == 2 * MIN_PER_WORKER  # long tasks: the next waits at the master
-    assert task_window(2, WINDOW_SECONDS / 10) == 2 * 10
-    assert task_window(2, 1e-5) == 2 * MAX_PER_WORKER  # tiny tasks
-    assert task_window(1000, 1e-5) == CEILING  # many workers, tiny tasks: the ceiling
-    assert task_window(CEILING, 60.0) == CEILING * MIN_PER_WORKER  # never below the minimum per worker
-    assert task_window(0, 1.0) == MIN_PER_WORKER  # every worker lost (its tasks are rejected)
+def test_the_window_holds_a_task_per_worker_and_about_a_second_of_work_ahead_within_bounds() -> None:
+    assert task_window(2, None) == 2 * MIN_PER_WORKER + 2 * INITIAL_PER_WORKER  # before any task ended
+    assert task_window(2, 60.0) == 2 * MIN_PER_WORKER + 2  # long tasks: one ahead per worker
+    assert task_window(2, WINDOW_SECONDS / 10) == 2 * MIN_PER_WORKER + 2 * 10
+    assert task_window(2, 1e-5) == 2 * MIN_PER_WORKER + 2 * MAX_PER_WORKER  # tiny tasks
+    assert task_window(1000, 1e-5) == 1000 * MIN_PER_WORKER + CEILING  # many workers, tiny tasks: the ceiling
+    assert task_window(0, 1.0) == MIN_PER_WORKER + 1  # every worker lost (its tasks are rejected)
+
+
+def test_at_4096_nodes_of_128_workers_the_window_is_one_task_per_worker_and_a_bounded_queue() -> None:
+    workers = 4096 * 128
+    assert MIN_PER_WORKER == 1
+    for mean_duration in (None, 1e-5, 1.0, 3600.0):  # (before the first end too: not 16 per worker)
+        assert task_window(workers, mean_duration) == workers + CEILING
 
 
 def test_a_new_window_is_announced_when_it_changed_enough() -> None:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import dataclasses
 import socket
@@ -514,5 +513,31 @@ def test_tasks_given_back_by_a_busy_worker_run_on_another_or_end_if_being_cancel
     master.scheduler.workers["w2"].held_by = None
     master.handle_schedule()
     assert [t["uid"] for t in received_run(second)] == ["b", "c"]
-    assert master.scheduler.workers["w1"].queue == collections.deque(["long"])
+    assert master.scheduler.workers["w1"].queue == ["long"]
     assert states(harness, "d")[-1] == ("CANCELED", "canceled before it started")
+
+
+# -- scale: the master's own long pass is not its managers' silence; a listen backlog for every node ------------------
+def test_a_long_pass_of_the_master_is_not_its_managers_silence(harness: Harness) -> None:
+    import time
+
+    master = harness.master
+    harness.worker("w1")
+    long_ago = time.time() - 60
+    master.manager_seen["m-w1"] = long_ago
+    master.drained_at = long_ago + 1  # the master has not read its socket since: its heartbeats wait there unread
+    master.last_silence_check = 0.0
+    master.handle_deadlines()
+    assert "m-w1" in master.manager_seen and not master.health.out
+    master.drained_at = time.time()  # it read everything there was: the silence is the manager's
+    master.last_silence_check = 0.0
+    master.handle_deadlines()
+    assert master.health.is_out("n1") and "its node manager m-w1 fell silent for 60 s" in master.health.out["n1"]
+
+
+def test_the_listen_backlog_holds_every_nodes_first_connect(harness: Harness) -> None:
+    from scalems_like.overlay.master import listen_backlog
+
+    somaxconn = int(Path("/proc/sys/net/core/somaxconn").read_text())
+    assert listen_backlog(3) == 100 and listen_backlog(4096) == max(100, min(4096, somaxconn))
+    assert harness.master.workers.getsockopt(zmq.BACKLOG) == 100

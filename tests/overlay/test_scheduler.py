@@ -1,3 +1,5 @@
+import sys
+from random import Random
 from typing import Any
 
 from scalems_like.overlay.scheduler import Scheduler
@@ -377,3 +379,88 @@ def test_capacity_follows_workers_lost_replaced_and_nodes_closed() -> None:
     for worker in scheduler.close_node("n2"):
         scheduler.remove_worker(worker)
     assert scheduler.capacity == 2
+
+
+# -- at scale: buckets and counters instead of scans, small per-worker records ---------------------------------------
+def check_counters(scheduler: Scheduler) -> None:
+    """What the scheduler keeps as it goes equals what a scan of every node and worker finds."""
+    assert scheduler.capacity == sum(node.worker_capacity for node in scheduler.nodes.values())
+    assert scheduler._starting == {node.name for node in scheduler.nodes.values() if node.starting}
+    assert scheduler._open.levels() == {uid: len(worker.queue) for uid, worker in scheduler.workers.items()
+                                        if worker.held_by is None and not worker.busy_long}
+
+
+def test_buckets_and_counters_follow_every_change() -> None:
+    random = Random(18)
+    scheduler = Scheduler(width=1, initial_depth=3)
+    for node in ("n1", "n2", "n3"):
+        scheduler.add_node(node, 4, 1)
+    given: list[str] = []
+    scheduled = 0
+    for step in range(600):
+        operation = random.choice(["join", "join", "submit", "finish", "finish", "lose", "replace", "give_back",
+                                   "never_came", "close", "wide", "cancel"])
+        node = random.choice(["n1", "n2", "n3"])
+        if operation == "join" and scheduler.nodes[node].starting:
+            scheduler.add_worker(f"{node}.w{step}", node)
+        elif operation == "submit":
+            scheduler.submit([task(f"t{step}"), task(f"u{step}")])
+        elif operation == "wide":
+            scheduler.submit([task(f"p{step}", cores=2, gpus=random.choice([0, 1]))])
+        elif operation == "finish" and given:
+            scheduler.finished(given.pop(random.randrange(len(given))))
+        elif operation == "lose" and scheduler.workers:
+            scheduler.remove_worker(random.choice(sorted(scheduler.workers)))
+        elif operation == "replace":
+            scheduler.expect_worker(node)
+        elif operation == "never_came" and scheduler.nodes[node].starting:
+            scheduler.worker_never_came(node)
+        elif operation == "close" and step > 500:
+            for worker in scheduler.close_node(node):
+                scheduler.remove_worker(worker)
+        elif operation == "give_back" and scheduler.workers:
+            worker = scheduler.workers[random.choice(sorted(scheduler.workers))]
+            scheduler.give_back(worker.uid, worker.queue[1:])
+        elif operation == "cancel" and given:
+            scheduler.cancel(random.choice(given))
+        assigned = [t["uid"] for tasks in scheduler.schedule().values() for t in tasks]
+        given += assigned
+        scheduled += len(assigned)
+        check_counters(scheduler)
+    assert scheduled >= 50  # (the walk did schedule)
+
+
+def test_a_worker_record_is_slotted_and_small() -> None:
+    scheduler = scheduler_with({"n1": (2, 0)})
+    worker = scheduler.workers["n1.w0"]
+    assert not hasattr(worker, "__dict__") and not hasattr(scheduler.nodes["n1"], "__dict__")
+    assert sys.getsizeof(worker) + sys.getsizeof(worker.queue) <= 160  # (a dataclass with a deque: 800)
+    assert worker.node is scheduler.nodes["n1"].name  # one string for the node's name, not one per worker
+
+
+def test_the_least_loaded_open_worker_takes_the_next_task_in_the_order_it_became_so() -> None:
+    scheduler = scheduler_with({"n1": (3, 0)}, initial_depth=3)
+    assert uids(submit_and_schedule(scheduler, *(task(f"t{i}") for i in range(6)))) == {
+        "n1.w0": ["t0", "t3"], "n1.w1": ["t1", "t4"], "n1.w2": ["t2", "t5"]}
+    scheduler.finished("t1")
+    scheduler.finished("t0")  # n1.w1 has one task since before n1.w0 has
+    assert uids(submit_and_schedule(scheduler, task("a"), task("b"), task("c"))) == {
+        "n1.w1": ["a"], "n1.w0": ["b"], "n1.w2": ["c"]}
+    scheduler.workers["n1.w1"].held_by = "placed"  # (held: out of the buckets, and back in when returned)
+    scheduler.finished("t4")
+    assert submit_and_schedule(scheduler, task("d")) == {"n1.w0": [task("d") | {"gpu_ids": []}]}
+    scheduler.workers["n1.w1"].held_by = None
+    assert uids(submit_and_schedule(scheduler, task("e"))) == {"n1.w1": ["e"]}
+
+
+def test_a_reason_names_a_few_nodes_out_of_the_schedule_and_counts_the_others() -> None:
+    scheduler = scheduler_with({f"n{index:02d}": (1, 0) for index in range(20)}, initial_depth=1)
+    scheduler.submit([task("a"), task("b")])
+    for index in range(20):
+        for worker in scheduler.close_node(f"n{index:02d}"):
+            scheduler.remove_worker(worker)
+    assert scheduler.schedule() == {}
+    reasons = {reason for _task, reason in scheduler.take_rejected()}
+    assert reasons == {"needs 1 cores and 0 GPUs on one node; the largest node of this pilot offers 0 cores and 0 GPUs "
+                       "(20 of its 20 node(s) out of the schedule: n00, n01, n02, n03, n04, n05, n06, n07 and 12 "
+                       "more)"}
