@@ -38,26 +38,34 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scalems_like import protocol
 from scalems_like.adapters import BatchAdapter, JobEvent, adapter_for
 from scalems_like.client import reconnect
 from scalems_like.client.engine_loop import EngineLoop
 from scalems_like.client.pilot import Pilot, describe_pilots
+from scalems_like.client.pilot_job import check_fits
 from scalems_like.client.pilot_lifecycle import PilotRecord
+from scalems_like.client.pilot_submission import submit_pilot
 from scalems_like.client.task import Task, TaskOwner
-from scalems_like.descriptions import TaskDescription
+from scalems_like.descriptions import PilotDescription, TaskDescription
 from scalems_like.errors import ScalemsError, WaitTimeout
 from scalems_like.network import bind_and_advertise
 from scalems_like.protocol.curve import AgentKeys
 from scalems_like.resources import ResourceConfig, load_resource
 from scalems_like.states import PilotState, TaskState
 
+if TYPE_CHECKING:
+    from scalems_like.client.session import Session
+
 log = logging.getLogger("scalems_like.client")
 
 class Engine(EngineLoop):
     """The session's engine: its state and loop (:class:`EngineLoop`) and the command API (see the module)."""
+
+    backend = "native"
+    """Which backend this engine is (``Session(backend=...)``; another: :mod:`scalems_like.backends`)."""
 
     # -- life ----------------------------------------------------------------------------------------
     def load(self, tasks: Sequence[Task], pilots: Sequence[Pilot]) -> None:
@@ -158,6 +166,13 @@ class Engine(EngineLoop):
         self.call(cancel)
 
     # -- pilots --------------------------------------------------------------------------------------
+    def launch_pilot(self, session: Session, description: PilotDescription, number: Callable[[], str]) -> Pilot:
+        """Submit a pilot that ``Session.submit_pilot`` checked (the resource config's fit, then the batch job)."""
+        resource = self.resource(description.resource)
+        check_fits(description, resource)
+        session.open()
+        return submit_pilot(session, self, description, resource, number)
+
     @contextlib.contextmanager
     def new_pilot(self) -> Iterator[Callable[[], str]]:
         """While a pilot is submitted: a wait for tasks counts on it; gives the function that numbers it."""

@@ -13,11 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from scalems_like import paths
+from scalems_like.backends import engine_for
 from scalems_like.client import joined
-from scalems_like.client.engine import Engine
 from scalems_like.client.pilot import Pilot
-from scalems_like.client.pilot_job import check_fits
-from scalems_like.client.pilot_submission import submit_pilot
 from scalems_like.client.task import Task
 from scalems_like.client.task_wire import to_wire_all
 from scalems_like.descriptions import PilotDescription, TaskDescription
@@ -87,10 +85,10 @@ class Session(metaclass=_SessionType):
     ``scalems-like run``, ``Session()`` is the run's session, and closing it is left to the run.
     """
 
-    def __init__(self, uid: str | None = None, *, journal: bool = True) -> None:
+    def __init__(self, uid: str | None = None, *, journal: bool = True, backend: str = "native") -> None:
         self.uid = uid or new_session_uid()
         self._journaling = journal
-        self._engine = Engine(self.uid)
+        self._engine = engine_for(backend, self.uid)
         """Owns the tasks, pilots and everything else that changes (see its module); reached only through its
         command API."""
         self._pickled_functions: dict[Any, bytes] = {}
@@ -207,6 +205,9 @@ class Session(metaclass=_SessionType):
         if joined.holds(self):
             raise ScalemsError(f"session {self.uid} is the session of `scalems-like run`, which waits for its tasks "
                                "and closes it: it cannot be detached (run the script with `python SCRIPT` to detach)")
+        if self._engine.backend != "native":
+            raise ConfigError(f"session {self.uid}: backend {self._engine.backend!r} cannot detach (RADICAL-Pilot's "
+                              "pilots end with the session that started them); close() it")
         self._engine.stop()
         self._closed = True
         if self._journal is not None:
@@ -255,10 +256,7 @@ class Session(metaclass=_SessionType):
             for field in ("input_staging", "output_staging"):
                 for directive in getattr(description, field):
                     check_client_side(directive, Path.cwd(), f"PilotDescription.{field}")
-            resource = self._engine.resource(description.resource)
-            check_fits(description, resource)
-            self.open()
-            return submit_pilot(self, self._engine, description, resource, number)
+            return self._engine.launch_pilot(self, description, number)
 
     def _wait_pilot(self, pilot: Pilot, state: PilotState | None, timeout: float | None) -> None:
         def reached() -> bool:
