@@ -12,14 +12,17 @@ The command API (callable from any thread):
 
 - life: ``start(keys, journal)``, ``stop()``, ``load(tasks, pilots)`` (a restored session, before ``start``);
 - tasks: ``submit(descriptions, wires, owner)`` (handles at once; queued on the I/O thread), ``cancel(tasks)``;
-- pilots: ``new_pilot()`` (a uid, the submission counted while under way), ``register_pilot(record)``,
+- pilots: ``launch_pilot(session, description, number)`` (the pilot of a checked description, submitted: by
+  batch job here, by RADICAL-Pilot in :mod:`scalems_like.backends.radical`), ``new_pilot()`` (a uid, the
+  submission counted while under way), ``register_pilot(record)``,
   ``pilot_submitted(record, native_id)``, ``pilot_refused(record, why)``, ``job_events(record)`` (the callback a
   batch adapter reports to), ``cancel_pilot(uid, reason)``, ``endpoint_for(address)``;
 - the end: ``shut_down(reason)``, ``cancel_pilots(reason)``, ``give_up(reason)``, ``end_unfinished(reason)``,
   ``flush_profile()``;
 - restore: ``restore_unsent(wires, cancel_reason)``, ``follow_again(wires, marks, cancel_reason)``,
   ``requeue_interrupted(wires)``, ``waiting_for_a_pilot()``, ``release_held()``;
-- queries: ``task_list()``, ``pilot_list()``, ``has_pilots()``, ``describe_pilots()``, ``resource(name)``,
+- queries: ``backend_name()`` ("native"; see :mod:`scalems_like.backends`), ``task_list()``, ``pilot_list()``,
+  ``has_pilots()``, ``describe_pilots()``, ``resource(name)``,
   ``use_resource(config)``, ``adapter(resource, session_sandbox)``, ``agent_keys()``, and
   ``wait_for(reached, timeout, describe)``, which sleeps on the engine's condition until its test ``reached`` holds.
 
@@ -76,6 +79,9 @@ class Engine(EngineLoop):
             self.pilot_numbers = itertools.count(len(self.pilots))
 
     # -- queries -------------------------------------------------------------------------------------
+    def backend_name(self) -> str:
+        return self.backend
+
     def task_list(self) -> list[Task]:
         with self.lock:
             return list(self.tasks.values())

@@ -76,10 +76,11 @@ def joined(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Session | None:
     if session is None or len(args) > 1 or set(kwargs) - {"uid", "journal", "backend"} or (args and "uid" in kwargs):
         return None
     uid, journal = args[0] if args else kwargs.get("uid"), kwargs.get("journal", True)
-    backend = kwargs.get("backend", session._engine.backend)
-    if backend != session._engine.backend:
+    runs_on = session._engine.backend_name()
+    backend = kwargs.get("backend", runs_on)
+    if backend != runs_on:
         raise ConfigError(f"sl.Session(backend={backend!r}) inside `scalems-like run`, whose session runs on backend "
-                          f"{session._engine.backend!r}: run the script with `scalems-like run --backend {backend}`")
+                          f"{runs_on!r}: run the script with `scalems-like run --backend {backend}`")
     if (uid is None or uid == session.uid) and journal:
         return session
     asked = ", ".join(([repr(uid)] if uid is not None else []) + ([] if journal else [f"journal={journal!r}"]))

@@ -205,9 +205,10 @@ class Session(metaclass=_SessionType):
         if joined.holds(self):
             raise ScalemsError(f"session {self.uid} is the session of `scalems-like run`, which waits for its tasks "
                                "and closes it: it cannot be detached (run the script with `python SCRIPT` to detach)")
-        if self._engine.backend != "native":
-            raise ConfigError(f"session {self.uid}: backend {self._engine.backend!r} cannot detach (RADICAL-Pilot's "
-                              "pilots end with the session that started them); close() it")
+        backend = self._engine.backend_name()
+        if backend != "native":
+            raise ConfigError(f"session {self.uid}: backend {backend!r} cannot detach (RADICAL-Pilot's pilots end "
+                              "with the session that started them); close() it")
         self._engine.stop()
         self._closed = True
         if self._journal is not None:

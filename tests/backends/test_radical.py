@@ -20,7 +20,12 @@ from scalems_like.errors import ScalemsError
 
 pytest.importorskip("radical.pilot", reason="radical.pilot is not installed (pip install 'scalems_like[radical]')")
 
-pytestmark = [pytest.mark.radical, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.radical, pytest.mark.timeout(600),
+              # radical.utils' zmq queues (RP 1.103.2) make zmq Contexts they never close; the garbage collector
+              # finds them in whichever test runs then (scalems_like's own engine closes its context)
+              pytest.mark.filterwarnings("ignore:Unclosed context <zmq.Context:ResourceWarning"),
+              pytest.mark.filterwarnings("ignore:Exception ignored in. <function Context.__del__"
+                                         ":pytest.PytestUnraisableExceptionWarning")]
 
 WORKFLOW = Path(__file__).with_name("workflow.py")
 
@@ -76,7 +81,7 @@ def test_functions(radical_session: sl.Session, tmp_path: Path) -> None:
     assert squared.result() == 49 and squared.return_value == 49
     error = raised.exception()
     assert isinstance(error, ValueError) and str(error) == "bad 5"  # the function's own exception, as natively
-    assert "raise ValueError" in error.remote_traceback  # type: ignore[attr-defined]
+    assert "in boom\nValueError: bad 5" in error.remote_traceback  # type: ignore[attr-defined]
     assert raised.reason == "raised ValueError: bad 5" and raised.stdout == "about to fail 5\n"
     assert seen == [sl.TaskState.FAILED]
     assert (retried.result(), retried.attempt) == ("second attempt", 1)
@@ -99,8 +104,8 @@ def test_the_same_workflow_on_both_backends(radical_session: sl.Session, tmp_pat
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         runpy.run_path(str(WORKFLOW), run_name="__main__")  # (its apps run in the current session: RP's)
-    assert printed.getvalue() == native.stdout
-    assert "total 83" in printed.getvalue()  # 0+1+4+9+16+25 + 7 + 14
+    assert printed.getvalue() == "squares [0, 1, 4, 9, 16, 25]\ntotal 76\n"  # 55 + 7 + 14
+    assert native.stdout.startswith(printed.getvalue())  # (then run's summary)
 
 
 def test_a_failed_start_up_raises_in_bounded_time(tmp_path: Path) -> None:

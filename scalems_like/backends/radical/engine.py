@@ -132,8 +132,11 @@ class RadicalEngine(Engine):
             self.lifecycle.set_pilot_state(record, ours, "radical", time.time())
         elif state == "FAILED":
             self.lifecycle.fail_pilot(record, failure or "RADICAL-Pilot says the pilot failed")
-        elif state == "CANCELED":
-            self.lifecycle.end_pilot(record, PilotState.CANCELED, record.cancel_reason)
+        elif state == "CANCELED" and (record.cancel_requested or self.closing is None):
+            self.lifecycle.end_pilot(record, PilotState.CANCELED, record.cancel_reason if record.cancel_requested
+                                     else "RADICAL-Pilot canceled the pilot")
+        elif state == "CANCELED":  # (RP cancels its pilots when its session closes: ours end DONE then)
+            self.lifecycle.end_pilot(record, PilotState.DONE, "session closed")
         elif state == "DONE":
             self.lifecycle.end_pilot(record, PilotState.DONE, "RADICAL-Pilot ended the pilot")
 
@@ -198,7 +201,8 @@ class RadicalEngine(Engine):
         payload = functions.payload_of(description.function, description.args, description.kwargs)
         fields: dict[str, Any] = {"uid": rp_uid, "name": description.name or task.uid,
                                   "mode": self.runtime.rp.TASK_FUNCTION, "environment": dict(description.environment),
-                                  "function": self.runtime.rp.PythonTask(functions.portable_caller(), args=(payload,))}
+                                  "function": self.runtime.rp.PythonTask(functions.portable_caller(), args=(payload,),
+                                                                         kwargs={})}
         if description.timeout is not None:
             fields["timeout"] = description.timeout
         return fields
@@ -219,8 +223,8 @@ class RadicalEngine(Engine):
     def on_rp_task(self, rp_task: Any, state: str) -> None:
         """(RP's thread) a task's state: read now, posted to the I/O thread as an update."""
         uid = self.by_rp_uid.get(rp_task.uid)
-        if uid is None:
-            return  # a raptor master or worker
+        if uid is None or "STAGING_OUTPUT" in state:
+            return  # a raptor master or worker; or RP staging a task's outputs (RUNNING still, to us)
         update: dict[str, Any] = {"uid": uid, "state": _TASK_STATES.get(state, TaskState.QUEUED).value,
                                   "time": time.time(), "host": "radical"}
         if state in ("DONE", "FAILED", "CANCELED"):
