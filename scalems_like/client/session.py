@@ -81,8 +81,9 @@ class Session(metaclass=_SessionType):
     """A workflow session: submit pilots and tasks, wait for them; ``close()`` (or ``with``) ends everything.
 
     ``Session()`` does no I/O; the session opens on ``with`` or on the first pilot. ``journal=False``: keep no
-    journal (no reattach or resume; for throwaway sessions and to measure what journaling costs). Inside
-    ``scalems-like run``, ``Session()`` is the run's session, and closing it is left to the run.
+    journal (no reattach or resume; for throwaway sessions and to measure what journaling costs). ``backend``:
+    ``"native"`` (scalems_like's agents) or ``"radical"`` (RADICAL-Pilot's pilots and tasks; see docs/radical.md).
+    Inside ``scalems-like run``, ``Session()`` is the run's session, and closing it is left to the run.
     """
 
     def __init__(self, uid: str | None = None, *, journal: bool = True, backend: str = "native") -> None:
