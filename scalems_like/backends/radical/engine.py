@@ -55,7 +55,7 @@ class RadicalPilots(BatchAdapter):
         self.runtime = runtime
 
     def submit(self, job: PilotJob, on_event: Callable[[JobEvent], None]) -> str:
-        raise SubmitError("backend 'radical': pilots are submitted through RADICAL-Pilot's PilotManager")
+        raise NotImplementedError("the radical engine submits pilots through RADICAL-Pilot's PilotManager")
 
     def attach(self, native_id: str, on_event: Callable[[JobEvent], None]) -> bool:
         return False  # (RP cannot reattach: refused before it comes to this)
