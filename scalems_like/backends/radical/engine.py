@@ -136,7 +136,7 @@ class RadicalEngine(Engine):
             self.lifecycle.end_pilot(record, PilotState.CANCELED, record.cancel_reason if record.cancel_requested
                                      else "RADICAL-Pilot canceled the pilot")
         elif state == "CANCELED":  # (RP cancels its pilots when its session closes: ours end DONE then)
-            self.lifecycle.end_pilot(record, PilotState.DONE, "session closed")
+            self.end_closed(record, "session closed")
         elif state == "DONE":
             self.lifecycle.end_pilot(record, PilotState.DONE, "RADICAL-Pilot ended the pilot")
 
@@ -254,8 +254,10 @@ class RadicalEngine(Engine):
         if record is None:
             return
         if update["state"] == TaskState.FAILED.value and task.attempt < task.description.retries:
-            update = {**update, "state": TaskState.QUEUED.value, "attempt": task.attempt + 1,
-                      "reason": f"attempt {task.attempt + 1} failed ({update.get('reason')}); retried"}
+            attempt = task.attempt + 1  # (its new RP task has its own sandbox)
+            update = {**update, "state": TaskState.QUEUED.value, "attempt": attempt, "pilot": record.pilot.uid,
+                      "sandbox": f"{record.pilot.sandbox}/{task.uid}.{attempt}",
+                      "reason": f"attempt {attempt} failed ({update.get('reason')}); retried"}
             with self.lock:
                 state = self.apply(task, update)
                 self.changed.notify_all()
@@ -300,9 +302,18 @@ class RadicalEngine(Engine):
 
         def ended() -> None:
             for record in self.records.values():
-                state = PilotState.CANCELED if record.cancel_requested else PilotState.DONE
-                self.lifecycle.end_pilot(record, state, reason)
+                self.end_closed(record, reason)
         self.post(ended)
+
+    def end_closed(self, record: PilotRecord, reason: str) -> None:
+        """A pilot ended by the session's close: its tasks end CANCELED (as a native agent's), it ends DONE (or
+        CANCELED if it was canceled)."""
+        if record.pilot.state.is_final or record.ending:
+            return
+        self.end_tasks(list(record.outstanding), TaskState.CANCELED, reason)
+        record.outstanding.clear()
+        state = PilotState.CANCELED if record.cancel_requested else PilotState.DONE
+        self.lifecycle.end_pilot(record, state, record.cancel_reason if record.cancel_requested else reason)
 
     def stop(self) -> None:
         """Stop the I/O thread; RP's session is closed first (within a time limit) if it was not."""
