@@ -40,6 +40,7 @@ def radical_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sl.Ses
     with pytest.MonkeyPatch.context() as patch:  # (the module's session outlives each test's own directories)
         patch.setenv("SCALEMS_LIKE_CONFIG_DIR", str(base / "config"))
         patch.setenv("SCALEMS_LIKE_DATA_DIR", str(base / "data"))
+        patch.setenv("HOME", str(base))  # (RP's pilot sandboxes: $HOME/radical.pilot.sandbox on local.localhost)
         patch.chdir(base)
         with sl.Session(backend="radical") as session:
             pilot = session.submit_pilot(sl.PilotDescription(resource="local.localhost", cores=2, runtime=900))
@@ -49,6 +50,7 @@ def radical_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sl.Ses
             session._wait_for(lambda: running.state is sl.TaskState.RUNNING, 120, lambda: str(running))
         assert pilot.state is sl.PilotState.DONE, pilot.failure
         assert (running.state, running.reason) == (sl.TaskState.CANCELED, "session closed")  # (as natively)
+        assert pilot.sandbox.is_relative_to(base / "radical.pilot.sandbox")
         # RP's closed session leaves zmq Contexts it never closed (ours is closed by then): kept referenced to the
         # end, where pyzmq says nothing of them, instead of found by pytest's last garbage collection (an error)
         gc.collect()
