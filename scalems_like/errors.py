@@ -129,6 +129,10 @@ class TaskFailed(ScalemsError):
         self.state = state
         self.reason = reason
 
+    def __reduce__(self) -> tuple[type[TaskFailed], tuple[str, str, str]]:
+        """Pickled with its three fields (it travels back from a radical backend's raptor worker so)."""
+        return type(self), (self.task_uid, self.state, self.reason)
+
 
 class TaskWasCanceled(TaskFailed, concurrent.futures.CancelledError):
     """A task ended CANCELED (``result()`` raises it, as a cancelled Future's raises CancelledError)."""

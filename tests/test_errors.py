@@ -53,3 +53,14 @@ def test_public_errors_are_exported_and_the_worker_interrupt_is_not() -> None:
     assert public <= set(sl.__all__)
     assert "CancelInterrupt" not in sl.__all__ and not hasattr(sl, "TaskCanceled")
     assert issubclass(sl.TaskWasCanceled, sl.TaskFailed) and not issubclass(errors.CancelInterrupt, Exception)
+
+
+def test_a_task_failure_travels_as_a_pickle_with_its_fields() -> None:
+    """(the radical backend sends a TaskFailed back from RP's worker so)"""
+    import pickle
+
+    for kind in (sl.TaskFailed, sl.TaskWasCanceled):
+        copy = pickle.loads(pickle.dumps(kind("task.000001", "FAILED", "RADICAL-Pilot: worker died")))
+        assert type(copy) is kind
+        assert (copy.task_uid, copy.state, copy.reason) == ("task.000001", "FAILED", "RADICAL-Pilot: worker died")
+        assert str(copy) == "task task.000001 FAILED: RADICAL-Pilot: worker died"

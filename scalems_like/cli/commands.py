@@ -67,7 +67,11 @@ def add_workflow_commands(commands: argparse._SubParsersAction) -> None:  # type
     run = commands.add_parser(
         "run", help="run a workflow script in a new session and pilot; wait for its tasks; summarize",
         epilog="example: scalems-like run --resource slurm --nodes 2 --runtime 3600 ensemble.py 100")
-    run.add_argument("--resource", default="local", help="where the pilot runs (default: local)")
+    run.add_argument("--resource", help="where the pilot runs (default: local; with --backend radical, a "
+                                        "RADICAL-Pilot resource, default local.localhost)")
+    run.add_argument("--backend", choices=("native", "radical"), default="native",
+                     help="what runs the pilot and tasks: scalems_like's agent (native, the default) or "
+                          "RADICAL-Pilot (radical: pip install 'scalems_like[radical]')")
     add_shape(run, runtime=600, what="pilot", gpus=True)
     run.add_argument("--pilot", help="deprecated: KEY=VALUE,... with KEY in "
                                      f"{', '.join(PILOT_KEYS)} (say --cores 2 --runtime 300 instead)")

@@ -164,8 +164,11 @@ def run(arguments: argparse.Namespace) -> int:
     fields = pilot_fields(arguments)
     if arguments.env:
         fields["environment"] = arguments.env
+    if arguments.backend != "native" and arguments.in_allocation:
+        raise UsageError(f"--backend {arguments.backend}: a submitted session runs on the native backend only")
+    resource = arguments.resource or ("local.localhost" if arguments.backend == "radical" else "local")
     with arguments_checked("--pilot" if arguments.pilot else None):
-        description = PilotDescription(resource=arguments.resource, **fields)
+        description = PilotDescription(resource=resource, **fields)
     if arguments.no_cache:
         os.environ[cache.NO_CACHE_VARIABLE] = "1"
     main_thread = threading.current_thread() is threading.main_thread()  # signal handlers live there only
@@ -190,7 +193,7 @@ def run_session(arguments: argparse.Namespace, script: Path, description: PilotD
     ended = "returned"  # how the script's part ended: returned, failed (raised, SIGTERM) or interrupted (Ctrl-C)
     if not arguments.in_allocation:
         mention_pilots_left_running(console)
-    session = RunSession(arguments.session, description, console)
+    session = RunSession(arguments.session, description, console, arguments.backend)
     console.print(f"session {session.uid}: pilot on {description.resource} when the first task needs it; running "
                   f"{script}", soft_wrap=True)
     cached_before = cache.hits()
@@ -230,8 +233,9 @@ class RunSession(Session):
     """``run``'s session: its pilot is submitted with the first task, so that a script whose calls the cache serves
     whole starts no pilot. Until then ``session.pilots`` is empty."""
 
-    def __init__(self, uid: str | None, description: PilotDescription, console: Console) -> None:
-        super().__init__(uid)
+    def __init__(self, uid: str | None, description: PilotDescription, console: Console,
+                 backend: str = "native") -> None:
+        super().__init__(uid, backend=backend)
         self.pilot_description = description
         self.console = console
         self.first_pilot_lock = threading.Lock()

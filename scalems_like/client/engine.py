@@ -12,14 +12,17 @@ The command API (callable from any thread):
 
 - life: ``start(keys, journal)``, ``stop()``, ``load(tasks, pilots)`` (a restored session, before ``start``);
 - tasks: ``submit(descriptions, wires, owner)`` (handles at once; queued on the I/O thread), ``cancel(tasks)``;
-- pilots: ``new_pilot()`` (a uid, the submission counted while under way), ``register_pilot(record)``,
+- pilots: ``launch_pilot(session, description, number)`` (the pilot of a checked description, submitted: by
+  batch job here, by RADICAL-Pilot in :mod:`scalems_like.backends.radical`), ``new_pilot()`` (a uid, the
+  submission counted while under way), ``register_pilot(record)``,
   ``pilot_submitted(record, native_id)``, ``pilot_refused(record, why)``, ``job_events(record)`` (the callback a
   batch adapter reports to), ``cancel_pilot(uid, reason)``, ``endpoint_for(address)``;
 - the end: ``shut_down(reason)``, ``cancel_pilots(reason)``, ``give_up(reason)``, ``end_unfinished(reason)``,
   ``flush_profile()``;
 - restore: ``restore_unsent(wires, cancel_reason)``, ``follow_again(wires, marks, cancel_reason)``,
   ``requeue_interrupted(wires)``, ``waiting_for_a_pilot()``, ``release_held()``;
-- queries: ``task_list()``, ``pilot_list()``, ``has_pilots()``, ``describe_pilots()``, ``resource(name)``,
+- queries: ``backend_name()`` ("native"; see :mod:`scalems_like.backends`), ``task_list()``, ``pilot_list()``,
+  ``has_pilots()``, ``describe_pilots()``, ``resource(name)``,
   ``use_resource(config)``, ``adapter(resource, session_sandbox)``, ``agent_keys()``, and
   ``wait_for(reached, timeout, describe)``, which sleeps on the engine's condition until its test ``reached`` holds.
 
@@ -38,26 +41,34 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scalems_like import protocol
 from scalems_like.adapters import BatchAdapter, JobEvent, adapter_for
 from scalems_like.client import reconnect
 from scalems_like.client.engine_loop import EngineLoop
 from scalems_like.client.pilot import Pilot, describe_pilots
+from scalems_like.client.pilot_job import check_fits
 from scalems_like.client.pilot_lifecycle import PilotRecord
+from scalems_like.client.pilot_submission import submit_pilot
 from scalems_like.client.task import Task, TaskOwner
-from scalems_like.descriptions import TaskDescription
+from scalems_like.descriptions import PilotDescription, TaskDescription
 from scalems_like.errors import ScalemsError, WaitTimeout
 from scalems_like.network import bind_and_advertise
 from scalems_like.protocol.curve import AgentKeys
 from scalems_like.resources import ResourceConfig, load_resource
 from scalems_like.states import PilotState, TaskState
 
+if TYPE_CHECKING:
+    from scalems_like.client.session import Session
+
 log = logging.getLogger("scalems_like.client")
 
 class Engine(EngineLoop):
     """The session's engine: its state and loop (:class:`EngineLoop`) and the command API (see the module)."""
+
+    backend = "native"
+    """Which backend this engine is (``Session(backend=...)``; another: :mod:`scalems_like.backends`)."""
 
     # -- life ----------------------------------------------------------------------------------------
     def load(self, tasks: Sequence[Task], pilots: Sequence[Pilot]) -> None:
@@ -68,6 +79,9 @@ class Engine(EngineLoop):
             self.pilot_numbers = itertools.count(len(self.pilots))
 
     # -- queries -------------------------------------------------------------------------------------
+    def backend_name(self) -> str:
+        return self.backend
+
     def task_list(self) -> list[Task]:
         with self.lock:
             return list(self.tasks.values())
@@ -158,6 +172,13 @@ class Engine(EngineLoop):
         self.call(cancel)
 
     # -- pilots --------------------------------------------------------------------------------------
+    def launch_pilot(self, session: Session, description: PilotDescription, number: Callable[[], str]) -> Pilot:
+        """Submit a pilot that ``Session.submit_pilot`` checked (the resource config's fit, then the batch job)."""
+        resource = self.resource(description.resource)
+        check_fits(description, resource)
+        session.open()
+        return submit_pilot(session, self, description, resource, number)
+
     @contextlib.contextmanager
     def new_pilot(self) -> Iterator[Callable[[], str]]:
         """While a pilot is submitted: a wait for tasks counts on it; gives the function that numbers it."""

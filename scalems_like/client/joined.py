@@ -73,9 +73,14 @@ def joined(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Session | None:
     """``sl.Session(*args, **kwargs)`` under ``run``: the run's session, or ConfigError; None outside run (or for
     arguments ``Session`` does not take: the call then says so)."""
     session = run_session()
-    if session is None or len(args) > 1 or set(kwargs) - {"uid", "journal"} or (args and "uid" in kwargs):
+    if session is None or len(args) > 1 or set(kwargs) - {"uid", "journal", "backend"} or (args and "uid" in kwargs):
         return None
     uid, journal = args[0] if args else kwargs.get("uid"), kwargs.get("journal", True)
+    runs_on = session._engine.backend_name()
+    backend = kwargs.get("backend", runs_on)
+    if backend != runs_on:
+        raise ConfigError(f"sl.Session(backend={backend!r}) inside `scalems-like run`, whose session runs on backend "
+                          f"{runs_on!r}: run the script with `scalems-like run --backend {backend}`")
     if (uid is None or uid == session.uid) and journal:
         return session
     asked = ", ".join(([repr(uid)] if uid is not None else []) + ([] if journal else [f"journal={journal!r}"]))

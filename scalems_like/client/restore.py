@@ -120,8 +120,15 @@ def restore(session: Session, engine: Engine, *, resume: bool, pilot_description
         raise
     session._adopt_record(journal, lock)
     state = "detached"
+    doing = "canceled" if cancel_reason else "resumed" if resume else "reattached"
+    refused: ConfigError | None = None
     try:
         state = journal.info().get("state", state)
+        backend = journal.info().get("backend", "native")
+        if backend != "native":  # (its pilots were RADICAL-Pilot's, which end with the client that started them)
+            refused = ConfigError(f"session {session.uid} ran on backend {backend!r}: it cannot be {doing} "
+                                  "(RADICAL-Pilot's pilots end with the session that started them)")
+            raise refused
         wires = load(session, engine, journal)
         marks = journal.agent_marks()
         session.open()
@@ -129,10 +136,9 @@ def restore(session: Session, engine: Engine, *, resume: bool, pilot_description
                   cancel_reason=cancel_reason)
     except BaseException as error:  # (Ctrl-C while waiting for the agents too: nothing may stay held)
         session._abandon(state)
-        if not isinstance(error, Exception):
+        if not isinstance(error, Exception) or error is refused:
             raise
         cause = str(error) if type(error) is ScalemsError else f"{type(error).__name__}: {error}"
-        doing = "canceled" if cancel_reason else "resumed" if resume else "reattached"
         raise ScalemsError(f"session {session.uid} could not be {doing}: {cause}") from error
     return session
 

@@ -13,11 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from scalems_like import paths
+from scalems_like.backends import engine_for
 from scalems_like.client import joined
-from scalems_like.client.engine import Engine
 from scalems_like.client.pilot import Pilot
-from scalems_like.client.pilot_job import check_fits
-from scalems_like.client.pilot_submission import submit_pilot
 from scalems_like.client.task import Task
 from scalems_like.client.task_wire import to_wire_all
 from scalems_like.descriptions import PilotDescription, TaskDescription
@@ -83,14 +81,15 @@ class Session(metaclass=_SessionType):
     """A workflow session: submit pilots and tasks, wait for them; ``close()`` (or ``with``) ends everything.
 
     ``Session()`` does no I/O; the session opens on ``with`` or on the first pilot. ``journal=False``: keep no
-    journal (no reattach or resume; for throwaway sessions and to measure what journaling costs). Inside
-    ``scalems-like run``, ``Session()`` is the run's session, and closing it is left to the run.
+    journal (no reattach or resume; for throwaway sessions and to measure what journaling costs). ``backend``:
+    ``"native"`` (scalems_like's agents) or ``"radical"`` (RADICAL-Pilot's pilots and tasks; see docs/radical.md).
+    Inside ``scalems-like run``, ``Session()`` is the run's session, and closing it is left to the run.
     """
 
-    def __init__(self, uid: str | None = None, *, journal: bool = True) -> None:
+    def __init__(self, uid: str | None = None, *, journal: bool = True, backend: str = "native") -> None:
         self.uid = uid or new_session_uid()
         self._journaling = journal
-        self._engine = Engine(self.uid)
+        self._engine = engine_for(backend, self.uid)
         """Owns the tasks, pilots and everything else that changes (see its module); reached only through its
         command API."""
         self._pickled_functions: dict[Any, bytes] = {}
@@ -207,6 +206,10 @@ class Session(metaclass=_SessionType):
         if joined.holds(self):
             raise ScalemsError(f"session {self.uid} is the session of `scalems-like run`, which waits for its tasks "
                                "and closes it: it cannot be detached (run the script with `python SCRIPT` to detach)")
+        backend = self._engine.backend_name()
+        if backend != "native":
+            raise ConfigError(f"session {self.uid}: backend {backend!r} cannot detach (RADICAL-Pilot's pilots end "
+                              "with the session that started them); close() it")
         self._engine.stop()
         self._closed = True
         if self._journal is not None:
@@ -255,10 +258,7 @@ class Session(metaclass=_SessionType):
             for field in ("input_staging", "output_staging"):
                 for directive in getattr(description, field):
                     check_client_side(directive, Path.cwd(), f"PilotDescription.{field}")
-            resource = self._engine.resource(description.resource)
-            check_fits(description, resource)
-            self.open()
-            return submit_pilot(self, self._engine, description, resource, number)
+            return self._engine.launch_pilot(self, description, number)
 
     def _wait_pilot(self, pilot: Pilot, state: PilotState | None, timeout: float | None) -> None:
         def reached() -> bool:
