@@ -54,10 +54,10 @@ class RadicalPilots(BatchAdapter):
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
 
-    def submit(self, job: PilotJob, on_event: Callable[[JobEvent], None]) -> str:
+    def submit(self, job: PilotJob, on_event: Callable[[JobEvent], object]) -> str:
         raise NotImplementedError("the radical engine submits pilots through RADICAL-Pilot's PilotManager")
 
-    def attach(self, native_id: str, on_event: Callable[[JobEvent], None]) -> bool:
+    def attach(self, native_id: str, on_event: Callable[[JobEvent], object]) -> bool:
         return False  # (RP cannot reattach: refused before it comes to this)
 
     def cancel(self, native_id: str) -> None:
