@@ -34,6 +34,7 @@ from typing import Any
 import msgpack
 
 from scalems_like import paths
+from scalems_like.errors import ScalemsError
 
 log = logging.getLogger("scalems_like.journal")
 
@@ -85,6 +86,46 @@ def pack_wire(wire: dict[str, Any]) -> tuple[bytes, tuple[str, bytes] | None]:
     return msgpack.packb({**wire, "function": digest}, use_bin_type=True), (digest, function)
 
 
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    connection = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, check_same_thread=False, isolation_level=None)
+    connection.execute("PRAGMA query_only=ON")
+    return connection
+
+
+class JournalReader:
+    """Reads single tasks back from a session's journal, from any thread, for as long as the journal file exists
+    (also after the session closed): a compacted task's description and updates (:meth:`Task._compact
+    <scalems_like.client.task.Task._compact>`). Its own read-only connection, opened on first use (it sees what
+    the writer committed; the writer never waits on it) and closed with the journal."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lock = threading.Lock()
+        self.journal: Journal | None = None
+
+    def task(self, uid: str) -> dict[str, Any] | None:
+        with self.lock:
+            return self._open(uid).task(uid)
+
+    def task_updates(self, uid: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return self._open(uid).task_updates(uid)
+
+    def _open(self, uid: str) -> Journal:
+        if self.journal is None:
+            if not self.path.is_file():
+                raise ScalemsError(f"task {uid}: its record is in the session's journal {self.path}, which is gone "
+                                   "(was the session's directory deleted?)")
+            self.journal = Journal(self.path, _connect_read_only(self.path))
+        return self.journal
+
+    def close(self) -> None:
+        with self.lock:
+            if self.journal is not None:
+                self.journal.connection.close()
+                self.journal = None
+
+
 class Journal:
     """One session's journal. ``create``/``open`` do the I/O; ``start`` runs the writer thread."""
 
@@ -97,6 +138,8 @@ class Journal:
         self.on_commit: Callable[[list[dict[str, Any]]], None] | None = None
         """Called (on the writer thread) with the task updates of each committed batch."""
         self.rows_written = 0
+        self.reader = JournalReader(path)
+        """Reads compacted tasks back (see :class:`JournalReader`)."""
 
     @classmethod
     def create(cls, session_uid: str, info: dict[str, str]) -> Journal:
@@ -126,10 +169,7 @@ class Journal:
         path = journal_path(session_uid)
         if not path.is_file():
             raise FileNotFoundError(f"no journal for session {session_uid!r} at {path}")
-        connection = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, check_same_thread=False,
-                                     isolation_level=None)
-        connection.execute("PRAGMA query_only=ON")
-        return cls(path, connection)
+        return cls(path, _connect_read_only(path))
 
     # -- writing (any thread queues; the writer thread commits) ------------------------------------------
     def start(self) -> None:
@@ -170,6 +210,7 @@ class Journal:
             self.thread.join()
             self.thread = None
         self.connection.close()
+        self.reader.close()  # (reopened if a compacted task is read after the session closed)
 
     def write_loop(self) -> None:
         while True:

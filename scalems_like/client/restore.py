@@ -104,6 +104,9 @@ def load(session: Session, journal: Journal) -> dict[str, dict[str, Any]]:
         task = session._tasks.get(update.get("uid"))
         if task is not None:
             task._apply(update)
+    for task in session._tasks.values():  # (final in the journal: read back from it when asked)
+        if task.state.is_final:
+            task._compact(journal.reader)
     steps = journal.bootstrap_steps()
     for uid, description, resource, sandbox, native_id, state, failure in journal.pilots():
         pilot = Pilot(uid, cloudpickle.loads(description), session._resource(resource), Path(sandbox), session)
