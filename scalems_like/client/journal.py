@@ -95,32 +95,43 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
 class JournalReader:
     """Reads single tasks back from a session's journal, from any thread, for as long as the journal file exists
     (also after the session closed): a compacted task's description and updates (:meth:`Task._compact
-    <scalems_like.client.task.Task._compact>`). Its own read-only connection, opened on first use (it sees what
-    the writer committed; the writer never waits on it) and closed with the journal."""
+    <scalems_like.client.task.Task._compact>`). Its own read-only connection (it sees what the writer committed;
+    the writer never waits on it), kept while the journal is open; once it closed, each read opens its own."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.lock = threading.Lock()
         self.journal: Journal | None = None
+        self.closed = False
 
     def task(self, uid: str) -> dict[str, Any] | None:
-        with self.lock:
-            return self._open(uid).task(uid)
+        with self.lock, self._opened(uid) as journal:
+            return journal.task(uid)
 
     def task_updates(self, uid: str) -> list[dict[str, Any]]:
-        with self.lock:
-            return self._open(uid).task_updates(uid)
+        with self.lock, self._opened(uid) as journal:
+            return journal.task_updates(uid)
 
-    def _open(self, uid: str) -> Journal:
-        if self.journal is None:
+    @contextlib.contextmanager
+    def _opened(self, uid: str) -> Iterator[Journal]:
+        journal = self.journal
+        if journal is None:
             if not self.path.is_file():
                 raise ScalemsError(f"task {uid}: its record is in the session's journal {self.path}, which is gone "
                                    "(was the session's directory deleted?)")
-            self.journal = Journal(self.path, _connect_read_only(self.path))
-        return self.journal
+            journal = Journal(self.path, _connect_read_only(self.path))
+        try:
+            yield journal
+        finally:
+            if self.closed:
+                journal.connection.close()
+            else:
+                self.journal = journal
 
     def close(self) -> None:
+        """The journal closed: keep no connection open (each later read opens one)."""
         with self.lock:
+            self.closed = True
             if self.journal is not None:
                 self.journal.connection.close()
                 self.journal = None
