@@ -335,9 +335,8 @@ class Engine:
         tasks, reader = self.session._tasks, self.journal.reader
         for update in ends:
             task = tasks.get(update["uid"])
-            if task is not None and task._details is not None and task.state.value == update["state"] \
-                    and task._details.history[-1][1] == update["time"]:  # (not ended again since: resume)
-                task._compact(reader)
+            if task is not None:
+                task._compact_if_ended_by(update, reader)
         uids = [update["uid"] for update in ends if update.get("host") != "client"]
         if uids:
             self.acknowledge(uids)

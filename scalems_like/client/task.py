@@ -44,6 +44,7 @@ class RemoteError(Exception):
 MAX_OUTPUT_BYTES = 1024 * 1024
 """How much of an executable's stdout/stderr file ``Task.stdout``/``Task.stderr`` read (the file keeps it all)."""
 
+_NONE: tuple[()] = ()
 _FUTURES_CONDITION = threading.Condition()
 """The lock of every task's future (``concurrent.futures`` takes it around a task's future state): one for all,
 not a Condition (with its lock and wait queue, ~1.4 KB) per task. Nothing waits on it: ``Task.result()`` and
@@ -155,13 +156,16 @@ class Task(concurrent.futures.Future[Any]):
         self._archive = archive
         self._details = None
         self._description = None
-        self._done_callbacks = []  # (called when the future settled; later ones are called at once, not kept)
-        if not self._callbacks:
-            self._callbacks = ()
+        self._done_callbacks = _NONE  # type: ignore[assignment]  # (called when the future settled; later ones
+        # are called at once, never kept: concurrent.futures appends only to a pending future's)
 
-    @property
-    def _compacted(self) -> bool:
-        return self._details is None
+    def _compact_if_ended_by(self, update: dict[str, Any], archive: JournalReader) -> None:
+        """(I/O thread) compact, if ``update`` (committed to the journal) is still the end the task has (it may
+        have run again and ended since: ``Session.resume``)."""
+        details = self._details
+        if details is not None and self.state.value == update["state"] \
+                and details.history[-1][1] == float(update.get("time", 0.0)):
+            self._compact(archive)
 
     def _journal(self) -> JournalReader:
         if self._archive is None:  # (not compacted: never asked)
@@ -184,6 +188,7 @@ class Task(concurrent.futures.Future[Any]):
         details = self._details
         if details is None:
             details = self._details = self._details_now()
+            self._done_callbacks = []
             self._description = self.description
             self._archive = None
         return details
