@@ -45,6 +45,8 @@ MAX_OUTPUT_BYTES = 1024 * 1024
 """How much of an executable's stdout/stderr file ``Task.stdout``/``Task.stderr`` read (the file keeps it all)."""
 
 _NONE: tuple[()] = ()
+_CREATED = (TaskState.NEW, 0.0, "client")
+"""Every task's first history entry (one tuple for all)."""
 _FUTURES_CONDITION = threading.Condition()
 """The lock of every task's future (``concurrent.futures`` takes it around a task's future state): one for all,
 not a Condition (with its lock and wait queue, ~1.4 KB) per task. Nothing waits on it: ``Task.result()`` and
@@ -59,7 +61,7 @@ class TaskDetails:
     __slots__ = ("exception_pickle", "history", "output", "return_file", "return_value", "sandbox", "traceback")
 
     def __init__(self) -> None:
-        self.history: list[tuple[TaskState, float, str]] = [(TaskState.NEW, 0.0, "client")]
+        self.history: list[tuple[TaskState, float, str]] = [_CREATED]
         self.sandbox: str | None = None
         self.traceback: str | None = None
         self.return_value: bytes | None = None
