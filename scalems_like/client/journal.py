@@ -52,6 +52,8 @@ ProfileRow = tuple[float, str, str, str, str, str, str, str]
 """(time, clock, component, where, event, uid, name, detail): one row of the ``profile`` table."""
 BATCH = 5000
 """Rows per transaction at most."""
+KNOWN_BLOBS = 1024
+"""Digests of function pickles the writer remembers as written, at most (one written again is ignored)."""
 
 
 def journal_path(session_uid: str) -> Path:
@@ -259,6 +261,8 @@ class Journal:
                     packed, blob = pack_wire(wire)
                     tasks.append((uid, seq, packed))
                     if blob is not None and blob[0] not in self.known_blobs:
+                        if len(self.known_blobs) >= KNOWN_BLOBS:
+                            self.known_blobs.clear()  # (a function per task: the set would grow with the tasks)
                         self.known_blobs.add(blob[0])
                         blobs.append(blob)
             elif kind == "events":

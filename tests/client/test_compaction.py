@@ -4,6 +4,7 @@ back from the journal when asked — in the session, after it closed, and after 
 
 from __future__ import annotations
 
+import functools
 import gc
 import shutil
 import weakref
@@ -12,7 +13,9 @@ import pytest
 
 import scalems_like as sl
 from scalems_like import TaskState
+from scalems_like.client import journal as journal_module
 from scalems_like.client.journal import journal_path
+from scalems_like.client.task_wire import FUNCTIONS_KEPT
 from scalems_like.errors import ScalemsError
 
 
@@ -105,3 +108,16 @@ def test_a_session_without_journal_keeps_its_finished_tasks_whole() -> None:
         assert task.result(timeout=60) == 10
         session._engine.call(session._engine.handle_journal)
         assert task._details is not None and task.stdout == "measured 10 bytes\n"  # (nothing to read it back from)
+
+
+def test_a_function_per_task_is_not_kept_for_every_task(session: sl.Session) -> None:
+    """A ``functools.partial`` (or a closure) per task: the session keeps the pickles of its latest functions only,
+    and the journal's writer the digests of its latest blobs only."""
+    count = max(FUNCTIONS_KEPT, journal_module.KNOWN_BLOBS) + 10
+    tasks = session.submit_tasks([sl.TaskDescription(function=functools.partial(measure, Payload(i)))
+                                  for i in range(count)])  # (no pilot: they stay NEW)
+    assert session._journal is not None and session._journal.flush()
+    assert 0 < len(session._pickled_functions) <= FUNCTIONS_KEPT
+    assert 0 < len(session._journal.known_blobs) <= journal_module.KNOWN_BLOBS
+    assert session._journal.reader.task(tasks[-1].uid) is not None  # (every blob is in the journal all the same)
+    assert tasks[0].description.function.args[0].data == b""  # type: ignore[union-attr]
