@@ -6,7 +6,8 @@ Tables::
     pilots    uid → row           description (pickled), resource, sandbox, batch id, state, failure
     blobs     digest → data       a function's pickle, stored once however many tasks call it
     tasks     uid → seq, wire     the task mapping sent to agents (msgpack; the function replaced by its digest)
-    events    seq → uid, update   every state change and result, in the order the client applied them
+    events    seq → uid, update   every state change and result, in the order the client applied them (indexed by
+                                  uid: a finished task's record is read back by its uid, see ``Task._compact``)
     profile   seq → time, clock, component, where, event, uid, name, detail
                                   what else happened (pilot states, bootstrap steps, workers, clock offsets), few
                                   rows; ``clock`` is "client" or the uid of the pilot whose agent stamped the time
@@ -45,9 +46,12 @@ CREATE TABLE IF NOT EXISTS pilots (uid TEXT PRIMARY KEY, description BLOB, resou
 CREATE TABLE IF NOT EXISTS blobs (digest TEXT PRIMARY KEY, data BLOB);
 CREATE TABLE IF NOT EXISTS tasks (uid TEXT PRIMARY KEY, seq INTEGER, wire BLOB);
 CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, uid TEXT, "update" BLOB);
+CREATE INDEX IF NOT EXISTS events_by_task ON events (uid);
 CREATE TABLE IF NOT EXISTS profile (seq INTEGER PRIMARY KEY AUTOINCREMENT, time REAL, clock TEXT, component TEXT,
                                     "where" TEXT, event TEXT, uid TEXT, name TEXT, detail TEXT);
 """
+TASK_UPDATES = 'SELECT "update" FROM events WHERE uid = ? ORDER BY seq'
+"""One task's updates, in order (by the ``events_by_task`` index: tens of µs in a journal of millions of rows)."""
 ProfileRow = tuple[float, str, str, str, str, str, str, str]
 """(time, clock, component, where, event, uid, name, detail): one row of the ``profile`` table."""
 BATCH = 5000
@@ -331,7 +335,7 @@ class Journal:
 
     def task_updates(self, uid: str) -> list[dict[str, Any]]:
         """The updates of one task, in order ([] for a task the journal does not know)."""
-        rows = self.connection.execute('SELECT "update" FROM events WHERE uid = ? ORDER BY seq', (uid,))
+        rows = self.connection.execute(TASK_UPDATES, (uid,))
         return [msgpack.unpackb(packed, raw=False, strict_map_key=False) for (packed,) in rows]
 
     def profile(self) -> list[ProfileRow]:

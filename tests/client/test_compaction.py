@@ -121,3 +121,12 @@ def test_a_function_per_task_is_not_kept_for_every_task(session: sl.Session) -> 
     assert 0 < len(session._journal.known_blobs) <= journal_module.KNOWN_BLOBS
     assert session._journal.reader.task(tasks[-1].uid) is not None  # (every blob is in the journal all the same)
     assert tasks[0].description.function.args[0].data == b""  # type: ignore[union-attr]
+
+
+def test_a_tasks_record_is_found_by_the_journals_index(session: sl.Session) -> None:
+    """Reading a compacted task back looks up its rows, not every row of the journal (millions at 1 000 000 tasks)."""
+    session.open()
+    assert session._journal is not None
+    session._journal.flush()
+    plan = session._journal.connection.execute(f"EXPLAIN QUERY PLAN {journal_module.TASK_UPDATES}", ("task.000000",))
+    assert "USING INDEX events_by_task" in " ".join(str(row[-1]) for row in plan)
