@@ -130,9 +130,10 @@ class Task(concurrent.futures.Future[Any]):
             return self._description
         from scalems_like.client.restore import description_from_wire
 
-        wire = self._journal().task(self.uid)
+        journal = self._journal()
+        wire = journal.task(self.uid)
         if wire is None:
-            raise ScalemsError(f"task {self.uid}: the session's journal has no description of it")
+            raise ScalemsError(f"task {self.uid}: the session's journal {journal.path} has no description of it")
         return description_from_wire(wire)
 
     @property
@@ -170,8 +171,7 @@ class Task(concurrent.futures.Future[Any]):
             self._compact(archive)
 
     def _journal(self) -> JournalReader:
-        if self._archive is None:  # (not compacted: never asked)
-            raise ScalemsError(f"task {self.uid} keeps its record in memory")
+        assert self._archive is not None  # (compacted: asked only then)
         return self._archive
 
     def _details_now(self) -> TaskDetails:
