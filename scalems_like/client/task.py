@@ -297,14 +297,15 @@ class Task(concurrent.futures.Future[Any]):
         details = self._details_now()
         if details.traceback is None:
             return None
-        error: BaseException
-        try:
-            pickled = details.exception_pickle
-            error = cloudpickle.loads(pickled) if pickled else RemoteError(self.reason)
-        except Exception:
-            error = RemoteError(self.reason)
+        error = self._unpickled_exception(details.exception_pickle)
         error.remote_traceback = details.traceback  # type: ignore[attr-defined]
         return error
+
+    def _unpickled_exception(self, pickled: bytes | None) -> BaseException:
+        try:
+            return cloudpickle.loads(pickled) if pickled else RemoteError(self.reason)
+        except Exception:
+            return RemoteError(self.reason)
 
     def wait(self, timeout: float | None = None) -> TaskState:
         """Block until the task is final; returns its state. Raises WaitTimeout if ``timeout`` passes first."""
