@@ -191,7 +191,7 @@ class _App:
         if task.state is TaskState.DONE:
             value: bytes | Path | None
             if self.kind == "function":  # a large value: copied from its file in the task sandbox
-                value = task.result_file or task._return_value
+                value = task.result_file or task._return_pickle()
             else:
                 value = cloudpickle.dumps(task.exit_code)
             if value is not None:

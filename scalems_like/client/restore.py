@@ -95,6 +95,9 @@ def load(session: Session, engine: Engine, journal: Journal) -> dict[str, dict[s
         task = tasks.get(update.get("uid"))  # type: ignore[arg-type]
         if task is not None:
             task._apply(cast(JournaledUpdate, update))
+    for task in tasks.values():  # (final in the journal: read back from it when asked)
+        if task.state.is_final:
+            task._compact(journal.reader)
     steps = journal.bootstrap_steps()
     pilots = []
     for uid, description, resource, sandbox, native_id, state, failure in journal.pilots():

@@ -11,17 +11,22 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import os
+import sys
+import threading
 from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import cloudpickle
 
 from scalems_like.descriptions import TaskDescription
-from scalems_like.errors import RemoteError, ResultFileError, TaskFailed, TaskWasCanceled
+from scalems_like.errors import RemoteError, ResultFileError, ScalemsError, TaskFailed, TaskWasCanceled
 from scalems_like.protocol.tasks import CLIENT_HOST, JournaledUpdate, ResultFile, task_update
 from scalems_like.staging.actions import checksum_of
 from scalems_like.states import TaskState, task_transition_allowed
+
+if TYPE_CHECKING:
+    from scalems_like.record.journal import JournalReader
 
 
 class TaskOwner(Protocol):
@@ -36,42 +41,160 @@ class TaskOwner(Protocol):
 MAX_OUTPUT_BYTES = 1024 * 1024
 """How much of an executable's stdout/stderr file ``Task.stdout``/``Task.stderr`` read (the file keeps it all)."""
 
+_NONE: tuple[()] = ()
+_CREATED = (TaskState.NEW, 0.0, CLIENT_HOST)
+"""Every task's first history entry (one tuple for all)."""
+_FUTURES_CONDITION = threading.Condition()
+"""The lock of every task's future (``concurrent.futures`` takes it around a task's future state): one for all,
+not a Condition (with its lock and wait queue, ~1.4 KB) per task. Nothing waits on it: ``Task.result()`` and
+``exception()`` wait through the session, ``concurrent.futures.wait`` and asyncio through waiters and callbacks."""
+
+
+class TaskDetails:
+    """What a task's updates brought besides its state: its history, sandbox and results. A live task holds one;
+    a compacted task (final, and its end committed to the session's journal) holds none, and each read of these
+    replays the task's updates from the journal into a new one (:meth:`Task._details_now`)."""
+
+    __slots__ = ("exception_pickle", "history", "output", "return_file", "return_value", "sandbox", "traceback")
+
+    def __init__(self) -> None:
+        self.history: list[tuple[TaskState, float, str]] = [_CREATED]
+        self.sandbox: str | None = None
+        self.traceback: str | None = None
+        self.return_value: bytes | None = None
+        self.return_file: ResultFile | None = None
+        """A return value kept in the task sandbox: its file's ``name``, ``bytes`` and ``sha256``."""
+        self.exception_pickle: bytes | None = None
+        self.output: str | None = None
+
+    def take(self, update: JournaledUpdate) -> None:
+        """The fields of one applied update (its state is in the history already)."""
+        if "return_value" in update:
+            self.return_value = update["return_value"]
+        if "return_value_file" in update:
+            self.return_file = update["return_value_file"]
+        if "exception" in update:
+            self.exception_pickle = update["exception"]
+        if "traceback" in update:
+            self.traceback = update["traceback"]
+        if "output" in update:
+            self.output = update["output"]
+        if "pilot" in update:  # client-side updates only: where the task was sent
+            self.sandbox = update.get("sandbox") or None
+
 
 class Task(concurrent.futures.Future[Any]):
     """A submitted task, and a future of its result. Read-only for users; the session updates it as messages
     arrive."""
 
-    def __init__(self, uid: str, description: TaskDescription, session: TaskOwner) -> None:
-        super().__init__()
+    def __init__(self, uid: str, description: TaskDescription | None, session: TaskOwner) -> None:
+        # concurrent.futures.Future's own fields (its __init__ would make a Condition per task)
+        self._condition = _FUTURES_CONDITION
+        self._state = "PENDING"
+        self._result: Any = None
+        self._exception: BaseException | None = None
+        self._waiters: list[Any] = []
+        self._done_callbacks: list[Callable[[concurrent.futures.Future[Any]], object]] = []
         self.uid = uid
-        self.description = description
+        self._description = description
+        self._name = description.name if description is not None else None
+        self._runs_function = description is not None and description.function is not None
         self._session = session
         self.state = TaskState.NEW
         self.reason: str | None = None
         """Why the task is FAILED or CANCELED (or why it was retried)."""
         self.exit_code: int | None = None
         self.pilot: str | None = None
-        self.sandbox: Path | None = None
-        self.history: list[tuple[TaskState, float, str]] = [(TaskState.NEW, 0.0, CLIENT_HOST)]
-        """(state, time, host) of every state change, stamped where it happened."""
-        self.traceback: str | None = None
-        """The remote traceback of a function task that raised, as text."""
         self.attempt = 0
         self.interrupted: str | None = None
         """"queued" or "running" when the task FAILED because its pilot ended (``Session.resume`` runs it again)."""
-        self._return_value: bytes | None = None
-        self._return_file: ResultFile | None = None
-        """A return value kept in the task sandbox: its file's ``name``, ``bytes`` and ``sha256``."""
-        self._exception_pickle: bytes | None = None
-        self._output: str | None = None
-        self._callbacks: list[Callable[[Task, TaskState], None]] = []
+        self._details: TaskDetails | None = TaskDetails()
+        self._archive: JournalReader | None = None
+        """Where a compacted task's description and updates are read from (None: not compacted)."""
+        self._callbacks: list[Callable[[Task, TaskState], None]] | tuple[()] = ()
 
     def __repr__(self) -> str:
         return f"<Task {self.uid} {self.state.value}>"
 
     @property
     def name(self) -> str:
-        return self.description.name or self.uid
+        return self._name or self.uid
+
+    @property
+    def description(self) -> TaskDescription:
+        """What was submitted (a compacted task reads it back from the session's journal on each access)."""
+        if self._description is not None:
+            return self._description
+        from scalems_like.client.restore import description_from_wire
+
+        journal = self._journal()
+        wire = journal.task(self.uid)
+        if wire is None:
+            raise ScalemsError(f"task {self.uid}: the session's journal {journal.path} has no description of it")
+        return description_from_wire(wire)
+
+    @property
+    def history(self) -> list[tuple[TaskState, float, str]]:
+        """(state, time, host) of every state change, stamped where it happened."""
+        return self._details_now().history
+
+    @property
+    def sandbox(self) -> Path | None:
+        """The task's sandbox on its pilot (None until sent to one)."""
+        sandbox = self._details_now().sandbox
+        return None if sandbox is None else Path(sandbox)
+
+    @property
+    def traceback(self) -> str | None:
+        """The remote traceback of a function task that raised, as text."""
+        return self._details_now().traceback
+
+    # -- compaction: a final task keeps what is cheap, and reads the rest from the session's journal ------
+    def _compact(self, archive: JournalReader) -> None:
+        """(I/O thread) drop the description and the details: the task is final, and its updates are committed
+        to the journal ``archive`` reads."""
+        self._archive = archive
+        self._details = None
+        self._description = None
+        self._done_callbacks = _NONE  # type: ignore[assignment]  # (called when the future settled; later ones
+        # are called at once, never kept: concurrent.futures appends only to a pending future's)
+
+    def _compact_if_ended_by(self, update: dict[str, Any], archive: JournalReader) -> None:
+        """(I/O thread) compact, if ``update`` (committed to the journal) is still the end the task has (it may
+        have run again and ended since: ``Session.resume``)."""
+        details = self._details
+        if details is not None and self.state.value == update["state"] \
+                and details.history[-1][1] == float(update.get("time", 0.0)):
+            self._compact(archive)
+
+    def _journal(self) -> JournalReader:
+        assert self._archive is not None  # (compacted: asked only then)
+        return self._archive
+
+    def _details_now(self) -> TaskDetails:
+        """The task's details: those it holds, or (compacted) its updates replayed from the journal."""
+        details = self._details
+        if details is not None:
+            return details
+        replayed = Task(self.uid, None, self._session)
+        for update in self._journal().task_updates(self.uid):
+            replayed._apply(cast(JournaledUpdate, update))
+        assert replayed._details is not None
+        return replayed._details
+
+    def _expand(self) -> TaskDetails:
+        """(I/O thread) a compacted task that changes again (``Session.resume``) holds its record again."""
+        details = self._details
+        if details is None:
+            details = self._details = self._details_now()
+            self._done_callbacks = []
+            self._description = self.description
+            self._archive = None
+        return details
+
+    def _return_pickle(self) -> bytes | None:
+        """The return value's pickle, when it came back with the task's update."""
+        return self._details_now().return_value
 
     def done(self) -> bool:
         """True when the task is in a final state (DONE, FAILED or CANCELED)."""
@@ -88,18 +211,19 @@ class Task(concurrent.futures.Future[Any]):
     def stdout(self) -> str | None:
         """The task's standard output: the file in its sandbox (its first :data:`MAX_OUTPUT_BYTES`, then a line
         saying how much more the file holds), or a function's printed output (as much, cut by the worker)."""
-        return self._read_output(self.description.stdout)
+        if self._runs_function:
+            return self._details_now().output
+        return self._read_output("stdout")
 
     @property
     def stderr(self) -> str | None:
-        return self._read_output(self.description.stderr, stderr=True)
+        return None if self._runs_function else self._read_output("stderr")
 
-    def _read_output(self, name: str, *, stderr: bool = False) -> str | None:
-        if self.description.function is not None:
-            return None if stderr else self._output
-        if self.sandbox is None:
+    def _read_output(self, stream: str) -> str | None:
+        sandbox = self.sandbox
+        if sandbox is None:
             return None
-        path = self.sandbox / name
+        path = sandbox / getattr(self.description, stream)
         try:
             with open(path, "rb") as handle:
                 head = handle.read(MAX_OUTPUT_BYTES)
@@ -116,20 +240,27 @@ class Task(concurrent.futures.Future[Any]):
         """What the function returned (None until DONE, and for executables). A value larger than the resource's
         ``results_in_sandbox_above`` is read from :attr:`result_file` on each access (this handle keeps none);
         raises :class:`ResultFileError` naming the file if it is gone or not the one the worker wrote."""
-        if self._return_file is not None:
-            return self._load_result_file(self._return_file)
-        return None if self._return_value is None else cloudpickle.loads(self._return_value)
+        details = self._details_now()
+        if details.return_file is not None:
+            return self._load_result_file(details)
+        return None if details.return_value is None else cloudpickle.loads(details.return_value)
 
     @property
     def result_file(self) -> Path | None:
         """The file in the task sandbox that holds the return value's pickle, when it was too large to travel
         (None when it came back with the task's update)."""
-        if self._return_file is None or self.sandbox is None:
-            return None
-        return self.sandbox / self._return_file["name"]
+        return self._result_path(self._details_now())
 
-    def _load_result_file(self, reference: ResultFile) -> Any:
-        path = self.result_file
+    @staticmethod
+    def _result_path(details: TaskDetails) -> Path | None:
+        if details.return_file is None or details.sandbox is None:
+            return None
+        return Path(details.sandbox) / details.return_file["name"]
+
+    def _load_result_file(self, details: TaskDetails) -> Any:
+        reference = details.return_file
+        assert reference is not None
+        path = self._result_path(details)
         what = f"task {self.uid}: its return value ({reference['bytes']} bytes, kept in its task sandbox)"
         if path is None:
             raise ResultFileError(f"{what} cannot be found: the task's sandbox is unknown", "")
@@ -158,15 +289,20 @@ class Task(concurrent.futures.Future[Any]):
 
 
     def _remote_exception(self) -> BaseException | None:
-        if self.state is not TaskState.FAILED or self.description.function is None or self.traceback is None:
+        if self.state is not TaskState.FAILED or not self._runs_function:
             return None
-        error: BaseException
-        try:
-            error = cloudpickle.loads(self._exception_pickle) if self._exception_pickle else RemoteError(self.reason)
-        except Exception:
-            error = RemoteError(self.reason)
-        error.remote_traceback = self.traceback
+        details = self._details_now()
+        if details.traceback is None:
+            return None
+        error = self._unpickled_exception(details.exception_pickle)
+        error.remote_traceback = details.traceback  # type: ignore[attr-defined]
         return error
+
+    def _unpickled_exception(self, pickled: bytes | None) -> BaseException:
+        try:
+            return cloudpickle.loads(pickled) if pickled else RemoteError(self.reason)
+        except Exception:
+            return RemoteError(self.reason)
 
     def wait(self, timeout: float | None = None) -> TaskState:
         """Block until the task is final; returns its state. Raises WaitTimeout if ``timeout`` passes first."""
@@ -181,7 +317,7 @@ class Task(concurrent.futures.Future[Any]):
         raise self.exception()  # type: ignore[misc]  # not None: the task is not DONE
 
     def _value(self) -> Any:
-        return self.return_value if self.description.function is not None else self.exit_code
+        return self.return_value if self._runs_function else self.exit_code
 
     def cancel(self) -> bool:
         """Ask for the task's end (it ends CANCELED unless it finishes first); False if it already ended."""
@@ -192,7 +328,7 @@ class Task(concurrent.futures.Future[Any]):
 
     def add_callback(self, callback: Callable[[Task, TaskState], None]) -> None:
         """Call ``callback(task, state)`` on every state change (from the session's I/O thread: keep it short)."""
-        self._callbacks.append(callback)
+        self._callbacks = [*self._callbacks, callback]
 
     # -- used by the session's I/O thread ------------------------------------------------------------
     def _apply(self, update: JournaledUpdate) -> TaskState | None:
@@ -209,32 +345,22 @@ class Task(concurrent.futures.Future[Any]):
             return state
         if not task_transition_allowed(self.state, state):
             return None
+        details = self._expand()
         when = float(update.get("time", 0.0))
-        if state is TaskState.QUEUED and any(entry[0] is state and entry[1] == when for entry in self.history):
+        if state is TaskState.QUEUED and any(entry[0] is state and entry[1] == when for entry in details.history):
             return None  # not a retry: a QUEUED it had, delivered again (a reattach reads the agent's journal)
         self.state = state
-        self.history.append((state, when, str(update.get("host", "?"))))
+        details.history.append((state, when, sys.intern(str(update.get("host", "?")))))
         self.attempt = update.get("attempt", self.attempt)
         if "reason" in update:
             self.reason = update["reason"]
         if "exit_code" in update:
             self.exit_code = update["exit_code"]
-        if "return_value" in update:
-            self._return_value = update["return_value"]
-        if "return_value_file" in update:
-            self._return_file = update["return_value_file"]
-        if "exception" in update:
-            self._exception_pickle = update["exception"]
-        if "traceback" in update:
-            self.traceback = update["traceback"]
-        if "output" in update:
-            self._output = update["output"]
         if "interrupted" in update:
             self.interrupted = update["interrupted"]
         if "pilot" in update:  # client-side updates only: where the task was sent
-            self.pilot = update["pilot"]
-            sandbox = update.get("sandbox")
-            self.sandbox = Path(sandbox) if sandbox else None
+            self.pilot = sys.intern(update["pilot"]) if update["pilot"] else None
+        details.take(update)
         self._settle()
         return state
 
@@ -245,9 +371,10 @@ class Task(concurrent.futures.Future[Any]):
 
     def _requeue(self, when: float, reason: str) -> None:
         """Back to NEW (applied by :meth:`_apply` from a ``requeue`` update)."""
+        details = self._expand()
         self.state = TaskState.NEW
-        self.history.append((TaskState.NEW, when, CLIENT_HOST))
-        self.reason, self.pilot, self.sandbox, self.interrupted = reason, None, None, None
+        details.history.append((TaskState.NEW, when, CLIENT_HOST))
+        self.reason, self.pilot, details.sandbox, self.interrupted = reason, None, None, None
         with self._condition:  # the future was settled by the failure: it is pending again
             self._state, self._result, self._exception = "PENDING", None, None
 
@@ -267,7 +394,8 @@ class Task(concurrent.futures.Future[Any]):
 
 def result_file_notice(task: Task) -> str:
     """The line that tells a user that large return values stay in their task sandboxes (said once a session)."""
-    assert task._return_file is not None
-    return (f"task {task.uid} returned {task._return_file['bytes'] / 1e6:.1f} MB: kept in its task sandbox "
+    reference = task._details_now().return_file
+    assert reference is not None
+    return (f"task {task.uid} returned {reference['bytes'] / 1e6:.1f} MB: kept in its task sandbox "
             f"({task.result_file}), read when asked for (task.result()); every return value above the resource "
             "config's results_in_sandbox_above stays in its task sandbox, not in the session's journal")

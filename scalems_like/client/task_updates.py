@@ -52,10 +52,23 @@ class TaskUpdates:
         def send(self, record: PilotRecord, data: bytes) -> None: ...
 
     def on_journal_commit(self, updates: list[dict[str, Any]]) -> None:
-        """(Journal thread) final results are durable: let their agents forget them."""
-        uids = [update["uid"] for update in updates if update["state"] in TASK_FINAL and update.get("host") != "client"]
+        """(Journal thread) final results are durable: their tasks compact, their agents may forget them."""
+        ends = [update for update in updates if update["state"] in TASK_FINAL]
+        if ends:
+            self.post(lambda: self.journaled(ends))
+
+    def journaled(self, ends: list[dict[str, Any]]) -> None:
+        """(I/O thread) tasks whose final update is committed keep only what is cheap (the rest is read back from
+        the journal: see ``Task._compact``); agents forget the tasks they ended."""
+        assert self.journal is not None
+        reader = self.journal.reader
+        for update in ends:
+            task = self.tasks.get(update["uid"])
+            if task is not None:
+                task._compact_if_ended_by(update, reader)
+        uids = [update["uid"] for update in ends if update.get("host") != "client"]
         if uids:
-            self.post(lambda: self.acknowledge(uids))
+            self.acknowledge(uids)
 
     def acknowledge(self, uids: list[str]) -> None:
         by_pilot: dict[str, list[str]] = {}

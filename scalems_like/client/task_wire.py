@@ -72,8 +72,14 @@ def to_wire_all(descriptions: list[TaskDescription], client_root: Path,
     return encoded
 
 
+FUNCTIONS_KEPT = 256
+"""Functions whose pickle a session keeps at most: a workflow that makes a function per task (a closure, a
+``functools.partial``) would otherwise hold every one of them, and its pickle, for the session's life."""
+
+
 def pickle_function(function: Callable[..., Any], pickled: dict[Any, bytes]) -> bytes:
-    """``function`` pickled, once per function (``pickled`` keeps them; an unhashable callable every time).
+    """``function`` pickled, once per function (``pickled`` keeps them, up to :data:`FUNCTIONS_KEPT`, then starts
+    again; an unhashable callable every time).
 
     Raises ConfigError naming what the function holds that cannot be pickled (a lock, an open file, ...).
     """
@@ -83,7 +89,10 @@ def pickle_function(function: Callable[..., Any], pickled: dict[Any, bytes]) -> 
         return _pickle_function(function)
     if cached is None:
         pickle_by_value_if_local(function)
-        cached = pickled[function] = _pickle_function(function)
+        cached = _pickle_function(function)
+        if len(pickled) >= FUNCTIONS_KEPT:
+            pickled.clear()  # (one step, safe under concurrent submitters; a function seen again is pickled again)
+        pickled[function] = cached
     return cached
 
 

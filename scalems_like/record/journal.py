@@ -6,7 +6,8 @@ Tables::
     pilots    uid → row           description (pickled), resource, sandbox, batch id, state, failure
     blobs     digest → data       a function's pickle, stored once however many tasks call it
     tasks     uid → seq, wire     the task mapping sent to agents (msgpack; the function replaced by its digest)
-    events    seq → uid, update   every state change and result, in the order the client applied them
+    events    seq → uid, update   every state change and result, in the order the client applied them (indexed by
+                                  uid: a finished task's record is read back by its uid, see ``Task._compact``)
     profile   seq → time, clock, component, where, event, uid, name, detail
                                   what else happened (pilot states, bootstrap steps, workers, clock offsets), few
                                   rows; ``clock`` is "client" or the uid of the pilot whose agent stamped the time
@@ -34,6 +35,7 @@ from typing import Any
 import msgpack
 
 from scalems_like import paths
+from scalems_like.errors import ScalemsError
 from scalems_like.states import TaskState
 
 log = logging.getLogger("scalems_like.journal")
@@ -45,13 +47,18 @@ CREATE TABLE IF NOT EXISTS pilots (uid TEXT PRIMARY KEY, description BLOB, resou
 CREATE TABLE IF NOT EXISTS blobs (digest TEXT PRIMARY KEY, data BLOB);
 CREATE TABLE IF NOT EXISTS tasks (uid TEXT PRIMARY KEY, seq INTEGER, wire BLOB);
 CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, uid TEXT, "update" BLOB);
+CREATE INDEX IF NOT EXISTS events_by_task ON events (uid);
 CREATE TABLE IF NOT EXISTS profile (seq INTEGER PRIMARY KEY AUTOINCREMENT, time REAL, clock TEXT, component TEXT,
                                     "where" TEXT, event TEXT, uid TEXT, name TEXT, detail TEXT);
 """
+TASK_UPDATES = 'SELECT "update" FROM events WHERE uid = ? ORDER BY seq'
+"""One task's updates, in order (by the ``events_by_task`` index: tens of µs in a journal of millions of rows)."""
 ProfileRow = tuple[float, str, str, str, str, str, str, str]
 """(time, clock, component, where, event, uid, name, detail): one row of the ``profile`` table."""
 BATCH = 5000
 """Rows per transaction at most."""
+KNOWN_BLOBS = 1024
+"""Digests of function pickles the writer remembers as written, at most (one written again is ignored)."""
 
 
 def journal_path(session_uid: str) -> Path:
@@ -86,6 +93,57 @@ def pack_wire(wire: dict[str, Any]) -> tuple[bytes, tuple[str, bytes] | None]:
     return msgpack.packb({**wire, "function": digest}, use_bin_type=True), (digest, function)
 
 
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    connection = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, check_same_thread=False, isolation_level=None)
+    connection.execute("PRAGMA query_only=ON")
+    return connection
+
+
+class JournalReader:
+    """Reads single tasks back from a session's journal, from any thread, for as long as the journal file exists
+    (also after the session closed): a compacted task's description and updates (:meth:`Task._compact
+    <scalems_like.client.task.Task._compact>`). Its own read-only connection (it sees what the writer committed;
+    the writer never waits on it), kept while the journal is open; once it closed, each read opens its own."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lock = threading.Lock()
+        self.journal: Journal | None = None
+        self.closed = False
+
+    def task(self, uid: str) -> dict[str, Any] | None:
+        with self.lock, self._opened(uid) as journal:
+            return journal.task(uid)
+
+    def task_updates(self, uid: str) -> list[dict[str, Any]]:
+        with self.lock, self._opened(uid) as journal:
+            return journal.task_updates(uid)
+
+    @contextlib.contextmanager
+    def _opened(self, uid: str) -> Iterator[Journal]:
+        journal = self.journal
+        if journal is None:
+            if not self.path.is_file():
+                raise ScalemsError(f"task {uid}: its record is in the session's journal {self.path}, which is gone "
+                                   "(was the session's directory deleted?)")
+            journal = Journal(self.path, _connect_read_only(self.path))
+        try:
+            yield journal
+        finally:
+            if self.closed:
+                journal.connection.close()
+            else:
+                self.journal = journal
+
+    def close(self) -> None:
+        """The journal closed: keep no connection open (each later read opens one)."""
+        with self.lock:
+            self.closed = True
+            if self.journal is not None:
+                self.journal.connection.close()
+                self.journal = None
+
+
 class Journal:
     """One session's journal. ``create``/``open`` do the I/O; ``start`` runs the writer thread."""
 
@@ -97,6 +155,8 @@ class Journal:
         self.known_blobs: set[str] = set()
         self.on_commit: Callable[[list[dict[str, Any]]], None] | None = None
         """Called (on the writer thread) with the task updates of each committed batch."""
+        self.reader = JournalReader(path)
+        """Reads compacted tasks back (see :class:`JournalReader`)."""
 
     @classmethod
     def create(cls, session_uid: str, info: dict[str, str]) -> Journal:
@@ -126,10 +186,7 @@ class Journal:
         path = journal_path(session_uid)
         if not path.is_file():
             raise FileNotFoundError(f"no journal for session {session_uid!r} at {path}")
-        connection = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, check_same_thread=False,
-                                     isolation_level=None)
-        connection.execute("PRAGMA query_only=ON")
-        return cls(path, connection)
+        return cls(path, _connect_read_only(path))
 
     # -- writing (any thread queues; the writer thread commits) ------------------------------------------
     def start(self) -> None:
@@ -170,6 +227,7 @@ class Journal:
             self.thread.join()
             self.thread = None
         self.connection.close()
+        self.reader.close()  # (reopened if a compacted task is read after the session closed)
 
     def write_loop(self) -> None:
         while True:
@@ -212,6 +270,8 @@ class Journal:
                     packed, blob = pack_wire(wire)
                     tasks.append((uid, seq, packed))
                     if blob is not None and blob[0] not in self.known_blobs:
+                        if len(self.known_blobs) >= KNOWN_BLOBS:
+                            self.known_blobs.clear()  # (a function per task: the set would grow with the tasks)
                         self.known_blobs.add(blob[0])
                         blobs.append(blob)
             elif kind == "events":
@@ -279,7 +339,7 @@ class Journal:
 
     def task_updates(self, uid: str) -> list[dict[str, Any]]:
         """The updates of one task, in order ([] for a task the journal does not know)."""
-        rows = self.connection.execute('SELECT "update" FROM events WHERE uid = ? ORDER BY seq', (uid,))
+        rows = self.connection.execute(TASK_UPDATES, (uid,))
         return [msgpack.unpackb(packed, raw=False, strict_map_key=False) for (packed,) in rows]
 
     def profile(self) -> list[ProfileRow]:

@@ -61,7 +61,7 @@ def test_a_large_result_stays_in_its_sandbox_and_loads_on_access(caplog: pytest.
         assert big.sandbox is not None and big.result_file == big.sandbox / "return_value.pickle"
         mode = big.result_file.stat().st_mode
         assert stat.S_IMODE(mode) == 0o600 and big.result_file.stat().st_size > SIZE
-        assert big._return_value is None  # the handle keeps no copy: each access reads the file
+        assert big._return_pickle() is None  # the handle keeps no copy: each access reads the file
         uid, pilot_sandbox = session.uid, pilot.sandbox
     assert pilot_sandbox is not None
     stored = journals(uid, pilot_sandbox)
