@@ -40,6 +40,10 @@ from scalems_like.protocol.tasks import TaskUpdate, is_final
 
 log = logging.getLogger("scalems_like.master")
 
+ADDRESS_CHECK_INTERVAL = 0.5
+"""Seconds between looks for a reattached client's address (``client.json``; a client reattaches only once the
+one before it is gone: the session's client lock)."""
+
 
 class ClientLink:
     def __init__(self, config: AgentConfig, keys: AgentKeys | None) -> None:
@@ -189,8 +193,13 @@ class ClientLink:
         with contextlib.suppress(OSError):
             (self.sandbox / ALIVE_FILE).touch(mode=0o600)
 
+    def next_check(self, now: float) -> float:
+        """When :meth:`check` next looks for a reattached client's address: the master's loop wakes for it,
+        however few messages come (one node manager's heartbeat a second)."""
+        return self.last_address_check + ADDRESS_CHECK_INTERVAL
+
     def check(self, now: float, context: zmq.Context[zmq.Socket[bytes]], poller: zmq.Poller) -> str | None:
-        """While the client is silent: follow a reattached client's address; say when the grace period ran out."""
+        """Follow a reattached client's address; say when the client's grace period ran out."""
         silent = now - self.seen
         if silent > self.config.client_grace:
             return f"no client for {silent:.0f} s (client grace period {self.config.client_grace:g} s)"
@@ -198,7 +207,8 @@ class ClientLink:
             self.lost = True
             log.warning("client silent for %.0f s; tasks go on, results are kept for a client that reattaches "
                         "(up to %g s)", silent, self.config.client_grace)
-        if silent > 2 * self.config.heartbeat_interval and now - self.last_address_check >= 0.5:
+        if now - self.last_address_check >= ADDRESS_CHECK_INTERVAL:  # (not only once the old one fell silent: a
+            # client that reattaches right after the one before it was killed is followed within half a second)
             self.last_address_check = now
             reattached = read_client_address(self.sandbox)
             if reattached is not None and reattached != self.reattached:

@@ -217,7 +217,8 @@ class Master(WorkerCare, Readiness):
     def poll_timeout(self) -> float:
         now = time.time()
         held = min((until for _update, until in self.held.values()), default=self.deadline)
-        return max(0.0, min(self.last_heartbeat + self.config.heartbeat_interval, self.deadline, held) - now)
+        wake = min(self.last_heartbeat + self.config.heartbeat_interval, self.deadline, held, self.link.next_check(now))
+        return max(0.0, wake - now)
 
     def handle_client_messages(self) -> None:
         for message in self.link.receive():

@@ -541,3 +541,21 @@ def test_the_listen_backlog_holds_every_nodes_first_connect(harness: Harness) ->
     somaxconn = int(Path("/proc/sys/net/core/somaxconn").read_text())
     assert listen_backlog(3) == 100 and listen_backlog(4096) == max(100, min(4096, somaxconn))
     assert harness.master.workers.getsockopt(zmq.BACKLOG) == 100
+
+
+def test_a_client_that_reattaches_right_after_the_one_before_is_followed_at_the_next_look(harness: Harness) -> None:
+    """The agent looks for a reattached client's address every half second, not only once its client fell silent
+    for two heartbeats (a client killed and reattached at once was followed 2 s late)."""
+    import json
+    import time
+
+    from scalems_like.protocol.records import CLIENT_FILE
+
+    link, master = harness.master.link, harness.master
+    now = time.time()
+    link.seen = now  # the client before spoke a moment ago
+    sandbox = Path(master.config.pilot_sandbox)
+    (sandbox / CLIENT_FILE).write_text(json.dumps({"address": "tcp://127.0.0.1:9", "time": now}))
+    assert link.next_check(now) <= now  # the master's loop wakes for the look
+    assert link.check(now, master.context, master.poller) is None
+    assert link.address == "tcp://127.0.0.1:9" and link.reattached == ("tcp://127.0.0.1:9", now)
