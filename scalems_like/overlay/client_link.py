@@ -40,6 +40,8 @@ from scalems_like.protocol.tasks import TaskUpdate, is_final
 
 log = logging.getLogger("scalems_like.master")
 
+MESSAGES_PER_PASS = 16
+"""Client messages the master takes per loop pass (a SubmitTasks carries up to 2 000 tasks)."""
 ADDRESS_CHECK_INTERVAL = 0.5
 """Seconds between looks for a reattached client's address (``client.json``; a client reattaches only once the
 one before it is gone: the session's client lock)."""
@@ -120,10 +122,13 @@ class ClientLink:
             self.socket.close()
 
     # -- traffic -------------------------------------------------------------------------------------
-    def receive(self) -> list[protocol.Message]:
+    def receive(self, limit: int = MESSAGES_PER_PASS) -> list[protocol.Message]:
+        """The client's messages waiting, at most ``limit`` (the rest on the master's next pass: one pass that took
+        every chunk of a large window at once held its tasks, their updates and their encoding at the same time,
+        and heard no node meanwhile)."""
         assert self.socket is not None
-        messages = []
-        while True:
+        messages: list[protocol.Message] = []
+        while len(messages) < limit:
             try:
                 data = self.socket.recv(zmq.NOBLOCK)
             except zmq.Again:

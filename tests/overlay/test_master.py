@@ -559,3 +559,24 @@ def test_a_client_that_reattaches_right_after_the_one_before_is_followed_at_the_
     assert link.next_check(now) <= now  # the master's loop wakes for the look
     assert link.check(now, master.context, master.poller) is None
     assert link.address == "tcp://127.0.0.1:9" and link.reattached == ("tcp://127.0.0.1:9", now)
+
+
+def test_the_master_takes_a_bounded_number_of_client_messages_per_pass(harness: Harness) -> None:
+    """A large window arrives as many SubmitTasks chunks: one pass takes at most MESSAGES_PER_PASS of them (the
+    others wait in the socket for the next pass), so that the master hears its nodes and flushes in between."""
+    from scalems_like.overlay.client_link import MESSAGES_PER_PASS
+
+    harness.client_messages(until=protocol.Hello)  # the client's ROUTER knows the agent: it can send
+    count = MESSAGES_PER_PASS + 5
+    for number in range(count):
+        harness.client.send_multipart([b"pilot.test", protocol.encode(protocol.Heartbeat(float(number)))])
+    link = harness.master.link
+    assert link.socket is not None
+    received: list[protocol.Message] = []
+    while len(received) < count:
+        assert link.socket.poll(PATIENCE_MS)
+        batch = link.receive()
+        assert len(batch) <= MESSAGES_PER_PASS
+        received += batch
+    assert [message.time for message in received if isinstance(message, protocol.Heartbeat)] == \
+        [float(number) for number in range(count)]
