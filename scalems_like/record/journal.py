@@ -320,7 +320,7 @@ class Journal:
         row = self.connection.execute("SELECT wire FROM tasks WHERE uid = ?", (uid,)).fetchone()
         if row is None:
             return None
-        wire = msgpack.unpackb(row[0], raw=False, strict_map_key=False)
+        wire: dict[str, Any] = msgpack.unpackb(row[0], raw=False, strict_map_key=False)
         if "function" in wire:
             (wire["function"],) = self.connection.execute("SELECT data FROM blobs WHERE digest = ?",
                                                           (wire["function"],)).fetchone()
