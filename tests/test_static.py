@@ -115,6 +115,7 @@ STATE_WORDS = {state.value for states in (TaskState, PilotState, SessionState) f
 SPELLS_STATES = {
     "scalems_like/states.py": "declares them",
     "scalems_like/adapters/psij_adapter.py": "psij-python's job state names, mapped to the adapter's JobState",
+    "scalems_like/backends/radical/engine.py": "RADICAL-Pilot's task and pilot state names, mapped to ours",
 }
 
 

@@ -9,6 +9,7 @@ One ``poll`` over the client socket, the managers' socket and the launcher proce
 
     handle_client_messages   submit / cancel / shutdown / heartbeat from the client
     handle_manager_messages  node hellos, worker exits, the workers' task updates and give-backs, heartbeats
+                             (see node_link.py)
     handle_worker_exits      a launcher process that ended: its nodes are lost (see worker_care.py)
     handle_schedule          give queued tasks to workers (see scheduler.py)
     handle_deadlines         pilot runtime end, client gone past its grace period (see client_link.py), silent workers,
@@ -48,12 +49,12 @@ from scalems_like import protocol
 from scalems_like.agent.config import AgentConfig
 from scalems_like.agent.launch import Launched, WorkerLauncher
 from scalems_like.agent.nodes import Node
-from scalems_like.errors import ProtocolError
 from scalems_like.network import bind_and_advertise, message_socket, milliseconds
 from scalems_like.overlay.client_link import ClientLink
 from scalems_like.overlay.execution import ended_by_foreign_sigterm
 from scalems_like.overlay.flow import task_window
-from scalems_like.overlay.healing import NodeHealth, death_reason
+from scalems_like.overlay.healing import NodeHealth
+from scalems_like.overlay.node_link import NodeLink
 from scalems_like.overlay.readiness import Readiness
 from scalems_like.overlay.scheduler import Scheduler
 from scalems_like.overlay.worker_care import Stop, WorkerCare
@@ -67,8 +68,6 @@ from scalems_like.states import PilotState, TaskState
 log = logging.getLogger("scalems_like.master")
 
 
-HEARTBEAT_SIZE = len(protocol.encode(protocol.Heartbeat(0.0))) + 1
-"""A manager's heartbeat is ``[version, "heartbeat", time]``: shorter than this, "heartbeat" at bytes 3 to 11."""
 _STATES: dict[object, TaskState] = {state.value: state for state in TaskState}
 
 
@@ -94,7 +93,7 @@ def read_bootstrap_events(sandbox: Path) -> list[list[object]]:
         return []
 
 
-class Master(WorkerCare, Readiness):
+class Master(NodeLink, WorkerCare, Readiness):
     def __init__(self, config: AgentConfig, nodes: list[Node], per_node: int, width: int, *, host: str,
                  context: zmq.Context[zmq.Socket[bytes]], link: ClientLink, workers: zmq.Socket[bytes],
                  keys: AgentKeys | None) -> None:
@@ -229,95 +228,6 @@ class Master(WorkerCare, Readiness):
             elif isinstance(message, protocol.Shutdown):
                 self.stop_reason = Stop(PilotState.DONE, f"shut down by the client: {message.reason}",
                                         TaskState.CANCELED)
-
-    def handle_manager_messages(self) -> None:
-        while True:
-            try:
-                manager_frame, *frames = self.workers.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                self.drained_at = time.time()
-                return
-            manager = manager_frame.decode()
-            if manager in self.manager_seen:
-                self.manager_seen[manager] = time.time()
-            for worker, data in zip(frames[0::2], frames[1::2], strict=False):
-                if worker:
-                    self.handle_worker_message(manager, worker.decode(), data)
-                else:
-                    self.handle_manager_message(manager, data)
-
-    def handle_manager_message(self, manager: str, data: bytes) -> None:
-        """A node manager's own message: its hello (and its workers'), workers that ended, a heartbeat."""
-        if len(data) < HEARTBEAT_SIZE and data[3:12] == b"heartbeat" and manager in self.manager_seen:
-            return  # (its arrival is all a heartbeat says: at 4 096 nodes, most of what the master reads)
-        try:
-            message = protocol.decode(data)
-        except ProtocolError as error:
-            self.drops.dropped(f"node manager {manager}", error)
-            return
-        if isinstance(message, protocol.NodeHello):
-            self.node_said_hello(manager, message)
-        elif manager not in self.manager_seen:
-            if manager not in self.manager_node and not isinstance(message, protocol.Heartbeat):
-                log.error("dropped a %s from node manager %s, which never said hello", message.tag, manager)
-        elif isinstance(message, protocol.WorkersExited):
-            for worker, code, why in message.workers:
-                self.worker_exited(worker, code, why)
-        elif isinstance(message, protocol.TaskUpdates):
-            self.handle_task_updates(message.updates)
-
-    def node_said_hello(self, manager: str, message: protocol.NodeHello) -> None:
-        """A node manager introduced itself and the workers it forked that are ready."""
-        node = message.node if message.node in self.scheduler.nodes else self.nodes[0].name
-        if manager not in self.manager_node:
-            log.info("node manager %s (pid %d, host %s) serves node %s", manager, message.pid, message.host, node)
-            self.manager_node[manager] = node
-            self.manager_seen[manager] = time.time()
-            self.node_manager[node] = manager
-            self.record("node", node, "join", manager, f"pid {message.pid} on {message.host}")
-        elif manager not in self.manager_seen:  # lost, and speaking again
-            self.send_manager(manager, protocol.Shutdown(f"node manager {manager} was declared lost"))
-            return
-        for worker, pid in message.workers:
-            self.manager_of[worker] = manager
-            if worker in self.lost_workers:  # a worker declared lost says it is ready again: not taken back
-                self.send_worker(worker, protocol.Shutdown(f"worker {worker} was declared lost"))
-                continue
-            if self.health.is_out(node):
-                self.refuse(worker, node)
-                continue
-            self.scheduler.add_worker(worker, node)
-            self.joined.add(node)
-            self.record("worker", node, "start", worker, f"pid {pid}")
-
-    def worker_exited(self, worker: str, code: int, why: str) -> None:
-        """A node manager saw one of its workers end (``why``: it killed it, else empty)."""
-        if worker in self.lost_workers or self.stop_reason is not None:  # told to stop (lost, refused, the pilot ends)
-            return
-        manager = self.manager_of.get(worker)
-        node = self.manager_node.get(manager or "", self.nodes[0].name)
-        reason = f"{why}; {death_reason(code)}" if why else death_reason(code)
-        log.error("worker %s on node %s %s", worker, node, reason)
-        self.worker_died(worker, node, reason, ended=True)
-
-    def handle_worker_message(self, manager: str, worker: str, data: bytes) -> None:
-        """A worker's message, relayed by its node manager."""
-        if worker in self.lost_workers or worker not in self.scheduler.workers:
-            if worker not in self.lost_workers:
-                log.error("dropped a message from worker %s, which never said hello", worker)
-                return
-            log.warning("worker %s, declared lost, spoke again: told to stop, its message dropped", worker)
-            self.send_worker(worker, protocol.Shutdown(f"worker {worker} was declared lost"), manager)
-            return
-        try:
-            message = protocol.decode(data)
-        except ProtocolError as error:
-            self.drops.dropped(f"worker {worker}", error)
-            return
-        if isinstance(message, protocol.TaskUpdates):
-            self.handle_task_updates(message.updates)
-        elif isinstance(message, protocol.GiveBack):
-            self.take_back(worker, message.uids)
 
     def handle_task_updates(self, updates: list[TaskUpdate]) -> None:
         for update in updates:
@@ -539,23 +449,3 @@ class Master(WorkerCare, Readiness):
     # -- helpers -------------------------------------------------------------------------------------
     def _update(self, task: dict[str, Any], state: TaskState, **fields: Any) -> TaskUpdate:
         return task_update(task["uid"], state, time.time(), self.host, attempt=task.get("attempt", 0), **fields)
-
-    def send_worker(self, worker: str, message: protocol.Message, manager: str | None = None) -> bool:
-        """Send to one worker through its node manager; returns False if that manager is gone."""
-        manager = manager or self.manager_of.get(worker)
-        if manager is None:
-            return False
-        return self.send_manager(manager, message, worker)
-
-    def send_manager(self, manager: str, message: protocol.Message, worker: str = "") -> bool:
-        """Send to a node manager (for ``worker``, or for itself); a manager whose connection is gone
-        (EHOSTUNREACH) is lost with its node: returns False."""
-        try:
-            self.workers.send_multipart([manager.encode(), worker.encode(), protocol.encode(message)])
-        except zmq.ZMQError as error:
-            if error.errno != zmq.EHOSTUNREACH:
-                raise
-            if manager in self.manager_seen:
-                self.manager_lost(manager, f"the connection of its node manager {manager} is gone (unreachable)")
-            return False
-        return True

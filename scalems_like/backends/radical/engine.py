@@ -245,8 +245,8 @@ class RadicalEngine(Engine):
             return outcome
         reason = f"RADICAL-Pilot: {rp_task.exception or 'the function task failed'}"
         # RP gives the exception as text: a TaskFailed, with RP's traceback text as its remote_traceback
-        return {"state": "FAILED", "reason": reason, "traceback": rp_task.exception_detail or reason,
-                "exception": cloudpickle.dumps(TaskFailed(rp_task.uid, "FAILED", reason))}
+        return {"state": TaskState.FAILED.value, "reason": reason, "traceback": rp_task.exception_detail or reason,
+                "exception": cloudpickle.dumps(TaskFailed(rp_task.uid, TaskState.FAILED.value, reason))}
 
     def rp_task_update(self, update: dict[str, Any]) -> None:
         task = self.tasks[update["uid"]]

@@ -18,6 +18,8 @@ from typing import Any
 
 import cloudpickle
 
+from scalems_like.states import TaskState
+
 
 def call_pickled(payload: str) -> str:  # pragma: no cover (runs in RP's raptor worker)
     """(In the raptor worker) call the pickled ``(function, args, kwargs)``; return base64 of the pickle of
@@ -68,8 +70,8 @@ def outcome_update(return_value: Any) -> dict[str, Any] | None:
     except Exception:
         return None
     if outcome[0] == "returned":
-        return {"state": "DONE", "return_value": outcome[1], "output": outcome[2]}
-    update = {"state": "FAILED", "traceback": outcome[2], "reason": outcome[3], "output": outcome[4]}
+        return {"state": TaskState.DONE.value, "return_value": outcome[1], "output": outcome[2]}
+    update = {"state": TaskState.FAILED.value, "traceback": outcome[2], "reason": outcome[3], "output": outcome[4]}
     if outcome[1]:
         update["exception"] = outcome[1]
     return update
