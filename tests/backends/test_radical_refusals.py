@@ -110,3 +110,19 @@ def test_run_refuses_an_unknown_backend_and_a_submitted_radical_session(tmp_path
                                 "--in-allocation", str(script)], capture_output=True, text=True, cwd=tmp_path)
     assert submitted.returncode == 2, submitted.stderr
     assert "--backend radical: a submitted session runs on the native backend only" in submitted.stderr
+
+
+def test_the_variables_set_for_radical_pilot_are_put_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """RP needs its commands on PATH and VIRTUAL_ENV naming this environment; once its session closes, native
+    pilots of the same process must not inherit them (a conda env's pilot found VIRTUAL_ENV set)."""
+    pytest.importorskip("radical.pilot", reason="radical.pilot is not installed")
+    import os
+
+    from scalems_like.backends.radical.runtime import put_scripts_on_path, restore_variables
+
+    monkeypatch.delenv("VIRTUAL_ENV", raising=False)
+    path = os.environ["PATH"]
+    before = put_scripts_on_path()
+    assert os.environ.get("VIRTUAL_ENV") or os.environ["PATH"] != path  # (something was set for RP)
+    restore_variables(before)
+    assert "VIRTUAL_ENV" not in os.environ and os.environ["PATH"] == path

@@ -9,7 +9,7 @@ import pytest
 
 import scalems_like as sl
 from scalems_like import TaskState
-from scalems_like.overlay.flow import INITIAL_PER_WORKER
+from scalems_like.overlay.flow import task_window
 from tests.processes import wait_until
 
 
@@ -43,10 +43,10 @@ def test_short_tasks_do_not_wait_behind_a_long_one(session: sl.Session, local_pi
 
 def test_the_agent_holds_its_window_and_the_rest_wait_on_the_client(session: sl.Session,
                                                                    local_pilot: sl.Pilot) -> None:
-    window = 2 * INITIAL_PER_WORKER  # (2 workers, no task ended yet)
+    window = task_window(2, None)  # (2 workers, no task ended yet: one running each, 16 each ahead)
     tasks = session.submit_tasks([sl.TaskDescription(function=time.sleep, args=(0.2,)) for _ in range(window + 8)])
     wait_until(lambda: any(task.state in (TaskState.RUNNING, TaskState.DONE) for task in tasks), what="a task ran")
-    # (once tasks end, the window follows their duration: 10 tasks of 0.2 s for 2 workers; 23 must end first)
+    # (once tasks end, the window follows their duration: 2 running and 10 ahead for tasks of 0.2 s; 23 must end)
     assert len(sent(tasks)) == window and tasks[window].state is TaskState.NEW
     unsent = tasks[-1]
     session.cancel_tasks([unsent])  # a task still on the client: canceled there, never sent

@@ -64,10 +64,13 @@ def scripts_directory() -> Path | None:
     return None
 
 
-def put_scripts_on_path() -> None:
+def put_scripts_on_path() -> dict[str, str | None]:
     """RP starts its bridges as commands found on ``PATH``: put their directory first (users need not); and its
     pilots (on ``local.localhost``: ``virtenv_mode: local``) run this virtualenv's Python only if ``VIRTUAL_ENV``
-    names it, else the first ``python3`` on PATH, where RP's agent is not installed."""
+    names it, else the first ``python3`` on PATH, where RP's agent is not installed. Returns the variables' values
+    before (restored by :func:`restore_variables` when RP's session closes: native pilots of the same process must
+    not inherit them)."""
+    before = {name: os.environ.get(name) for name in ("VIRTUAL_ENV", "PATH")}
     if sys.prefix != sys.base_prefix and not os.environ.get("VIRTUAL_ENV"):
         os.environ["VIRTUAL_ENV"] = sys.prefix
     found = shutil.which(BRIDGE)
@@ -77,10 +80,20 @@ def put_scripts_on_path() -> None:
             raise ScalemsError(f"backend 'radical': RADICAL-Pilot's command {BRIDGE!r} is neither on PATH nor "
                                f"beside this Python ({sys.executable}); is radical.pilot installed in this "
                                "environment? (pip install 'scalems_like[radical]')")
-        return
+        return before
     entries = os.environ.get("PATH", "").split(os.pathsep)
     if str(directory) not in entries:
         os.environ["PATH"] = os.pathsep.join([str(directory), *entries])
+    return before
+
+
+def restore_variables(before: dict[str, str | None]) -> None:
+    """Put back the variables :func:`put_scripts_on_path` changed."""
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def within(limit: float, what: str, logs: Callable[[], str], call: Callable[[], _T]) -> _T:
@@ -119,6 +132,7 @@ class Runtime:
         self.tasks: Any = None
         self.children_before: set[Any] = set()
         self.ending_at_exit = False
+        self.variables_before: dict[str, str | None] | None = None
 
     def logs(self) -> str:
         if self.session is not None:
@@ -127,7 +141,7 @@ class Runtime:
 
     def start(self, on_pilot: Callable[[Any, str], None], on_task: Callable[[Any, str], None]) -> None:
         self.rp = import_rp()
-        put_scripts_on_path()
+        self.variables_before = put_scripts_on_path()
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.children_before = set(multiprocessing.active_children())
 
@@ -141,6 +155,7 @@ class Runtime:
             within(START_LIMIT, "starting RADICAL-Pilot's session", self.logs, start)
         except ScalemsError:
             self.end_children()
+            self.restore_variables()
             raise
         log.info("RADICAL-Pilot session %s started (logs: %s)", self.session.uid, self.session.path)
 
@@ -154,6 +169,12 @@ class Runtime:
             log.error("%s", error)
         finally:
             self.end_children()
+            self.restore_variables()
+
+    def restore_variables(self) -> None:
+        if self.variables_before is not None:
+            restore_variables(self.variables_before)
+            self.variables_before = None
 
     def end_children(self) -> None:
         """End the processes RP started in this process (a start-up that failed leaves them running, and Python's
