@@ -293,8 +293,8 @@ class Master(NodeLink, WorkerCare, Readiness):
         if assignments and not self.recorded_depth * 0.5 < depth < self.recorded_depth * 2:  # a change by 2x
             self.recorded_depth = depth
             self.record("scheduler", self.host, "depth", "", str(depth))
-        for worker, tasks in assignments.items():
-            self.send_worker(worker, protocol.RunTasks(tasks))
+        if assignments:
+            self.send_to_workers({worker: protocol.RunTasks(tasks) for worker, tasks in assignments.items()})
 
     def handle_deadlines(self) -> None:
         now = time.time()
