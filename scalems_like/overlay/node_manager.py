@@ -31,20 +31,19 @@ import sys
 import tempfile
 import time
 from collections.abc import Mapping
-from pathlib import Path
 
 import zmq
 
 from scalems_like import protocol
-from scalems_like.errors import ConfigError, ProtocolError
+from scalems_like.errors import ProtocolError
 from scalems_like.network import message_socket, milliseconds
 from scalems_like.overlay.spawner import Spawner, die_with_parent
+from scalems_like.overlay.variables import AgentVariables
 from scalems_like.protocol import curve
 from scalems_like.protocol.curve import AgentKeys
 
 log = logging.getLogger("scalems_like.node_manager")
 
-RANK_VARIABLES = ("SLURM_PROCID", "PMIX_RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK")
 SMALL = 64
 """Worker messages shorter than this are decoded (heartbeats and hellos stay on the node); longer ones are task
 updates and give-backs, forwarded as they are."""
@@ -96,18 +95,10 @@ class NodeManager:
         """A manager configured by the agent's variables (as :meth:`Worker.from_environment
         <scalems_like.overlay.worker.Worker.from_environment>` reads them); a launcher's rank is appended to
         ``uid``."""
-        insecure = environ.get("SCALEMS_INSECURE") == "1"
-        if not insecure and "SCALEMS_PILOT_SANDBOX" not in environ:
-            raise ConfigError("SCALEMS_PILOT_SANDBOX is not set: the node manager cannot find the agent's keys")
-        rank = next((environ[name] for name in RANK_VARIABLES if name in environ), None)
-        node = environ.get("SLURMD_NODENAME") or environ.get("SCALEMS_NODE") or socket.gethostname()
-        return cls(
-            master_address, uid if rank is None else f"{uid}.{rank.zfill(4)}", node, workers, log_directory,
-            heartbeat_interval=float(environ.get("SCALEMS_HEARTBEAT_INTERVAL", "1")),
-            heartbeat_timeout=float(environ.get("SCALEMS_HEARTBEAT_TIMEOUT", "10")),
-            keys=None if insecure else AgentKeys.read(Path(environ["SCALEMS_PILOT_SANDBOX"])),
-            environment=environ,
-        )
+        variables = AgentVariables.read(uid, environ, "the node manager")
+        return cls(master_address, variables.uid, variables.node, workers, log_directory,
+                   heartbeat_interval=variables.heartbeat_interval, heartbeat_timeout=variables.heartbeat_timeout,
+                   keys=variables.keys, environment=environ)
 
     # -- set up --------------------------------------------------------------------------------------
     def start(self) -> None:

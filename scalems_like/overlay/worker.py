@@ -31,9 +31,10 @@ import zmq
 
 from scalems_like import protocol
 from scalems_like.agent.launch import task_environment
-from scalems_like.errors import CancelInterrupt, ConfigError, ProtocolError, TaskTimeout
+from scalems_like.errors import CancelInterrupt, ProtocolError, TaskTimeout
 from scalems_like.network import message_socket, milliseconds
 from scalems_like.overlay.execution import Launcher, RunningExecutable, keep_return_value, run_function
+from scalems_like.overlay.variables import AgentVariables
 from scalems_like.protocol import curve
 from scalems_like.protocol.curve import AgentKeys
 from scalems_like.protocol.tasks import TaskMapping, TaskUpdate, task_update
@@ -43,7 +44,6 @@ from scalems_like.states import TaskState
 
 log = logging.getLogger("scalems_like.worker")
 
-RANK_VARIABLES = ("SLURM_PROCID", "PMIX_RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK")
 FLUSH_INTERVAL = 0.01
 """Updates wait at most this long (while the worker is busy) before they are sent to the master."""
 TICK_INTERVAL = 0.5
@@ -102,19 +102,10 @@ class Worker:
         ``SCALEMS_NODE`` or this host's name; tasks start from ``environ`` without the launcher step's variables.
         The keys are read from ``$SCALEMS_PILOT_SANDBOX/keys/agent.json`` unless ``SCALEMS_INSECURE=1``.
         """
-        insecure = environ.get("SCALEMS_INSECURE") == "1"
-        if not insecure and "SCALEMS_PILOT_SANDBOX" not in environ:
-            raise ConfigError("SCALEMS_PILOT_SANDBOX is not set: the worker cannot find the agent's keys")
-        rank = next((environ[name] for name in RANK_VARIABLES if name in environ), None)
-        node = environ.get("SLURMD_NODENAME") or environ.get("SCALEMS_NODE") or socket.gethostname()
-        return cls(
-            master_address, uid if rank is None else f"{uid}.{rank.zfill(4)}", node,  # (as fork names its workers)
-            heartbeat_interval=float(environ.get("SCALEMS_HEARTBEAT_INTERVAL", "1")),
-            heartbeat_timeout=float(environ.get("SCALEMS_HEARTBEAT_TIMEOUT", "10")),
-            mpi_launcher=environ.get("SCALEMS_MPI_LAUNCHER", "none"),
-            environment=task_environment(dict(environ)),
-            keys=None if insecure else AgentKeys.read(Path(environ["SCALEMS_PILOT_SANDBOX"])),
-        )
+        variables = AgentVariables.read(uid, environ, "the worker")
+        return cls(master_address, variables.uid, variables.node, variables.heartbeat_interval,
+                   variables.heartbeat_timeout, mpi_launcher=environ.get("SCALEMS_MPI_LAUNCHER", "none"),
+                   environment=task_environment(dict(environ)), keys=variables.keys)
 
     # -- plumbing ------------------------------------------------------------------------------------
     def connect(self) -> None:
