@@ -257,7 +257,7 @@ class Master(NodeLink, WorkerCare, Readiness):
     def finish(self, task: dict[str, Any], update: TaskUpdate, state: TaskState) -> None:
         """A task's attempt ended: run it again if it failed with retries left, else report its end."""
         uid = task["uid"]
-        if state is TaskState.FAILED and task["attempt"] < task["retries"] and self.stop_reason is None:
+        if state is TaskState.FAILED and task["attempt"] < task.get("retries", 0) and self.stop_reason is None:
             self.retry(task, update.get("reason") or "it failed")
             return
         del self.tasks[uid]
@@ -280,7 +280,7 @@ class Master(NodeLink, WorkerCare, Readiness):
         self.started.discard(task["uid"])
         self.pids.pop(task["uid"], None)
         self.outbox.append(self._update(task, TaskState.QUEUED, reason=(
-            f"retry {task['attempt']} of {task['retries']} after: {reason}")))
+            f"retry {task['attempt']} of {task.get('retries', 0)} after: {reason}")))
         self.scheduler.submit([task])
 
     def handle_schedule(self) -> None:
