@@ -14,6 +14,8 @@
 #                 which runs `scalems-like run` for the session inside this allocation (output: session.log);
 #                 a venv or conda env is activated first (its bin/ first on PATH, VIRTUAL_ENV or CONDA_PREFIX
 #                 set), so executable tasks find its programs as function tasks find its modules
+# A remote session's gateway (SCALEMS_ROLE=gateway in bootstrap.env) takes the same steps in its own sandbox and
+# ends by exec-ing `python -m scalems_like.remote.gateway SANDBOX`, its output still the client's ssh channel.
 set -eu
 
 SANDBOX=${1:?usage: bootstrap.sh PILOT_SANDBOX}
@@ -247,6 +249,9 @@ main() {
     activate
     PYTHONNOUSERSITE=1
     export PYTHONNOUSERSITE
+    if [ "${SCALEMS_ROLE:-pilot}" = gateway ]; then  # a remote session's gateway: stdout is the client's ssh
+        exec "$SCALEMS_PYTHON" -m scalems_like.remote.gateway "$SANDBOX"
+    fi
     if [ -f "$SANDBOX/launch.sh" ]; then
         event session_start started 0
         exec /bin/sh "$SANDBOX/launch.sh" >"$SANDBOX/session.log" 2>&1

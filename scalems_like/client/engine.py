@@ -56,6 +56,8 @@ from scalems_like.descriptions import PilotDescription, TaskDescription
 from scalems_like.errors import ScalemsError, WaitTimeout
 from scalems_like.network import bind_and_advertise
 from scalems_like.protocol.curve import AgentKeys
+from scalems_like.record.journal import journal_path
+from scalems_like.remote.link import GatewayLink
 from scalems_like.resources import ResourceConfig, load_resource
 from scalems_like.states import PilotState, TaskState
 
@@ -63,6 +65,9 @@ if TYPE_CHECKING:
     from scalems_like.client.session import Session
 
 log = logging.getLogger("scalems_like.client")
+
+LOOPBACK = "127.0.0.1"
+"""Where the engine listens for a remote resource's agents: its gateway's relay comes in through ssh."""
 
 class Engine(EngineLoop):
     """The session's engine: its state and loop (:class:`EngineLoop`) and the command API (see the module)."""
@@ -126,11 +131,36 @@ class Engine(EngineLoop):
             self.resources[config.name] = config
 
     def adapter(self, resource: ResourceConfig, session_sandbox: Path) -> BatchAdapter:
-        """One adapter (one psij executor, one polling thread) per resource and session."""
+        """One adapter (one psij executor, one polling thread) per resource and session; a remote resource's is
+        its gateway's."""
+        if resource.login:
+            return self.gateway(resource).adapter
         with self.lock:
             if resource.name not in self.adapters:
                 self.adapters[resource.name] = adapter_for(resource, session_sandbox / "batch")
             return self.adapters[resource.name]
+
+    def gateway(self, resource: ResourceConfig) -> GatewayLink:
+        """The gateway of a remote resource (started, or found running and attached to, on first use): agents
+        connect to it, and it relays them to the engine's socket on loopback through the ssh connection."""
+        with self.lock:
+            link = self.gateways.get(resource.name)
+        if link is None:
+            link = GatewayLink(resource, self.uid, journal_path(self.uid).parent)
+            link.start(self.endpoint_for(LOOPBACK))
+            with self.lock:
+                self.gateways[resource.name] = link
+        return link
+
+    def release_gateways(self, *, stop: bool) -> None:
+        """The session ends (``stop``: the gateways stop) or detaches (they go on, with the pilots)."""
+        with self.lock:
+            links, self.gateways = list(self.gateways.values()), {}
+        for link in links:
+            try:
+                link.close() if stop else link.detach()
+            except ScalemsError as error:
+                log.warning("resource %s: %s", link.config.name, error)
 
     # -- tasks ---------------------------------------------------------------------------------------
     def submit(self, descriptions: Sequence[TaskDescription], wires: Sequence[Any],

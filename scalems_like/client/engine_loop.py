@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import zmq
 from zmq.auth.thread import ThreadAuthenticator
@@ -48,6 +48,9 @@ from scalems_like.protocol.curve import SessionKeys
 from scalems_like.record.journal import Journal
 from scalems_like.resources import ResourceConfig
 from scalems_like.states import PilotState, TaskState
+
+if TYPE_CHECKING:
+    from scalems_like.remote.link import GatewayLink
 
 log = logging.getLogger("scalems_like.client")
 
@@ -75,6 +78,8 @@ class EngineLoop(IoThread, TaskUpdates):
         self.pilot_numbers = itertools.count()
         self.resources: dict[str, ResourceConfig] = {}
         self.adapters: dict[str, BatchAdapter] = {}
+        self.gateways: dict[str, GatewayLink] = {}
+        """Remote resources' gateways (by resource name): see :mod:`scalems_like.remote.link`."""
         self.heartbeat_interval = 1.0
         self.keys: SessionKeys | None = None
         """CurveZMQ keys of the session (None: insecure, for debugging; see protocol/curve.py)."""

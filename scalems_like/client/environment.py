@@ -3,7 +3,8 @@
 A spec is ``None`` (the resource's default), a profile name (``<config dir>/environments/NAME.yaml``), or a
 mapping with these keys:
 
-    python        "client" (the client's interpreter; default) or an interpreter path/name on the nodes
+    python        "client" (the client's interpreter; default) or an interpreter path/name on the nodes; on a
+                  remote resource (``login``), "client" is the cluster's ``python3`` in a venv
     requirements  a list of requirement strings, or the path of a requirements file (read on the client)
     conda         an existing conda env (name or prefix), or an environment.yml file to create one from
     modules       modules to ``module load`` before the environment step
@@ -36,6 +37,9 @@ from scalems_like.resources import ResourceConfig
 
 KEYS = ("python", "requirements", "conda", "modules", "env", "mode")
 MODES = ("reuse", "update", "recreate", "use")
+REMOTE_PYTHON = "python3"
+"""What "client" means on a remote resource (one with ``login``): the cluster's python3, in a venv the bootstrap
+builds with this client's scalems_like (the client's own interpreter is on the laptop)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,6 +91,8 @@ def parse(spec: str | Mapping[str, Any] | None, resource: ResourceConfig) -> Env
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {unknown}; known keys: {', '.join(KEYS)}")
     python = spec.get("python", resource.python)
+    if python == "client" and resource.login:  # the client's interpreter is not on the cluster: its python3 is
+        python = REMOTE_PYTHON
     if not isinstance(python, str) or not python:
         raise ConfigError(f"{where}: python = {python!r}: expected 'client' or an interpreter path or name")
     requirements = spec.get("requirements", [])

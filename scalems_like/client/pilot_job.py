@@ -51,24 +51,30 @@ ENV_FILE_HEADER = (
 
 
 def write_bootstrap(sandbox: Path, *, session_uid: str, uid: str, spec: environment.EnvironmentSpec,
-                    resource: ResourceConfig, hooks: Sequence[str] = ()) -> Path:
+                    resource: ResourceConfig, hooks: Sequence[str] = (), remote: Path | None = None,
+                    role: str = "pilot") -> Path:
     """Write the files the bootstrap reads into ``sandbox`` (``<session sandbox>/<uid>``); returns the script.
 
-    ``hooks``: pre-bootstrap lines run after the resource's and the environment's.
+    ``hooks``: pre-bootstrap lines run after the resource's and the environment's. ``remote``: where ``sandbox``
+    goes on a remote cluster (a staging copy is written here; the settings name the cluster's paths; the wheel
+    is in the staging copy's ``<resource sandbox>/wheels``). ``role``: "pilot", or "gateway" (a remote session's
+    gateway: the bootstrap ends by running it).
     """
     resource_sandbox = sandbox.parent.parent
+    target = (remote or sandbox).parent.parent
     wheel = build_wheel(resource_sandbox / "wheels") if environment.needs_wheel(spec) else None
     digest = wheel.name.split("+g")[1].split("-")[0] if wheel else ""
     script = Path(shutil.copy(paths.shipped_dir("bootstrap") / "bootstrap.sh", sandbox / "bootstrap.sh"))
-    settings = {"SCALEMS_PILOT_UID": uid, "SCALEMS_SESSION_UID": session_uid,
-                **environment.bootstrap_settings(spec, resource_sandbox, wheel, digest)}
+    settings = {"SCALEMS_PILOT_UID": uid, "SCALEMS_SESSION_UID": session_uid, "SCALEMS_ROLE": role,
+                **environment.bootstrap_settings(spec, target, target / "wheels" / wheel.name if wheel else None,
+                                                 digest)}
     write_private_file(sandbox / "bootstrap.env", ENV_FILE_HEADER + "".join(
         f"{key}={shlex.quote(value)}\nexport {key}\n" for key, value in settings.items()))
     lines = [*resource.pre_bootstrap, *(f"module load {module}" for module in spec.modules), *hooks]
     if lines:
         write_private_file(sandbox / "pre_bootstrap.sh", hook_script(lines))
     write_private_file(sandbox / "requirements.txt", "".join(f"{line}\n" for line in spec.requirements))
-    return script
+    return (remote / script.name) if remote else script
 
 
 def check_fits(description: PilotDescription, resource: ResourceConfig) -> None:
@@ -87,18 +93,23 @@ def check_fits(description: PilotDescription, resource: ResourceConfig) -> None:
 
 
 def render_pilot(*, session_uid: str, pilot_uid: str, description: PilotDescription, resource: ResourceConfig,
-                 client_address: str, session_sandbox: Path, keys: AgentKeys | None) -> tuple[PilotJob, Path]:
+                 client_address: str, session_sandbox: Path, keys: AgentKeys | None,
+                 remote_session_sandbox: Path | None = None) -> tuple[PilotJob, Path]:
     """Write the pilot sandbox and return the batch job that runs its bootstrap (and the sandbox).
 
     ``keys``: the agent's CurveZMQ keys, written to ``keys/agent.json`` (None: an insecure pilot).
+    ``remote_session_sandbox``: the session sandbox on a remote cluster; ``session_sandbox`` is then a local
+    staging copy, sent there in one transfer, and the job and the agent's configuration name the cluster's paths.
     """
     spec = environment.parse(description.environment, resource)
     sandbox = make_private_directory(session_sandbox / pilot_uid)
+    remote = remote_session_sandbox / pilot_uid if remote_session_sandbox is not None else None
     script = write_bootstrap(sandbox, session_uid=session_uid, uid=pilot_uid, spec=spec, resource=resource,
-                             hooks=description.pre_bootstrap)
+                             hooks=description.pre_bootstrap, remote=remote)
+    where = remote or sandbox
     cores = description.cores or resource.cores_per_node
     AgentConfig(
-        pilot_uid=pilot_uid, session_uid=session_uid, client_address=client_address, pilot_sandbox=str(sandbox),
+        pilot_uid=pilot_uid, session_uid=session_uid, client_address=client_address, pilot_sandbox=str(where),
         runtime=float(description.runtime), nodes=description.nodes, cores=cores,
         gpus=description.gpus or resource.gpus_per_node, launch_method=resource.launch_method,
         mpi_launcher=resource.mpi_launcher, agent_address=resource.agent_address,
@@ -112,8 +123,8 @@ def render_pilot(*, session_uid: str, pilot_uid: str, description: PilotDescript
     if keys is not None:
         keys.write(sandbox)
     job = PilotJob(
-        name=f"scalems-{pilot_uid}", executable="/bin/sh", arguments=(str(script), str(sandbox)),
-        directory=sandbox, stdout=sandbox / "job.out", stderr=sandbox / "job.err", environment={},
+        name=f"scalems-{pilot_uid}", executable="/bin/sh", arguments=(str(script), str(where)),
+        directory=where, stdout=where / "job.out", stderr=where / "job.err", environment={},
         nodes=description.nodes, cores_per_node=cores, gpus_per_node=description.gpus or resource.gpus_per_node,
         runtime=description.runtime, queue=description.queue or resource.queue,
         account=description.account or resource.account, project=description.project or resource.project,

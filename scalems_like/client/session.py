@@ -210,6 +210,7 @@ class Session(metaclass=_SessionType):
         if backend != "native":
             raise ConfigError(f"session {self.uid}: backend {backend!r} cannot detach (RADICAL-Pilot's pilots end "
                               "with the session that started them); close() it")
+        self._engine.release_gateways(stop=False)
         self._engine.stop()
         self._closed = True
         if self._journal is not None:
@@ -366,6 +367,7 @@ class Session(metaclass=_SessionType):
             self._shut_pilots_down(patience)
             self._engine.end_unfinished("session closed")
         finally:
+            self._engine.release_gateways(stop=True)
             self._engine.stop()
             self._closed = True
             if self._journal is not None:

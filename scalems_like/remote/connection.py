@@ -127,8 +127,9 @@ class ControlMaster:
         """``ssh`` as a multiplexed client, ready for a destination and a command (rsync's ``-e`` takes it)."""
         return ["ssh", *self.client_options()]
 
-    def _control(self, operation: str, timeout: float = 30.0) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run(["ssh", "-S", str(self.socket), "-O", operation, "--", self.destination],
+    def _control(self, operation: str, timeout: float = 30.0,
+                 extra: Sequence[str] = ()) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(["ssh", "-S", str(self.socket), "-O", operation, *extra, "--", self.destination],
                               stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
 
     def check(self) -> bool:
@@ -229,6 +230,14 @@ class ControlMaster:
         if completed.returncode == 255 and classify(completed.stderr) is not Failure.FAILED:
             raise self.failure(completed.stderr, f"running {command!r}")
         return RemoteResult(list(argv), completed.returncode, completed.stdout, completed.stderr)
+
+    def forward(self, kind: str, spec: str, *, cancel: bool = False) -> None:
+        """Add (or ``cancel``) a forward on the open master: ``kind`` "-L" (a local socket to one on the remote
+        host) or "-R" (a remote socket to one here), ``spec`` as ssh takes it (``PATH:PATH``,
+        ``PATH:HOST:PORT``). Raises SshError with ssh's message if the master refuses it."""
+        completed = self._control("cancel" if cancel else "forward", extra=[kind, spec])
+        if completed.returncode != 0 and not cancel:
+            raise self.failure(completed.stderr, f"forwarding {kind} {spec}")
 
     def failure(self, output: bytes, doing: str) -> Exception:
         """The SshError for ``output`` of a client of this master; a master that went away under it (killed,
