@@ -45,7 +45,7 @@ def submit_pilot(session: Session, engine: Engine, description: PilotDescription
         if staged is not None:
             raise StagingError(f"pilot {uid} was not submitted: {staged}")
     pilot = Pilot(uid, description, resource, sandbox, session)
-    record = PilotRecord(pilot, engine.adapter(resource, session_sandbox))
+    record = PilotRecord(pilot, engine.adapter(resource, sandbox.parent))
     engine.register_pilot(record)
     try:
         native_id = record.adapter.submit(job, engine.job_events(record))

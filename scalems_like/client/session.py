@@ -233,6 +233,17 @@ class Session(metaclass=_SessionType):
         config = self._engine.resource(resource)
         return paths.expand(config.sandbox) / self.uid
 
+    def _remote_head(self, task: Task, path: Path, limit: int) -> tuple[bytes, int] | None:
+        """(``Task.stdout``) the first ``limit`` bytes of a file of a task whose pilot is on a remote resource,
+        and its size, read over ssh; None for a task of a pilot on this side (or a file that is not there)."""
+        pilot = next((pilot for pilot in self.pilots if pilot.uid == task.pilot), None)
+        if pilot is None or not pilot.resource.login:
+            return None
+        link = self._engine.gateway(pilot.resource)
+        if path.is_relative_to(pilot.sandbox):  # (the mirror's path: the same place in the cluster's sandbox)
+            path = Path(link.remote_sandbox(pilot.uid)) / path.relative_to(pilot.sandbox)
+        return link.read_head(str(path), limit)
+
     def record_info(self, key: str, value: str) -> None:
         """Keep ``key = value`` in the session's journal (e.g. the workflow's parameters; read by ``status``)."""
         self.open()

@@ -224,12 +224,17 @@ class Task(concurrent.futures.Future[Any]):
         if sandbox is None:
             return None
         path = sandbox / getattr(self.description, stream)
-        try:
-            with open(path, "rb") as handle:
-                head = handle.read(MAX_OUTPUT_BYTES)
-                size = os.fstat(handle.fileno()).st_size
-        except OSError:
-            return None
+        remote = getattr(self._session, "_remote_head", None)  # a pilot behind ssh: read there
+        found = remote(self, path, MAX_OUTPUT_BYTES) if remote is not None else None
+        if found is not None:
+            head, size = found
+        else:
+            try:
+                with open(path, "rb") as handle:
+                    head = handle.read(MAX_OUTPUT_BYTES)
+                    size = os.fstat(handle.fileno()).st_size
+            except OSError:
+                return None
         text = head.decode(errors="replace")
         if size > len(head):
             text += f"\n[... {size - len(head)} more bytes: the whole output is {path}]\n"

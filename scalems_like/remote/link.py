@@ -186,11 +186,12 @@ class GatewayLink:
 
     def detach(self) -> None:
         """Leave the gateway running (the pilots go on); close what this client holds."""
-        if self.control is not None:
+        with self.lock:
+            control, self.control = self.control, None
+        if control is not None:
             with contextlib.suppress(OSError):
-                self.control.shutdown(socket.SHUT_RDWR)
-            self.control.close()
-            self.control = None
+                control.shutdown(socket.SHUT_RDWR)
+            control.close()
         if self.master is not None:
             if self.master.check():
                 for kind, spec in self.forwards:
@@ -286,6 +287,15 @@ class GatewayLink:
         write_private_file(make_private_directory(self.mirror(pilot_uid)) / name, data)
         self.request({"op": "write", "path": posixpath.join(self.remote_sandbox(pilot_uid), name),
                       "data": base64.b64encode(data).decode()})
+
+    def read_head(self, path: str, limit: int) -> tuple[bytes, int] | None:
+        """The first ``limit`` bytes of a file on the cluster and its size (None if it cannot be read)."""
+        assert self.master is not None
+        result = self.master.run(["sh", "-c", 'stat -c %s "$1" && head -c "$2" "$1"', "sh", path, str(limit)])
+        if result.exit_code != 0:
+            return None
+        size, _, head = result.stdout.partition(b"\n")
+        return head, int(size)
 
     def stage(self, directives: Sequence[Directive], client_root: Path, pilot_uid: str) -> list[str]:
         """Directives between client:// and the pilot's scopes on the cluster, in one transfer per kind."""

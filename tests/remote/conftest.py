@@ -15,10 +15,12 @@ from scalems_like import paths
 from scalems_like.remote.connection import ControlMaster
 
 SSHD = Path(__file__).resolve().parent.parent / "cluster" / "sshd.sh"
-BASE = Path("/var/tmp/scalems-like-sshd-remote")
-SCRATCH = Path("/var/tmp/scalems-like-sshd-remote-scratch")
-PORT = 2232
-BARE_PORT = 2233
+BASE = Path(os.environ.get("SCALEMS_TEST_REMOTE_BASE", "/var/tmp/scalems-like-sshd-remote"))
+"""(``SCALEMS_TEST_REMOTE_BASE`` and ``SCALEMS_TEST_REMOTE_PORT``: a second sshd of one's own, e.g. beside another
+run of these tests on the same machine; its bare port is the next one)"""
+SCRATCH = Path(f"{BASE}-scratch")
+PORT = int(os.environ.get("SCALEMS_TEST_REMOTE_PORT", "2232"))
+BARE_PORT = PORT + 1
 """Sessions that come in on this port have no rsync on their PATH."""
 RESOURCE = "remote-test"
 SMALL = SCRATCH / "small"

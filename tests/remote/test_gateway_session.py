@@ -1,0 +1,53 @@
+"""Sessions on a resource behind ssh: the gateway on the (test) login node, pilots run by the ``local`` fork
+scheduler there, the sandboxes in the sshd's private scratch, which this process cannot see. Real ssh, real
+processes; nothing connects to this process but its own ssh."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import scalems_like as sl
+from scalems_like import paths
+from tests.remote.conftest import RESOURCE, SCRATCH, direct_ssh, options
+
+
+def where_am_i() -> tuple[str, bool]:
+    """(the task's working directory, whether it sees the sshd's private scratch)."""
+    return os.getcwd(), os.path.isdir(str(SCRATCH))
+
+
+@pytest.fixture
+def remote_resource(known_hosts: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """``remote-test``: the test sshd as the login node, a resource sandbox in its private scratch."""
+    sandbox = f"{SCRATCH}/sandbox.{os.getpid()}"
+    directory = paths.user_config_dir() / "resources"
+    directory.mkdir(parents=True, exist_ok=True)
+    listed = "".join(f"\n  - {option}" for option in options(known_hosts))
+    (directory / f"{RESOURCE}.yaml").write_text(
+        f"login: root@127.0.0.1\nssh_options:{listed}\nsandbox: {sandbox}\nscheduler: local\nlaunch_method: fork\n"
+        "client_address: 127.0.0.1\nagent_address: 127.0.0.1\nstatus_polling_interval: 0.5\n"
+        "agent_connect_timeout: 900\n")
+    yield RESOURCE
+    direct_ssh(known_hosts, f"rm -rf {sandbox}/session.*")  # (the env cache stays: later tests reuse it)
+
+
+def test_tasks_run_behind_ssh_and_results_come_back(remote_resource: str) -> None:
+    assert not SCRATCH.exists() or not any(SCRATCH.iterdir())  # the cluster's scratch is not visible here
+    with sl.Session() as session:
+        pilot = session.submit_pilot(sl.PilotDescription(resource=remote_resource, cores=2, runtime=600))
+        pilot.wait("ACTIVE", timeout=900)
+        tasks = session.submit_tasks([sl.TaskDescription(function=where_am_i)]
+                                     + [sl.TaskDescription(executable="/bin/echo", arguments=[f"hello {n}"])
+                                        for n in range(3)])
+        session.wait_tasks(tasks, timeout=300)
+        directory, sees_scratch = tasks[0].result()
+        assert directory.startswith(f"{SCRATCH}/") and sees_scratch
+        assert [(task.stdout or "").strip() for task in tasks[1:]] == [f"hello {n}" for n in range(3)], [(t.state, t.reason, t.sandbox, t.description.stdout, session._remote_head(t, t.sandbox / t.description.stdout, 100)) for t in tasks]
+        events = (pilot.sandbox / "bootstrap" / "events").read_text()  # the local mirror, kept by the gateway
+        assert "environment\tdone" in events and "agent\tdone" in events
+        assert not str(pilot.sandbox).startswith(str(SCRATCH))
+    assert pilot.state is sl.PilotState.DONE
