@@ -80,12 +80,16 @@ class Gateway:
                 if target is self.client:
                     self.client = None
 
-    def on_job_event(self, native_id: str) -> Callable[[JobEvent], None]:
+    def on_job_event(self, native_id: str, pilot: str | None = None) -> Callable[[JobEvent], None]:
         def report(event: JobEvent) -> None:
             message = {"event": "job", "native_id": native_id, "state": event.state.value, "time": event.time,
                        "exit_code": event.exit_code, "message": event.message}
             with self.lock:
                 self.jobs[native_id] = message
+                sandbox = self.sandboxes.get(pilot) if pilot is not None else None
+            if event.state.is_final and pilot is not None and sandbox is not None:
+                for name in WATCHED:  # what the job left goes first: the client explains its end with it
+                    self.send_new(pilot, sandbox, name)
             self.tell(message)
         return report
 
@@ -104,22 +108,26 @@ class Gateway:
             fields[key] = Path(fields[key])
         fields["arguments"] = tuple(fields["arguments"])
         job = PilotJob(**fields)
-        self.follow(str(request["pilot"]), job.directory)
+        pilot = str(request["pilot"])
+        self.follow(pilot, job.directory)
         holder: list[str] = []
         early: list[JobEvent] = []
+        order = threading.Lock()
 
         def report(event: JobEvent) -> None:  # psij may report before submit() returns the id
-            if holder:
-                self.on_job_event(holder[0])(event)
-            else:
-                early.append(event)
+            with order:
+                if not holder:
+                    early.append(event)
+                    return
+            self.on_job_event(holder[0], pilot)(event)
         try:
             native_id = self.adapter.submit(job, report)
         except SubmitError as error:
             return {"error": str(error), "transient": error.transient}
-        holder.append(native_id)
+        with order:
+            holder.append(native_id)
         for event in early:
-            self.on_job_event(native_id)(event)
+            self.on_job_event(native_id, pilot)(event)
         return {"native_id": native_id}
 
     def handle_cancel(self, request: dict[str, Any]) -> dict[str, Any]:
