@@ -90,6 +90,12 @@ class BatchAdapter(abc.ABC):
     def attach(self, native_id: str, on_event: Callable[[JobEvent], object]) -> bool:
         """Follow a job submitted by an earlier client (reattach); False if the batch system no longer knows it."""
 
+    @property
+    def reachable(self) -> bool:
+        """False while the batch system and the pilots cannot be reached (a remote resource whose ssh connection
+        was lost): their silence then says nothing, and they are not failed for it."""
+        return True
+
     @abc.abstractmethod
     def cancel(self, native_id: str) -> None:
         """Cancel the job (no error if it already ended)."""

@@ -147,7 +147,9 @@ class Engine(EngineLoop):
             link = self.gateways.get(resource.name)
         if link is None:
             link = GatewayLink(resource, self.uid, journal_path(self.uid).parent)
-            link.start(self.endpoint_for(LOOPBACK))
+            with self.lock:  # a reattached session's pilots there: their mirrors are brought up to date
+                known = [pilot.uid for pilot in self.pilots.values() if pilot.resource.name == resource.name]
+            link.start(self.endpoint_for(LOOPBACK), known)
             with self.lock:
                 self.gateways[resource.name] = link
         return link

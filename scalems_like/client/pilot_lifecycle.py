@@ -229,6 +229,8 @@ class PilotLifecycle:
         """Fail a pilot (and cancel its batch job) whose agent is silent, did not answer a reattached client, or
         did not connect although its batch job runs."""
         pilot, resource = record.pilot, record.pilot.resource
+        if not record.adapter.reachable:  # (a remote resource's connection was lost: detached from its pilots)
+            return
         if (record.reattached and not record.greeted and not record.unreported
                 and now - record.last_seen > resource.heartbeat_timeout):
             self.fail_pilot(record, f"its agent did not answer the reattached client within "

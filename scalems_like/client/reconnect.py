@@ -195,7 +195,7 @@ def follow_unreported(engine: Engine, record: PilotRecord, resend: list[dict[str
     if its batch job is still there, it is followed as a new pilot is (its agent finds this client when it starts;
     the bootstrap's time limit applies, not a silent agent's); else it ends FAILED."""
     pilot = record.pilot
-    local = pilot.resource.scheduler == "local"
+    local = pilot.resource.scheduler == "local" and not pilot.resource.login  # (a remote one's: its gateway's)
 
     def job_is_there() -> bool:
         if not pilot.native_id:
@@ -249,7 +249,7 @@ def end_found_ended(engine: Engine, record: PilotRecord, traces: AgentTraces, ca
 def give_back(record: PilotRecord, native_id: str) -> None:
     """(off the I/O thread) cancel the batch job of an ended pilot if it is still there."""
     pilot = record.pilot
-    if pilot.resource.scheduler == "local":  # (psij's local executor is not asked: see terminate_local)
+    if pilot.resource.scheduler == "local" and not pilot.resource.login:  # (not psij's: see terminate_local)
         if runs_local_pilot(native_id, pilot.sandbox):
             log.info("pilot %s has ended: its local job (process %s) is ended", pilot.uid, native_id)
             terminate_local(int(native_id))
@@ -274,13 +274,19 @@ def follow(engine: Engine, record: PilotRecord, resend: list[dict[str, Any]],
     """(I/O thread) wait for the agent to find this client: its address in ``client.json``, the batch job
     followed again (both written off the I/O thread)."""
     pilot = record.pilot
-    address = engine.endpoint_for(pilot.resource.client_address)
+    remote = engine.gateway(pilot.resource) if pilot.resource.login else None  # (attached by the restore)
+    address = remote.agent_address if remote else engine.endpoint_for(pilot.resource.client_address)
     record.resend = resend
     record.reattached = True
 
     def publish() -> None:
-        write_private_file(pilot.sandbox / CLIENT_FILE, json.dumps({"address": address, "time": time.time()}))
-        if attach_job and pilot.native_id and pilot.resource.scheduler != "local":  # (a local "job id" is a pid)
+        text = json.dumps({"address": address, "time": time.time()})
+        if remote is not None:  # in the sandbox on the cluster, where the agent reads it
+            remote.write(pilot.uid, CLIENT_FILE, text.encode())
+        else:
+            write_private_file(pilot.sandbox / CLIENT_FILE, text)
+        local = pilot.resource.scheduler == "local" and remote is None  # (a local "job id" is a pid)
+        if attach_job and pilot.native_id and not local:
             record.adapter.attach(pilot.native_id, engine.job_events(record))
     engine.in_background(publish, None, failed)
     log.info("pilot %s: waiting for its agent at %s", pilot.uid, address)

@@ -150,6 +150,8 @@ class Gateway:
         with self.lock:
             for name, offset in dict(request.get("offsets", {})).items():
                 self.sent[(pilot, name)] = (int(offset), 0)
+        for name in WATCHED:  # all there is now, before the answer: the client reads its mirror once answered
+            self.send_new(pilot, Path(request["sandbox"]), name)
         return {}
 
     def handle_relay(self, request: dict[str, Any]) -> dict[str, Any]:

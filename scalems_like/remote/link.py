@@ -70,6 +70,10 @@ class GatewayLink:
         self.pending: dict[int, concurrent.futures.Future[dict[str, Any]]] = {}
         self.listeners: dict[str, Callable[[JobEvent], object]] = {}
         self.forwards: list[tuple[str, str]] = []
+        self.leaving = False
+        """This client detaches (the connection's end is not a loss)."""
+        self.lost = False
+        """The connection to the gateway ended under this client (the master killed, the network gone)."""
         self.adapter = GatewayAdapter(self)
 
     # -- paths ---------------------------------------------------------------------------------------
@@ -90,8 +94,9 @@ class GatewayLink:
         return posixpath.join(self.remote_session, pilot_uid)
 
     # -- life ----------------------------------------------------------------------------------------
-    def start(self, engine_address: str) -> None:
-        """Connect, start the gateway (or find it running: a reattach), and attach to it."""
+    def start(self, engine_address: str, pilots: Sequence[str] = ()) -> None:
+        """Connect, start the gateway (or find it running: a reattach), and attach to it; the mirrors of
+        ``pilots`` (those of a reattached session) are brought up to date before this returns."""
         self.master, self.owned = session_master(self.config, self.session_directory)
         self.master.open()
         self.transport = Transport(self.master, self.config.transfer)
@@ -102,6 +107,8 @@ class GatewayLink:
         self.ready = json.loads(ready.stdout) if alive else self.start_gateway()
         self.agent_address = str(self.ready["address"])
         self.attach(engine_address)
+        for pilot in pilots:
+            self.watch(pilot)
 
     def resolve(self, sandbox: str) -> str:
         """The resource's sandbox on the cluster: ``~`` and ``{data_dir}`` as the cluster's ``$HOME`` says."""
@@ -165,7 +172,7 @@ class GatewayLink:
         """Forward the gateway's control socket here and a socket there to ``engine_address`` (tcp://IP:PORT on
         loopback), and have the gateway relay the agents to it."""
         assert self.master is not None
-        number = os.getpid() * 1000 + next(self.numbers)
+        number = os.urandom(4).hex()  # (a socket a lost connection left behind keeps its name: never reused)
         local = str(short_link(self.master.directory) / f"g{number}")
         with contextlib.suppress(FileNotFoundError):
             os.unlink(local)
@@ -186,6 +193,7 @@ class GatewayLink:
 
     def detach(self) -> None:
         """Leave the gateway running (the pilots go on); close what this client holds."""
+        self.leaving = True
         with self.lock:
             control, self.control = self.control, None
         if control is not None:
@@ -241,6 +249,11 @@ class GatewayLink:
             pending, self.pending = self.pending, {}
             if self.control is control:
                 self.control = None
+            if not self.leaving:
+                self.lost = True
+                log.warning("resource %s: the connection to the gateway was lost: the session is detached from "
+                            "its pilots there (they run on; `scalems-like reattach %s` collects what they do)",
+                            self.config.name, self.session_uid)
         for future in pending.values():
             future.set_exception(ScalemsError(f"resource {self.config.name!r}: the connection to the gateway "
                                               "was lost"))
@@ -310,6 +323,10 @@ class GatewayAdapter(BatchAdapter):
 
     def __init__(self, link: GatewayLink) -> None:
         self.link = link
+
+    @property
+    def reachable(self) -> bool:
+        return not self.link.lost
 
     def submit(self, job: PilotJob, on_event: Callable[[JobEvent], object]) -> str:
         fields = {key: (str(value) if isinstance(value, Path) else value)

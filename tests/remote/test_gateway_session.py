@@ -5,6 +5,7 @@ processes; nothing connects to this process but its own ssh."""
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,3 +62,39 @@ def test_a_failing_bootstrap_step_is_explained_at_the_client(remote_resource: st
         assert pilot.state is sl.PilotState.FAILED
         assert pilot.failure is not None
         assert "bootstrap step 'hooks' failed" in pilot.failure and "no such module: gromacs" in pilot.failure
+
+
+def square_later(value: int) -> int:
+    import time
+
+    time.sleep(2)  # (still running when the connection goes)
+    return value * value
+
+
+def test_a_killed_connection_detaches_and_reattach_collects_everything(remote_resource: str) -> None:
+    session = sl.Session()
+    session.open()
+    pilot = session.submit_pilot(sl.PilotDescription(resource=remote_resource, cores=2, runtime=600))
+    pilot.wait("ACTIVE", timeout=900)
+    tasks = session.submit_tasks([sl.TaskDescription(function=square_later, args=(n,)) for n in range(4)])
+    running = [sl.TaskState.RUNNING]
+    session._engine.wait_for(lambda: sum(task.state in running for task in tasks) == 2, 300, lambda: "")
+    master = session._engine.gateways[remote_resource].master
+    assert master is not None
+    pid = master.master_pid()
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)  # the laptop's network goes
+    session.detach()
+    assert not master.check()
+    assert all(not task.state.is_final for task in tasks)  # two run, two wait on the pilot: all go on, detached
+
+    reattached = sl.Session.reattach(session.uid)
+    try:
+        again = reattached.tasks
+        reattached.wait_tasks(again, timeout=300)
+        assert [task.result() for task in again] == [n * n for n in range(4)]
+        assert [task.state for task in again] == [sl.TaskState.DONE] * 4
+        assert reattached.pilots[0].state is sl.PilotState.ACTIVE  # the same pilot ran on, and is followed again
+    finally:
+        reattached.close()
+    assert reattached.pilots[0].state is sl.PilotState.DONE
