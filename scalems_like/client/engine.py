@@ -51,9 +51,10 @@ from scalems_like.client.pilot import Pilot, describe_pilots
 from scalems_like.client.pilot_job import check_fits
 from scalems_like.client.pilot_lifecycle import PilotRecord
 from scalems_like.client.pilot_submission import submit_pilot
+from scalems_like.client.remote_staging import RemoteStaging
 from scalems_like.client.task import Task, TaskOwner
 from scalems_like.descriptions import PilotDescription, TaskDescription
-from scalems_like.errors import ScalemsError, WaitTimeout
+from scalems_like.errors import ConfigError, ScalemsError, WaitTimeout
 from scalems_like.network import bind_and_advertise
 from scalems_like.protocol.curve import AgentKeys
 from scalems_like.record.journal import journal_path
@@ -154,6 +155,17 @@ class Engine(EngineLoop):
                 self.gateways[resource.name] = link
         return link
 
+    def remote_link(self) -> GatewayLink | None:
+        """The gateway that tasks' client:// directives go through: the session's one remote resource's (None
+        when the session has none: client:// is a path here). Two remote resources in one session: ConfigError."""
+        with self.lock:
+            links = list(self.gateways.values())
+        if len(links) > 1:
+            names = ", ".join(link.config.name for link in links)
+            raise ConfigError(f"session {self.uid}: tasks' client:// staging goes over ssh to one remote resource; "
+                              f"this session has pilots on {len(links)}: {names}")
+        return links[0] if links else None
+
     def release_gateways(self, *, stop: bool) -> None:
         """The session ends (``stop``: the gateways stop) or detaches (they go on, with the pilots)."""
         with self.lock:
@@ -165,9 +177,10 @@ class Engine(EngineLoop):
                 log.warning("resource %s: %s", link.config.name, error)
 
     # -- tasks ---------------------------------------------------------------------------------------
-    def submit(self, descriptions: Sequence[TaskDescription], wires: Sequence[Any],
-               owner: TaskOwner) -> list[Task]:
-        """New tasks, numbered in submission order, journaled and queued for the pilots; their handles at once."""
+    def submit(self, descriptions: Sequence[TaskDescription], wires: Sequence[Any], owner: TaskOwner,
+               remote: RemoteStaging | None = None) -> list[Task]:
+        """New tasks, numbered in submission order, journaled and queued for the pilots; their handles at once.
+        ``remote``: the batch's client:// outputs are fetched over ssh when its tasks end."""
         tasks, wire = [], {}
         with self.lock:  # numbers and insertion together: concurrent submitters get distinct, ordered uids
             start = len(self.tasks)
@@ -177,6 +190,8 @@ class Engine(EngineLoop):
                 self.tasks[task.uid] = task
                 tasks.append(task)
                 wire[task.uid] = fields
+                if remote is not None and offset in remote.downloads:
+                    self.remote_outputs[task.uid] = (remote.link, remote.downloads[offset], remote.client_root)
             if self.journal is not None:
                 self.journal.add_tasks([(t.uid, start + offset, wire[t.uid]) for offset, t in enumerate(tasks)])
 

@@ -51,6 +51,7 @@ from scalems_like.states import PilotState, TaskState
 
 if TYPE_CHECKING:
     from scalems_like.remote.link import GatewayLink
+    from scalems_like.staging.directives import Directive
 
 log = logging.getLogger("scalems_like.client")
 
@@ -79,6 +80,9 @@ class EngineLoop(IoThread, TaskUpdates):
         self.resources: dict[str, ResourceConfig] = {}
         self.adapters: dict[str, BatchAdapter] = {}
         self.gateways: dict[str, GatewayLink] = {}
+        self.remote_outputs: dict[str, tuple[GatewayLink, list[Directive], Path]] = {}
+        """Tasks whose client:// outputs are fetched over ssh before their end is applied (task uid → the link,
+        what to fetch, the client's directory)."""
         """Remote resources' gateways (by resource name): see :mod:`scalems_like.remote.link`."""
         self.heartbeat_interval = 1.0
         self.keys: SessionKeys | None = None

@@ -310,7 +310,14 @@ class PilotLifecycle:
                 log.error("pilot %s: %s", pilot.uid, failure)
                 pilot.staging_failure = failure
             self.set_pilot_state(record, state, "client", time.time())
-        engine.in_background(lambda: run_directives(directives, roots, "output"), staged,
+
+        def stage() -> str | None:
+            link = engine.gateways.get(pilot.resource.name) if pilot.resource.login else None
+            if link is None:
+                return run_directives(directives, roots, "output")
+            link.stage(directives, engine.client_root, pilot.uid)  # (from the cluster, over ssh)
+            return None
+        engine.in_background(stage, staged,
                              lambda error: staged(f"output staging failed: {type(error).__name__}: {error}"))
 
     def stop_pilot(self, record: PilotRecord, reason: str, *, cancel: bool) -> None:

@@ -16,6 +16,7 @@ from scalems_like import paths
 from scalems_like.backends import engine_for
 from scalems_like.client import joined
 from scalems_like.client.pilot import Pilot
+from scalems_like.client.remote_staging import RemoteStaging
 from scalems_like.client.task import Task
 from scalems_like.client.task_wire import to_wire_all
 from scalems_like.descriptions import PilotDescription, TaskDescription
@@ -297,8 +298,14 @@ class Session(metaclass=_SessionType):
             for field in ("input_staging", "output_staging"):
                 for directive in getattr(description, field):
                     check_client_side(directive, client_root, f"submit_tasks: item {index}: {field}")
-        encoded = to_wire_all(descriptions, client_root, self._pickled_functions)
-        return self._engine.submit(descriptions, encoded, self)
+        link = self._engine.remote_link()
+        if link is None:
+            return self._engine.submit(descriptions, to_wire_all(descriptions, client_root, self._pickled_functions),
+                                       self)
+        remote = RemoteStaging(link, client_root)  # client:// is here, the tasks run behind ssh
+        encoded = to_wire_all(descriptions, client_root, self._pickled_functions, remote.outbound)
+        remote.send()
+        return self._engine.submit(descriptions, encoded, self, remote)
 
     def wait_tasks(self, tasks: Sequence[Task] | None = None, timeout: float | None = None, *,
                    progress: bool | Console = False) -> list[Task]:

@@ -14,9 +14,11 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from scalems_like import protocol
+from scalems_like.client.remote_staging import fetch
 from scalems_like.client.task import Task, result_file_notice
 from scalems_like.protocol.tasks import JournaledUpdate
 from scalems_like.record.journal import Journal
@@ -25,6 +27,8 @@ from scalems_like.states import TASK_FINAL, PilotState, TaskState
 if TYPE_CHECKING:
     from scalems_like.client.pilot import Pilot
     from scalems_like.client.pilot_lifecycle import PilotRecord
+    from scalems_like.remote.link import GatewayLink
+    from scalems_like.staging.directives import Directive
 
 log = logging.getLogger("scalems_like.client")
 
@@ -45,9 +49,13 @@ class TaskUpdates:
     callbacks: list[Callable[[], None]]
     hold_pending: bool
     told_of_result_files: bool
+    remote_outputs: dict[str, tuple[GatewayLink, list[Directive], Path]]
 
     if TYPE_CHECKING:  # (the engine's: its I/O thread's mailbox, its socket)
         def post(self, command: Callable[[], None]) -> bool: ...
+
+        def in_background(self, function: Callable[[], Any], then: Callable[[Any], None] | None = None,
+                          failed: Callable[[Exception], None] | None = None) -> None: ...
 
         def send(self, record: PilotRecord, data: bytes) -> None: ...
 
@@ -85,6 +93,8 @@ class TaskUpdates:
                 self.send(record, protocol.encode(protocol.Acknowledge(pilot_uids)))
 
     def apply_updates(self, record: PilotRecord, updates: list[dict[str, Any]]) -> None:
+        if self.remote_outputs:
+            updates = self.hold_for_outputs(record, updates)
         ended = []
         with self.lock:
             for update in updates:
@@ -102,6 +112,29 @@ class TaskUpdates:
             self.changed.notify_all()
         if self.journal is None and ended:  # (no journal to wait for: the agent may forget them now)
             self.acknowledge(ended)
+
+    def hold_for_outputs(self, record: PilotRecord, updates: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The updates to apply now: a task's end waits while its client:// outputs come over ssh (then it is
+        applied; FAILED with why if they could not be fetched)."""
+        now = []
+        for update in updates:
+            uid = update.get("uid") if isinstance(update, dict) else None
+            fetching = self.remote_outputs.pop(uid, None) if isinstance(uid, str) else None
+            if fetching is None or not TaskState(update["state"]).is_final:
+                if fetching is not None:
+                    self.remote_outputs[str(uid)] = fetching
+                now.append(update)
+                continue
+            link, directives, client_root = fetching
+
+            def fetched(_: object, update: dict[str, Any] = update) -> None:
+                self.apply_updates(record, [update])
+
+            def failed(error: Exception, update: dict[str, Any] = update) -> None:
+                reason = f"its outputs could not be fetched to the client: {error}"
+                self.apply_updates(record, [{**update, "state": TaskState.FAILED.value, "reason": reason}])
+            self.in_background(functools.partial(fetch, link, directives, client_root), fetched, failed)
+        return now
 
     def fail_pending_without_pilots(self, why: str) -> None:
         """Tasks waiting on the client fail when no pilot that could run them is left."""

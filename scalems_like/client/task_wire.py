@@ -8,6 +8,7 @@ files) are pickled by value, since a worker cannot import them; those of install
 
 from __future__ import annotations
 
+import functools
 import inspect
 import sys
 import sysconfig
@@ -21,11 +22,15 @@ from scalems_like.descriptions import TaskDescription
 from scalems_like.errors import ConfigError
 from scalems_like.protocol import code_pickle
 from scalems_like.protocol.tasks import DescribedTask
-from scalems_like.staging.directives import for_shared_filesystem
+from scalems_like.staging.directives import Directive, for_shared_filesystem
 
 
-def to_wire(description: TaskDescription, client_root: Path, pickled: dict[Any, bytes]) -> DescribedTask:
-    """The task's mapping (without its ``uid``); ``pickled``: the session's cache of pickled functions."""
+def to_wire(description: TaskDescription, client_root: Path, pickled: dict[Any, bytes],
+            outbound: Callable[[Directive], Directive] | None = None) -> DescribedTask:
+    """The task's mapping (without its ``uid``); ``pickled``: the session's cache of pickled functions;
+    ``outbound``: how a directive reaches the resource (default: client:// as a path of a shared file system)."""
+    if outbound is None:
+        outbound = functools.partial(for_shared_filesystem, client_root=client_root)
     wire: DescribedTask = {
         "kind": description.kind, "cores": description.cores, "gpus": description.gpus, "ranks": description.ranks,
         "stdout": description.stdout, "stderr": description.stderr,
@@ -55,7 +60,7 @@ def to_wire(description: TaskDescription, client_root: Path, pickled: dict[Any, 
     for field in ("input_staging", "output_staging"):
         directives = getattr(description, field)
         if directives:
-            wire[field] = [for_shared_filesystem(d, client_root).to_wire() for d in directives]
+            wire[field] = [outbound(d).to_wire() for d in directives]
     if description.function is not None:
         wire["function"] = pickle_function(description.function, pickled)
         wire["call_arguments"] = pickle_arguments(description)
@@ -66,15 +71,16 @@ def to_wire(description: TaskDescription, client_root: Path, pickled: dict[Any, 
     return wire
 
 
-def to_wire_all(descriptions: list[TaskDescription], client_root: Path,
-                pickled: dict[Any, bytes]) -> list[DescribedTask]:
+def to_wire_all(descriptions: list[TaskDescription], client_root: Path, pickled: dict[Any, bytes],
+                outbound: Callable[[int, Directive], Directive] | None = None) -> list[DescribedTask]:
     """Every description's mapping, or one ConfigError naming each item that cannot be sent (the first five)
     and saying that nothing of the batch was submitted."""
     encoded: list[DescribedTask] = []
     problems: list[str] = []
     for index, description in enumerate(descriptions):
         try:
-            encoded.append(to_wire(description, client_root, pickled))
+            encoded.append(to_wire(description, client_root, pickled,
+                                   None if outbound is None else functools.partial(outbound, index)))
         except ConfigError as error:
             name = f" ({description.name!r})" if description.name else ""
             problems.append(f"item {index}{name}: {error}")

@@ -310,11 +310,13 @@ class GatewayLink:
         size, _, head = result.stdout.partition(b"\n")
         return head, int(size)
 
-    def stage(self, directives: Sequence[Directive], client_root: Path, pilot_uid: str) -> list[str]:
-        """Directives between client:// and the pilot's scopes on the cluster, in one transfer per kind."""
+    def stage(self, directives: Sequence[Directive], client_root: Path, pilot_uid: str | None = None) -> list[str]:
+        """Directives between client:// and the cluster's scopes (a pilot's, with ``pilot_uid``), in one
+        transfer per kind."""
         assert self.transport is not None
-        pilot = self.remote_sandbox(pilot_uid)
-        roots = {"pilot": pilot, "session": self.remote_session, "resource": self.remote_root}
+        roots = {"session": self.remote_session, "resource": self.remote_root}
+        if pilot_uid is not None:
+            roots["pilot"] = self.remote_sandbox(pilot_uid)
         return self.transport.stage(directives, client_root, roots)
 
 

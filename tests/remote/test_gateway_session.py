@@ -98,3 +98,27 @@ def test_a_killed_connection_detaches_and_reattach_collects_everything(remote_re
     finally:
         reattached.close()
     assert reattached.pilots[0].state is sl.PilotState.DONE
+
+
+def test_a_staging_pipeline_from_the_client_s_directory_and_back(remote_resource: str, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "inputs").mkdir()
+    for n in range(20):
+        (tmp_path / "inputs" / f"{n}.txt").write_text(f"{n}\n")
+    (tmp_path / "notes.txt").write_text("for the pilot\n")
+    with sl.Session() as session:
+        pilot = session.submit_pilot(sl.PilotDescription(
+            resource=remote_resource, cores=2, input_staging=["notes.txt > pilot:///notes.txt"],
+            output_staging=["pilot:///notes.txt > notes-back.txt"]))
+        pilot.wait("ACTIVE", timeout=900)
+        tasks = session.submit_tasks([
+            sl.TaskDescription(executable="/bin/sh", arguments=["-c", "echo $(( $(cat in.txt) * 2 )) > out.txt"],
+                               input_staging=[f"inputs/{n}.txt > in.txt"],
+                               output_staging=[f"out.txt > outputs/{n}.txt"]) for n in range(20)])
+        session.wait_tasks(tasks, timeout=300)
+        assert [task.state for task in tasks] == [sl.TaskState.DONE] * 20
+        # DONE once the output is here (fetched over ssh before the task's end was applied)
+        assert [(tmp_path / "outputs" / f"{n}.txt").read_text() for n in range(20)] == [f"{2 * n}\n" for n in range(20)]
+    assert (tmp_path / "notes-back.txt").read_text() == "for the pilot\n"
+    assert pilot.staging_failure is None

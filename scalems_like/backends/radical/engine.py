@@ -29,6 +29,7 @@ from scalems_like.backends.radical.runtime import CLOSE_LIMIT, Runtime, within
 from scalems_like.client.engine import Engine
 from scalems_like.client.pilot import NodeReadiness, Pilot
 from scalems_like.client.pilot_lifecycle import PilotRecord
+from scalems_like.client.remote_staging import RemoteStaging
 from scalems_like.client.task import Task, TaskOwner
 from scalems_like.descriptions import PilotDescription, TaskDescription
 from scalems_like.errors import ScalemsError, SubmitError, TaskFailed
@@ -154,10 +155,10 @@ class RadicalEngine(Engine):
 
     # -- tasks ---------------------------------------------------------------------------------------
     def submit(self, descriptions: Sequence[TaskDescription], wires: Sequence[dict[str, Any]],
-               owner: TaskOwner) -> list[Task]:
+               owner: TaskOwner, remote: RemoteStaging | None = None) -> list[Task]:
         for index, description in enumerate(descriptions):
             mapping.check_task(description, f"submit_tasks: item {index}")
-        return super().submit(descriptions, wires, owner)
+        return super().submit(descriptions, wires, owner, remote)
 
     def handle_dispatch(self) -> None:
         active = [r for r in self.records.values()
