@@ -150,7 +150,11 @@ class Engine(EngineLoop):
             link = GatewayLink(resource, self.uid, journal_path(self.uid).parent)
             with self.lock:  # a reattached session's pilots there: their mirrors are brought up to date
                 known = [pilot.uid for pilot in self.pilots.values() if pilot.resource.name == resource.name]
-            link.start(self.endpoint_for(LOOPBACK), known)
+            try:
+                link.start(self.endpoint_for(LOOPBACK), known)
+            except BaseException:
+                link.detach()  # (the connection it opened is closed: nothing is left behind)
+                raise
             with self.lock:
                 self.gateways[resource.name] = link
         return link

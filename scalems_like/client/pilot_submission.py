@@ -62,7 +62,10 @@ def render_remote(session: Session, engine: Engine, description: PilotDescriptio
     """A pilot on a remote resource: rendered into a local staging copy with the cluster's paths, sent there in
     one transfer with the client's wheel, its input staging from client:// carried out over the same connection.
     Returns its uid, its job and its sandbox's local mirror (see :mod:`scalems_like.remote.link`)."""
-    link = engine.gateway(resource)
+    try:
+        link = engine.gateway(resource)
+    except ScalemsError as error:  # (SshError, a gateway that did not start: nothing was submitted)
+        raise SubmitError(str(error)) from None
     uid = number()
     staging = paths.make_private_directory(link.staging / session.uid)
     job, _ = render_pilot(session_uid=session.uid, pilot_uid=uid, description=description, resource=resource,

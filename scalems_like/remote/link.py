@@ -47,6 +47,11 @@ GATEWAY = "gateway"
 BOOTSTRAP_TIMEOUT = 1800.0
 """Seconds the gateway's bootstrap may take (building the venv the first time: pip downloads)."""
 REQUEST_TIMEOUT = 120.0
+LOGIN_SHELL = ["sh", "-c", 'if command -v bash >/dev/null 2>&1; then exec bash -lc "$@"; else exec sh -c "$@"; fi',
+               "sh"]
+"""Runs a command (and its $0, $1...) in the cluster's login shell (bash -l where there is bash: ``module`` and
+the site's variables as a batch job has them), as a pilot's bootstrap runs: the gateway's bootstrap and the
+sandbox's expansion."""
 
 
 class GatewayLink:
@@ -111,16 +116,19 @@ class GatewayLink:
             self.watch(pilot)
 
     def resolve(self, sandbox: str) -> str:
-        """The resource's sandbox on the cluster: ``~`` and ``{data_dir}`` as the cluster's ``$HOME`` says."""
+        """The resource's sandbox on the cluster: ``~``, ``{data_dir}`` (``~/.local/share/scalems_like``) and
+        ``$VARIABLES`` (``$SCRATCH``) as the cluster's login shell has them."""
         assert self.master is not None
-        home = self.master.run(["sh", "-c", 'printf %s "$HOME"']).check().stdout.decode()
-        sandbox = sandbox.replace("{data_dir}", f"{home}/.local/share/scalems_like")
-        if sandbox.startswith("~"):
-            sandbox = home + sandbox[1:]
-        if not posixpath.isabs(sandbox) or "$" in sandbox:
-            raise ScalemsError(f"resource config {self.config.name!r}: sandbox = {self.config.sandbox!r}: on a remote "
-                               "resource it must be absolute, or start with ~ or {data_dir}")
-        return sandbox
+        text = sandbox.replace("{data_dir}", "$HOME/.local/share/scalems_like")
+        if text == "~" or text.startswith("~/"):
+            text = "$HOME" + text[1:]
+        result = self.master.run([*LOGIN_SHELL, 'eval "printf %s \\"$1\\""', "sh", text])
+        expanded = result.stdout.decode(errors="replace").splitlines()[-1:] if result.exit_code == 0 else []
+        if not expanded or not posixpath.isabs(expanded[0]):
+            raise ScalemsError(f"resource config {self.config.name!r}: sandbox = {sandbox!r} is "
+                               f"{(expanded or ['nothing'])[0]!r} on the cluster: expected an absolute path "
+                               f"{result.stderr.decode(errors='replace').strip()}".rstrip())
+        return posixpath.normpath(expanded[0])
 
     def start_gateway(self) -> dict[str, Any]:
         """Write the gateway's sandbox here, send it and the wheel in one transfer, run its bootstrap."""
@@ -134,7 +142,8 @@ class GatewayLink:
                     "listen": self.config.client_address}
         write_private_file(local / CONFIG_FILE, json.dumps(settings))
         self.send_staging()
-        started = self.master.run(["sh", posixpath.join(remote, "bootstrap.sh"), remote], timeout=BOOTSTRAP_TIMEOUT)
+        script = posixpath.join(remote, "bootstrap.sh")
+        started = self.master.run([*LOGIN_SHELL, 'exec sh "$1" "$2"', "sh", script, remote], timeout=BOOTSTRAP_TIMEOUT)
         lines = started.stdout.decode(errors="replace").strip().splitlines()
         if started.exit_code != 0 or not lines:
             raise ScalemsError(f"resource {self.config.name!r} ({self.master.destination}): the gateway did not "

@@ -13,6 +13,9 @@ import pytest
 
 import scalems_like as sl
 from scalems_like import paths
+from scalems_like.record.journal import journal_path
+from scalems_like.remote.connection import ControlMaster
+from scalems_like.resources import load_resource
 from tests.remote.conftest import RESOURCE, SCRATCH, direct_ssh, options
 
 
@@ -21,9 +24,9 @@ def where_am_i() -> tuple[str, bool]:
     return os.getcwd(), os.path.isdir(str(SCRATCH))
 
 
-@pytest.fixture
-def remote_resource(known_hosts: Path, request: pytest.FixtureRequest) -> Iterator[str]:
-    """``remote-test``: the test sshd as the login node, a resource sandbox in its private scratch."""
+def write_resource(known_hosts: Path, extra: str = "") -> str:
+    """``remote-test``: the test sshd as the login node, a resource sandbox in its private scratch; returns the
+    sandbox."""
     sandbox = f"{SCRATCH}/sandbox.{os.getpid()}"
     directory = paths.user_config_dir() / "resources"
     directory.mkdir(parents=True, exist_ok=True)
@@ -31,7 +34,13 @@ def remote_resource(known_hosts: Path, request: pytest.FixtureRequest) -> Iterat
     (directory / f"{RESOURCE}.yaml").write_text(
         f"login: root@127.0.0.1\nssh_options:{listed}\nsandbox: {sandbox}\nscheduler: local\nlaunch_method: fork\n"
         "client_address: 127.0.0.1\nagent_address: 127.0.0.1\nstatus_polling_interval: 0.5\n"
-        "agent_connect_timeout: 900\n")
+        f"agent_connect_timeout: 900\n{extra}")
+    return sandbox
+
+
+@pytest.fixture
+def remote_resource(known_hosts: Path) -> Iterator[str]:
+    sandbox = write_resource(known_hosts)
     yield RESOURCE
     direct_ssh(known_hosts, f"rm -rf {sandbox}/session.*")  # (the env cache stays: later tests reuse it)
 
@@ -122,3 +131,21 @@ def test_a_staging_pipeline_from_the_client_s_directory_and_back(remote_resource
         assert [(tmp_path / "outputs" / f"{n}.txt").read_text() for n in range(20)] == [f"{2 * n}\n" for n in range(20)]
     assert (tmp_path / "notes-back.txt").read_text() == "for the pilot\n"
     assert pilot.staging_failure is None
+
+
+def test_a_gateway_that_cannot_start_is_explained_at_the_client(known_hosts: Path) -> None:
+    """The resource's pre-bootstrap lines run before the gateway's environment step too (a ``module load
+    python`` on the login node): one that fails is named, with its output, and nothing is submitted."""
+    sandbox = write_resource(known_hosts, "pre_bootstrap: [scalems-no-such-command python/3.99]\n")
+    try:
+        with sl.Session() as session:
+            with pytest.raises(sl.SubmitError) as raised:
+                session.submit_pilot(sl.PilotDescription(resource=RESOURCE, cores=1))
+            assert session.pilots == []
+            own = ControlMaster.for_resource(load_resource(RESOURCE), journal_path(session.uid).parent / "ssh")
+            assert not own.check()  # the connection the session opened for it is closed again
+    finally:
+        direct_ssh(known_hosts, f"rm -rf {sandbox}/session.*")
+    text = str(raised.value)
+    assert "the gateway did not start" in text and "bootstrap step 'hooks' failed" in text
+    assert "scalems-no-such-command" in text and "not found" in text
