@@ -159,6 +159,11 @@ class Engine(EngineLoop):
                 self.gateways[resource.name] = link
         return link
 
+    def connected_gateway(self, name: str) -> GatewayLink | None:
+        """The gateway of remote resource ``name`` if this session is attached to it now (else None)."""
+        with self.lock:
+            return self.gateways.get(name)
+
     def remote_link(self) -> GatewayLink | None:
         """The gateway that tasks' client:// directives go through: the session's one remote resource's (None
         when the session has none: client:// is a path here). Two remote resources in one session: ConfigError."""

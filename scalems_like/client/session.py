@@ -236,11 +236,12 @@ class Session(metaclass=_SessionType):
 
     def _remote_head(self, task: Task, path: Path, limit: int) -> tuple[bytes, int] | None:
         """(``Task.stdout``) the first ``limit`` bytes of a file of a task whose pilot is on a remote resource,
-        and its size, read over ssh; None for a task of a pilot on this side (or a file that is not there)."""
+        and its size, read over ssh while the session is open; None for a task of a pilot on this side (or a file
+        that is not there, or a session no longer connected)."""
         pilot = next((pilot for pilot in self.pilots if pilot.uid == task.pilot), None)
-        if pilot is None or not pilot.resource.login:
+        link = self._engine.connected_gateway(pilot.resource.name) if pilot and pilot.resource.login else None
+        if pilot is None or link is None:
             return None
-        link = self._engine.gateway(pilot.resource)
         if path.is_relative_to(pilot.sandbox):  # (the mirror's path: the same place in the cluster's sandbox)
             path = Path(link.remote_sandbox(pilot.uid)) / path.relative_to(pilot.sandbox)
         return link.read_head(str(path), limit)

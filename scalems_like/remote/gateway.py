@@ -29,11 +29,12 @@ import socket
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from scalems_like.adapters.base import JobEvent, PilotJob
+from scalems_like.adapters.base import JobEvent, JobState, PilotJob
 from scalems_like.adapters.psij_adapter import PsijAdapter
 from scalems_like.errors import SubmitError
 from scalems_like.remote.relay import Relay
@@ -58,6 +59,8 @@ class Gateway:
         self.session_sandbox = sandbox.parent
         self.adapter = PsijAdapter(str(settings["scheduler"]), sandbox / "batch", float(settings["polling"]))
         self.relay = relay
+        self.idle = float(settings["idle"])
+        """Seconds without a client and without a running job after which the gateway stops."""
         self.lock = threading.Lock()
         self.jobs: dict[str, dict[str, Any]] = {}
         """native id → the last job event (as sent)."""
@@ -211,11 +214,19 @@ class Gateway:
                 self.client = None
 
     def watch(self) -> None:
-        """Send what the followed files gained since the client's offsets."""
+        """Send what the followed files gained since the client's offsets; stop once no client was attached
+        and no job ran for the idle time (the session was left for good: its pilots have ended)."""
+        idle_since = time.monotonic()
         while not self.stopping.wait(WATCH_INTERVAL):
             with self.lock:
                 attached = self.client is not None
                 sandboxes = dict(self.sandboxes)
+                running = any(not JobState(job["state"]).is_final for job in self.jobs.values())
+            if attached or running:
+                idle_since = time.monotonic()
+            elif time.monotonic() - idle_since > self.idle:
+                log.info("no client and no job for %g s: stopping", self.idle)
+                self.stopping.set()
             if attached:
                 for pilot, sandbox in sandboxes.items():
                     for name in WATCHED:

@@ -139,7 +139,7 @@ class GatewayLink:
         write_bootstrap(local, session_uid=self.session_uid, uid=GATEWAY, spec=spec, resource=self.config,
                         remote=Path(remote), role="gateway")
         settings = {"scheduler": self.config.scheduler, "polling": self.config.status_polling_interval,
-                    "listen": self.config.client_address}
+                    "listen": self.config.client_address, "idle": self.config.client_grace_period}
         write_private_file(local / CONFIG_FILE, json.dumps(settings))
         self.send_staging()
         script = posixpath.join(remote, "bootstrap.sh")

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -149,3 +151,14 @@ def test_a_gateway_that_cannot_start_is_explained_at_the_client(known_hosts: Pat
     text = str(raised.value)
     assert "the gateway did not start" in text and "bootstrap step 'hooks' failed" in text
     assert "scalems-no-such-command" in text and "not found" in text
+
+
+def test_the_remote_example_runs_against_a_resource_named_on_its_command_line(remote_resource: str) -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "remote_session.py"
+    result = subprocess.run([sys.executable, str(example), remote_resource], capture_output=True, text=True,
+                            timeout=900)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("the tasks ran on ")
+    assert lines[1].endswith(f": {[n * n for n in range(10)]}")
+    assert lines[2] == "pilot pilot.0000 ended DONE"
