@@ -47,6 +47,7 @@ from scalems_like import protocol
 from scalems_like.adapters import BatchAdapter, JobEvent, adapter_for
 from scalems_like.client import reconnect
 from scalems_like.client.engine_loop import EngineLoop
+from scalems_like.client.gateway_link import GatewayLink
 from scalems_like.client.pilot import Pilot, describe_pilots
 from scalems_like.client.pilot_job import check_fits
 from scalems_like.client.pilot_lifecycle import PilotRecord
@@ -58,7 +59,6 @@ from scalems_like.errors import ConfigError, ScalemsError, WaitTimeout
 from scalems_like.network import bind_and_advertise
 from scalems_like.protocol.curve import AgentKeys
 from scalems_like.record.journal import journal_path
-from scalems_like.remote.link import GatewayLink
 from scalems_like.resources import ResourceConfig, load_resource
 from scalems_like.states import PilotState, TaskState
 

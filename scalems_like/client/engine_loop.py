@@ -50,7 +50,7 @@ from scalems_like.resources import ResourceConfig
 from scalems_like.states import PilotState, TaskState
 
 if TYPE_CHECKING:
-    from scalems_like.remote.link import GatewayLink
+    from scalems_like.client.gateway_link import GatewayLink
     from scalems_like.staging.directives import Directive
 
 log = logging.getLogger("scalems_like.client")
@@ -83,7 +83,7 @@ class EngineLoop(IoThread, TaskUpdates):
         self.remote_outputs: dict[str, tuple[GatewayLink, list[Directive], Path]] = {}
         """Tasks whose client:// outputs are fetched over ssh before their end is applied (task uid → the link,
         what to fetch, the client's directory)."""
-        """Remote resources' gateways (by resource name): see :mod:`scalems_like.remote.link`."""
+        """Remote resources' gateways (by resource name): see :mod:`scalems_like.client.gateway_link`."""
         self.heartbeat_interval = 1.0
         self.keys: SessionKeys | None = None
         """CurveZMQ keys of the session (None: insecure, for debugging; see protocol/curve.py)."""

@@ -61,7 +61,7 @@ def render_remote(session: Session, engine: Engine, description: PilotDescriptio
                   number: Callable[[], str]) -> tuple[str, PilotJob, Path]:
     """A pilot on a remote resource: rendered into a local staging copy with the cluster's paths, sent there in
     one transfer with the client's wheel, its input staging from client:// carried out over the same connection.
-    Returns its uid, its job and its sandbox's local mirror (see :mod:`scalems_like.remote.link`)."""
+    Returns its uid, its job and its sandbox's local mirror (see :mod:`scalems_like.client.gateway_link`)."""
     try:
         link = engine.gateway(resource)
     except ScalemsError as error:  # (SshError, a gateway that did not start: nothing was submitted)

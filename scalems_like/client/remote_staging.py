@@ -19,7 +19,7 @@ import os
 import posixpath
 from pathlib import Path
 
-from scalems_like.remote.link import GatewayLink
+from scalems_like.client.gateway_link import GatewayLink
 from scalems_like.staging.directives import Directive, Location
 
 

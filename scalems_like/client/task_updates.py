@@ -25,9 +25,9 @@ from scalems_like.record.journal import Journal
 from scalems_like.states import TASK_FINAL, PilotState, TaskState
 
 if TYPE_CHECKING:
+    from scalems_like.client.gateway_link import GatewayLink
     from scalems_like.client.pilot import Pilot
     from scalems_like.client.pilot_lifecycle import PilotRecord
-    from scalems_like.remote.link import GatewayLink
     from scalems_like.staging.directives import Directive
 
 log = logging.getLogger("scalems_like.client")

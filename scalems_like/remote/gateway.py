@@ -62,6 +62,8 @@ class Gateway:
         self.idle = float(settings["idle"])
         """Seconds without a client and without a running job after which the gateway stops."""
         self.lock = threading.Lock()
+        self.sending = threading.Lock()
+        """Held while a file's new bytes are read and sent (see :meth:`send_new`)."""
         self.jobs: dict[str, dict[str, Any]] = {}
         """native id → the last job event (as sent)."""
         self.sandboxes: dict[str, Path] = {}
@@ -233,23 +235,27 @@ class Gateway:
                         self.send_new(pilot, sandbox, name)
 
     def send_new(self, pilot: str, sandbox: Path, name: str) -> None:
-        try:
-            status = os.stat(sandbox / name)
-        except OSError:
-            return
-        with self.lock:
-            offset, mtime = self.sent.get((pilot, name), (0, 0))
-        if status.st_size == offset and status.st_mtime_ns == mtime:
-            return
-        if status.st_size < offset:  # rewritten: from its start again
-            offset = 0
-        with open(sandbox / name, "rb") as handle:
-            handle.seek(offset)
-            data = handle.read(status.st_size - offset)
-        self.tell({"event": "file", "pilot": pilot, "name": name, "offset": offset,
-                   "data": base64.b64encode(data).decode(), "mtime": status.st_mtime_ns})
-        with self.lock:
-            self.sent[(pilot, name)] = (offset + len(data), status.st_mtime_ns)
+        """What ``name`` gained since the client's offset (all of it, rewritten, if it shrank). One sender at a
+        time (the watcher, a job's end): a chunk read earlier is never sent after a later one."""
+        with self.sending:
+            try:
+                status = os.stat(sandbox / name)
+            except OSError:
+                return
+            with self.lock:
+                offset, mtime = self.sent.get((pilot, name), (0, 0))
+            if status.st_size == offset and status.st_mtime_ns == mtime:
+                return
+            rewritten = status.st_size < offset
+            if rewritten:
+                offset = 0
+            with open(sandbox / name, "rb") as handle:
+                handle.seek(offset)
+                data = handle.read(status.st_size - offset)
+            self.tell({"event": "file", "pilot": pilot, "name": name, "offset": offset, "truncate": rewritten,
+                       "data": base64.b64encode(data).decode(), "mtime": status.st_mtime_ns})
+            with self.lock:
+                self.sent[(pilot, name)] = (offset + len(data), status.st_mtime_ns)
 
 
 def listen(address: str) -> tuple[socket.socket, str]:

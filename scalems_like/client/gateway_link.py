@@ -282,14 +282,14 @@ class GatewayLink:
             self.mirror_write(message)
 
     def mirror_write(self, message: dict[str, Any]) -> None:
-        """Bytes of a followed file into the mirror, at their offset (from the start: the file was rewritten)."""
+        """Bytes of a followed file into the mirror, at their offset (cut there first: the file was rewritten)."""
         target = self.mirror(str(message["pilot"])) / str(message["name"])
         target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         offset = int(message["offset"])
         descriptor = os.open(target, os.O_WRONLY | os.O_CREAT, 0o600)
         with os.fdopen(descriptor, "r+b") as handle:
-            if offset == 0:
-                handle.truncate()
+            if message.get("truncate"):
+                handle.truncate(offset)
             handle.seek(offset)
             handle.write(base64.b64decode(message["data"]))
         mtime = int(message["mtime"])
