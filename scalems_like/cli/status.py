@@ -38,7 +38,9 @@ from scalems_like.states import PILOT_FINAL, TASK_FINAL, PilotState
 def find_session(uid: str, resource: str | None) -> tuple[str, Path]:
     for name, config in load_all().items():
         if isinstance(config, ResourceConfig) and resource in (None, name):
-            with_sandbox = paths.expand(config.sandbox) / uid
+            # (a remote resource's pilot sandboxes are on the cluster: the client's mirrors of them are read)
+            root = journal_path(uid).parent / "mirror" if config.login else paths.expand(config.sandbox)
+            with_sandbox = root / uid
             if with_sandbox.is_dir():
                 return name, with_sandbox
     where = f"resource {resource!r}" if resource else "the sandboxes of the resources"

@@ -4,7 +4,7 @@
 its sandbox and the client's wheel sent in one transfer, the bootstrap's steps run over ssh), forwards two
 sockets through the master (``-L``: the gateway's control socket to one here; ``-R``: a socket on the login node
 to the engine's loopback socket, where the gateway relays the agents), and keeps a local mirror of each pilot
-sandbox from what the gateway sends (``SESSION_DIRECTORY/pilots/PILOT``: the bootstrap feedback, logs and the
+sandbox from what the gateway sends (``SESSION_DIRECTORY/mirror/SESSION/PILOT``: the bootstrap feedback, logs and the
 agent's journal, read there as a local sandbox is). :class:`GatewayAdapter` is the batch adapter of the
 resource: psij runs in the gateway.
 
@@ -93,7 +93,7 @@ class GatewayLink:
 
     def mirror(self, pilot_uid: str) -> Path:
         """The local mirror of a pilot sandbox (what ``Pilot.sandbox`` is for a remote pilot)."""
-        return self.session_directory / "pilots" / pilot_uid
+        return self.session_directory / "mirror" / self.session_uid / pilot_uid
 
     def remote_sandbox(self, pilot_uid: str) -> str:
         return posixpath.join(self.remote_session, pilot_uid)
@@ -218,9 +218,12 @@ class GatewayLink:
                 self.master.close()
 
     def close(self) -> None:
-        """Stop the gateway (its pilots have ended), then detach."""
+        """Bring the mirrors up to date a last time, stop the gateway (its pilots have ended), then detach."""
         if self.control is not None:
+            mirrors = self.session_directory / "mirror" / self.session_uid
             with contextlib.suppress(ScalemsError):
+                for pilot in sorted(path.name for path in mirrors.iterdir()) if mirrors.is_dir() else []:
+                    self.watch(pilot)
                 self.request({"op": "stop"}, timeout=30)
         self.detach()
 

@@ -47,7 +47,7 @@ LOG_FILE = "gateway.log"
 WATCH_INTERVAL = 0.5
 """Seconds between two looks at the followed files (an Event wait: a stop ends it at once)."""
 WATCHED = ("bootstrap/events", "bootstrap/sandbox.log", "bootstrap/hooks.log", "bootstrap/environment.log",
-           "bootstrap/agent.log", "job.out", "job.err", "agent.journal", "agent.alive", "agent.stopped")
+           "bootstrap/agent.log", "agent.log", "job.out", "job.err", "agent.journal", "agent.alive", "agent.stopped")
 """Files of a pilot sandbox the client mirrors (relative to the sandbox)."""
 
 

@@ -4,6 +4,7 @@ processes; nothing connects to this process but its own ssh."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -59,10 +60,15 @@ def test_tasks_run_behind_ssh_and_results_come_back(remote_resource: str) -> Non
         directory, sees_scratch = tasks[0].result()
         assert directory.startswith(f"{SCRATCH}/") and sees_scratch
         assert [task.stdout for task in tasks[1:]] == [f"hello {n}\n" for n in range(3)]  # read over ssh
-        events = (pilot.sandbox / "bootstrap" / "events").read_text()  # the local mirror, kept by the gateway
-        assert "environment\tdone" in events and "agent\tdone" in events
-        assert not str(pilot.sandbox).startswith(str(SCRATCH))
     assert pilot.state is sl.PilotState.DONE
+    events = (pilot.sandbox / "bootstrap" / "events").read_text()  # the local mirror: all of it once the job ended
+    assert "environment\tdone" in events and "agent\tdone" in events and "agent_start\tstarted" in events
+    assert not str(pilot.sandbox).startswith(str(SCRATCH))
+    status = subprocess.run([sys.executable, "-m", "scalems_like", "status", session.uid, "--json"],
+                            capture_output=True, text=True, timeout=120)
+    assert status.returncode == 0, status.stderr
+    (reported,) = json.loads(status.stdout)["pilots"]  # read from the mirror, as from a local sandbox
+    assert (reported["pilot"], reported["state"], reported["step"]) == (pilot.uid, "DONE", "agent_start")
 
 
 def test_a_failing_bootstrap_step_is_explained_at_the_client(remote_resource: str) -> None:
