@@ -168,3 +168,13 @@ def test_the_remote_example_runs_against_a_resource_named_on_its_command_line(re
     assert lines[0].startswith("the tasks ran on ")
     assert lines[1].endswith(f": {[n * n for n in range(10)]}")
     assert lines[2] == "pilot pilot.0000 ended DONE"
+
+
+def test_scalems_like_run_runs_a_workflow_behind_ssh(remote_resource: str, tmp_path: Path) -> None:
+    script = tmp_path / "workflow.py"
+    script.write_text("import scalems_like as sl\n\n\n@sl.function_app\ndef cube(x: int) -> int:\n"
+                      "    return x ** 3\n\n\nprint(sum(future.result() for future in cube.map(range(10))))\n")
+    result = subprocess.run([sys.executable, "-m", "scalems_like", "run", "--resource", remote_resource, "--cores",
+                             "2", str(script)], capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert str(sum(x ** 3 for x in range(10))) in result.stdout.splitlines()  # (before the run's summary)
