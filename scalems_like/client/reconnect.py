@@ -274,7 +274,10 @@ def follow(engine: Engine, record: PilotRecord, resend: list[dict[str, Any]],
     """(I/O thread) wait for the agent to find this client: its address in ``client.json``, the batch job
     followed again (both written off the I/O thread)."""
     pilot = record.pilot
-    remote = engine.gateway(pilot.resource) if pilot.resource.login else None  # (attached by the restore)
+    remote = engine.connected_gateway(pilot.resource.name) if pilot.resource.login else None
+    if pilot.resource.login and remote is None:  # (the restore attached it; a lost connection since: say so)
+        failed(ScalemsError(f"resource {pilot.resource.name!r}: not connected to the gateway"))
+        return
     address = remote.agent_address if remote else engine.endpoint_for(pilot.resource.client_address)
     record.resend = resend
     record.reattached = True
