@@ -11,12 +11,15 @@ engine (and the modules that work on its thread for it: :mod:`~scalems_like.clie
 The command API (callable from any thread):
 
 - life: ``start(keys, journal)``, ``stop()``, ``load(tasks, pilots)`` (a restored session, before ``start``);
-- tasks: ``submit(descriptions, wires, owner)`` (handles at once; queued on the I/O thread), ``cancel(tasks)``;
+- tasks: ``submit(descriptions, wires, owner, remote)`` (handles at once; queued on the I/O thread), ``cancel(tasks)``;
 - pilots: ``launch_pilot(session, description, number)`` (the pilot of a checked description, submitted: by
   batch job here, by RADICAL-Pilot in :mod:`scalems_like.backends.radical`), ``new_pilot()`` (a uid, the
   submission counted while under way), ``register_pilot(record)``,
   ``pilot_submitted(record, native_id)``, ``pilot_refused(record, why)``, ``job_events(record)`` (the callback a
   batch adapter reports to), ``cancel_pilot(uid, reason)``, ``endpoint_for(address)``;
+- remote resources (see :mod:`scalems_like.client.gateway_link`): ``gateway(resource)`` (started or attached on
+  first use), ``connected_gateway(name)``, ``remote_link()`` (where tasks' ``client://`` staging goes),
+  ``release_gateways(stop)`` (the session ends or detaches);
 - the end: ``shut_down(reason)``, ``cancel_pilots(reason)``, ``give_up(reason)``, ``end_unfinished(reason)``,
   ``flush_profile()``;
 - restore: ``restore_unsent(wires, cancel_reason)``, ``follow_again(wires, marks, cancel_reason)``,
