@@ -243,8 +243,9 @@ in_namespace() {
 }
 
 no_namespace() {
-    log "warning: no mount namespace, the daemons run in this one ($1)"
-    printf '%s\n' "$1" >"$NS_UNAVAILABLE"
+    reason=$(printf '%s' "$1" | tr -s '\n\t ' '   ')
+    log "warning: no mount namespace, the daemons run in this one ($reason)"
+    printf '%s\n' "$reason" >"$NS_UNAVAILABLE"
 }
 
 # The namespace, made unless it exists: NS_DIR is a private bind mount of itself (a namespace file
