@@ -87,7 +87,7 @@ def start_sshd(namespace: Path | None, *, again: bool = True) -> int:
 def sshd() -> Iterator[int]:
     """The sshd's pid; started here (and stopped at the end) unless it runs. Skips where it cannot run."""
     if os.geteuid() != 0:
-        pytest.skip("the remote tests need root: their sshd runs in its own mount namespace (unshare --mount)")
+        pytest.skip("the remote tests need root: their sshd runs in a mount namespace (unshare, nsenter --mount)")
     running = subprocess.run(["sh", str(SSHD), "status"], env=sshd_environment()).returncode == 0
     pid = start_sshd(cluster_namespace()[0])
     small = f"mkdir -p {SMALL} && (mountpoint -q {SMALL} || mount -t tmpfs -o size=1m tmpfs {SMALL})"
