@@ -13,7 +13,7 @@ import pytest
 from tests.remote.conftest import cluster_namespace
 
 BENCHMARK = Path(__file__).resolve().parents[2] / "benchmarks" / "remote_pilot.py"
-STEPS = ("connect", "render", "upload", "batch", "total")
+STEPS = ("connect", "render", "upload", "submit", "start", "total")
 
 
 @pytest.mark.slurm
@@ -31,7 +31,7 @@ def test_the_remote_pilot_benchmark_measures_each_step_on_both_sides() -> None:
     assert results["rounds"] == 1
     assert {f"{side}_{step}_s" for side in ("local", "ssh") for step in STEPS} <= set(results)
     assert results["local_connect_s"] == results["local_upload_s"] == 0  # nothing to connect or send locally
-    assert all(results[f"ssh_{step}_s"] > 0 for step in STEPS) and results["local_batch_s"] > 0
+    assert all(results[f"ssh_{step}_s"] > 0 for step in STEPS) and results["local_submit_s"] > 0
     assert results["ratio_total"] == results["ssh_total_s"] / results["local_total_s"]
     assert results["sandbox_files"] == results["uploaded_files"] >= 5  # bootstrap, env, agent.json, keys, wheel
     assert results["sandbox_bytes"] > 100_000  # the wheel is in it
