@@ -33,5 +33,6 @@ def test_the_remote_pilot_benchmark_measures_each_step_on_both_sides() -> None:
     assert results["local_connect_s"] == results["local_upload_s"] == 0  # nothing to connect or send locally
     assert all(results[f"ssh_{step}_s"] > 0 for step in STEPS) and results["local_submit_s"] > 0
     assert results["ratio_total"] == results["ssh_total_s"] / results["local_total_s"]
+    assert results["ratio_total_less_start"] == results["ssh_total_less_start_s"] / results["local_total_less_start_s"]
     assert results["sandbox_files"] == results["uploaded_files"] >= 5  # bootstrap, env, agent.json, keys, wheel
     assert results["sandbox_bytes"] > 100_000  # the wheel is in it
