@@ -182,16 +182,19 @@ def test_login_opens_the_connection_later_sessions_use(resource: str, tmp_path: 
     config = load_resource(resource)
     assert main(["login", resource, "--check"]) == 1
     assert main(["login", resource]) == 0
-    assert "connection to root@127.0.0.1 open" in capsys.readouterr().out
     login = login_master(config)
-    assert login.directory == paths.user_data_dir() / "ssh" / resource and login.check()
-    used, owned = session_master(config, tmp_path / "session")
-    assert (used.socket, owned) == (login.socket, False)
-    assert used.run(["test", "-d", str(SCRATCH)]).exit_code == 0  # the cluster's scratch, seen over ssh
-    assert not SCRATCH.exists() or not any(SCRATCH.iterdir())  # ... and not from here
-    assert main(["login", resource, "--check"]) == 0
-    assert main(["login", resource, "--close"]) == 0
-    assert not login.check()
+    try:
+        assert "connection to root@127.0.0.1 open" in capsys.readouterr().out
+        assert login.directory == paths.user_data_dir() / "ssh" / resource and login.check()
+        used, owned = session_master(config, tmp_path / "session")
+        assert (used.socket, owned) == (login.socket, False)
+        assert used.run(["test", "-d", str(SCRATCH)]).exit_code == 0  # the cluster's scratch, seen over ssh
+        assert not SCRATCH.exists() or not any(SCRATCH.iterdir())  # ... and not from here
+        assert main(["login", resource, "--check"]) == 0
+        assert main(["login", resource, "--close"]) == 0
+        assert not login.check()
+    finally:  # (a failed assertion must not leave the master running after the test)
+        login.close()
     own, owned = session_master(config, tmp_path / "session")
     assert owned and own.directory == tmp_path / "session" / "ssh"
 
