@@ -68,6 +68,28 @@ def _arguments(owner: str, value: object) -> tuple[str, ...]:
     return tuple(converted)
 
 
+def _environment(owner: str, value: object) -> Mapping[str, str]:
+    """Environment variables as strings: numbers and paths are converted (as in ``arguments``); a key that is not a
+    string, or a value that is neither, is refused naming it."""
+    if value.__class__ is dict and not value:  # the default (fast path)
+        return cast("Mapping[str, str]", value)
+    if not isinstance(value, Mapping):
+        raise _fail(owner, "environment", value, "a mapping of strings to strings")
+    if all(isinstance(key, str) and key and "=" not in key and isinstance(item, str) for key, item in value.items()):
+        return value
+    converted = {}
+    for key, item in value.items():
+        if isinstance(item, (int, float)) and not isinstance(item, bool):
+            item = str(item)
+        elif isinstance(item, os.PathLike) and isinstance(os.fspath(item), str):
+            item = os.fspath(item)
+        if not isinstance(key, str) or not key or "=" in key or not isinstance(item, str):
+            raise ConfigError(f"{owner}.environment[{key!r}] = {item!r}: expected a variable name (a string "
+                              "without '=') and a string value (numbers and paths are converted)")
+        converted[key] = item
+    return converted
+
+
 def _check_inside_sandbox(owner: str, field: str, value: str | None) -> None:
     """A file name relative to the task sandbox that stays inside it (data elsewhere moves by staging)."""
     if value is None or ("/" not in value and value not in (".", "..") and "\0" not in value):
@@ -264,7 +286,7 @@ class TaskDescription:
             raise _fail(owner, "args", self.args, "a sequence of positional arguments")
         if self.kwargs.__class__ is not dict and not isinstance(self.kwargs, Mapping):
             raise _fail(owner, "kwargs", self.kwargs, "a mapping of keyword arguments")
-        _check_str_mapping(owner, "environment", self.environment)
+        object.__setattr__(self, "environment", _environment(owner, self.environment))
         _check_str_mapping(owner, "tags", self.tags)
         for field in ("name", "working_directory", "stdin"):
             _check_str(owner, field, getattr(self, field))

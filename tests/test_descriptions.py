@@ -17,7 +17,11 @@ def square(x: int) -> int:
         ({"executable": "/bin/true", "cores": 0}, r"TaskDescription.cores = 0: expected an integer >= 1"),
         ({"executable": "/bin/true", "arguments": "a b"}, r"TaskDescription.arguments = 'a b'"),
         ({"executable": "/bin/true", "timeout": -1}, r"TaskDescription.timeout = -1"),
-        ({"executable": "/bin/true", "environment": {"A": 1}}, r"TaskDescription.environment"),
+        ({"executable": "/bin/true", "environment": {"A": True}},
+         r"TaskDescription.environment\['A'\] = True: expected a variable name"),
+        ({"executable": "/bin/true", "environment": {"A=B": "c"}}, r"TaskDescription.environment\['A=B'\] = 'c'"),
+        ({"executable": "/bin/true", "environment": {1: "c"}}, r"TaskDescription.environment\[1\] = 'c'"),
+        ({"executable": "/bin/true", "environment": "A=1"}, r"TaskDescription.environment = 'A=1': expected a mapping"),
         ({"function": square, "ranks": 2}, r"TaskDescription.ranks = 2"),
         ({"function": 3}, r"TaskDescription.function = 3: expected a callable"),
         ({"executable": "/bin/true", "args": (1,)}, r"TaskDescription.args"),
@@ -54,6 +58,12 @@ def test_arguments_take_numbers_and_paths_as_strings(tmp_path: Path) -> None:
     """As RP and Parsl do: ``arguments=[1, 2.5, Path(...)]`` is ``["1", "2.5", "..."]``."""
     task = sl.TaskDescription(executable="/bin/echo", arguments=["-n", 1, 2.5, tmp_path / "x", PurePosixPath("a/b")])
     assert task.arguments == ("-n", "1", "2.5", f"{tmp_path}/x", "a/b")
+
+
+def test_environment_takes_numbers_and_paths_as_strings(tmp_path: Path) -> None:
+    """As ``arguments`` does: ``environment={"OMP_NUM_THREADS": 4}`` is ``"4"`` (a variable's value is a string)."""
+    task = sl.TaskDescription(executable="/bin/true", environment={"N": 4, "X": 0.5, "P": tmp_path, "S": "s"})
+    assert task.environment == {"N": "4", "X": "0.5", "P": str(tmp_path), "S": "s"}
 
 
 @pytest.mark.parametrize(

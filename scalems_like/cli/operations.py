@@ -21,6 +21,7 @@ import sys
 import tarfile
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ from scalems_like.client.cancel import cancel_session
 from scalems_like.errors import ConfigError, SessionInUse, UsageError
 from scalems_like.launcher.bundle import human_size
 from scalems_like.launcher.record import LaunchRecord, record_canceled, session_directory
+from scalems_like.record.cancel_request import request_cancel
 from scalems_like.record.client_lock import is_held
 from scalems_like.record.journal import Journal, journal_path
 from scalems_like.record.summary import journal_state, read_summary
@@ -207,14 +209,39 @@ def cancel_pilots(row: dict[str, Any]) -> str:
     return f"canceled {len(live)} pilot job(s)" if live else "nothing to cancel: no live pilot"
 
 
+CLIENT_CANCEL_PATIENCE = 30.0
+"""Seconds a live client is given to cancel its pilots itself before their batch jobs are canceled from here."""
+
+
+def cancel_through_client(row: dict[str, Any], console: Console, patience: float = CLIENT_CANCEL_PATIENCE) -> str:
+    """An interactive session a live client holds: ask that client to cancel its tasks and pilots (they end
+    CANCELED, saying who asked: :mod:`scalems_like.record.cancel_request`); the pilots' batch jobs are canceled
+    from here (:func:`cancel_pilots`) if they have not ended within ``patience`` s (a client that hangs)."""
+    uid = row["session"]
+    live = sum(pilot["state"] in LIVE_PILOT_STATES for pilot in row["pilots"])
+    request_cancel(uid)
+    console.print(f"{uid}: its client cancels its tasks and pilots (their batch jobs are canceled if they have "
+                  f"not ended within {patience:.0f} s)", soft_wrap=True)
+    deadline = time.monotonic() + patience
+    while time.monotonic() < deadline:
+        summary = read_summary(uid)
+        if summary is not None and not any(pilot["state"] in LIVE_PILOT_STATES for pilot in summary["pilots"]):
+            return f"its client canceled {live} pilot(s) and their tasks"
+        time.sleep(0.5)  # (the client journals a pilot's end within a second of it)
+    console.print(f"[yellow]{uid}: its client did not end its pilots within {patience:.0f} s[/yellow]")
+    return cancel_pilots(read_summary(uid) or row)
+
+
 def cancel_interactive(row: dict[str, Any], console: Console) -> str:
-    """An interactive session: through its live client (its pilots' jobs canceled: :func:`cancel_pilots`), or,
-    with no client holding it, settled here: its pilots and unfinished tasks end CANCELED in its journal
+    """An interactive session: through its live client (:func:`cancel_through_client`), or, with no client
+    holding it, settled here: its pilots and unfinished tasks end CANCELED in its journal
     (:mod:`scalems_like.client.cancel`)."""
     uid = row["session"]
     journal = read_summary(uid)
     client = journal_state(journal["info"]) if journal else "closed"  # (open, detached, interrupted, closed, ...)
-    if client not in ("open", "interrupted", "detached") or is_held(journal_path(uid).parent):
+    if is_held(journal_path(uid).parent):
+        return cancel_through_client(row, console)
+    if client not in ("open", "interrupted", "detached"):
         return cancel_pilots(row)
     unfinished = sum(count for state, count in row["tasks"].items() if not TaskState(state).is_final)
     if not unfinished and not any(pilot["state"] in LIVE_PILOT_STATES for pilot in row["pilots"]):
@@ -223,7 +250,7 @@ def cancel_interactive(row: dict[str, Any], console: Console) -> str:
         with progress_steps(console, f"{uid}: canceling") as report:
             settled = cancel_session(uid, report)
     except SessionInUse:  # a client took it since the look above
-        return cancel_pilots(row)
+        return cancel_through_client(row, console)
     canceled = TaskState.CANCELED.value
     others = {**settled.states, canceled: settled.states.get(canceled, 0) - settled.tasks}
     listed = ", ".join(f"{count} {state}" for state, count in others.items() if count)

@@ -45,6 +45,7 @@ from scalems_like.errors import ProtocolError, ProtocolVersionError
 from scalems_like.network import message_socket, milliseconds
 from scalems_like.protocol import curve
 from scalems_like.protocol.curve import SessionKeys
+from scalems_like.record import cancel_request
 from scalems_like.record.journal import Journal
 from scalems_like.resources import ResourceConfig
 from scalems_like.states import PilotState, TaskState
@@ -108,6 +109,10 @@ class EngineLoop(IoThread, TaskUpdates):
         self.authenticator: ThreadAuthenticator | None = None
         self.lifecycle = PilotLifecycle(self)
         """Pilot state changes; the engine hands it every pilot event (see its module)."""
+        self.started_at = time.time()
+        self.next_cancel_look = 0.0
+        self.canceled_by: str | None = None
+        """Set once ``scalems-like cancel`` asked this live client to cancel (see record/cancel_request.py)."""
 
     def start(self, keys: SessionKeys | None, journal: Journal | None) -> None:
         """Open the agents' socket (CurveZMQ with ``keys``; None: insecure) and start the I/O thread; state changes
@@ -237,6 +242,22 @@ class EngineLoop(IoThread, TaskUpdates):
         for record in list(self.records.values()):
             if not record.ending:
                 self.lifecycle.check_liveness(record, now)
+        if now >= self.next_cancel_look and self.canceled_by is None:
+            self.next_cancel_look = now + cancel_request.LOOK_INTERVAL
+            request = cancel_request.read_request(self.uid, self.started_at)
+            if request is not None:
+                self.cancel_on_request(request.reason)
+
+    def cancel_on_request(self, reason: str) -> None:
+        """``scalems-like cancel`` asked: tasks waiting here end CANCELED, every live pilot is stopped and ends
+        CANCELED with ``reason`` (its agent cancels its tasks)."""
+        self.canceled_by = reason
+        log.warning("session %s: %s: canceling its tasks and pilots", self.uid, reason)
+        self.end_tasks([task.uid for task in self.pending], TaskState.CANCELED, reason)
+        self.pending.clear()
+        for record in self.records.values():
+            if not record.pilot.state.is_final and not record.ending:
+                self.lifecycle.stop_pilot(record, reason, cancel=True)
 
     def handle_dispatch(self) -> None:
         active = [r for r in self.records.values()

@@ -5,16 +5,26 @@
 #   sh tests/cluster/slurm-cluster.sh stop     [--purge]  stop our daemons (--purge: also drop state/logs)
 #   sh tests/cluster/slurm-cluster.sh status   exit 0 when running, 1 when not
 #   sh tests/cluster/slurm-cluster.sh env      print "export SLURM_CONF=..." for eval
+#   sh tests/cluster/slurm-cluster.sh namespace  print SLURM_CI_NAMESPACE=FILE and SLURM_CI_SCRATCH=DIR
+#                                              (exit 3 when the cluster has no mount namespace)
 #
 # Runs its own munged (own key and socket under the base dir), one slurmctld and one
 # "slurmd -N nX" per fake node. Needs no systemd, no TTY, no cgroups. Only the daemons
 # named in its own pid files are ever signalled. See tests/cluster/README.md.
 #
+# The daemons (and so every job) run in the cluster's own mount namespace (unshare --mount), kept
+# by a bind mount of its file (FILE above, under the base dir): there, the scratch directory is a
+# private tmpfs that nothing outside sees (the remote tests' sshd joins the namespace with nsenter).
+# Every other path is the host's, as on a cluster's shared file system. `stop` keeps the namespace
+# (and the scratch's files), `stop --purge` lets it go. Where it cannot be made (no CAP_SYS_ADMIN),
+# the daemons run in the caller's namespace and `namespace` says why.
+#
 # Variables: SLURM_CI_BASE (/var/tmp/scalems-like-slurm), SLURM_CI_NODES (16), SLURM_CI_CPUS (4),
 #            SLURM_CI_CTLD_PORT (6817), SLURM_CI_NODE_PORT (17001, first slurmd port),
 #            SLURM_CI_TIMEOUT (60, seconds to wait for idle nodes / daemon exit),
 #            SLURM_CI_WAIT_SCHED (0; 1: after the nodes are idle, also wait for slurmctld's first
-#            scheduler pass, ~3 s after it starts: jobs submitted earlier wait for that pass).
+#            scheduler pass, ~3 s after it starts: jobs submitted earlier wait for that pass),
+#            SLURM_CI_SCRATCH (/var/tmp/scalems-like-cluster-scratch), SLURM_CI_SCRATCH_SIZE (1g).
 # Exit codes: 0 ok, 1 failure, 2 usage, 3 cannot install/run here (not root, no apt, install failed).
 set -eu
 umask 022
@@ -26,6 +36,8 @@ CTLD_PORT=${SLURM_CI_CTLD_PORT:-6817}
 NODE_PORT=${SLURM_CI_NODE_PORT:-17001}
 TIMEOUT=${SLURM_CI_TIMEOUT:-60}
 WAIT_SCHED=${SLURM_CI_WAIT_SCHED:-0}
+SCRATCH=${SLURM_CI_SCRATCH:-/var/tmp/scalems-like-cluster-scratch}
+SCRATCH_SIZE=${SLURM_CI_SCRATCH_SIZE:-1g}
 PACKAGES="slurm-wlm slurmctld slurmd slurm-client munge slurm-wlm-torque"
 DAEMON_PATH=/usr/sbin:/usr/bin:/sbin:/bin
 
@@ -37,6 +49,9 @@ MUNGE_KEY=$MUNGE_DIR/munge.key
 RUN=$BASE/run
 LOG=$BASE/log
 SPOOL=$BASE/spool
+NS_DIR=$BASE/ns
+NS_FILE=$NS_DIR/mnt
+NS_UNAVAILABLE=$BASE/ns.unavailable
 ETC_LINK=/etc/slurm/slurm.conf
 
 PATH=$DAEMON_PATH:$PATH
@@ -57,6 +72,8 @@ check_settings() {
         [ "$v" -gt 0 ] || die "SLURM_CI_* settings must be positive integers, got '$v'"
     done
     case $BASE in /*) ;; *) die "SLURM_CI_BASE must be an absolute path" ;; esac
+    case $SCRATCH in /?*) ;; *) die "SLURM_CI_SCRATCH must be an absolute path, got '$SCRATCH'" ;; esac
+    case $SCRATCH_SIZE in [1-9]*) ;; *) die "SLURM_CI_SCRATCH_SIZE must be a tmpfs size (64m, 1g), got '$SCRATCH_SIZE'" ;; esac
 }
 
 # ---------------------------------------------------------------- packages
@@ -211,6 +228,69 @@ unlink_etc_conf() {
     fi
 }
 
+# ---------------------------------------------------------------- mount namespace
+
+# Prints the namespace's inode when NS_FILE holds one (a bind mount of a namespace file).
+namespace_inode() {
+    [ "$(stat -f -c %T "$NS_FILE" 2>/dev/null)" = nsfs ] || return 1
+    stat -c %i "$NS_FILE"
+}
+
+# Exit 0 when process $1 runs in the cluster's namespace.
+in_namespace() {
+    inode=$(namespace_inode) || return 1
+    [ "$(stat -L -c %i "/proc/$1/ns/mnt" 2>/dev/null)" = "$inode" ]
+}
+
+no_namespace() {
+    reason=$(printf '%s' "$1" | tr -s '\n\t ' '   ')
+    log "warning: no mount namespace, the daemons run in this one ($reason)"
+    printf '%s\n' "$reason" >"$NS_UNAVAILABLE"
+}
+
+# The namespace, made unless it exists: NS_DIR is a private bind mount of itself (a namespace file
+# may not be bound where the new namespace would see that bind again), NS_FILE keeps the namespace,
+# and the scratch is a tmpfs mounted inside it only. Host mounts made later still reach it (slave).
+make_namespace() {
+    namespace_inode >/dev/null && return 0
+    rm -f "$NS_UNAVAILABLE"
+    mkdir -p "$NS_DIR" "$SCRATCH"
+    if ! mountpoint -q "$NS_DIR"; then
+        if ! reason=$(mount --bind "$NS_DIR" "$NS_DIR" 2>&1 && mount --make-private "$NS_DIR" 2>&1); then
+            no_namespace "mount --bind $NS_DIR: $reason"
+            return 0
+        fi
+    fi
+    : >"$NS_FILE"
+    # shellcheck disable=SC2016 # the inner sh expands $1 and $2: its arguments, not ours
+    if ! reason=$(unshare --mount="$NS_FILE" --propagation slave \
+        sh -c 'mount -t tmpfs -o "size=$2,mode=700" tmpfs "$1"' sh "$SCRATCH" "$SCRATCH_SIZE" 2>&1); then
+        umount "$NS_FILE" 2>/dev/null || true
+        no_namespace "unshare --mount: $reason"
+        return 0
+    fi
+    log "mount namespace $NS_FILE: $SCRATCH is a private tmpfs of $SCRATCH_SIZE there"
+}
+
+# Let the namespace go (its tmpfs goes with the last process in it).
+drop_namespace() {
+    if [ "$(stat -f -c %T "$NS_FILE" 2>/dev/null)" = nsfs ]; then umount "$NS_FILE"; fi
+    if mountpoint -q "$NS_DIR" 2>/dev/null; then umount "$NS_DIR"; fi
+    rm -rf "$NS_DIR" "$NS_UNAVAILABLE"
+}
+
+# Exit 0 when a daemon of ours runs outside the namespace (one started before it existed).
+daemons_outside() {
+    namespace_inode >/dev/null || return 1
+    while read -r name file; do
+        pid=$(pid_of "$name" "$file") || continue
+        in_namespace "$pid" || return 0
+    done <<EOF
+$(our_pidfiles)
+EOF
+    return 1
+}
+
 # ---------------------------------------------------------------- processes
 
 # pid_of NAME PIDFILE: prints the pid when PIDFILE names a live process called NAME whose
@@ -242,10 +322,12 @@ all_running() {
 }
 
 # Daemons get a fixed minimal environment and never the caller's stdio (a caller reading
-# our output through a pipe would otherwise wait for the daemons to exit).
+# our output through a pipe would otherwise wait for the daemons to exit); they start in the
+# cluster's mount namespace when it exists.
 run_daemon() {
     name=$1
     shift
+    if namespace_inode >/dev/null; then set -- nsenter --mount="$NS_FILE" "$@"; fi
     env -i PATH="$DAEMON_PATH" "$@" </dev/null >>"$LOG/$name.stdout" 2>&1
 }
 
@@ -398,7 +480,8 @@ cmd_start() {
     check_settings
     require_root
     t0=$(now)
-    if all_running && conf_is_current; then
+    if all_running && conf_is_current && { namespace_inode >/dev/null || [ -f "$NS_UNAVAILABLE" ]; } &&
+        ! daemons_outside; then
         link_etc_conf
         log "already running ($NODES nodes, SLURM_CONF=$CONF)"
         return 0
@@ -406,8 +489,13 @@ cmd_start() {
     mkdir -p "$LOG"
     install_packages
     make_dirs
+    make_namespace
     if [ -f "$CONF" ] && ! conf_is_current; then
         log "configuration changed, restarting"
+        cancel_jobs
+        stop_daemons
+    elif daemons_outside; then
+        log "daemons run outside the cluster's mount namespace, restarting"
         cancel_jobs
         stop_daemons
     fi
@@ -435,6 +523,7 @@ cmd_stop() {
     stop_daemons
     unlink_etc_conf
     if [ "$purge" = yes ]; then
+        drop_namespace
         rm -rf "$SPOOL" "$LOG" "$BASE/env"
     fi
     log "stopped in $(elapsed "$t0") s"
@@ -444,6 +533,9 @@ cmd_status() {
     check_settings
     if all_running; then
         echo "running: munged $(pid_of munged "$RUN/munged.pid"), slurmctld $(pid_of slurmctld "$RUN/slurmctld.pid"), $NODES slurmd; SLURM_CONF=$CONF"
+        if namespace_inode >/dev/null; then
+            echo "mount namespace: $NS_FILE (a private tmpfs at $SCRATCH)"
+        fi
         return 0
     fi
     if munged_running || slurmctld_running || [ -n "$(ls "$RUN"/slurmd-*.pid 2>/dev/null)" ]; then
@@ -458,8 +550,18 @@ cmd_env() {
     printf 'export SLURM_CONF=%s\n' "'$CONF'"
 }
 
+cmd_namespace() {
+    check_settings
+    if ! namespace_inode >/dev/null; then
+        printf 'slurm-cluster: unavailable: the cluster has no mount namespace: %s\n' \
+            "$(cat "$NS_UNAVAILABLE" 2>/dev/null || echo "not started (sh $0 start)")" >&2
+        exit 3
+    fi
+    printf "SLURM_CI_NAMESPACE='%s'\nSLURM_CI_SCRATCH='%s'\n" "$NS_FILE" "$SCRATCH"
+}
+
 usage() {
-    echo "usage: $0 start | stop [--purge] | status | env" >&2
+    echo "usage: $0 start | stop [--purge] | status | env | namespace" >&2
     exit 2
 }
 
@@ -472,6 +574,7 @@ main() {
         stop) cmd_stop "$@" ;;
         status) cmd_status ;;
         env) cmd_env ;;
+        namespace) cmd_namespace ;;
         *) usage ;;
     esac
 }

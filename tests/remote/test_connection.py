@@ -17,7 +17,7 @@ from scalems_like.cli.main import main
 from scalems_like.remote.connection import ControlMaster, login_master, session_master
 from scalems_like.resources import load_resource
 from tests.processes import alive
-from tests.remote.conftest import BARE_PORT, BASE, PORT, RESOURCE, SCRATCH, options
+from tests.remote.conftest import BARE_PORT, BASE, NO_PYTHON_PORT, PORT, RESOURCE, SCRATCH, options
 
 
 def test_open_check_run_close(tmp_path: Path, known_hosts: Path) -> None:
@@ -65,7 +65,8 @@ def test_a_key_the_server_refuses_is_an_authentication_failure(tmp_path: Path, k
     master = ControlMaster(RESOURCE, "root@127.0.0.1", tmp_path / "ssh", options(known_hosts, identity=stranger))
     with pytest.raises(SshError) as raised:
         master.open()
-    assert raised.value.kind == "authentication"
+    assert raised.value.kind == "authentication" and "\n" not in str(raised.value)
+    assert str(raised.value).startswith(f"resource '{RESOURCE}' (root@127.0.0.1): authentication failed while ")
     assert "(ssh: root@127.0.0.1: Permission denied (publickey).)" in str(raised.value)
     assert f"scalems-like login {RESOURCE}" in str(raised.value)
 
@@ -158,21 +159,42 @@ def test_a_missing_remote_python_is_named(master: ControlMaster) -> None:
     assert "python3.missing: command not found" in str(raised.value)
 
 
+def test_a_cluster_without_python3_on_its_path_is_named_in_one_line(tmp_path: Path, known_hosts: Path) -> None:
+    """Sessions on the sshd's no-python port have a PATH without any python (every other tool is there)."""
+    master = ControlMaster(RESOURCE, "root@127.0.0.1", tmp_path / "ssh", options(known_hosts, port=NO_PYTHON_PORT))
+    master.open()
+    try:
+        assert master.run(["sh", "-c", "command -v sh rsync"]).exit_code == 0
+        with pytest.raises(SshError) as raised:
+            master.require_python()
+        message = str(raised.value)
+        assert raised.value.kind == "no-python" and "\n" not in message
+        assert message.startswith(f"resource '{RESOURCE}' (root@127.0.0.1): no usable Python on the remote host "
+                                  "(ssh: ")
+        assert "python3: command not found" in message  # the remote shell's own words
+        assert "`module load python`" in message and master.check()  # what to do; the connection stays
+    finally:
+        master.close()
+
+
 def test_login_opens_the_connection_later_sessions_use(resource: str, tmp_path: Path,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     config = load_resource(resource)
     assert main(["login", resource, "--check"]) == 1
     assert main(["login", resource]) == 0
-    assert "connection to root@127.0.0.1 open" in capsys.readouterr().out
     login = login_master(config)
-    assert login.directory == paths.user_data_dir() / "ssh" / resource and login.check()
-    used, owned = session_master(config, tmp_path / "session")
-    assert (used.socket, owned) == (login.socket, False)
-    assert used.run(["test", "-d", str(SCRATCH)]).exit_code == 0  # the cluster's scratch, seen over ssh
-    assert not SCRATCH.exists() or not any(SCRATCH.iterdir())  # ... and not from here
-    assert main(["login", resource, "--check"]) == 0
-    assert main(["login", resource, "--close"]) == 0
-    assert not login.check()
+    try:
+        assert "connection to root@127.0.0.1 open" in capsys.readouterr().out
+        assert login.directory == paths.user_data_dir() / "ssh" / resource and login.check()
+        used, owned = session_master(config, tmp_path / "session")
+        assert (used.socket, owned) == (login.socket, False)
+        assert used.run(["test", "-d", str(SCRATCH)]).exit_code == 0  # the cluster's scratch, seen over ssh
+        assert not SCRATCH.exists() or not any(SCRATCH.iterdir())  # ... and not from here
+        assert main(["login", resource, "--check"]) == 0
+        assert main(["login", resource, "--close"]) == 0
+        assert not login.check()
+    finally:  # (a failed assertion must not leave the master running after the test)
+        login.close()
     own, owned = session_master(config, tmp_path / "session")
     assert owned and own.directory == tmp_path / "session" / "ssh"
 

@@ -178,3 +178,20 @@ def test_scalems_like_run_runs_a_workflow_behind_ssh(remote_resource: str, tmp_p
                              "2", str(script)], capture_output=True, text=True, timeout=900, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert str(sum(x ** 3 for x in range(10))) in result.stdout.splitlines()  # (before the run's summary)
+
+
+@pytest.mark.slurm
+@pytest.mark.timeout(1200)
+def test_a_session_on_slurm_behind_ssh(remote_slurm_resource: str, slurm_behind_sshd: Path) -> None:
+    """The pilot is a SLURM job submitted by the gateway (psij's slurm executor on the login node), its workers
+    started with srun, its sandbox in the cluster's private scratch."""
+    with sl.Session() as session:
+        pilot = session.submit_pilot(sl.PilotDescription(resource=remote_slurm_resource, cores=2, runtime=600))
+        pilot.wait("ACTIVE", timeout=900)
+        tasks = session.submit_tasks([sl.TaskDescription(function=where_am_i),
+                                      sl.TaskDescription(executable="/bin/sh", arguments=["-c", "echo $SLURM_JOB_ID"])])
+        session.wait_tasks(tasks, timeout=300)
+        directory, sees_scratch = tasks[0].result()
+        assert directory.startswith(f"{SCRATCH}/") and sees_scratch
+        assert tasks[1].stdout is not None and tasks[1].stdout.strip() == pilot.native_id
+    assert pilot.state is sl.PilotState.DONE
