@@ -147,19 +147,20 @@ class Engine(EngineLoop):
     def gateway(self, resource: ResourceConfig) -> GatewayLink:
         """The gateway of a remote resource (started, or found running and attached to, on first use): agents
         connect to it, and it relays them to the engine's socket on loopback through the ssh connection."""
-        with self.lock:
-            link = self.gateways.get(resource.name)
-        if link is None:
-            link = GatewayLink(resource, self.uid, journal_path(self.uid).parent)
-            with self.lock:  # a reattached session's pilots there: their mirrors are brought up to date
-                known = [pilot.uid for pilot in self.pilots.values() if pilot.resource.name == resource.name]
-            try:
-                link.start(self.endpoint_for(LOOPBACK), known)
-            except BaseException:
-                link.detach()  # (the connection it opened is closed: nothing is left behind)
-                raise
+        with self.gateway_lock:  # (not the engine's lock: starting one waits on the I/O thread)
             with self.lock:
-                self.gateways[resource.name] = link
+                link = self.gateways.get(resource.name)
+            if link is None:
+                link = GatewayLink(resource, self.uid, journal_path(self.uid).parent)
+                with self.lock:  # a reattached session's pilots there: their mirrors are brought up to date
+                    known = [pilot.uid for pilot in self.pilots.values() if pilot.resource.name == resource.name]
+                try:
+                    link.start(self.endpoint_for(LOOPBACK), known)
+                except BaseException:
+                    link.detach()  # (the connection it opened is closed: nothing is left behind)
+                    raise
+                with self.lock:
+                    self.gateways[resource.name] = link
         return link
 
     def connected_gateway(self, name: str) -> GatewayLink | None:

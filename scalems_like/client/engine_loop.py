@@ -81,6 +81,8 @@ class EngineLoop(IoThread, TaskUpdates):
         self.resources: dict[str, ResourceConfig] = {}
         self.adapters: dict[str, BatchAdapter] = {}
         self.gateways: dict[str, GatewayLink] = {}
+        self.gateway_lock = threading.Lock()
+        """Held while a gateway is started: two pilots submitted at once on a remote resource share one."""
         self.remote_outputs: dict[str, tuple[GatewayLink, list[Directive], Path]] = {}
         """Tasks whose client:// outputs are fetched over ssh before their end is applied (task uid → the link,
         what to fetch, the client's directory)."""

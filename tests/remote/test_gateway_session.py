@@ -4,6 +4,7 @@ processes; nothing connects to this process but its own ssh."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import signal
@@ -195,3 +196,15 @@ def test_a_session_on_slurm_behind_ssh(remote_slurm_resource: str, slurm_behind_
         assert directory.startswith(f"{SCRATCH}/") and sees_scratch
         assert tasks[1].stdout is not None and tasks[1].stdout.strip() == pilot.native_id
     assert pilot.state is sl.PilotState.DONE
+
+
+def test_pilots_submitted_at_once_share_one_gateway(remote_resource: str) -> None:
+    with sl.Session() as session, concurrent.futures.ThreadPoolExecutor(2) as pool:
+        pilots = list(pool.map(lambda _: session.submit_pilot(sl.PilotDescription(resource=remote_resource, cores=1)),
+                               range(2)))
+        for pilot in pilots:
+            pilot.wait("ACTIVE", timeout=900)
+        gateways = subprocess.run(["pgrep", "-f", f"scalems_like.remote.gateway .*/{session.uid}/gateway"],
+                                  capture_output=True, text=True).stdout.split()
+        assert len(gateways) == 1  # (the pilots' agents both reached the client through it)
+    assert [pilot.state for pilot in pilots] == [sl.PilotState.DONE] * 2
