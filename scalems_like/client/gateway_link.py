@@ -75,6 +75,9 @@ class GatewayLink:
         self.pending: dict[int, concurrent.futures.Future[dict[str, Any]]] = {}
         self.listeners: dict[str, Callable[[JobEvent], object]] = {}
         self.forwards: list[tuple[str, str]] = []
+        self.local_control = ""
+        self.sent_wheels: set[str] = set()
+        """This side's end of the control socket's forward (removed on detach)."""
         self.leaving = False
         """This client detaches (the connection's end is not a loss)."""
         self.lost = False
@@ -141,7 +144,7 @@ class GatewayLink:
         settings = {"scheduler": self.config.scheduler, "polling": self.config.status_polling_interval,
                     "listen": self.config.client_address, "idle": self.config.client_grace_period}
         write_private_file(local / CONFIG_FILE, json.dumps(settings))
-        self.send_staging()
+        self.send_items([Item(local, remote)])
         script = posixpath.join(remote, "bootstrap.sh")
         started = self.master.run([*LOGIN_SHELL, 'exec sh "$1" "$2"', "sh", script, remote], timeout=BOOTSTRAP_TIMEOUT)
         lines = started.stdout.decode(errors="replace").strip().splitlines()
@@ -150,20 +153,18 @@ class GatewayLink:
                                f"start: {self.explain_bootstrap(remote, started.stderr)}")
         return dict(json.loads(lines[-1]))
 
-    def send_staging(self) -> None:
-        """The staging copy (wheels, sandboxes) to the cluster, in one rsync run."""
-        assert self.transport is not None
-        self.transport.upload([Item(path, posixpath.join(self.remote_root, path.name))
-                               for path in sorted(self.staging.iterdir())])
-
     def send_pilot(self, pilot_uid: str) -> None:
-        """A rendered pilot's staging copy, and the wheel its bootstrap installs, to the cluster (one rsync run
-        each way they go)."""
+        """A rendered pilot's staging copy to the cluster (with the wheel its bootstrap installs)."""
+        self.send_items([Item(self.staging / self.session_uid / pilot_uid, self.remote_sandbox(pilot_uid))])
+
+    def send_items(self, items: list[Item]) -> None:
+        """Staging copies to the cluster, with a wheel staged since the last (once per client version)."""
         assert self.transport is not None
-        items = [Item(self.staging / self.session_uid / pilot_uid, self.remote_sandbox(pilot_uid))]
-        if (self.staging / "wheels").is_dir():
-            items.append(Item(self.staging / "wheels", posixpath.join(self.remote_root, "wheels")))
-        self.transport.upload(items)
+        wheels = sorted((self.staging / "wheels").glob("*.whl"))
+        new = [wheel for wheel in wheels if wheel.name not in self.sent_wheels]
+        self.transport.upload([*items, *(Item(wheel, posixpath.join(self.remote_root, "wheels", wheel.name))
+                                         for wheel in new)])
+        self.sent_wheels.update(wheel.name for wheel in new)
 
     def explain_bootstrap(self, remote: str, stderr: bytes) -> str:
         """Which bootstrap step of the gateway failed, and the end of its output (read over ssh)."""
@@ -186,6 +187,7 @@ class GatewayLink:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(local)
         self.add_forward("-L", f"{local}:{self.ready['control']}")
+        self.local_control = local
         control = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         control.connect(local)
         self.control = control
@@ -216,6 +218,9 @@ class GatewayLink:
             self.forwards.clear()
             if self.owned:
                 self.master.close()
+        if self.local_control:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.local_control)
 
     def close(self) -> None:
         """Bring the mirrors up to date a last time, stop the gateway (its pilots have ended), then detach."""
