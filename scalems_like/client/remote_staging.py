@@ -6,16 +6,16 @@ does on a shared file system. So the client's side of each directive travels ove
 - an input from ``client://PATH`` is sent, when the batch of tasks is submitted, to the session's inbox on the
   cluster (``SESSION_SANDBOX/client/PATH``; every file of the batch in one transfer, each file once, skipped by
   checksum when it is there already), and the task's directive reads it there (``file://``);
-- an output to ``client://PATH`` is written by the agent to the task's outbox (``SESSION_SANDBOX/client-out/
-  TOKEN/PATH``), and fetched (moved) from there by the client when the task ends, in one transfer, before the
-  task's end is applied: a task is DONE once its outputs are on the laptop (if fetching fails, it is FAILED and
-  says why).
+- an output to ``client://PATH`` is written by the agent to the session's outbox (``SESSION_SANDBOX/client-out/
+  PATH``, the laptop's directory tree as it will be), and moved from there by the client when the task ends,
+  with those of the tasks that ended with it in one transfer, before the tasks' ends are applied: a task is
+  DONE once its outputs are on the laptop (if fetching fails, it is FAILED and says why). Two tasks writing the
+  same client path: the one that ends last wins, as on a shared file system.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import posixpath
 from pathlib import Path
 
@@ -32,7 +32,6 @@ class RemoteStaging:
         self.uploads: dict[tuple[str, str], Directive] = {}
         self.downloads: dict[int, list[Directive]] = {}
         """Task index in the batch → what to fetch when it ends."""
-        self.tokens: dict[int, str] = {}
 
     def outbound(self, index: int, directive: Directive) -> Directive:
         """Directive ``index``'s task as the agent on the cluster carries it out."""
@@ -45,8 +44,7 @@ class RemoteStaging:
                 text=f"{directive.source} > file://{remote}")
             return dataclasses.replace(directive, source=Location("file", remote))
         if directive.target.scope == "client":
-            token = self.tokens.setdefault(index, os.urandom(8).hex())
-            remote = posixpath.join(session, "client-out", token, directive.target.path)
+            remote = posixpath.join(session, "client-out", directive.target.path)
             self.downloads.setdefault(index, []).append(Directive(
                 Location("file", remote), directive.target, "move", text=f"file://{remote} > {directive.target}"))
             return dataclasses.replace(directive, target=Location("file", remote))
@@ -59,7 +57,8 @@ class RemoteStaging:
 
 
 def fetch(link: GatewayLink, directives: list[Directive], client_root: Path) -> None:
-    """A task's outputs from its outbox to the client (those the agent wrote: ``when`` chose), in one transfer."""
+    """Tasks' outputs from the outbox to the client (those the agent wrote: ``when`` chose): one command looks
+    which are there, one rsync run per directory moves them."""
     assert link.master is not None
     paths = [directive.source.path for directive in directives]
     listing = link.master.run(["sh", "-c", 'for f; do [ -e "$f" ] && printf "%s\\n" "$f"; done; true', "sh",

@@ -114,25 +114,31 @@ class TaskUpdates:
             self.acknowledge(ended)
 
     def hold_for_outputs(self, record: PilotRecord, updates: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """The updates to apply now: a task's end waits while its client:// outputs come over ssh (then it is
-        applied; FAILED with why if they could not be fetched)."""
+        """The updates to apply now: the ends of tasks with client:// outputs wait while those come over ssh, the
+        outputs of the tasks that ended together in one transfer (then they are applied; FAILED with why if the
+        outputs could not be fetched)."""
         now = []
+        held: dict[tuple[GatewayLink, Path], list[tuple[dict[str, Any], list[Directive]]]] = {}
         for update in updates:
             uid = update.get("uid") if isinstance(update, dict) else None
-            fetching = self.remote_outputs.pop(uid, None) if isinstance(uid, str) else None
+            fetching = self.remote_outputs.get(uid) if isinstance(uid, str) else None
             if fetching is None or not TaskState(update["state"]).is_final:
-                if fetching is not None:
-                    self.remote_outputs[str(uid)] = fetching
                 now.append(update)
                 continue
+            del self.remote_outputs[str(uid)]
             link, directives, client_root = fetching
+            held.setdefault((link, client_root), []).append((update, directives))
+        for (link, client_root), ends in held.items():
+            ended = [update for update, _ in ends]
 
-            def fetched(_: object, update: dict[str, Any] = update) -> None:
-                self.apply_updates(record, [update])
+            def fetched(_: object, ended: list[dict[str, Any]] = ended) -> None:
+                self.apply_updates(record, ended)
 
-            def failed(error: Exception, update: dict[str, Any] = update) -> None:
+            def failed(error: Exception, ended: list[dict[str, Any]] = ended) -> None:
                 reason = f"its outputs could not be fetched to the client: {error}"
-                self.apply_updates(record, [{**update, "state": TaskState.FAILED.value, "reason": reason}])
+                self.apply_updates(record, [{**update, "state": TaskState.FAILED.value, "reason": reason}
+                                            for update in ended])
+            directives = [directive for _, some in ends for directive in some]
             self.in_background(functools.partial(fetch, link, directives, client_root), fetched, failed)
         return now
 
