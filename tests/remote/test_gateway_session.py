@@ -208,3 +208,42 @@ def test_pilots_submitted_at_once_share_one_gateway(remote_resource: str) -> Non
                                   capture_output=True, text=True).stdout.split()
         assert len(gateways) == 1  # (the pilots' agents both reached the client through it)
     assert [pilot.state for pilot in pilots] == [sl.PilotState.DONE] * 2
+
+
+CLIENT_THAT_DIES = """
+import os, signal, sys
+import scalems_like as sl
+
+def square_later(value):
+    import time
+    time.sleep(2)
+    return value * value
+
+session = sl.Session()
+session.open()
+pilot = session.submit_pilot(sl.PilotDescription(resource=sys.argv[1], cores=2, runtime=600))
+pilot.wait("ACTIVE", timeout=900)
+tasks = session.submit_tasks([sl.TaskDescription(function=square_later, args=(n,)) for n in range(4)])
+session._engine.wait_for(lambda: sum(t.state is sl.TaskState.RUNNING for t in tasks) == 2, 300, lambda: "")
+print(session.uid, flush=True)
+os.kill(session._engine.gateways[sys.argv[1]].master.master_pid(), signal.SIGKILL)  # the network goes
+os._exit(0)  # ... and the laptop's client with it: no detach, nothing closed
+"""
+
+
+def test_a_client_that_died_with_its_connection_is_reattached_by_the_command(remote_resource: str,
+                                                                              tmp_path: Path) -> None:
+    (tmp_path / "client.py").write_text(CLIENT_THAT_DIES)
+    died = subprocess.run([sys.executable, str(tmp_path / "client.py"), remote_resource], capture_output=True,
+                          text=True, timeout=900, cwd=tmp_path)
+    assert died.returncode == 0, died.stderr
+    uid = died.stdout.split()[0]
+    reattached = subprocess.run([sys.executable, "-m", "scalems_like", "reattach", uid], capture_output=True,
+                                text=True, timeout=900, cwd=tmp_path)
+    assert reattached.returncode == 0, reattached.stderr  # every task DONE (exit 1 otherwise)
+    assert f"reattached {uid}: 4 task(s)" in reattached.stderr
+    again = sl.Session.reattach(uid)  # (the session closed: its journal has every result, once)
+    try:
+        assert [task.result() for task in again.tasks] == [n * n for n in range(4)]
+    finally:
+        again.close()
