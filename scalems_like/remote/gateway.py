@@ -66,6 +66,8 @@ class Gateway:
         """Held while a file's new bytes are read and sent (see :meth:`send_new`)."""
         self.jobs: dict[str, dict[str, Any]] = {}
         """native id → the last job event (as sent)."""
+        self.submitted: set[str] = set()
+        """The jobs this gateway submitted (psij follows them already)."""
         self.sandboxes: dict[str, Path] = {}
         """pilot uid → its sandbox."""
         self.sent: dict[tuple[str, str], tuple[int, int]] = {}
@@ -131,6 +133,8 @@ class Gateway:
             return {"error": str(error), "transient": error.transient}
         with order:
             holder.append(native_id)
+        with self.lock:
+            self.submitted.add(native_id)
         for event in early:
             self.on_job_event(native_id, pilot)(event)
         return {"native_id": native_id}
@@ -144,7 +148,8 @@ class Gateway:
         native_id = str(request["native_id"])
         with self.lock:
             last = self.jobs.get(native_id)
-        known = last is not None or self.adapter.attach(native_id, self.on_job_event(native_id))
+            mine = native_id in self.submitted
+        known = last is not None or mine or self.adapter.attach(native_id, self.on_job_event(native_id))
         if last is not None:
             self.tell(last)
         return {"known": known}
