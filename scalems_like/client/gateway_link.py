@@ -145,6 +145,8 @@ class GatewayLink:
                     "listen": self.config.client_address, "idle": self.config.client_grace_period}
         write_private_file(local / CONFIG_FILE, json.dumps(settings))
         self.send_items([Item(local, remote)])
+        log.info("resource %s: starting the session's gateway on %s (its environment is built there the first "
+                 "time: this can take minutes)", self.config.name, self.master.destination)
         script = posixpath.join(remote, "bootstrap.sh")
         started = self.master.run([*LOGIN_SHELL, 'exec sh "$1" "$2"', "sh", script, remote], timeout=BOOTSTRAP_TIMEOUT)
         lines = started.stdout.decode(errors="replace").strip().splitlines()
