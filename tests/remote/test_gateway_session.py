@@ -247,3 +247,32 @@ def test_a_client_that_died_with_its_connection_is_reattached_by_the_command(rem
         assert [task.result() for task in again.tasks] == [n * n for n in range(4)]
     finally:
         again.close()
+
+
+def slow_square(value: int) -> int:
+    import time
+
+    time.sleep(30)
+    return value * value
+
+
+def test_resume_runs_the_unfinished_tasks_on_a_new_pilot_behind_ssh(remote_resource: str) -> None:
+    session = sl.Session()
+    session.open()
+    pilot = session.submit_pilot(sl.PilotDescription(resource=remote_resource, cores=2, runtime=600))
+    pilot.wait("ACTIVE", timeout=900)
+    tasks = session.submit_tasks([sl.TaskDescription(function=slow_square, args=(n,), idempotent=True)
+                                  for n in range(2)])
+    session._engine.wait_for(lambda: all(task.state is sl.TaskState.RUNNING for task in tasks), 300, lambda: "")
+    session.detach()
+    assert pilot.agent_pid is not None
+    os.kill(pilot.agent_pid, signal.SIGTERM)  # the pilot ends while no client is attached (same host here)
+    resumed = sl.Session.resume(session.uid, sl.PilotDescription(resource=remote_resource, cores=2, runtime=600))
+    try:
+        again = resumed.tasks
+        resumed.wait_tasks(again, timeout=600)
+        assert [task.result() for task in again] == [0, 1]
+        assert [task.pilot for task in again] == ["pilot.0001"] * 2
+        assert resumed.pilots[0].state.is_final and resumed.pilots[0].state is not sl.PilotState.DONE
+    finally:
+        resumed.close()
