@@ -17,6 +17,8 @@ import pytest
 
 import scalems_like as sl
 from scalems_like import paths
+from scalems_like.client import environment
+from scalems_like.client.wheel import source_digest
 from scalems_like.record.journal import journal_path
 from scalems_like.remote.connection import ControlMaster
 from scalems_like.resources import load_resource
@@ -31,7 +33,7 @@ def where_am_i() -> tuple[str, bool]:
 def write_resource(known_hosts: Path, extra: str = "") -> str:
     """``remote-test``: the test sshd as the login node, a resource sandbox in its private scratch; returns the
     sandbox."""
-    sandbox = f"{SCRATCH}/sandbox.{os.getpid()}"
+    sandbox = f"{SCRATCH}/gateway-tests"
     directory = paths.user_config_dir() / "resources"
     directory.mkdir(parents=True, exist_ok=True)
     listed = "".join(f"\n  - {option}" for option in options(known_hosts))
@@ -42,11 +44,22 @@ def write_resource(known_hosts: Path, extra: str = "") -> str:
     return sandbox
 
 
+def clean_sandbox(known_hosts: Path, resource: str) -> None:
+    """Remove the sessions of the resource's sandbox on the cluster, and the venvs of other versions of this code
+    (the cluster's scratch is a 1 GiB tmpfs, and each version of the client's wheel has a venv of its own); the
+    venv of this version stays for the next tests."""
+    config = load_resource(resource)
+    keep = environment.env_directory(environment.parse(None, config), Path(config.sandbox), source_digest())
+    direct_ssh(known_hosts, f"rm -rf {config.sandbox}/session.* {config.sandbox}/wheels/*; "
+                            f"find {keep.parent} -mindepth 1 -maxdepth 1 ! -name {keep.name} ! -name "
+                            f"{keep.name}.lock -exec rm -rf {{}} + 2>/dev/null; true")
+
+
 @pytest.fixture
 def remote_resource(known_hosts: Path) -> Iterator[str]:
-    sandbox = write_resource(known_hosts)
+    write_resource(known_hosts)
     yield RESOURCE
-    direct_ssh(known_hosts, f"rm -rf {sandbox}/session.*")  # (the env cache stays: later tests reuse it)
+    clean_sandbox(known_hosts, RESOURCE)
 
 
 def test_tasks_run_behind_ssh_and_results_come_back(remote_resource: str) -> None:
@@ -145,7 +158,7 @@ def test_a_staging_pipeline_from_the_client_s_directory_and_back(remote_resource
 def test_a_gateway_that_cannot_start_is_explained_at_the_client(known_hosts: Path) -> None:
     """The resource's pre-bootstrap lines run before the gateway's environment step too (a ``module load
     python`` on the login node): one that fails is named, with its output, and nothing is submitted."""
-    sandbox = write_resource(known_hosts, "pre_bootstrap: [scalems-no-such-command python/3.99]\n")
+    write_resource(known_hosts, "pre_bootstrap: [scalems-no-such-command python/3.99]\n")
     try:
         with sl.Session() as session:
             with pytest.raises(sl.SubmitError) as raised:
@@ -154,7 +167,7 @@ def test_a_gateway_that_cannot_start_is_explained_at_the_client(known_hosts: Pat
             own = ControlMaster.for_resource(load_resource(RESOURCE), journal_path(session.uid).parent / "ssh")
             assert not own.check()  # the connection the session opened for it is closed again
     finally:
-        direct_ssh(known_hosts, f"rm -rf {sandbox}/session.*")
+        clean_sandbox(known_hosts, RESOURCE)
     text = str(raised.value)
     assert "the gateway did not start" in text and "bootstrap step 'hooks' failed" in text
     assert "scalems-no-such-command" in text and "not found" in text
@@ -183,19 +196,24 @@ def test_scalems_like_run_runs_a_workflow_behind_ssh(remote_resource: str, tmp_p
 
 @pytest.mark.slurm
 @pytest.mark.timeout(1200)
-def test_a_session_on_slurm_behind_ssh(remote_slurm_resource: str, slurm_behind_sshd: Path) -> None:
+def test_a_session_on_slurm_behind_ssh(remote_slurm_resource: str, slurm_behind_sshd: Path,
+                                       known_hosts: Path) -> None:
     """The pilot is a SLURM job submitted by the gateway (psij's slurm executor on the login node), its workers
     started with srun, its sandbox in the cluster's private scratch."""
-    with sl.Session() as session:
-        pilot = session.submit_pilot(sl.PilotDescription(resource=remote_slurm_resource, cores=2, runtime=600))
-        pilot.wait("ACTIVE", timeout=900)
-        tasks = session.submit_tasks([sl.TaskDescription(function=where_am_i),
-                                      sl.TaskDescription(executable="/bin/sh", arguments=["-c", "echo $SLURM_JOB_ID"])])
-        session.wait_tasks(tasks, timeout=300)
-        directory, sees_scratch = tasks[0].result()
-        assert directory.startswith(f"{SCRATCH}/") and sees_scratch
-        assert tasks[1].stdout is not None and tasks[1].stdout.strip() == pilot.native_id
-    assert pilot.state is sl.PilotState.DONE
+    try:
+        with sl.Session() as session:
+            pilot = session.submit_pilot(sl.PilotDescription(resource=remote_slurm_resource, cores=2, runtime=600))
+            pilot.wait("ACTIVE", timeout=900)
+            tasks = session.submit_tasks([
+                sl.TaskDescription(function=where_am_i),
+                sl.TaskDescription(executable="/bin/sh", arguments=["-c", "echo $SLURM_JOB_ID"])])
+            session.wait_tasks(tasks, timeout=300)
+            directory, sees_scratch = tasks[0].result()
+            assert directory.startswith(f"{SCRATCH}/") and sees_scratch
+            assert tasks[1].stdout is not None and tasks[1].stdout.strip() == pilot.native_id
+        assert pilot.state is sl.PilotState.DONE
+    finally:
+        clean_sandbox(known_hosts, remote_slurm_resource)
 
 
 def test_pilots_submitted_at_once_share_one_gateway(remote_resource: str) -> None:
@@ -266,7 +284,7 @@ def test_resume_runs_the_unfinished_tasks_on_a_new_pilot_behind_ssh(remote_resou
     session._engine.wait_for(lambda: all(task.state is sl.TaskState.RUNNING for task in tasks), 300, lambda: "")
     session.detach()
     assert pilot.agent_pid is not None
-    os.kill(pilot.agent_pid, signal.SIGTERM)  # the pilot ends while no client is attached (same host here)
+    os.kill(pilot.agent_pid, signal.SIGKILL)  # the pilot is lost while no client is attached (same host here)
     resumed = sl.Session.resume(session.uid, sl.PilotDescription(resource=remote_resource, cores=2, runtime=600))
     try:
         again = resumed.tasks
