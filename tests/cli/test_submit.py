@@ -11,6 +11,7 @@ import sys
 import tarfile
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -266,24 +267,54 @@ def test_slurm_session_runs_inside_its_own_allocation_and_queued_ones_cancel(
                 main(["cancel", uid])
 
 
-def test_cancel_of_an_interactive_session_ends_its_pilot_saying_why(capsys: pytest.CaptureFixture[str]) -> None:
-    """``scalems-like cancel`` from another terminal on a session whose client runs: the pilot's job gets SIGTERM
-    (its launcher shell last, so the agent's own word arrives before the job's end), and the pilot and its running
-    task end with the agent's explanation, not "batch job failed" nor "worker lost"."""
+def running_sleeper(session: Any) -> tuple[Any, Any]:
+    """A 1-core local pilot of ``session`` and its one task, RUNNING."""
+    import scalems_like as sl
+
+    pilot = session.submit_pilot(sl.PilotDescription(cores=1, runtime=300))
+    (task,) = session.submit_tasks([sl.TaskDescription(executable="/bin/sleep", arguments=["60"])])
+    pilot.wait("ACTIVE", timeout=60)
+    deadline = time.monotonic() + 60
+    while task.state is not sl.TaskState.RUNNING and time.monotonic() < deadline:
+        time.sleep(0.05)  # (a task has no wait-for-RUNNING; its state is set by the session's I/O thread)
+    assert task.state is sl.TaskState.RUNNING
+    return pilot, task
+
+
+def test_cancel_of_an_interactive_session_ends_its_pilot_and_task_canceled_saying_who() -> None:
+    """``scalems-like cancel`` from another terminal on a session whose client runs: that client cancels, and the
+    pilot and its running task end CANCELED naming the command, not FAILED under the job's SIGTERM."""
     import scalems_like as sl
 
     with sl.Session() as session:
-        pilot = session.submit_pilot(sl.PilotDescription(cores=1, runtime=300))
-        (task,) = session.submit_tasks([sl.TaskDescription(executable="/bin/sleep", arguments=["60"])])
-        pilot.wait("ACTIVE", timeout=60)
-        deadline = time.monotonic() + 60
-        while task.state is not sl.TaskState.RUNNING and time.monotonic() < deadline:
-            time.sleep(0.05)  # (a task has no wait-for-RUNNING; its state is set by the session's I/O thread)
-        assert task.state is sl.TaskState.RUNNING
+        pilot, task = running_sleeper(session)
         result = subprocess.run([sys.executable, "-m", "scalems_like", "cancel", session.uid, "--json"],
                                 capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stderr
-        assert json.loads(result.stdout)[0]["outcome"] == "canceled 1 pilot job(s)"
+        assert json.loads(result.stdout)[0]["outcome"] == "its client canceled 1 pilot(s) and their tasks"
+        pilot.wait(timeout=60)
+        task.wait(timeout=60)
+    assert pilot.state is sl.PilotState.CANCELED, pilot.failure
+    assert (pilot.failure or "").startswith("canceled by `scalems-like cancel` (pid ")
+    assert task.state is sl.TaskState.CANCELED
+    assert (task.reason or "").startswith("shut down by the client: canceled by `scalems-like cancel` (pid "), \
+        task.reason
+
+
+def test_a_pilot_job_canceled_behind_the_clients_back_ends_saying_why() -> None:
+    """The pilot's batch job canceled by somebody else (``scancel``, here its psij executor from outside the
+    session): the job gets SIGTERM (its launcher shell last, so the agent's own word arrives before the job's
+    end), and the pilot and its running task end with the agent's explanation, not "batch job failed" nor
+    "worker lost"."""
+    import scalems_like as sl
+    from scalems_like.adapters import adapter_for
+    from scalems_like.resources import load_resource
+
+    with sl.Session() as session:
+        pilot, task = running_sleeper(session)
+        adapter = adapter_for(load_resource("local"), Path(pilot.sandbox).parent)
+        assert pilot.native_id is not None and adapter.attach(pilot.native_id, lambda _event: None)
+        adapter.cancel(pilot.native_id)
         pilot.wait(timeout=60)
         task.wait(timeout=60)
     assert pilot.state is sl.PilotState.FAILED and "the agent received SIGTERM" in (pilot.failure or "")
