@@ -294,7 +294,7 @@ class Master(NodeLink, WorkerCare, Readiness):
             self.recorded_depth = depth
             self.record("scheduler", self.host, "depth", "", str(depth))
         if assignments:
-            self.send_to_workers({worker: protocol.RunTasks(tasks) for worker, tasks in assignments.items()})
+            self.send_tasks(assignments)
 
     def handle_deadlines(self) -> None:
         now = time.time()

@@ -102,8 +102,13 @@ class Harness:
 
 
 def received(dealer: WorkerEnd) -> protocol.Message:
+    """The next message for the worker: its tasks of a NodeTasks as the RunTasks its manager would send it."""
     assert dealer.poll(PATIENCE_MS), "the worker got nothing"
-    return protocol.decode(dealer.recv())
+    message = protocol.decode(dealer.recv())
+    if isinstance(message, protocol.NodeTasks):
+        assert [worker for worker, _tasks in message.assignments] == [dealer.uid], message
+        return protocol.RunTasks(message.assignments[0][1])
+    return message
 
 
 def received_run(dealer: WorkerEnd) -> list[dict[str, Any]]:
