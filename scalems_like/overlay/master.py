@@ -17,6 +17,7 @@ One ``poll`` over the client socket, the managers' socket and the launcher proce
     handle_heartbeats        tell the client and the workers we are alive
     handle_flush             send the batched task updates, agent events (for the profile) and how much of the
                              pilot serves (see readiness.py) to the client
+    collections.handle       a full garbage collection, at most once a minute (see collection.py)
 
 A worker that dies (its process ends, or it falls silent and its manager kills it) is replaced on its node by that
 node's manager, at the master's word (:class:`~scalems_like.protocol.StartWorkers`); a node whose manager is lost
@@ -51,6 +52,7 @@ from scalems_like.agent.launch import Launched, WorkerLauncher
 from scalems_like.agent.nodes import Node
 from scalems_like.network import bind_and_advertise, message_socket, milliseconds
 from scalems_like.overlay.client_link import ClientLink
+from scalems_like.overlay.collection import FullCollections
 from scalems_like.overlay.execution import ended_by_foreign_sigterm
 from scalems_like.overlay.flow import task_window
 from scalems_like.overlay.healing import NodeHealth
@@ -151,6 +153,7 @@ class Master(NodeLink, WorkerCare, Readiness):
         self.joined: set[str] = set()
         self.join_deadline: float | None = None
         self.node_launchers: dict[str, Launched] = {}
+        self.collections = FullCollections()
 
     @classmethod
     def open(cls, config: AgentConfig, nodes: list[Node], per_node: int, width: int) -> Master:
@@ -197,6 +200,13 @@ class Master(NodeLink, WorkerCare, Readiness):
     # -- the loop ------------------------------------------------------------------------------------
     def run(self) -> tuple[str, str]:
         """Serve until shutdown or runtime end; returns (final pilot state, reason)."""
+        self.collections.start()
+        try:
+            return self.serve()
+        finally:
+            self.collections.stop()
+
+    def serve(self) -> tuple[str, str]:
         while self.stop_reason is None:
             events = dict(self.poller.poll(milliseconds(self.poll_timeout())))
             if self.link.socket in events:
@@ -210,6 +220,7 @@ class Master(NodeLink, WorkerCare, Readiness):
             self.handle_deadlines()
             self.handle_heartbeats()
             self.handle_flush()
+            self.collections.handle()
         self.stop_everything()
         return self.stop_reason.pilot_state.value, self.stop_reason.reason
 
