@@ -139,7 +139,7 @@ class Master(NodeLink, WorkerCare, Readiness):
         self.last_heartbeat = 0.0
         self.stop_reason: Stop | None = None
         self.host = host
-        self.task_root = Path(config.pilot_sandbox) / "tasks"
+        self.task_root = str(Path(config.pilot_sandbox) / "tasks")
         self.context = context
         self.link = link
         self.workers = workers
@@ -355,7 +355,6 @@ class Master(NodeLink, WorkerCare, Readiness):
     def accept(self, tasks: list[dict[str, Any]]) -> None:
         accepted = []
         for task in tasks:
-            task["sandbox"] = f"{self.task_root}/{task['uid']}"  # (no Path per task: it runs for every task)
             task.setdefault("attempt", 0)  # a resumed task goes on counting its attempts
             if task["kind"] == "function" and self.config.results_in_sandbox_above is not None:
                 task["results_in_sandbox_above"] = self.config.results_in_sandbox_above

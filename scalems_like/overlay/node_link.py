@@ -47,6 +47,8 @@ class NodeLink:
     manager_of: dict[str, str]
     node_manager: dict[str, str]
     drained_at: float
+    task_root: str
+    """The directory of the task sandboxes (a node manager sets each task's)."""
     stop_reason: Stop | None
 
     if TYPE_CHECKING:  # the master's own (or WorkerCare's)
@@ -168,7 +170,7 @@ class NodeLink:
             if manager is not None:
                 by_manager.setdefault(manager, []).append([worker, tasks])
         for manager, node_assignments in by_manager.items():
-            self.send_manager(manager, protocol.NodeTasks(node_assignments))
+            self.send_manager(manager, protocol.NodeTasks(self.task_root, node_assignments))
 
     def send_frames(self, manager: str, frames: list[bytes]) -> bool:
         """Send routed ``[worker, message, ...]`` frames to a node manager; returns False (its node lost) if its

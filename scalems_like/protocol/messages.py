@@ -169,16 +169,18 @@ class SubmitTasks(Message):
 @dataclasses.dataclass(slots=True)
 class RunTasks(Message):
     tag: ClassVar[str] = "run"
-    tasks: list[Any]  # task mappings, with "sandbox" and "gpu_ids" set by the master
+    tasks: list[Any]  # task mappings, with "gpu_ids" set by the master and "sandbox" by the node manager
 
 
 @declare
 @dataclasses.dataclass(slots=True)
 class NodeTasks(Message):
-    """The master gives a node manager its workers' new tasks: ``[[worker_uid, [task, ...]], ...]`` (the tasks as
-    in RunTasks); the manager sends each worker its own as a RunTasks."""
+    """The master gives a node manager its workers' new tasks: ``[[worker_uid, [task, ...]], ...]``; the manager
+    sends each worker its own as a RunTasks, each task's ``sandbox`` set to ``TASK_ROOT/UID`` (the master holds a
+    window of hundreds of thousands of tasks: not one path string each)."""
 
     tag: ClassVar[str] = "node_tasks"
+    task_root: str
     assignments: list[Any]
 
 
@@ -450,7 +452,7 @@ def _check_agent_events(tag: str, events: list[Any]) -> None:
 
 
 _CONTENTS: dict[str, tuple[int, Callable[[str, Any], None]]] = {
-    "submit": (0, _check_tasks), "run": (0, _check_tasks), "node_tasks": (0, _check_assignments),
+    "submit": (0, _check_tasks), "run": (0, _check_tasks), "node_tasks": (1, _check_assignments),
     "updates": (0, _check_updates),
     "cancel": (0, _check_strings), "ack": (0, _check_strings), "give_back": (0, _check_strings),
     "bootstrap_events": (0, _check_events), "start_workers": (0, _check_strings),

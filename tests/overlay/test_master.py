@@ -107,6 +107,7 @@ def received(dealer: WorkerEnd) -> protocol.Message:
     message = protocol.decode(dealer.recv())
     if isinstance(message, protocol.NodeTasks):
         assert [worker for worker, _tasks in message.assignments] == [dealer.uid], message
+        assert message.task_root.endswith("/tasks"), message.task_root
         return protocol.RunTasks(message.assignments[0][1])
     return message
 
