@@ -73,6 +73,10 @@ log = logging.getLogger("scalems_like.master")
 _STATES: dict[object, TaskState] = {state.value: state for state in TaskState}
 
 
+EVENTS_PER_MESSAGE = 4096
+"""Agent events sent in one AgentEvents at most (more in one pass are sent as they come)."""
+
+
 def task_state(value: object) -> TaskState | None:
     """The state named in a task update, or None if it names none (a dict lookup: it runs twice per task)."""
     return _STATES.get(value) if isinstance(value, str) else None
@@ -116,8 +120,6 @@ class Master(NodeLink, WorkerCare, Readiness):
         """Node managers that said hello and are not lost, with when they were last heard."""
         self.manager_node: dict[str, str] = {}
         """Every node manager that said hello: its node."""
-        self.manager_of: dict[str, str] = {}
-        """Each worker's node manager (its messages travel through it)."""
         self.node_manager: dict[str, str] = {}
         """Each node's (live) manager."""
         self.replacements = 0
@@ -343,8 +345,12 @@ class Master(NodeLink, WorkerCare, Readiness):
             self.events = []
 
     def record(self, component: str, where: str, event: str, uid: str, detail: str = "") -> None:
-        """Note an agent event for the session's profile (buffered: sent by the next flush)."""
+        """Note an agent event for the session's profile (buffered: sent by the next flush, or once
+        :data:`EVENTS_PER_MESSAGE` gathered: 4 096 nodes joining in one pass are 524 288 worker starts)."""
         self.events.append([time.time(), component, where, event, uid, detail])
+        if len(self.events) >= EVENTS_PER_MESSAGE and self.link.socket is not None:
+            self.link.send_events(self.events)
+            self.events = []
 
     def request_stop(self, state: str, reason: str, tasks_end: TaskState = TaskState.FAILED) -> None:
         """Ask the loop to end (from a signal handler, say): the pilot ends ``state``, its tasks ``tasks_end``."""

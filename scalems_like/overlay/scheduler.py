@@ -93,9 +93,10 @@ class Scheduler:
         else:
             self._starting.discard(node.name)
 
-    def add_worker(self, uid: str, node: str) -> None:
+    def add_worker(self, uid: str, node: str, manager: str = "") -> None:
+        """Worker ``uid`` said hello on ``node``, through node manager ``manager``."""
         slots = self.nodes[node]
-        self.workers[uid] = WorkerSlots(uid, slots.name, self._open)  # (one string of the node's name for all)
+        self.workers[uid] = WorkerSlots(uid, slots.name, self._open, manager)  # (one string of the node's name for all)
         self._node_changed(slots, workers=uid)
         self.changed_nodes.add(node)
 

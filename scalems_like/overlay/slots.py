@@ -16,11 +16,14 @@ class WorkerSlots:
     """One worker as the scheduler sees it. Setting ``held_by`` or ``busy_long`` moves it to the bucket of
     :class:`OpenWorkers` it belongs to; whoever changes its ``queue`` calls :meth:`moved`."""
 
-    __slots__ = ("_busy_long", "_held_by", "after", "before", "buckets", "node", "queue", "uid")
+    __slots__ = ("_busy_long", "_held_by", "after", "before", "buckets", "manager", "node", "queue", "uid")
 
-    def __init__(self, uid: str, node: str, buckets: OpenWorkers | None = None) -> None:
+    def __init__(self, uid: str, node: str, buckets: OpenWorkers | None = None, manager: str = "") -> None:
         self.uid = uid
         self.node = node
+        self.manager = manager
+        """Who its messages go through (its node manager's uid: one string for all its workers; a slot, not a dict
+        entry per worker)."""
         self.queue: list[str] = []
         """The uids of the tasks given to it and not ended, in the order given (a list: 56 bytes empty, a deque
         624)."""
