@@ -39,6 +39,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 import time
 from pathlib import Path
 from typing import Any, cast
@@ -75,6 +76,20 @@ _STATES: dict[object, TaskState] = {state.value: state for state in TaskState}
 
 EVENTS_PER_MESSAGE = 4096
 """Agent events sent in one AgentEvents at most (more in one pass are sent as they come)."""
+
+
+SHARED_STRINGS = ("kind", "executable", "stdout", "stderr")
+"""Keys of a task whose values most tasks of a workflow share: the master keeps one copy of each value."""
+
+
+def share_strings(task: dict[str, Any]) -> None:
+    """Make the values of :data:`SHARED_STRINGS` one object for every task that has the same (each task decoded
+    has its own copy: 227 of the 635 bytes of a plain ``/bin/true`` task, and the master holds a window of 540 672
+    tasks at 4 096 x 128 cores)."""
+    for key in SHARED_STRINGS:
+        value = task.get(key)
+        if value.__class__ is str:
+            task[key] = sys.intern(value)
 
 
 def task_state(value: object) -> TaskState | None:
@@ -361,6 +376,7 @@ class Master(NodeLink, WorkerCare, Readiness):
     def accept(self, tasks: list[dict[str, Any]]) -> None:
         accepted = []
         for task in tasks:
+            share_strings(task)
             task.setdefault("attempt", 0)  # a resumed task goes on counting its attempts
             if task["kind"] == "function" and self.config.results_in_sandbox_above is not None:
                 task["results_in_sandbox_above"] = self.config.results_in_sandbox_above
