@@ -530,7 +530,7 @@ def test_tasks_given_back_by_a_busy_worker_run_on_another_or_end_if_being_cancel
     master.scheduler.workers["w2"].held_by = None
     master.handle_schedule()
     assert [t["uid"] for t in received_run(second)] == ["b", "c"]
-    assert master.scheduler.workers["w1"].queue == ["long"]
+    assert master.scheduler.workers["w1"].queue == ("long",)
     assert states(harness, "d")[-1] == ("CANCELED", "canceled before it started")
 
 
