@@ -193,13 +193,15 @@ def test_master_constructor_only_holds_what_open_made(tmp_path: Path) -> None:
 
 def test_accepted_tasks_share_their_common_strings_and_keep_their_own(harness: Harness) -> None:
     """Decoded from one SubmitTasks, two tasks of the same executable hold one copy of what they share."""
-    tasks = [{**task(uid), "executable": "/bin/" + "true", "stdout": "out", "stderr": "err", "name": uid}
-             for uid in ("a", "b")]
+    tasks = [{**task(uid), "executable": "/bin/" + "true", "stdout": "out", "stderr": "err", "name": uid,
+              "arguments": []} for uid in ("a", "b")]
     first, second = protocol.decode(protocol.encode(protocol.SubmitTasks(tasks))).tasks  # type: ignore[attr-defined]
     assert first["executable"] is not second["executable"]
     harness.master.accept([first, second])
-    assert all(first[key] is second[key] for key in ("kind", "executable", "stdout", "stderr"))
-    assert first["name"] == "a" and second["name"] == "b" and first == {**tasks[0], "attempt": 0}
+    assert all(first[key] is second[key] for key in ("kind", "executable", "stdout", "stderr", "arguments"))
+    assert first["name"] == "a" and second["name"] == "b"
+    sent = protocol.decode(protocol.encode(protocol.RunTasks([first])))  # (what a worker gets: the same task)
+    assert sent == protocol.RunTasks([{**tasks[0], "attempt": 0}])
 
 
 def test_width_and_capacity_are_known_before_any_worker_says_hello(tmp_path: Path) -> None:
