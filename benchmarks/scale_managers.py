@@ -4,10 +4,11 @@
 
 Nodes ``node{FIRST:05d}`` to ``node{FIRST+COUNT-1:05d}``, each a node manager with ``CORES`` workers, connect to
 the master at ``ADDRESS`` with CurveZMQ (the agent's keys in ``PILOT_SANDBOX/keys``), say NodeHello and serve in
-one poll loop, heartbeating the master every second as a real node manager does: RunTasks for a worker are
-RUNNING then DONE at once (or after a duration drawn from an exponential distribution of mean ``--duration``, one
-task at a time per worker); updates are merged per manager and loop pass (frame ``b""``, each update naming its
-worker). No process is forked, no task runs: what is measured is the master.
+one poll loop, heartbeating the master every second as a real node manager does: the tasks of a NodeTasks (one per
+node and pass of the master) are, per worker, RUNNING then DONE at once (or after a duration drawn from an
+exponential distribution of mean ``--duration``, one task at a time per worker); updates are merged per manager and
+loop pass (frame ``b""``, each update naming its worker). No process is forked, no task runs: what is measured is
+the master.
 """
 
 from __future__ import annotations
@@ -133,6 +134,11 @@ class Emulation:
             manager.stopped = True
             self.serving -= 1
             self.poller.unregister(manager.socket)
+        elif isinstance(message, protocol.NodeTasks):
+            for worker, tasks in message.assignments:
+                if worker in manager.queues:
+                    manager.queues[worker].extend(tasks)
+                    self.start_next(manager, worker)
         elif isinstance(message, protocol.StartWorkers):
             for uid in message.uids:
                 manager.queues[uid] = collections.deque()
@@ -144,10 +150,7 @@ class Emulation:
         queue = manager.queues.get(worker)
         if queue is None:
             return
-        if isinstance(message, protocol.RunTasks):
-            queue.extend(message.tasks)
-            self.start_next(manager, worker)
-        elif isinstance(message, protocol.CancelTasks):
+        if isinstance(message, protocol.CancelTasks):
             for task in [task for task in queue if task["uid"] in message.uids]:
                 queue.remove(task)
                 manager.update(task, worker, "CANCELED", reason="canceled before it started")

@@ -4,7 +4,8 @@ Every message between the master and a node manager travels in routed frames (se
 :mod:`scalems_like.protocol.messages`): ``[manager, worker, message, worker, message, ...]`` on the master's ROUTER,
 the worker's uid empty for the manager itself. A manager's own messages are its hello (with the workers it forked
 that are ready), the workers that ended, its heartbeats (not decoded: their arrival is all they say); its workers'
-are task updates and give-backs. The master sends a worker's messages through that worker's manager.
+are task updates and give-backs. The master sends a worker's messages through that worker's manager, and the new
+tasks of a pass for all the workers of a node in one :class:`~scalems_like.protocol.NodeTasks`.
 """
 
 from __future__ import annotations
@@ -43,14 +44,15 @@ class NodeLink:
     joined: set[str]
     manager_seen: dict[str, float]
     manager_node: dict[str, str]
-    manager_of: dict[str, str]
     node_manager: dict[str, str]
     drained_at: float
+    task_root: str
+    """The directory of the task sandboxes (a node manager sets each task's)."""
     stop_reason: Stop | None
 
     if TYPE_CHECKING:  # the master's own (or WorkerCare's)
         def record(self, component: str, where: str, event: str, uid: str, detail: str = "") -> None: ...
-        def refuse(self, worker: str, node: str) -> None: ...
+        def refuse(self, worker: str, node: str, manager: str | None = None) -> None: ...
         def worker_died(self, worker: str, node: str, why: str, *, ended: bool, launched: Any = None) -> None: ...
         def manager_lost(self, manager: str, why: str, launched: Any = None) -> None: ...
         def handle_task_updates(self, updates: list[TaskUpdate]) -> None: ...
@@ -88,7 +90,7 @@ class NodeLink:
                 log.error("dropped a %s from node manager %s, which never said hello", message.tag, manager)
         elif isinstance(message, protocol.WorkersExited):
             for worker, code, why in message.workers:
-                self.worker_exited(worker, code, why)
+                self.worker_exited(manager, worker, code, why)
         elif isinstance(message, protocol.TaskUpdates):
             self.handle_task_updates(message.updates)
 
@@ -105,23 +107,21 @@ class NodeLink:
             self.send_manager(manager, protocol.Shutdown(f"node manager {manager} was declared lost"))
             return
         for worker, pid in message.workers:
-            self.manager_of[worker] = manager
             if worker in self.lost_workers:  # a worker declared lost says it is ready again: not taken back
-                self.send_worker(worker, protocol.Shutdown(f"worker {worker} was declared lost"))
+                self.send_worker(worker, protocol.Shutdown(f"worker {worker} was declared lost"), manager)
                 continue
             if self.health.is_out(node):
-                self.refuse(worker, node)
+                self.refuse(worker, node, manager)
                 continue
-            self.scheduler.add_worker(worker, node)
+            self.scheduler.add_worker(worker, node, manager)
             self.joined.add(node)
             self.record("worker", node, "start", worker, f"pid {pid}")
 
-    def worker_exited(self, worker: str, code: int, why: str) -> None:
-        """A node manager saw one of its workers end (``why``: it killed it, else empty)."""
+    def worker_exited(self, manager: str, worker: str, code: int, why: str) -> None:
+        """Node manager ``manager`` saw one of its workers end (``why``: it killed it, else empty)."""
         if worker in self.lost_workers or self.stop_reason is not None:  # told to stop (lost, refused, the pilot ends)
             return
-        manager = self.manager_of.get(worker)
-        node = self.manager_node.get(manager or "", self.nodes[0].name)
+        node = self.manager_node.get(manager, self.nodes[0].name)
         reason = f"{why}; {death_reason(code)}" if why else death_reason(code)
         log.error("worker %s on node %s %s", worker, node, reason)
         self.worker_died(worker, node, reason, ended=True)
@@ -147,9 +147,11 @@ class NodeLink:
 
     def send_worker(self, worker: str, message: protocol.Message, manager: str | None = None) -> bool:
         """Send to one worker through its node manager; returns False if that manager is gone."""
-        manager = manager or self.manager_of.get(worker)
         if manager is None:
-            return False
+            slots = self.scheduler.workers.get(worker)
+            if slots is None or not slots.manager:
+                return False
+            manager = slots.manager
         return self.send_manager(manager, message, worker)
 
     def send_manager(self, manager: str, message: protocol.Message, worker: str = "") -> bool:
@@ -157,16 +159,16 @@ class NodeLink:
         (EHOSTUNREACH) is lost with its node: returns False."""
         return self.send_frames(manager, [worker.encode(), protocol.encode(message)])
 
-    def send_to_workers(self, messages: dict[str, protocol.Message]) -> None:
-        """Send each worker its message, one multipart per node manager (at 4 096 nodes of 128 workers a pass gives
-        most workers one task each: one send per worker cost more than the tasks)."""
-        by_manager: dict[str, list[bytes]] = {}
-        for worker, message in messages.items():
-            manager = self.manager_of.get(worker)
-            if manager is not None:
-                by_manager.setdefault(manager, []).extend((worker.encode(), protocol.encode(message)))
-        for manager, frames in by_manager.items():
-            self.send_frames(manager, frames)
+    def send_tasks(self, assignments: dict[str, list[dict[str, Any]]]) -> None:
+        """Give each worker its tasks: one :class:`~scalems_like.protocol.NodeTasks` per node manager, encoded once
+        (at 4 096 nodes of 128 workers a pass gives most workers one task each: one message per worker cost the
+        master more than the tasks)."""
+        by_manager: dict[str, list[list[Any]]] = {}
+        workers = self.scheduler.workers
+        for worker, tasks in assignments.items():
+            by_manager.setdefault(workers[worker].manager, []).append([worker, tasks])
+        for manager, node_assignments in by_manager.items():
+            self.send_manager(manager, protocol.NodeTasks(self.task_root, node_assignments))
 
     def send_frames(self, manager: str, frames: list[bytes]) -> bool:
         """Send routed ``[worker, message, ...]`` frames to a node manager; returns False (its node lost) if its

@@ -9,8 +9,10 @@ the rank to ``UID``). It
   in milliseconds, import nothing, share pages — named ``UID.wNNNN``, and more when the master asks
   (:class:`~scalems_like.protocol.StartWorkers`: replacements for workers lost);
 * talks to them over a node-local IPC socket (a ROUTER in a ``0700`` directory; no encryption needed on the node);
-* forwards the master's messages for a worker to it, and the workers' task updates and give-backs to the master,
-  undecoded, batched: one multipart per loop pass (see the routed frames in :mod:`scalems_like.protocol.messages`);
+* hands each worker its tasks of the master's :class:`~scalems_like.protocol.NodeTasks` (one per node and pass of
+  the master) as a RunTasks, each task's sandbox set; forwards the master's other messages for a worker to it, and
+  the workers' task updates and give-backs to the master, undecoded, batched: one multipart per loop pass (see the
+  routed frames in :mod:`scalems_like.protocol.messages`);
 * says which workers are ready (:class:`~scalems_like.protocol.NodeHello`) and which ended, with their exit code
   (:class:`~scalems_like.protocol.WorkersExited`) — at once, from the fork server's pidfds;
 * answers the master's heartbeats for the whole node, and heartbeats its workers itself: a worker silent for the
@@ -201,7 +203,12 @@ class NodeManager:
         except ProtocolError as error:
             self.drops.dropped("the master", error)
             return
-        if isinstance(message, protocol.StartWorkers):
+        if isinstance(message, protocol.NodeTasks):
+            for worker, tasks in message.assignments:
+                for task in tasks:
+                    task["sandbox"] = f"{message.task_root}/{task['uid']}"
+                self.forward_to_worker(worker.encode(), protocol.encode(protocol.RunTasks(tasks)))
+        elif isinstance(message, protocol.StartWorkers):
             self.start_workers(message.uids)
         elif isinstance(message, protocol.Shutdown):
             self.stop(message.reason)

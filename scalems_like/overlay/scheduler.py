@@ -27,12 +27,11 @@ reaches the head of its queue — with a reason naming what it asked and what th
 from __future__ import annotations
 
 import collections
-import contextlib
 import math
 from collections.abc import Iterable
 from typing import Any
 
-from scalems_like.overlay.slots import NodeSlots, OpenWorkers, Placement, WorkerSlots
+from scalems_like.overlay.slots import NodeSlots, OpenWorkers, Placement, WorkerSlots, without
 
 __all__ = ["NodeSlots", "Placement", "Scheduler", "WorkerSlots"]
 
@@ -93,9 +92,10 @@ class Scheduler:
         else:
             self._starting.discard(node.name)
 
-    def add_worker(self, uid: str, node: str) -> None:
+    def add_worker(self, uid: str, node: str, manager: str = "") -> None:
+        """Worker ``uid`` said hello on ``node``, through node manager ``manager``."""
         slots = self.nodes[node]
-        self.workers[uid] = WorkerSlots(uid, slots.name, self._open)  # (one string of the node's name for all)
+        self.workers[uid] = WorkerSlots(uid, slots.name, self._open, manager)  # (one string of the node's name for all)
         self._node_changed(slots, workers=uid)
         self.changed_nodes.add(node)
 
@@ -324,7 +324,7 @@ class Scheduler:
         for worker in self._reservations.pop(uid, ()):  # release reservations beyond what was used
             if worker.held_by == uid and worker.uid not in chosen:
                 worker.held_by = None
-        self.workers[chosen[0]].queue.append(uid)  # (held: in no bucket of open workers)
+        self.workers[chosen[0]].queue += (uid,)  # (held: in no bucket of open workers)
         placement = Placement(task, chosen[0], chosen, gpu_ids)
         self._placements[uid] = placement
         self._worker_of[uid] = chosen[0]
@@ -376,7 +376,7 @@ class Scheduler:
             self._simple.popleft()
             self._pending_uids.discard(task["uid"])
             task["gpu_ids"] = []
-            worker.queue.append(task["uid"])
+            worker.queue += (task["uid"],)
             worker.moved()
             self._worker_of[task["uid"]] = worker.uid
             assignments.setdefault(worker.uid, []).append(task)
@@ -390,7 +390,7 @@ class Scheduler:
         taken = [uid for uid in uids if self._worker_of.get(uid) == worker_uid and uid not in self._placements]
         for uid in taken:
             del self._worker_of[uid]
-            worker.queue.remove(uid)
+            worker.queue = without(worker.queue, uid)
         worker.busy_long = bool(worker.queue)  # (moves it)
         return taken
 
@@ -401,8 +401,7 @@ class Scheduler:
             return
         worker = self.workers.get(worker_uid)
         if worker is not None:
-            with contextlib.suppress(ValueError):
-                worker.queue.remove(uid)
+            worker.queue = without(worker.queue, uid)
             if worker.busy_long and not worker.queue:
                 worker.busy_long = False  # (moves it)
             else:

@@ -60,7 +60,6 @@ class WorkerCare:
     lost_workers: set[str]
     manager_seen: dict[str, float]
     manager_node: dict[str, str]
-    manager_of: dict[str, str]
     node_manager: dict[str, str]
     replacements: int
     pids: dict[str, tuple[int, str | None]]
@@ -133,7 +132,6 @@ class WorkerCare:
             return
         self.replacements += 1
         uid = f"{manager}.r{self.replacements:04d}"
-        self.manager_of[uid] = manager
         if self.send_manager(manager, protocol.StartWorkers([uid])):
             self.scheduler.expect_worker(node)
             self.record("worker", node, "replace", uid, f"after: {why}")
@@ -160,10 +158,11 @@ class WorkerCare:
             self.stop_reason = Stop(PilotState.FAILED, f"every node of this pilot is out of the schedule: "
                                     f"{self.health.summary()}; " + worker_log_tail(Path(self.config.pilot_sandbox)))
 
-    def refuse(self, worker: str, node: str) -> None:
-        """Stop a worker of a node out of the schedule (it said hello late, or ran there when the node went out)."""
+    def refuse(self, worker: str, node: str, manager: str | None = None) -> None:
+        """Stop a worker of a node out of the schedule (it said hello late through ``manager``, or ran there when the
+        node went out)."""
         why = f"node {node} is out of the schedule: {self.health.out[node]}"
-        self.send_worker(worker, protocol.Shutdown(why))
+        self.send_worker(worker, protocol.Shutdown(why), manager)
         self.lose_worker(worker, why)
         self.lost_workers.add(worker)
 

@@ -10,14 +10,16 @@ Who sends what::
                       AgentStopping
     client → agent    SubmitTasks, CancelTasks, Heartbeat, Shutdown, Acknowledge
     manager → master  NodeHello, WorkersExited, Heartbeat; and its workers' TaskUpdates, GiveBack
-    master → manager  StartWorkers, Heartbeat, Shutdown; and its workers' RunTasks, CancelTasks, Shutdown
+    master → manager  StartWorkers, NodeTasks, Heartbeat, Shutdown; and its workers' CancelTasks, Shutdown
     worker → manager  WorkerHello, TaskUpdates, GiveBack, Heartbeat (node-local)
     manager → worker  RunTasks, CancelTasks, Heartbeat, Shutdown (node-local)
 
 Between master and node manager every message travels in a *routed* multipart frame pair ``[worker, message]``:
 ``worker`` is the uid of the worker the message is for or from, empty for the node manager itself. A manager may
 send several pairs in one multipart (``[worker_1, message_1, worker_2, message_2, ...]``): it forwards its
-workers' messages without decoding them, batched per pass of its loop.
+workers' messages without decoding them, batched per pass of its loop. The master sends a node's new tasks as one
+:class:`NodeTasks` per pass for the manager itself (it hands each worker its own as a RunTasks): at 4 096 nodes of
+128 workers a pass gives most workers one task, and one message per worker cost the master more than the tasks.
 
 A *task mapping* (in SubmitTasks and RunTasks) has the keys of :data:`TASK_KEYS`; a *task update* (in
 TaskUpdates) has ``uid``, ``state``, ``time``, ``host`` and, for some states, the keys of :data:`UPDATE_KEYS`.
@@ -39,7 +41,7 @@ import msgpack
 from scalems_like.errors import ProtocolError, ProtocolVersionError
 from scalems_like.protocol.tasks import ResultFile, TaskMapping, TaskUpdate, required_keys, runtime_types
 
-PROTOCOL_VERSION = 6
+PROTOCOL_VERSION = 7
 """Bumped on every incompatible change; peers of another version are refused with a clear error."""
 
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
@@ -167,7 +169,19 @@ class SubmitTasks(Message):
 @dataclasses.dataclass(slots=True)
 class RunTasks(Message):
     tag: ClassVar[str] = "run"
-    tasks: list[Any]  # task mappings, with "sandbox" and "gpu_ids" set by the master
+    tasks: list[Any]  # task mappings, with "gpu_ids" set by the master and "sandbox" by the node manager
+
+
+@declare
+@dataclasses.dataclass(slots=True)
+class NodeTasks(Message):
+    """The master gives a node manager its workers' new tasks: ``[[worker_uid, [task, ...]], ...]``; the manager
+    sends each worker its own as a RunTasks, each task's ``sandbox`` set to ``TASK_ROOT/UID`` (the master holds a
+    window of hundreds of thousands of tasks: not one path string each)."""
+
+    tag: ClassVar[str] = "node_tasks"
+    task_root: str
+    assignments: list[Any]
 
 
 @declare
@@ -416,6 +430,14 @@ def _check_exits(tag: str, workers: list[Any]) -> None:
             raise ProtocolError(f"message {tag!r}: an exit is not [uid, exit_code, why]: {str(worker)[:80]!r}")
 
 
+def _check_assignments(tag: str, assignments: list[Any]) -> None:
+    for assignment in assignments:
+        if not (isinstance(assignment, list) and len(assignment) == 2 and isinstance(assignment[0], str)
+                and isinstance(assignment[1], list)):
+            raise ProtocolError(f"message {tag!r}: an assignment is not [worker_uid, tasks]: {str(assignment)[:80]!r}")
+        _check_tasks(tag, assignment[1])
+
+
 def _check_events(tag: str, events: list[Any]) -> None:
     if not all(isinstance(event, list) for event in events):
         raise ProtocolError(f"message {tag!r}: an event is not a list")
@@ -430,7 +452,8 @@ def _check_agent_events(tag: str, events: list[Any]) -> None:
 
 
 _CONTENTS: dict[str, tuple[int, Callable[[str, Any], None]]] = {
-    "submit": (0, _check_tasks), "run": (0, _check_tasks), "updates": (0, _check_updates),
+    "submit": (0, _check_tasks), "run": (0, _check_tasks), "node_tasks": (1, _check_assignments),
+    "updates": (0, _check_updates),
     "cancel": (0, _check_strings), "ack": (0, _check_strings), "give_back": (0, _check_strings),
     "bootstrap_events": (0, _check_events), "start_workers": (0, _check_strings),
     "node_hello": (3, _check_node_workers), "workers_exited": (0, _check_exits),

@@ -102,8 +102,14 @@ class Harness:
 
 
 def received(dealer: WorkerEnd) -> protocol.Message:
+    """The next message for the worker: its tasks of a NodeTasks as the RunTasks its manager would send it."""
     assert dealer.poll(PATIENCE_MS), "the worker got nothing"
-    return protocol.decode(dealer.recv())
+    message = protocol.decode(dealer.recv())
+    if isinstance(message, protocol.NodeTasks):
+        assert [worker for worker, _tasks in message.assignments] == [dealer.uid], message
+        assert message.task_root.endswith("/tasks"), message.task_root
+        return protocol.RunTasks(message.assignments[0][1])
+    return message
 
 
 def received_run(dealer: WorkerEnd) -> list[dict[str, Any]]:
@@ -183,6 +189,19 @@ def test_master_constructor_only_holds_what_open_made(tmp_path: Path) -> None:
         opened.close()
     finally:
         context.destroy(linger=0)
+
+
+def test_accepted_tasks_share_their_common_strings_and_keep_their_own(harness: Harness) -> None:
+    """Decoded from one SubmitTasks, two tasks of the same executable hold one copy of what they share."""
+    tasks = [{**task(uid), "executable": "/bin/" + "true", "stdout": "out", "stderr": "err", "name": uid,
+              "arguments": []} for uid in ("a", "b")]
+    first, second = protocol.decode(protocol.encode(protocol.SubmitTasks(tasks))).tasks  # type: ignore[attr-defined]
+    assert first["executable"] is not second["executable"]
+    harness.master.accept([first, second])
+    assert all(first[key] is second[key] for key in ("kind", "executable", "stdout", "stderr", "arguments"))
+    assert first["name"] == "a" and second["name"] == "b"
+    sent = protocol.decode(protocol.encode(protocol.RunTasks([first])))  # (what a worker gets: the same task)
+    assert sent == protocol.RunTasks([{**tasks[0], "attempt": 0}])
 
 
 def test_width_and_capacity_are_known_before_any_worker_says_hello(tmp_path: Path) -> None:
@@ -513,7 +532,7 @@ def test_tasks_given_back_by_a_busy_worker_run_on_another_or_end_if_being_cancel
     master.scheduler.workers["w2"].held_by = None
     master.handle_schedule()
     assert [t["uid"] for t in received_run(second)] == ["b", "c"]
-    assert master.scheduler.workers["w1"].queue == ["long"]
+    assert master.scheduler.workers["w1"].queue == ("long",)
     assert states(harness, "d")[-1] == ("CANCELED", "canceled before it started")
 
 

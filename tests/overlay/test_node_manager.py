@@ -103,7 +103,9 @@ def test_a_node_manager_forks_relays_reports_replaces_and_stops(master: tuple[Fa
             ready.update((uid, pid) for uid, pid in hello.workers)
         assert sorted(ready) == ["m1.w0000", "m1.w0001"] and all(alive(pid) for pid in ready.values())
 
-        fake.send(protocol.RunTasks([run_task("t1", tmp_path)]), "m1.w0001")
+        task = run_task("t1", tmp_path)
+        del task["sandbox"]  # (set by the node manager)
+        fake.send(protocol.NodeTasks(str(tmp_path), [["m1.w0001", [task]]]))  # (the node's tasks of a pass)
         states = []
         while "DONE" not in states:
             sender, updates = fake.receive(protocol.TaskUpdates)

@@ -3,6 +3,7 @@ from random import Random
 from typing import Any
 
 from scalems_like.overlay.scheduler import Scheduler
+from scalems_like.overlay.slots import without
 
 
 def task(uid: str, cores: int = 1, gpus: int = 0, ranks: int = 1) -> dict[str, Any]:
@@ -436,6 +437,19 @@ def test_a_worker_record_is_slotted_and_small() -> None:
     assert not hasattr(worker, "__dict__") and not hasattr(scheduler.nodes["n1"], "__dict__")
     assert sys.getsizeof(worker) + sys.getsizeof(worker.queue) <= 160  # (a dataclass with a deque: 800)
     assert worker.node is scheduler.nodes["n1"].name  # one string for the node's name, not one per worker
+    assert worker.queue is scheduler.workers["n1.w1"].queue == ()  # idle workers hold no queue of their own
+    scheduler.submit([task("a"), task("b")])
+    scheduler.schedule()
+    busy = [worker for worker in scheduler.workers.values() if worker.queue]
+    scheduler.finished("a")
+    scheduler.finished("b")
+    assert busy and all(worker.queue == () for worker in busy)
+
+
+def test_a_queue_without_a_task_keeps_the_others_in_order() -> None:
+    assert without(("a", "b", "c"), "a") == ("b", "c")
+    assert without(("a", "b", "c"), "b") == ("a", "c")
+    assert without(("a",), "z") == ("a",) and without((), "a") == ()
 
 
 def test_the_least_loaded_open_worker_takes_the_next_task_in_the_order_it_became_so() -> None:

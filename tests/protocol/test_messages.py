@@ -21,6 +21,7 @@ def test_every_message_round_trips() -> None:
         protocol.Acknowledge(["task.000000"]),
         protocol.TaskWindow(64),
         protocol.GiveBack(["task.000002"]),
+        protocol.NodeTasks("/tasks", [["w.0", [{"uid": "task.000003", "kind": "function"}]], ["w.1", []]]),
     ]
     for message in messages:
         assert protocol.decode(protocol.encode(message)) == message
@@ -37,6 +38,8 @@ def test_other_protocol_version_is_refused_with_a_clear_error() -> None:
     [
         (msgpack.packb([V, "no-such-tag"]), "unknown message tag"),
         (msgpack.packb([V, "heartbeat"]), "has 0 fields, expected 1"),
+        (msgpack.packb([V, "node_tasks", "/t", [["w.0"]]]), r"an assignment is not \[worker_uid, tasks\]"),
+        (msgpack.packb([V, "node_tasks", "/t", [["w.0", [{"uid": "../x", "kind": "function"}]]]]), "invalid uid"),
         (msgpack.packb([V, "heartbeat", "soon"]), "field 'time' has type str"),
         (msgpack.packb({"tag": "heartbeat"}), "not a \\[version, tag"),
         (msgpack.packb([V, "hello", "p", "h", True, [], 1.0]), "field 'pid' has type bool"),
