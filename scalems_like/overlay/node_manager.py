@@ -77,6 +77,8 @@ class NodeManager:
         """Workers this manager killed, with why (reported with their exit)."""
         self.ended: set[str] = set()
         self.hellos: list[list[object]] = []
+        self.introduced = False
+        """This manager said its first NodeHello (it does so in its first pass, with or without workers)."""
         self.exits: list[list[object]] = []
         self.upward: list[bytes] = []
         self.stopping: str | None = None
@@ -275,7 +277,8 @@ class NodeManager:
 
     def handle_flush(self) -> None:
         """Send what this pass gathered, in one multipart: the workers' messages, hellos, exits."""
-        if self.hellos:
+        if self.hellos or not self.introduced:  # (the first one at once: see NodeHello)
+            self.introduced = True
             self.upward += [b"", protocol.encode(protocol.NodeHello(self.node, socket.gethostname(), os.getpid(),
                                                                     self.hellos))]
             self.hellos = []

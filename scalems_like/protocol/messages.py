@@ -245,7 +245,8 @@ class WorkerHello(Message):
 @dataclasses.dataclass(slots=True)
 class NodeHello(Message):
     """A node manager introduces itself and the workers it forked that are ready: ``[[worker_uid, pid], ...]``.
-    Sent once when its first workers are ready, and again (with only the new ones) when it starts more."""
+    Sent first as soon as it is connected (with the workers ready by then, maybe none: so that the master knows it,
+    and hears of workers that end before they are ready), and again (with only the new ones) as more are ready."""
 
     tag: ClassVar[str] = "node_hello"
     node: str

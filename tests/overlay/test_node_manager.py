@@ -56,6 +56,15 @@ class FakeMaster:
             self.manager, *frames = self.socket.recv_multipart()
             self.pending += zip(frames[0::2], frames[1::2], strict=True)
 
+    def ready_workers(self, count: int) -> list[Any]:
+        """``[[uid, pid], ...]`` of the manager's hellos until ``count`` workers said they are ready (its first hello
+        may come before any is)."""
+        workers: list[Any] = []
+        while len(workers) < count:
+            _, hello = self.receive(protocol.NodeHello)
+            workers += hello.workers
+        return workers
+
     def send(self, message: protocol.Message, worker: str = "") -> None:
         self.socket.send_multipart([self.manager, worker.encode(), protocol.encode(message)])
 
@@ -135,11 +144,30 @@ def test_a_node_manager_whose_master_falls_silent_stops_with_its_workers(master:
     fake.answer_heartbeats = False
     manager = start_manager(address, tmp_path, 1, timeout=1.5)
     try:
-        _, hello = fake.receive(protocol.NodeHello)
-        (_uid, pid), = hello.workers
+        (_uid, pid), = fake.ready_workers(1)
         assert manager.wait(timeout=PATIENCE) == 0  # the fake master never answers its heartbeats
         assert not alive(pid)
         assert "stopping: master silent for" in (tmp_path / "workers" / "m1.w0000.log").read_text()  # (told why)
+    finally:
+        manager.kill()
+        manager.wait()
+
+
+def test_a_node_manager_introduces_itself_before_any_worker_is_ready(master: tuple[FakeMaster, str],
+                                                                     tmp_path: Path) -> None:
+    """With no worker at all, it says hello (so that the master knows it, and hears of workers that end before
+    they are ready: such a manager used to be dropped as "never said hello" until it fell silent); the workers the
+    master asks for then say theirs."""
+    fake, address = master
+    manager = start_manager(address, tmp_path, 0)
+    try:
+        _, hello = fake.receive(protocol.NodeHello)
+        assert (hello.node, hello.pid, hello.workers) == ("n1", manager.pid, [])
+        fake.send(protocol.StartWorkers(["m1.r0001"]))
+        _, hello = fake.receive(protocol.NodeHello)
+        assert [uid for uid, _ in hello.workers] == ["m1.r0001"]
+        fake.send(protocol.Shutdown("the test is over"))
+        assert manager.wait(timeout=PATIENCE) == 0
     finally:
         manager.kill()
         manager.wait()
@@ -162,8 +190,7 @@ def test_the_task_of_a_worker_killed_under_it_is_killed_on_its_node(master: tupl
     fake, address = master
     manager = start_manager(address, tmp_path, 1)
     try:
-        _, hello = fake.receive(protocol.NodeHello)
-        ((uid, pid),) = hello.workers
+        ((uid, pid),) = fake.ready_workers(1)
         task = {**run_task("sleeper", tmp_path), "executable": "/bin/sleep", "arguments": ["300"]}
         fake.send(protocol.RunTasks([task]), uid)
         running = None
