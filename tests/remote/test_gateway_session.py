@@ -95,6 +95,15 @@ def test_a_failing_bootstrap_step_is_explained_at_the_client(remote_resource: st
         assert "bootstrap step 'hooks' failed" in pilot.failure and "no such module: gromacs" in pilot.failure
 
 
+def open_with_active_pilot(resource: str) -> tuple[sl.Session, sl.Pilot]:
+    """An open session (not a ``with`` block: the tests detach or drop it), a 2-core pilot ACTIVE on ``resource``."""
+    session = sl.Session()
+    session.open()
+    pilot = session.submit_pilot(sl.PilotDescription(resource=resource, cores=2, runtime=600))
+    pilot.wait("ACTIVE", timeout=900)
+    return session, pilot
+
+
 def square_later(value: int) -> int:
     import time
 
@@ -103,10 +112,7 @@ def square_later(value: int) -> int:
 
 
 def test_a_killed_connection_detaches_and_reattach_collects_everything(remote_resource: str) -> None:
-    session = sl.Session()
-    session.open()
-    pilot = session.submit_pilot(sl.PilotDescription(resource=remote_resource, cores=2, runtime=600))
-    pilot.wait("ACTIVE", timeout=900)
+    session, _pilot = open_with_active_pilot(remote_resource)
     tasks = session.submit_tasks([sl.TaskDescription(function=square_later, args=(n,)) for n in range(4)])
     running = [sl.TaskState.RUNNING]
     session._engine.wait_for(lambda: sum(task.state in running for task in tasks) == 2, 300, lambda: "")
@@ -275,10 +281,7 @@ def slow_square(value: int) -> int:
 
 
 def test_resume_runs_the_unfinished_tasks_on_a_new_pilot_behind_ssh(remote_resource: str) -> None:
-    session = sl.Session()
-    session.open()
-    pilot = session.submit_pilot(sl.PilotDescription(resource=remote_resource, cores=2, runtime=600))
-    pilot.wait("ACTIVE", timeout=900)
+    session, pilot = open_with_active_pilot(remote_resource)
     tasks = session.submit_tasks([sl.TaskDescription(function=slow_square, args=(n,), idempotent=True)
                                   for n in range(2)])
     session._engine.wait_for(lambda: all(task.state is sl.TaskState.RUNNING for task in tasks), 300, lambda: "")
