@@ -21,9 +21,16 @@ counterpart:
              and where a submission falls in that second decides it (its ratio is noise; compare totals less it)
 
 Each round does both sides, local first in even rounds and ssh first in odd ones. Printed: each step's median on
-each side, the difference, and the ratio ssh / local (for the steps both sides have, and the totals). A
-``--session`` mode (a real pilot through ``Session``, batch job to ACTIVE, on both sides) belongs here once the
-gateway is in main; it is not here yet.
+each side, the difference, and the ratio ssh / local (for the steps both sides have, and the totals).
+
+``--session``: real pilots through ``Session`` instead, the SLURM test cluster here (the shipped ``slurm``
+resource) against the same cluster behind the sshd (a resource with ``login``: a gateway on the "login node",
+the sandboxes in the private scratch, the agents' connections through the gateway's relay), alternated:
+
+    submit   a new session's ``submit_pilot`` (over ssh: the connection, the gateway's start, the upload)
+    active   from there until the pilot is ACTIVE (the batch job's start, the bootstrap, the agent's hello)
+    tasks    ``--tasks`` function tasks, submitted until all are DONE (over ssh: through the relay)
+    close    the session's close (the pilot's end; over ssh also the gateway's connection)
 """
 
 from __future__ import annotations
@@ -171,6 +178,79 @@ def measure(master: ControlMaster, workdir: Path, remote: str, rounds: int) -> d
     return results
 
 
+SESSION_STEPS = ("submit", "active", "tasks", "close")
+REMOTE_RESOURCE = "bench-remote-slurm"
+
+
+def square(value: int) -> int:
+    return value * value
+
+
+def write_remote_resource(master: ControlMaster, remote: str) -> None:
+    """The resource :data:`REMOTE_RESOURCE`: the SLURM test cluster behind the benchmark's sshd (as the tests'
+    ``remote-slurm-test``), its sandbox in the private scratch."""
+    from scalems_like import paths
+
+    directory = paths.user_config_dir() / "resources"
+    directory.mkdir(parents=True, exist_ok=True)
+    listed = "".join(f"\n  - {option}" for option in master.options)
+    (directory / f"{REMOTE_RESOURCE}.yaml").write_text(
+        "scheduler: slurm\nlaunch_method: srun\nmpi_launcher: srun\nstatus_polling_interval: 1\n"
+        f"login: {master.destination}\nssh_options:{listed}\ntransfer: rsync\nsandbox: {remote}/sandbox\n"
+        f"python: {sys.executable}\nclient_address: 127.0.0.1\nagent_address: 127.0.0.1\n")
+
+
+def session_round(resource: str, tasks: int) -> dict[str, float]:
+    import scalems_like as sl
+
+    times: dict[str, float] = {}
+    started = time.perf_counter()
+    session = sl.Session()
+    session.open()
+    try:
+        pilot = session.submit_pilot(sl.PilotDescription(resource=resource, nodes=1, runtime=600))
+        times["submit"] = time.perf_counter() - started
+        if pilot.wait("ACTIVE", timeout=300) is not sl.PilotState.ACTIVE:
+            raise RuntimeError(f"{resource}: pilot {pilot.state.value}: {pilot.failure}")
+        times["active"] = time.perf_counter() - started - times["submit"]
+        mark = time.perf_counter()
+        done = session.submit_tasks([sl.TaskDescription(function=square, args=(n,)) for n in range(tasks)])
+        if [task.result(timeout=300) for task in done] != [n * n for n in range(tasks)]:
+            raise RuntimeError(f"{resource}: wrong results")
+        times["tasks"] = time.perf_counter() - mark
+    finally:
+        mark = time.perf_counter()
+        session.close()
+        times["close"] = time.perf_counter() - mark
+    return times
+
+
+def measure_sessions(master: ControlMaster, remote: str, rounds: int, tasks: int) -> dict[str, float | int]:
+    write_remote_resource(master, remote)
+    sides: dict[str, list[dict[str, float]]] = {"local": [], "ssh": []}
+    for index in range(rounds):
+        order = (("local", "slurm"), ("ssh", REMOTE_RESOURCE))
+        for side, resource in order if index % 2 == 0 else order[::-1]:
+            sides[side].append(session_round(resource, tasks))
+    results: dict[str, float | int] = {"rounds": rounds, "tasks": tasks}
+    for side, runs in sides.items():
+        for step in SESSION_STEPS:
+            results[f"{side}_{step}_s"] = statistics.median(run[step] for run in runs)
+        results[f"{side}_total_s"] = statistics.median(sum(run.values()) for run in runs)
+    for step in (*SESSION_STEPS, "total"):
+        results[f"ratio_{step}"] = results[f"ssh_{step}_s"] / results[f"local_{step}_s"]
+    return results
+
+
+def report_sessions(results: dict[str, float | int]) -> None:
+    print(f"sessions on SLURM here vs behind ssh (gateway), median of {results['rounds']} alternated rounds, "
+          f"{results['tasks']} function tasks each")
+    print(f"{'step':10} {'local s':>9} {'ssh s':>9} {'ssh - local':>12} {'ssh / local':>12}")
+    for step in (*SESSION_STEPS, "total"):
+        here, there = results[f"local_{step}_s"], results[f"ssh_{step}_s"]
+        print(f"{step:10} {here:9.3f} {there:9.3f} {there - here:12.3f} {results[f'ratio_{step}']:12.2f}")
+
+
 def report(results: dict[str, float | int]) -> None:
     print(f"pilot start over ssh vs local, median of {results['rounds']} alternated rounds "
           f"(a rendered sandbox of {results['sandbox_files']} files, {int(results['sandbox_bytes']) >> 10} KiB)")
@@ -188,6 +268,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--session", action="store_true", help="real pilots through Session (see above)")
+    parser.add_argument("--tasks", type=int, default=1000, help="function tasks per session (--session)")
     arguments = parser.parse_args()
     if arguments.rounds < 1:
         parser.error(f"--rounds = {arguments.rounds}: expected 1 or more")
@@ -203,10 +285,12 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="scalems-like-remote-pilot-") as directory:
         workdir = Path(directory)
         os.environ.setdefault("SCALEMS_LIKE_CONFIG_DIR", str(workdir / "config"))  # never the user's own configs
+        os.environ.setdefault("SCALEMS_LIKE_DATA_DIR", str(workdir / "data"))  # (nor sessions)
         master, started = bench_sshd(workdir, environment)
         try:
             master.open()
-            results = measure(master, workdir, remote, arguments.rounds)
+            results = (measure_sessions(master, remote, arguments.rounds, arguments.tasks) if arguments.session
+                       else measure(master, workdir, remote, arguments.rounds))
         finally:
             if master.check():
                 master.run(["rm", "-rf", remote])
@@ -215,6 +299,8 @@ def main() -> int:
                 subprocess.run(["sh", str(CLUSTER / "sshd.sh"), "stop"], env=environment, check=True)
     if arguments.json:
         print(json.dumps(results))
+    elif arguments.session:
+        report_sessions(results)
     else:
         report(results)
     return 0
