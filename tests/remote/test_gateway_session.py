@@ -1,6 +1,7 @@
 """Sessions on a resource behind ssh: the gateway on the (test) login node, pilots run by the ``local`` fork
-scheduler there, the sandboxes in the sshd's private scratch, which this process cannot see. Real ssh, real
-processes; nothing connects to this process but its own ssh."""
+scheduler there or (``cluster_resource``'s slurm half: the quickstart, a staging pipeline, a failing bootstrap
+step, a dropped connection and reattach) by the SLURM test cluster, the sandboxes in the private scratch, which
+this process cannot see. Real ssh, real processes, real SLURM; nothing connects to this process but its own ssh."""
 
 from __future__ import annotations
 
@@ -62,10 +63,24 @@ def remote_resource(known_hosts: Path) -> Iterator[str]:
     clean_sandbox(known_hosts, RESOURCE)
 
 
-def test_tasks_run_behind_ssh_and_results_come_back(remote_resource: str) -> None:
+@pytest.fixture(params=["fork", pytest.param("slurm", marks=pytest.mark.slurm)])
+def cluster_resource(request: pytest.FixtureRequest, known_hosts: Path) -> Iterator[str]:
+    """The resource behind ssh, twice: the ``local`` fork scheduler on the login node (:func:`remote_resource`),
+    and the SLURM test cluster (``remote-slurm-test`` of tests/remote/conftest.py: the gateway submits the pilot
+    with psij's slurm executor, its workers start with srun, in the cluster's mount namespace)."""
+    if request.param == "fork":
+        yield request.getfixturevalue("remote_resource")
+        return
+    request.getfixturevalue("slurm")  # (skips saying why when the cluster does not run)
+    resource = request.getfixturevalue("remote_slurm_resource")
+    yield resource
+    clean_sandbox(known_hosts, resource)
+
+
+def test_tasks_run_behind_ssh_and_results_come_back(cluster_resource: str) -> None:
     assert not SCRATCH.exists() or not any(SCRATCH.iterdir())  # the cluster's scratch is not visible here
     with sl.Session() as session:
-        pilot = session.submit_pilot(sl.PilotDescription(resource=remote_resource, cores=2, runtime=600))
+        pilot = session.submit_pilot(sl.PilotDescription(resource=cluster_resource, cores=2, runtime=600))
         pilot.wait("ACTIVE", timeout=900)
         tasks = session.submit_tasks([sl.TaskDescription(function=where_am_i)]
                                      + [sl.TaskDescription(executable="/bin/echo", arguments=[f"hello {n}"])
@@ -85,10 +100,10 @@ def test_tasks_run_behind_ssh_and_results_come_back(remote_resource: str) -> Non
     assert (reported["pilot"], reported["state"], reported["step"]) == (pilot.uid, "DONE", "agent_start")
 
 
-def test_a_failing_bootstrap_step_is_explained_at_the_client(remote_resource: str) -> None:
+def test_a_failing_bootstrap_step_is_explained_at_the_client(cluster_resource: str) -> None:
     with sl.Session() as session:
         pilot = session.submit_pilot(sl.PilotDescription(
-            resource=remote_resource, cores=1, pre_bootstrap=["echo 'no such module: gromacs' >&2; false"]))
+            resource=cluster_resource, cores=1, pre_bootstrap=["echo 'no such module: gromacs' >&2; false"]))
         pilot.wait(timeout=900)
         assert pilot.state is sl.PilotState.FAILED
         assert pilot.failure is not None
@@ -111,12 +126,12 @@ def square_later(value: int) -> int:
     return value * value
 
 
-def test_a_killed_connection_detaches_and_reattach_collects_everything(remote_resource: str) -> None:
-    session, _pilot = open_with_active_pilot(remote_resource)
+def test_a_killed_connection_detaches_and_reattach_collects_everything(cluster_resource: str) -> None:
+    session, _pilot = open_with_active_pilot(cluster_resource)
     tasks = session.submit_tasks([sl.TaskDescription(function=square_later, args=(n,)) for n in range(4)])
     running = [sl.TaskState.RUNNING]
     session._engine.wait_for(lambda: sum(task.state in running for task in tasks) == 2, 300, lambda: "")
-    master = session._engine.gateways[remote_resource].master
+    master = session._engine.gateways[cluster_resource].master
     assert master is not None
     pid = master.master_pid()
     assert pid is not None
@@ -137,7 +152,7 @@ def test_a_killed_connection_detaches_and_reattach_collects_everything(remote_re
     assert reattached.pilots[0].state is sl.PilotState.DONE
 
 
-def test_a_staging_pipeline_from_the_client_s_directory_and_back(remote_resource: str, tmp_path: Path,
+def test_a_staging_pipeline_from_the_client_s_directory_and_back(cluster_resource: str, tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "inputs").mkdir()
@@ -146,7 +161,7 @@ def test_a_staging_pipeline_from_the_client_s_directory_and_back(remote_resource
     (tmp_path / "notes.txt").write_text("for the pilot\n")
     with sl.Session() as session:
         pilot = session.submit_pilot(sl.PilotDescription(
-            resource=remote_resource, cores=2, input_staging=["notes.txt > pilot:///notes.txt"],
+            resource=cluster_resource, cores=2, input_staging=["notes.txt > pilot:///notes.txt"],
             output_staging=["pilot:///notes.txt > notes-back.txt"]))
         pilot.wait("ACTIVE", timeout=900)
         tasks = session.submit_tasks([
