@@ -201,7 +201,7 @@ class NodeManager:
 
     def handle_own_message(self, data: bytes) -> None:
         try:
-            message = protocol.decode(data)
+            message = protocol.decode(data, relay=True)  # (each worker checks each of its tasks)
         except ProtocolError as error:
             self.drops.dropped("the master", error)
             return

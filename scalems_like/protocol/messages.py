@@ -294,8 +294,12 @@ def encode(message: Message) -> bytes:
     return packed
 
 
-def decode(data: bytes) -> Message:
-    """Parse and validate one wire message; raises :class:`ProtocolError` on anything malformed."""
+def decode(data: bytes, *, relay: bool = False) -> Message:
+    """Parse and validate one wire message; raises :class:`ProtocolError` on anything malformed.
+
+    ``relay``: the reader passes the message's tasks on to a process that checks each of them when it decodes them
+    (a node manager, whose workers decode each ``RunTasks``): a :class:`NodeTasks` is checked as far as the relay
+    reads it — each assignment a worker uid and a list of mappings with a valid ``uid`` — not task by task twice."""
     if len(data) > MAX_MESSAGE_BYTES:
         raise ProtocolError(f"message of {len(data)} bytes exceeds the limit of {MAX_MESSAGE_BYTES}")
     try:
@@ -320,7 +324,7 @@ def decode(data: bytes) -> Message:
         if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
             raise ProtocolError(f"message {tag!r} field {name!r} has type {type(value).__name__}")
     if tag in _CONTENTS:
-        position, check = _CONTENTS[tag]
+        position, check = _RELAYED[tag] if relay and tag in _RELAYED else _CONTENTS[tag]
         check(tag, values[position])
     return cls(*values)
 
@@ -439,6 +443,17 @@ def _check_assignments(tag: str, assignments: list[Any]) -> None:
         _check_tasks(tag, assignment[1])
 
 
+def _check_relayed_assignments(tag: str, assignments: list[Any]) -> None:
+    """What a relay of a NodeTasks reads: worker uids, and tasks that are mappings with a valid uid."""
+    for assignment in assignments:
+        if not (isinstance(assignment, list) and len(assignment) == 2 and isinstance(assignment[0], str)
+                and isinstance(assignment[1], list)):
+            raise ProtocolError(f"message {tag!r}: an assignment is not [worker_uid, tasks]: {str(assignment)[:80]!r}")
+        for task in assignment[1]:
+            if not (isinstance(task, dict) and isinstance(task.get("uid"), str) and _UID.fullmatch(task["uid"])):
+                raise ProtocolError(f"message {tag!r}: a task without a valid uid: {str(task)[:80]!r}")
+
+
 def _check_events(tag: str, events: list[Any]) -> None:
     if not all(isinstance(event, list) for event in events):
         raise ProtocolError(f"message {tag!r}: an event is not a list")
@@ -461,6 +476,8 @@ _CONTENTS: dict[str, tuple[int, Callable[[str, Any], None]]] = {
     "hello": (3, _check_nodes), "agent_events": (0, _check_agent_events), "nodes_ready": (1, _check_readiness),
 }
 """What the list fields of a message contain: by tag, the field's position and its check."""
+_RELAYED: dict[str, tuple[int, Callable[[str, Any], None]]] = {"node_tasks": (1, _check_relayed_assignments)}
+"""The checks of :func:`decode` with ``relay=True``, where they differ."""
 
 
 class DropLog:

@@ -52,6 +52,22 @@ def test_malformed_messages_raise_protocol_error(data: bytes, match: str) -> Non
         protocol.decode(data)
 
 
+def test_a_relay_checks_node_tasks_as_far_as_it_reads_them_and_the_worker_checks_each_task() -> None:
+    """A node manager decodes a NodeTasks with ``relay=True``: worker uids and task uids checked (a task's uid names
+    its sandbox), the rest of each task left to the worker that decodes its RunTasks."""
+    odd = msgpack.packb([V, "node_tasks", "/t", [["w.0", [{"uid": "task.1", "kind": "function", "odd": 1}]]]])
+    with pytest.raises(ProtocolError, match="unknown key 'odd'"):
+        protocol.decode(odd)
+    (worker, (task,)), = protocol.decode(odd, relay=True).assignments  # type: ignore[attr-defined]
+    assert worker == "w.0"
+    with pytest.raises(ProtocolError, match="unknown key 'odd'"):  # ... and its worker refuses it
+        protocol.decode(protocol.encode(protocol.RunTasks([task])))
+    for bad, match in [([["w.0", [{"uid": "../x"}]]], "without a valid uid"), ([["w.0", ["x"]]], "without a valid uid"),
+                       ([[1, []]], r"not \[worker_uid, tasks\]"), ([["w.0"]], r"not \[worker_uid, tasks\]")]:
+        with pytest.raises(ProtocolError, match=match):
+            protocol.decode(msgpack.packb([V, "node_tasks", "/t", bad]), relay=True)
+
+
 def test_feedback_lines_parse_and_a_partial_line_waits() -> None:
     from scalems_like.protocol.feedback import parse_events
 
