@@ -245,20 +245,22 @@ def measure_sessions(master: ControlMaster, remote: str, rounds: int, tasks: int
 def report_sessions(results: dict[str, float | int]) -> None:
     print(f"sessions on SLURM here vs behind ssh (gateway), median of {results['rounds']} alternated rounds, "
           f"{results['tasks']} function tasks each")
+    print_steps(results, (*SESSION_STEPS, "total"))
+
+
+def print_steps(results: dict[str, float | int], steps: tuple[str, ...]) -> None:
+    """A table: each step's median on each side, the difference and the ratio (a step only ssh has says so)."""
     print(f"{'step':10} {'local s':>9} {'ssh s':>9} {'ssh - local':>12} {'ssh / local':>12}")
-    for step in (*SESSION_STEPS, "total"):
+    for step in steps:
         here, there = results[f"local_{step}_s"], results[f"ssh_{step}_s"]
-        print(f"{step:10} {here:9.3f} {there:9.3f} {there - here:12.3f} {results[f'ratio_{step}']:12.2f}")
+        ratio = f"{there / here:12.2f}" if here else f"{'(ssh only)':>12}"
+        print(f"{step:10} {here:9.3f} {there:9.3f} {there - here:12.3f} {ratio}")
 
 
 def report(results: dict[str, float | int]) -> None:
     print(f"pilot start over ssh vs local, median of {results['rounds']} alternated rounds "
           f"(a rendered sandbox of {results['sandbox_files']} files, {int(results['sandbox_bytes']) >> 10} KiB)")
-    print(f"{'step':10} {'local s':>9} {'ssh s':>9} {'ssh - local':>12} {'ssh / local':>12}")
-    for step in (*STEPS, "total"):
-        here, there = results[f"local_{step}_s"], results[f"ssh_{step}_s"]
-        ratio = f"{there / here:12.2f}" if here else f"{'(ssh only)':>12}"
-        print(f"{step:10} {here:9.3f} {there:9.3f} {there - here:12.3f} {ratio}")
+    print_steps(results, (*STEPS, "total"))
     here, there = results["local_total_less_start_s"], results["ssh_total_less_start_s"]
     print(f"{'less start':10} {here:9.3f} {there:9.3f} {there - here:12.3f} {results['ratio_total_less_start']:12.2f}"
           "  (the total less SLURM's own start)")
