@@ -50,7 +50,7 @@ def manager_uid(index: int) -> str:
 class Manager:
     """One emulated node manager: its socket, its workers' queues, the updates of this loop pass."""
 
-    __slots__ = ("busy", "node", "outbox", "queues", "socket", "stopped")
+    __slots__ = ("busy", "node", "outbox", "queues", "socket", "spoke", "stopped")
 
     def __init__(self, node: str, uid: str, sock: zmq.Socket[bytes], cores: int) -> None:
         self.node = node
@@ -62,6 +62,8 @@ class Manager:
         """Workers running a task of a drawn duration."""
         self.outbox: list[dict[str, Any]] = []
         self.stopped = False
+        self.spoke = False
+        """It sent updates since its last heartbeat (as the real one, it then sends none)."""
 
     def update(self, task: dict[str, Any], worker: str, state: str, **fields: Any) -> None:
         self.outbox.append({"uid": task["uid"], "state": state, "time": time.time(), "host": self.node,
@@ -108,7 +110,7 @@ class Emulation:
         while self.serving:
             wake = min(self.timers[0][0], self.last_beat + HEARTBEAT_INTERVAL) if self.timers else \
                 self.last_beat + HEARTBEAT_INTERVAL
-            for sock, _event in self.poller.poll(max(0.0, wake - time.time()) * 1000):
+            for sock, _event in self.poller.poll(int(max(0.0, wake - time.time()) * 1000)):
                 self.handle_messages(self.managers[sock])  # type: ignore[index]
                 self.handle_heartbeats()  # (on time however long this pass: each real manager has its node's CPUs)
             self.handle_timers()
@@ -184,21 +186,24 @@ class Emulation:
             self.start_next(manager, worker)
 
     def handle_heartbeats(self) -> None:
-        """Every node manager heartbeats the master for its node, as the real one does (every second)."""
+        """Every node manager heartbeats the master for its node, as the real one does: every second, unless it sent
+        something else since the last."""
         now = time.time()
         if now - self.last_beat < HEARTBEAT_INTERVAL:
             return
         self.last_beat = now
         beat = protocol.encode(protocol.Heartbeat(now))
         for manager in self.managers.values():
-            if not manager.stopped:
+            if not manager.stopped and not manager.spoke:
                 manager.socket.send_multipart([MANAGER, beat])
+            manager.spoke = False
 
     def handle_flush(self) -> None:
         for manager in self.managers.values():
             if manager.outbox and not manager.stopped:
                 manager.socket.send_multipart([MANAGER, protocol.encode(protocol.TaskUpdates(manager.outbox))])
                 manager.outbox = []
+                manager.spoke = True
 
 
 def main() -> None:

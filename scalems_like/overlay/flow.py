@@ -19,6 +19,15 @@ task sent at once); one per worker is the least that keeps every worker busy, an
 workers, gives each its next task when its current one ends. At 4 096 x 128 that is 540 672 tasks, about 1.5 GB:
 above the 1 GB aimed at (``python benchmarks/scale.py --nodes 4096 --cores-per-node 128``; docs/performance.md,
 *Scale*, says what else the master holds there).
+
+So the window is also bounded by what the agent *starts*: by Little's law, tasks started at a rate ``r`` that last
+``d`` seconds are ``r * d`` running at a time; the window is at most :data:`RATE_FACTOR` times ``r * (d +``
+:data:`WINDOW_SECONDS` ``)`` (the running ones and a second's worth ahead), and at least :data:`FLOOR` (the same
+before any task started). Twice what the current rate needs lets the rate double from one measure to the next
+(:class:`StartRate`, once a second), so a pilot of long tasks fills its cores within a few seconds (a slow start:
+65 536, 131 072, 262 144...), while tasks that end at once are held no more than what the master can start: at
+4 096 x 128 cores and ~35 000 tasks/s about 70 000 tasks, not 540 672. Where ``r * d`` reaches the workers (long
+tasks) the bound is above the worker-based window and changes nothing.
 """
 
 from __future__ import annotations
@@ -34,19 +43,50 @@ INITIAL_PER_WORKER = 16
 MAX_PER_WORKER = 4096
 CEILING = 16384
 """Tasks the queue ahead holds at most, whatever the number of workers."""
+FLOOR = 65536
+"""The least the start rate bounds the window to (and the bound before any task started)."""
+RATE_FACTOR = 2.0
+"""The window allows this many times the tasks in flight at the current start rate (room for the rate to grow)."""
+RATE_DECAY = 0.8
+"""Per measure, the start rate kept falls at most to this share of the last (a pass of the master's own that
+started nothing, or a pause of the client, does not shut the window at once)."""
 CHANGE = 1.25
 """A new window is announced when it differs from the last one by this factor or more."""
 
 
-def task_window(workers: int, mean_duration: float | None) -> int:
+def task_window(workers: int, mean_duration: float | None, start_rate: float = 0.0) -> int:
     """The tasks an agent of ``workers`` workers takes at once, with tasks lasting ``mean_duration`` s (None:
-    none has ended yet): one running per worker, and a bounded queue ahead of them."""
+    none has ended yet) and started at ``start_rate`` per second (0: none measured yet): one running per worker
+    and a bounded queue ahead of them, within what that start rate keeps busy (and at least :data:`FLOOR`)."""
     workers = max(1, workers)
     if mean_duration is None:
         per_worker = INITIAL_PER_WORKER
     else:
         per_worker = min(MAX_PER_WORKER, math.ceil(WINDOW_SECONDS / max(mean_duration, 1e-6)))
-    return workers * MIN_PER_WORKER + min(CEILING, workers * per_worker)
+    by_workers = workers * MIN_PER_WORKER + min(CEILING, workers * per_worker)
+    by_rate = math.ceil(RATE_FACTOR * start_rate * ((mean_duration or 0.0) + WINDOW_SECONDS))
+    return min(by_workers, max(FLOOR, by_rate))
+
+
+class StartRate:
+    """Tasks started per second, measured by the master once a second (:meth:`measure`), as a peak that decays by
+    at most :data:`RATE_DECAY` per measure."""
+
+    __slots__ = ("rate", "since", "started")
+
+    def __init__(self, now: float) -> None:
+        self.rate = 0.0
+        self.started = 0
+        """Tasks started since the last measure (the master adds to it)."""
+        self.since = now
+
+    def measure(self, now: float) -> float:
+        """The rate now (and a new measuring interval from ``now``)."""
+        elapsed = now - self.since
+        if elapsed > 0:
+            self.rate = max(self.started / elapsed, self.rate * RATE_DECAY)
+            self.started, self.since = 0, now
+        return self.rate
 
 
 def worth_announcing(window: int, announced: int) -> bool:

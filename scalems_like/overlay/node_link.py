@@ -45,6 +45,7 @@ class NodeLink:
     manager_seen: dict[str, float]
     manager_node: dict[str, str]
     node_manager: dict[str, str]
+    spoken_to: set[str]
     drained_at: float
     task_root: str
     """The directory of the task sandboxes (a node manager sets each task's)."""
@@ -173,6 +174,7 @@ class NodeLink:
     def send_frames(self, manager: str, frames: list[bytes]) -> bool:
         """Send routed ``[worker, message, ...]`` frames to a node manager; returns False (its node lost) if its
         connection is gone."""
+        self.spoken_to.add(manager)
         try:
             self.workers.send_multipart([manager.encode(), *frames])
         except zmq.ZMQError as error:

@@ -15,8 +15,9 @@ the rank to ``UID``). It
   routed frames in :mod:`scalems_like.protocol.messages`);
 * says which workers are ready (:class:`~scalems_like.protocol.NodeHello`) and which ended, with their exit code
   (:class:`~scalems_like.protocol.WorkersExited`) — at once, from the fork server's pidfds;
-* answers the master's heartbeats for the whole node, and heartbeats its workers itself: a worker silent for the
-  heartbeat timeout is killed (SIGKILL) and reported with why.
+* heartbeats the master for the whole node, in a heartbeat interval when it sent nothing else (any message from
+  the node says it is alive; any from the master, that the master is), and heartbeats its workers itself: a worker
+  silent for the heartbeat timeout is killed (SIGKILL) and reported with why.
 
 It stops when the master says so (its workers are told, report what they stopped, and end), when the master falls
 silent, or on SIGTERM (its workers are signaled too).
@@ -85,6 +86,8 @@ class NodeManager:
         self.stop_deadline = 0.0
         self.last_heard = time.time()
         self.last_beat = 0.0
+        self.spoke = False
+        """Something went to the master since the last heartbeat (then none is due: it hears the node either way)."""
         self.next_worker = 0
         self.local_directory = ""
         self.spawner: Spawner | None = None
@@ -264,7 +267,10 @@ class NodeManager:
             return
         self.last_beat = now
         beat = protocol.encode(protocol.Heartbeat(now))
-        self.upward += [b"", beat]
+        if not self.spoke and not self.upward:  # (whatever it sends says it is alive: 4 096 messages a second
+            assert self.master is not None      # fewer at 4 096 nodes)
+            self.master.send_multipart([b"", beat])
+        self.spoke = False
         for uid in self.serving:
             self.forward_to_worker(uid.encode(), beat)
         if self.stopping is None and now - self.last_heard > self.heartbeat_timeout:
@@ -289,6 +295,7 @@ class NodeManager:
             assert self.master is not None
             self.master.send_multipart(self.upward)
             self.upward = []
+            self.spoke = True
 
     def stop(self, reason: str) -> None:
         """Tell the workers to stop (they report what they stopped); the loop ends once they all ended."""

@@ -599,3 +599,35 @@ def test_the_master_takes_a_bounded_number_of_client_messages_per_pass(harness: 
         received += batch
     assert [message.time for message in received if isinstance(message, protocol.Heartbeat)] == \
         [float(number) for number in range(count)]
+
+
+# -- 18: no heartbeat where a message just went; the task window follows the tasks started ------------------------
+def test_a_node_manager_sent_something_since_the_last_beat_gets_no_heartbeat(harness: Harness) -> None:
+    """At 4 096 nodes the master's heartbeats were 4 096 messages a second; what it sends a manager anyway (its
+    tasks) tells it the master is alive."""
+    ends = [harness.worker("w1"), harness.worker("w2")]
+    harness.master.accept([task("t")])
+    harness.master.handle_schedule()
+    harness.master.last_heartbeat = 0.0
+    harness.master.handle_heartbeats()
+    first = {end.uid: received(end) for end in ends}
+    busy, = [uid for uid, message in first.items() if isinstance(message, protocol.RunTasks)]
+    idle, = [uid for uid, message in first.items() if isinstance(message, protocol.Heartbeat)]
+    assert {busy, idle} == {"w1", "w2"}
+    by_uid = {end.uid: end for end in ends}
+    assert not by_uid[busy].poll(200), "a heartbeat went where the tasks had just gone"
+    harness.master.last_heartbeat = 0.0
+    harness.master.handle_heartbeats()  # nothing sent to either since: both hear a heartbeat
+    assert all(isinstance(received(end), protocol.Heartbeat) for end in ends)
+
+
+def test_the_tasks_its_workers_start_are_counted_for_the_task_window(harness: Harness) -> None:
+    end = harness.worker("w1")
+    harness.master.accept([task("t")])
+    harness.master.handle_schedule()
+    (sent,) = received_run(end)
+    end.send(protocol.encode(protocol.TaskUpdates([update("t", "RUNNING", "w1", sent["attempt"])])))
+    harness.pump()
+    assert harness.master.start_rate.started == 1
+    harness.master.start_rate.since -= 1.0
+    assert harness.master.start_rate.measure(harness.master.start_rate.since + 1.0) == 1.0

@@ -205,3 +205,37 @@ def test_the_task_of_a_worker_killed_under_it_is_killed_on_its_node(master: tupl
     finally:
         manager.kill()
         manager.wait()
+
+
+def test_a_node_manager_that_sent_something_since_its_last_beat_sends_no_heartbeat() -> None:
+    """Its steps on a real socket pair, no process: what it relayed in a heartbeat interval says the node is alive
+    (at 4 096 nodes, 4 096 heartbeats a second fewer for the master to read); a quiet interval still gets one."""
+    from scalems_like.overlay.node_manager import NodeManager
+
+    manager = NodeManager("tcp://127.0.0.1:1", "m1", "n1", 0, "/nonexistent", heartbeat_interval=1.0,
+                          heartbeat_timeout=10.0, keys=None, environment={})
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    try:
+        master, manager.master = context.socket(zmq.PAIR), context.socket(zmq.PAIR)
+        master.bind("inproc://master")
+        manager.master.connect("inproc://master")
+        manager.introduced = True  # (its NodeHello is another test's)
+
+        def sent() -> list[str]:
+            manager.handle_flush()
+            frames = master.recv_multipart() if master.poll(200) else []
+            return [protocol.decode(data).tag for data in frames[1::2]]
+
+        manager.upward += [b"m1.w0000", protocol.encode(protocol.TaskUpdates([]))]
+        assert sent() == ["updates"]
+        manager.last_beat = 0.0
+        manager.handle_heartbeats()
+        assert sent() == []  # the updates said it
+        manager.last_beat = 0.0
+        manager.handle_heartbeats()
+        assert sent() == ["heartbeat"]  # a quiet interval
+        manager.last_beat = 0.0
+        manager.handle_heartbeats()
+        assert sent() == ["heartbeat"]  # (its heartbeat is not taken for something else it said)
+    finally:
+        context.destroy(linger=0)
