@@ -4,11 +4,12 @@
 
 Nodes ``node{FIRST:05d}`` to ``node{FIRST+COUNT-1:05d}``, each a node manager with ``CORES`` workers, connect to
 the master at ``ADDRESS`` with CurveZMQ (the agent's keys in ``PILOT_SANDBOX/keys``), say NodeHello and serve in
-one poll loop, heartbeating the master every second as a real node manager does: the tasks of a NodeTasks (one per
-node and pass of the master) are, per worker, RUNNING then DONE at once (or after a duration drawn from an
-exponential distribution of mean ``--duration``, one task at a time per worker); updates are merged per manager and
-loop pass (frame ``b""``, each update naming its worker). No process is forked, no task runs: what is measured is
-the master.
+one poll loop, heartbeating the master as a real node manager does (every heartbeat interval the agent gives its
+managers, ``node_heartbeat_interval`` of ``PILOT_SANDBOX/agent.json``, in which it sent nothing else). The tasks of
+a NodeTasks (one per node and pass of the master) are, per worker, RUNNING then DONE at once (or after a duration
+drawn from an exponential distribution of mean ``--duration``, one task at a time per worker); updates are merged
+per manager and loop pass (frame ``b""``, each update naming its worker). No process is forked, no task runs: what
+is measured is the master.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 import zmq
 
 from scalems_like import protocol
+from scalems_like.agent.config import AgentConfig, node_heartbeat_interval
 from scalems_like.agent.limits import SPARE_FILES, raise_open_files_limit
 from scalems_like.network import message_socket
 from scalems_like.protocol import curve
@@ -34,8 +36,6 @@ from scalems_like.protocol.curve import AgentKeys
 
 MANAGER = b""
 """The worker frame of a message for or from the node manager itself."""
-HEARTBEAT_INTERVAL = 1.0
-"""The agent's default ``heartbeat_interval``."""
 
 
 def node_name(index: int) -> str:
@@ -72,8 +72,9 @@ class Manager:
 
 class Emulation:
     def __init__(self, address: str, keys: AgentKeys, first: int, count: int, cores: int, duration: float,
-                 seed: int) -> None:
+                 seed: int, heartbeat_interval: float) -> None:
         self.address = address
+        self.heartbeat_interval = heartbeat_interval
         self.keys = keys
         self.indices = range(first, first + count)
         self.cores = cores
@@ -108,8 +109,8 @@ class Emulation:
 
     def run(self) -> None:
         while self.serving:
-            wake = min(self.timers[0][0], self.last_beat + HEARTBEAT_INTERVAL) if self.timers else \
-                self.last_beat + HEARTBEAT_INTERVAL
+            wake = min(self.timers[0][0], self.last_beat + self.heartbeat_interval) if self.timers else \
+                self.last_beat + self.heartbeat_interval
             for sock, _event in self.poller.poll(int(max(0.0, wake - time.time()) * 1000)):
                 self.handle_messages(self.managers[sock])  # type: ignore[index]
                 self.handle_heartbeats()  # (on time however long this pass: each real manager has its node's CPUs)
@@ -189,7 +190,7 @@ class Emulation:
         """Every node manager heartbeats the master for its node, as the real one does: every second, unless it sent
         something else since the last."""
         now = time.time()
-        if now - self.last_beat < HEARTBEAT_INTERVAL:
+        if now - self.last_beat < self.heartbeat_interval:
             return
         self.last_beat = now
         beat = protocol.encode(protocol.Heartbeat(now))
@@ -220,8 +221,10 @@ def main() -> None:
     if warning:
         print(f"emulated node managers: {warning}", file=sys.stderr)
     keys = AgentKeys.read(Path(arguments.sandbox))
+    config = AgentConfig.read(Path(arguments.sandbox))
     emulation = Emulation(arguments.address, keys, arguments.first, arguments.count, arguments.cores,
-                          arguments.duration, arguments.seed + arguments.first)
+                          arguments.duration, arguments.seed + arguments.first,
+                          node_heartbeat_interval(config, config.nodes))
     emulation.connect()
     emulation.run()
 

@@ -13,6 +13,10 @@ from scalems_like.paths import write_private_file
 
 AGENT_CONFIG_FILE = "agent.json"
 
+NODE_BEATS_PER_SECOND = 1024
+"""Heartbeats a second the master exchanges with its node managers at most, each way (see
+:func:`node_heartbeat_interval`)."""
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class AgentConfig:
@@ -58,3 +62,11 @@ class AgentConfig:
     def read(cls, directory: Path) -> AgentConfig:
         return cls(**json.loads((directory / AGENT_CONFIG_FILE).read_text()))
 
+
+
+def node_heartbeat_interval(config: AgentConfig, nodes: int) -> float:
+    """Seconds between two heartbeats of the master and a node manager (and of a manager and its workers): the
+    configured ``heartbeat_interval``, longer for pilots of more than :data:`NODE_BEATS_PER_SECOND` nodes so that the
+    master exchanges at most that many a second each way (at 2 048 nodes every 2 s), and at most a third of
+    ``heartbeat_timeout`` (a manager or a worker is still declared lost after the same silence)."""
+    return max(config.heartbeat_interval, min(nodes / NODE_BEATS_PER_SECOND, config.heartbeat_timeout / 3))

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from scalems_like.agent import launch
-from scalems_like.agent.config import AgentConfig
+from scalems_like.agent.config import AgentConfig, node_heartbeat_interval
 from scalems_like.agent.limits import open_files_needed, raise_open_files_limit
 from scalems_like.agent.nodes import discover
 from scalems_like.overlay.master import Master
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     log.info("workers connect to %s (%s)", address, "INSECURE" if config.insecure else "CurveZMQ")
     environment = {
         **os.environ,
-        "SCALEMS_HEARTBEAT_INTERVAL": str(config.heartbeat_interval),
+        "SCALEMS_HEARTBEAT_INTERVAL": str(node_heartbeat_interval(config, len(nodes))),
         "SCALEMS_HEARTBEAT_TIMEOUT": str(config.heartbeat_timeout),
         "SCALEMS_MPI_LAUNCHER": config.mpi_launcher,
         "SCALEMS_PILOT_SANDBOX": str(sandbox),

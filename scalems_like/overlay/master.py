@@ -48,7 +48,7 @@ import zmq
 from zmq.auth.thread import ThreadAuthenticator
 
 from scalems_like import protocol
-from scalems_like.agent.config import AgentConfig
+from scalems_like.agent.config import AgentConfig, node_heartbeat_interval
 from scalems_like.agent.launch import Launched, WorkerLauncher
 from scalems_like.agent.nodes import Node
 from scalems_like.network import bind_and_advertise, message_socket, milliseconds
@@ -164,6 +164,9 @@ class Master(NodeLink, WorkerCare, Readiness):
         self.drops = protocol.DropLog(log)
         self.deadline = time.time() + config.runtime - min(30.0, 0.05 * config.runtime)
         self.last_heartbeat = 0.0
+        self.node_beat = node_heartbeat_interval(config, len(nodes))
+        """Seconds between two heartbeats to the node managers (longer than the client's above 1 024 nodes)."""
+        self.last_node_heartbeat = 0.0
         self.stop_reason: Stop | None = None
         self.host = host
         self.task_root = str(Path(config.pilot_sandbox) / "tasks")
@@ -359,7 +362,10 @@ class Master(NodeLink, WorkerCare, Readiness):
         self.last_heartbeat = now
         self.link.heartbeat(now)
         self.start_rate.measure(now)  # (once a second: the task window follows it)
-        beat = [b"", protocol.encode(protocol.Heartbeat(now))]  # (encoded once for all: 4 096 managers a second)
+        if now - self.last_node_heartbeat < self.node_beat:
+            return
+        self.last_node_heartbeat = now
+        beat = [b"", protocol.encode(protocol.Heartbeat(now))]  # (encoded once for all: 1 024 managers a second)
         spoken = self.spoken_to
         for manager in list(self.manager_seen):
             if manager not in spoken:  # (what it was sent since the last beat says the master is alive)

@@ -302,7 +302,7 @@ def test_a_task_sent_to_a_gone_worker_without_retries_fails_and_heartbeats_go_on
     gone(harness, doomed)
     harness.master.accept([task("t")])
     harness.master.handle_schedule()
-    harness.master.last_heartbeat = 0.0
+    harness.master.last_heartbeat = harness.master.last_node_heartbeat = 0.0
     harness.master.handle_heartbeats()
     assert states(harness, "t")[-1] == ("FAILED", f"worker w1 lost: {LOST_N1}")
     assert "t" not in harness.master.tasks and "w1" in harness.master.lost_workers
@@ -608,7 +608,7 @@ def test_a_node_manager_sent_something_since_the_last_beat_gets_no_heartbeat(har
     ends = [harness.worker("w1"), harness.worker("w2")]
     harness.master.accept([task("t")])
     harness.master.handle_schedule()
-    harness.master.last_heartbeat = 0.0
+    harness.master.last_heartbeat = harness.master.last_node_heartbeat = 0.0
     harness.master.handle_heartbeats()
     first = {end.uid: received(end) for end in ends}
     busy, = [uid for uid, message in first.items() if isinstance(message, protocol.RunTasks)]
@@ -616,7 +616,7 @@ def test_a_node_manager_sent_something_since_the_last_beat_gets_no_heartbeat(har
     assert {busy, idle} == {"w1", "w2"}
     by_uid = {end.uid: end for end in ends}
     assert not by_uid[busy].poll(200), "a heartbeat went where the tasks had just gone"
-    harness.master.last_heartbeat = 0.0
+    harness.master.last_heartbeat = harness.master.last_node_heartbeat = 0.0
     harness.master.handle_heartbeats()  # nothing sent to either since: both hear a heartbeat
     assert all(isinstance(received(end), protocol.Heartbeat) for end in ends)
 
@@ -631,3 +631,20 @@ def test_the_tasks_its_workers_start_are_counted_for_the_task_window(harness: Ha
     assert harness.master.start_rate.started == 1
     harness.master.start_rate.since -= 1.0
     assert harness.master.start_rate.measure(harness.master.start_rate.since + 1.0) == 1.0
+
+
+def test_above_a_thousand_nodes_the_managers_hear_a_heartbeat_less_often_than_the_client(tmp_path: Path) -> None:
+    nodes = [Node(f"n{index}", 1, 0) for index in range(4096)]
+    with opened_harness(tmp_path, nodes, 1) as harness:
+        assert harness.master.node_beat == 10.0 / 3  # (a third of the heartbeat timeout)
+        end = harness.worker("w1", node="n1")
+        harness.master.handle_heartbeats()
+        assert isinstance(received(end), protocol.Heartbeat)
+        harness.master.last_heartbeat = 0.0  # a second later: the client's beat is due, not the managers'
+        harness.master.handle_heartbeats()
+        assert isinstance(harness.client_messages(until=protocol.Heartbeat)[-1], protocol.Heartbeat)
+        assert not end.poll(200)
+        harness.master.last_heartbeat = 0.0
+        harness.master.last_node_heartbeat -= 4.0  # four seconds later
+        harness.master.handle_heartbeats()
+        assert isinstance(received(end), protocol.Heartbeat)
