@@ -462,7 +462,7 @@ def test_the_least_loaded_open_worker_takes_the_next_task_in_the_order_it_became
         "n1.w1": ["a"], "n1.w0": ["b"], "n1.w2": ["c"]}
     scheduler.workers["n1.w1"].held_by = "placed"  # (held: out of the buckets, and back in when returned)
     scheduler.finished("t4")
-    assert submit_and_schedule(scheduler, task("d")) == {"n1.w0": [task("d") | {"gpu_ids": []}]}
+    assert submit_and_schedule(scheduler, task("d")) == {"n1.w0": [task("d")]}  # (no GPU: no "gpu_ids" key)
     scheduler.workers["n1.w1"].held_by = None
     assert uids(submit_and_schedule(scheduler, task("e"))) == {"n1.w1": ["e"]}
 
