@@ -187,8 +187,8 @@ class Emulation:
             self.start_next(manager, worker)
 
     def handle_heartbeats(self) -> None:
-        """Every node manager heartbeats the master for its node, as the real one does: every second, unless it sent
-        something else since the last."""
+        """Every node manager heartbeats the master for its node, as the real one does: every heartbeat interval,
+        unless it sent something else since the last."""
         now = time.time()
         if now - self.last_beat < self.heartbeat_interval:
             return

@@ -63,7 +63,6 @@ class AgentConfig:
         return cls(**json.loads((directory / AGENT_CONFIG_FILE).read_text()))
 
 
-
 def node_heartbeat_interval(config: AgentConfig, nodes: int) -> float:
     """Seconds between two heartbeats of the master and a node manager (and of a manager and its workers): the
     configured ``heartbeat_interval``, longer for pilots of more than :data:`NODE_BEATS_PER_SECOND` nodes so that the
